@@ -1,0 +1,173 @@
+/* attach: the live process. /proc parsing, memory reads, ptrace stops.
+ *
+ * Every function returns 0 (or a count) on success and -errno on failure,
+ * and describes the failure once with pk_error(). Error classes the CLI maps
+ * to exit statuses: -ESRCH (no such process/thread), -EPERM/-EACCES (no
+ * ptrace rights; a hint is recorded with pk_error_hint()). */
+#ifndef PK_ATTACH_H
+#define PK_ATTACH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---------------------------------------------------------------- /proc */
+
+#define PK_MAP_R 1u
+#define PK_MAP_W 2u
+#define PK_MAP_X 4u
+#define PK_MAP_P 8u /* private (copy on write) */
+
+struct pk_map {
+	uint64_t start, end, offset;
+	uint64_t inode;
+	uint32_t dev_major, dev_minor;
+	uint32_t prot; /* PK_MAP_* */
+	char *path;    /* as written in maps ("" for anonymous); may end in " (deleted)" */
+};
+
+struct pk_maps {
+	struct pk_map *v;
+	size_t n;
+};
+
+int pk_proc_maps(pid_t pid, struct pk_maps *out);
+/* Parse the text of a maps file (unit tests, fuzzing). */
+int pk_maps_parse(const char *text, size_t len, struct pk_maps *out);
+void pk_maps_free(struct pk_maps *maps);
+const struct pk_map *pk_maps_find(const struct pk_maps *maps, uint64_t addr);
+
+/* A path under which the caller can open the file behind a mapping, even when
+ * the target lives in another mount namespace: /proc/PID/map_files/START-END
+ * when readable, else /proc/PID/root/<path>. */
+int pk_map_open_path(pid_t pid, const struct pk_map *map, char *buf, size_t cap);
+
+#define PK_MAX_NS_LEVELS 8
+
+struct pk_status {
+	char state;          /* R S D T t Z X I ... */
+	pid_t tgid;
+	pid_t tracer_pid;
+	uid_t uid_real, uid_effective;
+	int ns_levels;       /* entries in nspid (1 when not in a child PID namespace) */
+	pid_t nspid[PK_MAX_NS_LEVELS]; /* NSpid: [0] as seen from the caller's... see below */
+	uint64_t cap_eff;
+	uint64_t voluntary_ctxt_switches, nonvoluntary_ctxt_switches;
+	char name[64];
+};
+/* /proc/PID/status or /proc/PID/task/TID/status (tid 0 = the process). NSpid
+ * lists the ids from the outermost namespace the proc mount knows to the
+ * innermost; nspid[ns_levels-1] is the id inside the target's own namespace. */
+int pk_proc_status(pid_t pid, pid_t tid, struct pk_status *out);
+int pk_status_parse(const char *text, size_t len, struct pk_status *out);
+
+struct pk_stat {
+	char state;
+	char comm[64];
+	uint64_t utime, stime;  /* clock ticks */
+	uint64_t starttime;     /* clock ticks after boot */
+	int processor;
+	uint64_t wchan_flag;
+};
+int pk_proc_stat(pid_t pid, pid_t tid, struct pk_stat *out);
+int pk_stat_parse(const char *text, size_t len, struct pk_stat *out);
+
+/* /proc/PID/task/TID/syscall: nr -1 = not in a syscall (blocked elsewhere),
+ * PK_SYSCALL_RUNNING = running, so unknown. */
+#define PK_SYSCALL_RUNNING (-2)
+struct pk_syscall {
+	long nr;
+	uint64_t args[6];
+	uint64_t sp, pc;
+};
+int pk_proc_syscall(pid_t pid, pid_t tid, struct pk_syscall *out);
+int pk_syscall_parse(const char *text, size_t len, struct pk_syscall *out);
+
+/* CPU time the thread has run, in ns (/proc/PID/task/TID/schedstat): if it is
+ * unchanged between two reads, the thread executed no instruction between them. */
+int pk_proc_cputime(pid_t pid, pid_t tid, uint64_t *ns);
+
+/* Kernel TIDs of the process, ascending. *tids is malloc'ed. */
+int pk_proc_tasks(pid_t pid, pid_t **tids, size_t *n);
+
+/* Where an fd of the process points: a path, "socket:[123]", "pipe:[45]"... */
+int pk_proc_fd_target(pid_t pid, int fd, char *buf, size_t cap);
+
+/* The system call name for nr on this architecture (table generated at build
+ * time from the kernel headers); NULL if unknown. */
+const char *pk_syscall_name(long nr);
+long pk_syscall_number(const char *name); /* -1 if unknown */
+/* Bit i set when argument i of syscall nr is a file descriptor. */
+unsigned pk_syscall_fd_args(long nr);
+/* Number of meaningful arguments to show for nr (0..6). */
+int pk_syscall_nargs(long nr);
+
+/* ---------------------------------------------------------------- memory */
+
+struct pk_mem;
+
+/* A memory backend: the live process, or a fake image in tests. read must
+ * return 0 and fill len bytes, or -EFAULT (or another -errno). */
+struct pk_mem_ops {
+	int (*read)(void *ctx, uint64_t addr, void *buf, size_t len);
+	void (*destroy)(void *ctx);
+};
+
+int pk_mem_open_pid(pid_t pid, struct pk_mem **out);
+int pk_mem_open_ops(const struct pk_mem_ops *ops, void *ctx, struct pk_mem **out);
+void pk_mem_close(struct pk_mem *mem);
+
+/* Read exactly len bytes; -EFAULT if any part is unreadable. Goes through a
+ * page cache while it is enabled. */
+int pk_mem_read(struct pk_mem *mem, uint64_t addr, void *buf, size_t len);
+/* Several reads in one system call where the backend allows it. Returns 0
+ * when all succeeded, else -EFAULT; ok[i] (if not NULL) says which did. */
+struct pk_mem_iov {
+	uint64_t addr;
+	void *buf;
+	size_t len;
+};
+int pk_mem_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok);
+
+/* Page cache: reads are served from whole pages read once. Enable it while the
+ * target is frozen (its memory cannot change); pk_mem_cache_drop() when it
+ * may have changed. Off by default. */
+void pk_mem_cache_enable(struct pk_mem *mem, bool on);
+void pk_mem_cache_drop(struct pk_mem *mem);
+/* Counters for -v and benchmarks. */
+struct pk_mem_stats {
+	uint64_t reads, syscalls, bytes, cache_hits;
+};
+void pk_mem_get_stats(const struct pk_mem *mem, struct pk_mem_stats *out);
+
+/* Write (for the write path of raise). Uses process_vm_writev, falling back to /proc/PID/mem. */
+int pk_mem_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len);
+
+/* ---------------------------------------------------------------- freeze */
+
+/* A set of threads of one process held in ptrace stops (PTRACE_SEIZE +
+ * PTRACE_INTERRUPT; never PTRACE_ATTACH, never PTRACE_O_EXITKILL), so that
+ * nothing is left stopped if pykill dies. While any freeze is active, SIGINT,
+ * SIGTERM, SIGHUP and SIGQUIT of pykill are blocked; they are delivered after
+ * pk_freeze_end() has detached every thread. */
+struct pk_freeze;
+
+int pk_freeze_new(pid_t pid, struct pk_freeze **out);
+/* Stop these threads (tids of pid). A thread that has exited meanwhile is
+ * skipped, not an error. On another failure every thread stopped so far is
+ * released before returning. */
+int pk_freeze_add(struct pk_freeze *fz, const pid_t *tids, size_t n);
+bool pk_freeze_has(const struct pk_freeze *fz, pid_t tid);
+size_t pk_freeze_count(const struct pk_freeze *fz);
+/* Release every stopped thread. Returns how long the first one was stopped, in ns. */
+uint64_t pk_freeze_end(struct pk_freeze *fz);
+void pk_freeze_free(struct pk_freeze *fz); /* ends it first if still active */
+
+/* Why ptrace of pid would fail, as a hint for messages (already traced by pid
+ * N, yama ptrace_scope, another user, missing CAP_SYS_PTRACE). */
+void pk_attach_explain_eperm(pid_t pid);
+
+uint64_t pk_now_ns(void); /* CLOCK_MONOTONIC */
+
+#endif

@@ -1,0 +1,148 @@
+/* Per-minor-version memory layout of the CPython structures pykill reads.
+ *
+ * Private to cpython/. The numbers are generated from real CPython headers by
+ * cpython/gen/ (see cpython/gen/README.md) into cpython/layouts_gen.c, never
+ * typed by hand. On 3.13+ the fields that _Py_DebugOffsets covers are
+ * replaced at run time by the values read from the target.
+ *
+ * All offsets are in bytes from the start of the named structure; PK_NOFF
+ * means the field does not exist in that version. Sizes likewise. */
+#ifndef PK_CPYTHON_LAYOUT_H
+#define PK_CPYTHON_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PK_NOFF (-1)
+
+struct pk_layout {
+	uint16_t version;   /* 0x0207, 0x0306 ... 0x030f (major << 8 | minor) */
+	const char *source; /* what it was generated from, e.g. "3.12.1 (pyenv headers)" */
+
+	/* _PyRuntimeState (3.7+), from &_PyRuntime */
+	int32_t rt_size;
+	int32_t rt_finalizing;           /* PyThreadState* _finalizing */
+	int32_t rt_interpreters_head;    /* PyInterpreterState* interpreters.head */
+	int32_t rt_interpreters_main;    /* PyInterpreterState* interpreters.main */
+	int32_t rt_main_thread;          /* unsigned long main_thread (ident) */
+	int32_t rt_gilstate_tstate_current; /* 3.7-3.11: _Py_atomic_address gilstate.tstate_current */
+	int32_t rt_ceval_gil;            /* 3.7-3.11: struct _gil_runtime_state ceval.gil (embedded) */
+	int32_t rt_ceval_eval_breaker;   /* 3.7-3.8: _Py_atomic_int ceval.eval_breaker */
+	int32_t rt_ceval_pending_async_exc; /* 3.7-3.8: int ceval.pending.async_exc */
+
+	/* PyInterpreterState */
+	int32_t is_size;
+	int32_t is_next;
+	int32_t is_id;                   /* int64_t id (3.7+) */
+	int32_t is_tstate_head;          /* tstate_head (<=3.10) / threads.head */
+	int32_t is_threads_main;         /* threads.main (3.13+) */
+	int32_t is_modules;              /* PyObject* modules / imports.modules (dict) */
+	int32_t is_ceval_gil;            /* 3.12+: struct _gil_runtime_state *ceval.gil */
+	int32_t is_gil;                  /* 3.12+: the embedded struct _gil_runtime_state _gil */
+	int32_t is_ceval_eval_breaker;   /* 3.9-3.12: ceval.eval_breaker */
+	int32_t is_ceval_pending_async_exc; /* 3.9-3.12: ceval.pending.async_exc */
+	int32_t is_finalizing;           /* 3.13+: _finalizing (PyThreadState*) */
+
+	/* struct _gil_runtime_state (3.7+; 3.6 uses statics found through symbols) */
+	int32_t gil_locked;              /* int (atomic) */
+	int32_t gil_last_holder;         /* PyThreadState* (atomic address) */
+	int32_t gil_cond, gil_cond_size; /* PyCOND_T cond: a waiter for the GIL sleeps on it */
+	int32_t gil_mutex, gil_mutex_size;
+	int32_t gil_switch_cond, gil_switch_cond_size;   /* FORCE_SWITCHING: the dropper waits here */
+	int32_t gil_switch_mutex, gil_switch_mutex_size;
+	int32_t gil_enabled;             /* free-threaded builds: int enabled */
+
+	/* PyThreadState */
+	int32_t ts_size;
+	int32_t ts_prev;
+	int32_t ts_next;
+	int32_t ts_interp;
+	int32_t ts_frame;                /* <=3.10 PyFrameObject* frame; 3.11-3.12 _PyCFrame* cframe; 3.13+ _PyInterpreterFrame* current_frame */
+	int32_t cframe_current_frame;    /* 3.11-3.12: _PyCFrame.current_frame */
+	int32_t ts_thread_id;            /* unsigned long thread_id (the Python ident) */
+	int32_t ts_native_thread_id;     /* 3.11+ unsigned long native_thread_id */
+	int32_t ts_async_exc;            /* PyObject* async_exc */
+	int32_t ts_eval_breaker;         /* 3.13+ uintptr_t eval_breaker */
+	int32_t ts_status;               /* 3.12: the _status bit-field word (4 bytes) */
+	int32_t ts_state;                /* 3.13+: int state (DETACHED 0, ATTACHED 1, SUSPENDED 2) */
+	int32_t ts_holds_gil;            /* 3.14+: int holds_gil */
+	int32_t ts_datastack_chunk;      /* 3.11+ _PyStackChunk* datastack_chunk */
+	int32_t ts_dict;                 /* PyObject* dict */
+
+	/* Frames. <=3.10: PyFrameObject. 3.11+: _PyInterpreterFrame. */
+	int32_t fr_size;
+	int32_t fr_back;                 /* f_back / previous */
+	int32_t fr_code;                 /* f_code / f_executable (3.14: tagged _PyStackRef, clear low bits with fr_code_tag_mask) */
+	int32_t fr_lasti;                /* <=3.10: int f_lasti (bytes <=3.9, code units in 3.10) */
+	int32_t fr_instr;                /* 3.11-3.12 prev_instr, 3.13+ instr_ptr (_Py_CODEUNIT*) */
+	int32_t fr_owner;                /* 3.11+ char owner */
+	uint64_t fr_code_tag_mask;       /* bits of fr_code that are tags (3.14: 0x3), else 0 */
+	int32_t fr_owner_cstack;         /* owner value of C-stack shim frames (3.12+), -1 if none */
+	int32_t fr_owner_interpreter;    /* 3.14+: FRAME_OWNED_BY_INTERPRETER, -1 if none */
+	int32_t fr_owner_generator;      /* 3.11+: FRAME_OWNED_BY_GENERATOR */
+
+	/* PyCodeObject */
+	int32_t co_size;                 /* sizeof(PyCodeObject) */
+	int32_t co_filename;
+	int32_t co_name;
+	int32_t co_qualname;             /* 3.11+ */
+	int32_t co_firstlineno;          /* int */
+	int32_t co_lnotab;               /* <=3.9 bytes co_lnotab */
+	int32_t co_linetable;            /* 3.10+ bytes co_linetable */
+	int32_t co_code_adaptive;        /* 3.11+ offset of the inline bytecode */
+	int32_t co_firsttraceable;       /* 3.11+ int _co_firsttraceable */
+	int32_t co_flags;                /* int co_flags */
+
+	/* Objects */
+	int32_t ob_refcnt;
+	int32_t ob_type;
+	int32_t var_ob_size;             /* PyVarObject.ob_size */
+	int32_t tp_name;                 /* const char* */
+	int32_t tp_flags;                /* unsigned long */
+	int32_t tp_dictoffset;           /* Py_ssize_t */
+	int32_t tp_basicsize;
+	int32_t bytes_ob_sval;           /* PyBytesObject (2.7: PyStringObject) char ob_sval[] */
+	int32_t uni_length;              /* PyASCIIObject.length */
+	int32_t uni_state;               /* PyASCIIObject.state (4-byte bit-field word) */
+	int32_t uni_ascii_size;          /* sizeof(PyASCIIObject): data of compact ASCII strings */
+	int32_t uni_compact_size;        /* sizeof(PyCompactUnicodeObject): data of other compact strings */
+	int32_t uni_data_any;            /* PyUnicodeObject.data.any (legacy strings) */
+	int32_t uni_utf8;                /* PyCompactUnicodeObject.utf8 */
+	int32_t uni_utf8_length;
+	int32_t uni27_str;               /* 2.7 PyUnicodeObject Py_UNICODE *str */
+	int32_t uni27_length;
+	int32_t long_digits;             /* PyLongObject ob_digit */
+	int32_t long_lv_tag;             /* 3.12+ long_value.lv_tag (else ob_size) */
+	int32_t tuple_ob_item;
+	int32_t list_ob_item;
+	int32_t module_md_dict;
+	int32_t dict_ma_used;
+	int32_t dict_ma_keys;
+	int32_t dict_ma_values;
+	int32_t dk_size;                 /* <=3.10 Py_ssize_t dk_size */
+	int32_t dk_log2_size;            /* 3.11+ uint8_t dk_log2_size */
+	int32_t dk_log2_index_bytes;     /* 3.11+ uint8_t */
+	int32_t dk_kind;                 /* 3.11+ uint8_t dk_kind (0 general, 1 unicode, 2 split) */
+	int32_t dk_nentries;
+	int32_t dk_indices;              /* offset of the index table in PyDictKeysObject */
+	int32_t dk_entry_size;           /* sizeof(PyDictKeyEntry) */
+	int32_t dk_unicode_entry_size;   /* 3.11+ sizeof(PyDictUnicodeEntry) */
+	int32_t dict27_ma_mask;          /* 2.7 PyDictObject ma_mask */
+	int32_t dict27_ma_table;         /* 2.7 ma_table */
+	int32_t heaptype_ht_name;        /* PyHeapTypeObject.ht_name (unused when 0) */
+
+	/* Thread names need the instance dict of threading.Thread objects; 3.11+
+	 * keep it "managed" before the object (see cpython/names.c). */
+	int32_t managed_dict_offset;     /* 3.11: -3*8 .. 3.13: -3*8 (dict or values pointer), PK_NOFF before */
+	uint64_t tpflags_managed_dict;   /* Py_TPFLAGS_MANAGED_DICT or 0 */
+	uint64_t tpflags_inline_values;  /* 3.13+ Py_TPFLAGS_INLINE_VALUES or 0 */
+};
+
+/* The generated table, newest last. */
+extern const struct pk_layout pk_layouts[];
+extern const size_t pk_layouts_count;
+
+/* Table entry for major.minor, or NULL. */
+const struct pk_layout *pk_layout_find(int major, int minor);
+
+#endif

@@ -1,0 +1,105 @@
+/* cpython: the interpreter model of a live CPython process.
+ *
+ * pk_py_open() finds the interpreter in the target (maps + ELF symbols, never
+ * running any of the target's binaries), detects its version and picks the
+ * memory layout. pk_py_snapshot() reads every interpreter and thread, with
+ * stacks and names, stopping only what it must, for as short as it can.
+ * Target memory is untrusted: every walk is bounded and validated. */
+#ifndef PK_CPYTHON_H
+#define PK_CPYTHON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct pk_py;
+
+/* -ESRCH no such process, -EPERM/-EACCES no rights, -ENOEXEC not a Python
+ * process, -ENOTSUP a Python whose version pykill has no layout for. */
+int pk_py_open(pid_t pid, struct pk_py **out);
+void pk_py_close(struct pk_py *py);
+
+pid_t pk_py_pid(const struct pk_py *py);
+const char *pk_py_version(const struct pk_py *py);      /* "3.12.1" */
+uint32_t pk_py_hexversion(const struct pk_py *py);     /* PY_VERSION_HEX when known, else major/minor only */
+const char *pk_py_path(const struct pk_py *py);        /* file holding the interpreter, as the target sees it */
+const char *pk_py_layout_source(const struct pk_py *py); /* "generated table 3.12" / "_Py_DebugOffsets" */
+
+enum pk_freeze_mode {
+	PK_FREEZE_AUTO = 0, /* stop only threads that could change what is read, verify the rest did not run */
+	PK_FREEZE_ALL,      /* stop every thread of the process */
+	PK_FREEZE_NONE,     /* never stop anything (the snapshot may be torn) */
+};
+
+struct pk_snapshot_opts {
+	enum pk_freeze_mode freeze;
+	unsigned max_frames;     /* per thread; 0 = default (PK_DEFAULT_MAX_FRAMES) */
+	bool want_frames;
+	bool want_names;
+};
+#define PK_DEFAULT_MAX_FRAMES 2048u
+#define PK_MAX_THREADS 100000u
+
+struct pk_py_frame {
+	char *function;          /* qualified name where the version has one */
+	char *file;
+	int line;                /* 0 when unknown */
+	bool is_entry;           /* 3.11+: first frame of a C-to-Python call */
+};
+
+enum pk_gil_role {
+	PK_GIL_UNKNOWN = 0,
+	PK_GIL_NONE,             /* neither holds nor waits */
+	PK_GIL_HOLDS,
+	PK_GIL_WAITS,            /* blocked taking the GIL */
+	PK_GIL_DROPPING,         /* blocked handing the GIL over (FORCE_SWITCHING) */
+};
+
+struct pk_py_thread {
+	int64_t interp_id;       /* 0 = main interpreter */
+	bool main_interp;
+	uint64_t tstate;         /* address of the PyThreadState */
+	uint64_t ident;          /* threading.get_ident() */
+	pid_t tid;               /* kernel TID in pykill's PID namespace; 0 if unknown */
+	pid_t ns_tid;            /* TID in the target's namespace (== tid when same namespace) */
+	bool is_main;            /* the interpreter's main thread */
+	enum pk_gil_role gil;
+	bool has_async_exc;      /* an async exception is pending */
+	char state;              /* /proc state letter: R S D T t Z I ..., '?' unknown */
+	long syscall_nr;         /* -1 none, PK_SYSCALL_RUNNING */
+	uint64_t syscall_args[6];
+	char *name;              /* threading.Thread name, NULL if none */
+	struct pk_py_frame *frames; /* innermost first */
+	size_t nframes;
+	bool frames_truncated;   /* stack deeper than max_frames */
+	char *frames_error;      /* why the walk stopped early, NULL if it did not */
+};
+
+/* A native thread of the process with no Python thread state. */
+struct pk_native_thread {
+	pid_t tid, ns_tid;
+	char state;
+	long syscall_nr;
+	uint64_t syscall_args[6];
+	char comm[64];
+};
+
+struct pk_py_snapshot {
+	pid_t pid, ns_pid;
+	uint64_t freeze_ns;      /* how long any thread was stopped; 0 if none was */
+	size_t nstopped;         /* threads stopped */
+	uint64_t read_ns;        /* time spent reading */
+	unsigned rounds;         /* consistency rounds taken (AUTO) */
+	size_t ninterps;
+	struct pk_py_thread *threads;
+	size_t nthreads;
+	struct pk_native_thread *natives;
+	size_t nnatives;
+	bool finalizing;
+};
+
+int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
+void pk_py_snapshot_free(struct pk_py_snapshot *snap);
+
+#endif

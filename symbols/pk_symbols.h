@@ -1,0 +1,75 @@
+/* symbols: what an ELF object on disk says about itself.
+ *
+ * Works on the file only (never on the live process): the caller opens the
+ * object through /proc/PID/map_files/... or /proc/PID/root/<path> so that a
+ * target in another mount namespace is read from its own files. All addresses
+ * are link-time virtual addresses; add the load bias for run-time addresses.
+ * Every function returns 0 or -errno and describes failures with pk_error(). */
+#ifndef PK_SYMBOLS_H
+#define PK_SYMBOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pk_elf;
+
+/* Open and index an ELF object. display_path is the name used in messages
+ * (the path as the target sees it). -ENOEXEC if it is not an ELF file. */
+int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf **out);
+void pk_elf_close(struct pk_elf *elf);
+
+const char *pk_elf_path(const struct pk_elf *elf);
+uint16_t pk_elf_machine(const struct pk_elf *elf); /* EM_X86_64, ... */
+bool pk_elf_is_exec(const struct pk_elf *elf);     /* ET_EXEC: not position independent */
+
+/* Look a symbol up in .dynsym, then .symtab. -ENOENT if absent or undefined. */
+int pk_elf_symbol(const struct pk_elf *elf, const char *name, uint64_t *value, uint64_t *size);
+
+/* Section by name (section headers survive strip). -ENOENT if absent. */
+int pk_elf_section(const struct pk_elf *elf, const char *name, uint64_t *addr, uint64_t *size);
+
+/* Copy len bytes of the file image at link-time address vaddr (from a PT_LOAD
+ * with file backing; bytes past p_filesz read as zero). -EFAULT if outside. */
+int pk_elf_read(const struct pk_elf *elf, uint64_t vaddr, void *buf, size_t len);
+
+/* GNU build id as lowercase hex into buf (cap >= 2*20+1). -ENOENT if none. */
+int pk_elf_build_id(const struct pk_elf *elf, char *buf, size_t cap);
+
+/* Load bias for a mapping of this object found in /proc/PID/maps at
+ * map_start with file offset map_offset: run-time address = link-time + bias.
+ * 0 for ET_EXEC. -ENOENT if no PT_LOAD covers map_offset. */
+int pk_elf_load_bias(const struct pk_elf *elf, uint64_t map_start, uint64_t map_offset, uint64_t *bias);
+
+/* Executable PT_LOAD segments (for code caves): link-time start, file size,
+ * and the end of the last page the segment occupies in memory. */
+struct pk_elf_segment {
+	uint64_t vaddr;
+	uint64_t filesz;
+	uint64_t memsz;
+	uint32_t flags; /* PF_R | PF_W | PF_X */
+};
+size_t pk_elf_segments(const struct pk_elf *elf, struct pk_elf_segment *out, size_t max);
+
+/* A CPython version string "X.Y.Z[suffix]" found in the object's read-only
+ * data (matched anywhere, as the linker may tail-merge it into a longer
+ * string). Only strings whose X.Y equals want_major.want_minor when those are
+ * non-zero. -ENOENT if none. */
+int pk_elf_find_version_string(const struct pk_elf *elf, int want_major, int want_minor, char *buf, size_t cap);
+
+/* Code inspection (capstone). Decode up to max_insns instructions of the
+ * function at link-time address func (bytes from the file) and collect the
+ * absolute targets of RIP-relative memory operands, in order. Used to learn
+ * the address of static variables (interp_head, eval_breaker) from tiny
+ * exported accessors. Returns the number found (>= 0) or -errno. */
+int pk_elf_rip_targets(const struct pk_elf *elf, uint64_t func, size_t max_insns, uint64_t *targets, size_t max_targets);
+
+/* Does the instruction that ends exactly at address end (bytes given, at
+ * least 16 before end) decode as the system call instruction of machine? */
+bool pk_code_is_syscall_before(uint16_t machine, const uint8_t *bytes_before, size_t n, uint64_t end);
+
+/* Disassemble len bytes at addr into text, one instruction per line (for
+ * verifying code written into a target and for -v output). */
+int pk_code_disasm(uint16_t machine, const uint8_t *code, size_t len, uint64_t addr, char *out, size_t cap);
+
+#endif
