@@ -136,6 +136,8 @@ struct pk_layout {
 	int32_t managed_dict_offset;     /* 3.11: -3*8 .. 3.13: -3*8 (dict or values pointer), PK_NOFF before */
 	uint64_t tpflags_managed_dict;   /* Py_TPFLAGS_MANAGED_DICT or 0 */
 	uint64_t tpflags_inline_values;  /* 3.13+ Py_TPFLAGS_INLINE_VALUES or 0 */
+	int32_t ht_cached_keys;          /* 3.11+ PyHeapTypeObject.ht_cached_keys (keys of split instance dicts) */
+	int32_t dv_values;               /* 3.11+ offsetof(PyDictValues, values) */
 };
 
 /* The generated table, newest last. */
