@@ -1,0 +1,654 @@
+/* symbols: open, index and query an ELF object on disk (libelf).
+ *
+ * The file comes from the target's file system and is not trusted: every
+ * offset, count and string taken from it is checked against the file size
+ * and the tables it points into before use. */
+#include "symbols-priv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pk_log.h"
+
+/* FNV-1a over the name up to its version suffix ("name@VER", "name@@VER"),
+ * so that "PyFoo" and the .symtab spelling "PyFoo@@VERS" hash alike. */
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0' && *s != '@'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* Exact match of the whole symbol name, or of its base name when the
+ * symbol carries a version suffix and the query does not. */
+static bool name_matches(const char *symname, const char *query, size_t qlen)
+{
+	if (strncmp(symname, query, qlen) != 0)
+		return false;
+	if (symname[qlen] == '\0')
+		return true;
+	return symname[qlen] == '@' && memchr(query, '@', qlen) == NULL;
+}
+
+/* Trim a string table so that every offset below *size starts a
+ * NUL-terminated string: cut after the last NUL. */
+static void trim_strtab(const char **strs, size_t *size)
+{
+	const char *last;
+
+	if (*strs == NULL || *size == 0)
+		goto empty;
+	last = memrchr(*strs, '\0', *size);
+	if (last == NULL)
+		goto empty;
+	*size = (size_t)(last - *strs) + 1;
+	return;
+empty:
+	*strs = NULL;
+	*size = 0;
+}
+
+static void symtab_free(struct pk_elf_symtab *t)
+{
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Hash the defined, named symbols of one table. A table that cannot be read
+ * (corrupt header, truncated file) is left empty: the object stays usable
+ * through its other table and its segments. Returns 0 or -ENOMEM. */
+static int symtab_load(struct pk_elf *e, Elf_Scn *scn, const GElf_Shdr *shdr, struct pk_elf_symtab *t,
+		       const char *what)
+{
+	Elf_Data *data, *strdata;
+	Elf_Scn *strscn;
+	size_t count, nslots, i;
+
+	data = elf_getdata(scn, NULL);
+	if (data == NULL || data->d_type != ELF_T_SYM || data->d_buf == NULL) {
+		pk_log(PK_LOG_DEBUG, "%s: %s unreadable: %s", e->path, what, elf_errmsg(-1));
+		return 0;
+	}
+	strscn = elf_getscn(e->elf, shdr->sh_link);
+	strdata = strscn != NULL ? elf_getdata(strscn, NULL) : NULL;
+	if (strdata == NULL || strdata->d_buf == NULL) {
+		pk_log(PK_LOG_DEBUG, "%s: string table of %s unreadable: %s", e->path, what, elf_errmsg(-1));
+		return 0;
+	}
+	t->strs = strdata->d_buf;
+	t->strs_size = strdata->d_size;
+	trim_strtab(&t->strs, &t->strs_size);
+	if (t->strs == NULL)
+		return 0;
+
+	count = data->d_size / sizeof(Elf64_Sym);
+	if (count > PK_ELF_MAX_SYMBOLS) {
+		pk_log(PK_LOG_WARN, "%s: %s has %zu symbols, indexing the first %u", e->path, what, count,
+		       PK_ELF_MAX_SYMBOLS);
+		count = PK_ELF_MAX_SYMBOLS;
+	}
+	t->syms = data->d_buf;
+	t->count = count;
+
+	/* At most half full, so probe chains stay short and always end. */
+	nslots = 16;
+	while (nslots < 2 * count)
+		nslots *= 2;
+	t->slots = calloc(nslots, sizeof(*t->slots));
+	if (t->slots == NULL) {
+		pk_error("index %s of %s: out of memory", what, e->path);
+		return -ENOMEM;
+	}
+	t->mask = nslots - 1;
+
+	/* Index 0 is the reserved null symbol. */
+	for (i = 1; i < count; i++) {
+		const Elf64_Sym *sym = &t->syms[i];
+		unsigned int type = ELF64_ST_TYPE(sym->st_info);
+		const char *name;
+		uint32_t h;
+		size_t slot;
+
+		if (sym->st_shndx == SHN_UNDEF || sym->st_name == 0 || sym->st_name >= t->strs_size)
+			continue;
+		if (type == STT_SECTION || type == STT_FILE)
+			continue;
+		name = t->strs + sym->st_name;
+		if (*name == '\0' || *name == '@')
+			continue;
+		h = name_hash(name);
+		for (slot = h & t->mask; t->slots[slot].index != 0; slot = (slot + 1) & t->mask)
+			;
+		t->slots[slot].hash = h;
+		t->slots[slot].index = (uint32_t)(i + 1);
+	}
+	return 0;
+}
+
+/* Equal names are met in table order along a probe chain; a global or weak
+ * definition wins over local ones (several files may have a static of the
+ * same name), otherwise the first local. */
+static const Elf64_Sym *symtab_lookup(const struct pk_elf_symtab *t, const char *name)
+{
+	const Elf64_Sym *best = NULL;
+	size_t qlen = strlen(name);
+	uint32_t h;
+	size_t slot;
+
+	if (t->slots == NULL)
+		return NULL;
+	h = name_hash(name);
+	for (slot = h & t->mask; t->slots[slot].index != 0; slot = (slot + 1) & t->mask) {
+		const Elf64_Sym *sym;
+
+		if (t->slots[slot].hash != h)
+			continue;
+		sym = &t->syms[t->slots[slot].index - 1];
+		if (!name_matches(t->strs + sym->st_name, name, qlen))
+			continue;
+		if (ELF64_ST_BIND(sym->st_info) != STB_LOCAL)
+			return sym;
+		if (best == NULL)
+			best = sym;
+	}
+	return best;
+}
+
+static int load_segments(struct pk_elf *e)
+{
+	size_t phnum, i;
+
+	if (elf_getphdrnum(e->elf, &phnum) != 0) {
+		pk_error("read ELF %s: bad program headers: %s", e->path, elf_errmsg(-1));
+		return -ENOEXEC;
+	}
+	if (phnum > PK_ELF_MAX_SEGMENTS) {
+		pk_error("read ELF %s: %zu program headers, more than %u", e->path, phnum, PK_ELF_MAX_SEGMENTS);
+		return -ENOEXEC;
+	}
+	if (phnum == 0)
+		return 0;
+	e->phdrs = calloc(phnum, sizeof(*e->phdrs));
+	if (e->phdrs == NULL) {
+		pk_error("read ELF %s: out of memory", e->path);
+		return -ENOMEM;
+	}
+	for (i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+
+		if (gelf_getphdr(e->elf, (int)i, &ph) == NULL) {
+			pk_error("read ELF %s: bad program header %zu: %s", e->path, i, elf_errmsg(-1));
+			return -ENOEXEC;
+		}
+		if (ph.p_type != PT_LOAD)
+			continue;
+		/* Sanitise so later arithmetic cannot wrap. */
+		if (ph.p_vaddr + ph.p_memsz < ph.p_vaddr || ph.p_offset + ph.p_filesz < ph.p_offset) {
+			pk_log(PK_LOG_DEBUG, "%s: ignoring PT_LOAD %zu that wraps around", e->path, i);
+			continue;
+		}
+		if (ph.p_filesz > ph.p_memsz)
+			ph.p_filesz = ph.p_memsz;
+		e->phdrs[e->nphdrs++] = ph;
+	}
+	return 0;
+}
+
+static int load_sections(struct pk_elf *e)
+{
+	const char *names = NULL;
+	size_t names_size = 0;
+	size_t shnum, shstrndx, i;
+	Elf_Scn *dynsym = NULL, *symtab = NULL;
+	GElf_Shdr dynsym_hdr, symtab_hdr;
+	int ret;
+
+	if (elf_getshdrnum(e->elf, &shnum) != 0) {
+		pk_error("read ELF %s: bad section headers: %s", e->path, elf_errmsg(-1));
+		return -ENOEXEC;
+	}
+	if (shnum > PK_ELF_MAX_SECTIONS) {
+		pk_log(PK_LOG_WARN, "%s: %zu sections, indexing the first %u", e->path, shnum, PK_ELF_MAX_SECTIONS);
+		shnum = PK_ELF_MAX_SECTIONS;
+	}
+	if (shnum <= 1)
+		return 0;
+
+	/* Without names the sections are still useful for their symbol tables. */
+	if (elf_getshdrstrndx(e->elf, &shstrndx) == 0) {
+		Elf_Scn *scn = elf_getscn(e->elf, shstrndx);
+		Elf_Data *d = scn != NULL ? elf_getdata(scn, NULL) : NULL;
+
+		if (d != NULL) {
+			names = d->d_buf;
+			names_size = d->d_size;
+			trim_strtab(&names, &names_size);
+		}
+	}
+
+	e->sections = calloc(shnum, sizeof(*e->sections));
+	if (e->sections == NULL) {
+		pk_error("read ELF %s: out of memory", e->path);
+		return -ENOMEM;
+	}
+	for (i = 1; i < shnum; i++) {
+		Elf_Scn *scn = elf_getscn(e->elf, i);
+		struct pk_elf_section *s;
+		GElf_Shdr sh;
+
+		if (scn == NULL || gelf_getshdr(scn, &sh) == NULL)
+			continue;
+		s = &e->sections[e->nsections++];
+		s->name = names != NULL && sh.sh_name < names_size ? names + sh.sh_name : "";
+		s->addr = sh.sh_addr;
+		s->offset = sh.sh_offset;
+		s->size = sh.sh_size;
+		s->flags = sh.sh_flags;
+		s->type = sh.sh_type;
+		if (sh.sh_type == SHT_DYNSYM && dynsym == NULL) {
+			dynsym = scn;
+			dynsym_hdr = sh;
+		} else if (sh.sh_type == SHT_SYMTAB && symtab == NULL) {
+			symtab = scn;
+			symtab_hdr = sh;
+		}
+	}
+
+	if (dynsym != NULL) {
+		ret = symtab_load(e, dynsym, &dynsym_hdr, &e->dynsym, ".dynsym");
+		if (ret < 0)
+			return ret;
+	}
+	if (symtab != NULL) {
+		ret = symtab_load(e, symtab, &symtab_hdr, &e->symtab, ".symtab");
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf **out)
+{
+	struct pk_elf *e;
+	Elf64_Ehdr *ehdr;
+	struct stat st;
+	size_t size;
+	int ret;
+
+	*out = NULL;
+	if (display_path == NULL)
+		display_path = open_path;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		pk_error("open ELF %s: out of memory", display_path);
+		return -ENOMEM;
+	}
+	e->fd = -1;
+	e->path = strdup(display_path);
+	if (e->path == NULL) {
+		pk_error("open ELF %s: out of memory", display_path);
+		ret = -ENOMEM;
+		goto fail;
+	}
+
+	e->fd = open(open_path, O_RDONLY | O_CLOEXEC);
+	if (e->fd < 0) {
+		ret = -errno;
+		pk_error("open %s: %s", display_path, strerror(errno));
+		goto fail;
+	}
+	if (fstat(e->fd, &st) != 0) {
+		ret = -errno;
+		pk_error("stat %s: %s", display_path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		pk_error("read ELF %s: not a regular file", display_path);
+		ret = -ENOEXEC;
+		goto fail;
+	}
+
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		pk_error("read ELF %s: libelf: %s", display_path, elf_errmsg(-1));
+		ret = -ENOTSUP;
+		goto fail;
+	}
+	/* A read-only shared mapping: no copy of a 30 MB libpython with debug
+	 * info, pages are faulted in only for the tables we touch. */
+	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
+	if (e->elf == NULL) {
+		pk_error("read ELF %s: %s", display_path, elf_errmsg(-1));
+		ret = -ENOEXEC;
+		goto fail;
+	}
+	if (elf_kind(e->elf) != ELF_K_ELF) {
+		pk_error("read ELF %s: not an ELF file", display_path);
+		ret = -ENOEXEC;
+		goto fail;
+	}
+	if (gelf_getclass(e->elf) != ELFCLASS64) {
+		pk_error("read ELF %s: not a 64-bit ELF object", display_path);
+		ret = -ENOEXEC;
+		goto fail;
+	}
+	ehdr = elf64_getehdr(e->elf);
+	if (ehdr == NULL) {
+		pk_error("read ELF %s: bad ELF header: %s", display_path, elf_errmsg(-1));
+		ret = -ENOEXEC;
+		goto fail;
+	}
+	e->type = ehdr->e_type;
+	e->machine = ehdr->e_machine;
+	e->image = (const unsigned char *)elf_rawfile(e->elf, &size);
+	if (e->image == NULL) {
+		pk_error("read ELF %s: %s", display_path, elf_errmsg(-1));
+		ret = -ENOEXEC;
+		goto fail;
+	}
+	e->image_size = size;
+
+	ret = load_segments(e);
+	if (ret < 0)
+		goto fail;
+	ret = load_sections(e);
+	if (ret < 0)
+		goto fail;
+
+	pk_log(PK_LOG_DEBUG, "%s: ELF type %u machine %u, %zu PT_LOAD, %zu sections, %zu+%zu symbols", e->path,
+	       e->type, e->machine, e->nphdrs, e->nsections, e->dynsym.count, e->symtab.count);
+	*out = e;
+	return 0;
+
+fail:
+	pk_elf_close(e);
+	return ret;
+}
+
+void pk_elf_close(struct pk_elf *e)
+{
+	int saved_errno = errno;
+
+	if (e == NULL)
+		return;
+	symtab_free(&e->symtab);
+	symtab_free(&e->dynsym);
+	free(e->sections);
+	free(e->phdrs);
+	if (e->elf != NULL)
+		elf_end(e->elf);
+	if (e->fd >= 0)
+		close(e->fd);
+	free(e->path);
+	free(e);
+	errno = saved_errno;
+}
+
+const char *pk_elf_path(const struct pk_elf *e)
+{
+	return e->path;
+}
+
+uint16_t pk_elf_machine(const struct pk_elf *e)
+{
+	return e->machine;
+}
+
+bool pk_elf_is_exec(const struct pk_elf *e)
+{
+	return e->type == ET_EXEC;
+}
+
+int pk_elf_symbol(const struct pk_elf *e, const char *name, uint64_t *value, uint64_t *size)
+{
+	const Elf64_Sym *sym;
+
+	if (name == NULL || *name == '\0')
+		return -EINVAL;
+	sym = symtab_lookup(&e->dynsym, name);
+	if (sym == NULL)
+		sym = symtab_lookup(&e->symtab, name);
+	if (sym == NULL)
+		return -ENOENT;
+	if (value != NULL)
+		*value = sym->st_value;
+	if (size != NULL)
+		*size = sym->st_size;
+	return 0;
+}
+
+const struct pk_elf_section *pk_elf_find_section(const struct pk_elf *e, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < e->nsections; i++)
+		if (strcmp(e->sections[i].name, name) == 0)
+			return &e->sections[i];
+	return NULL;
+}
+
+const unsigned char *pk_elf_section_bytes(const struct pk_elf *e, const struct pk_elf_section *sec, size_t *size)
+{
+	*size = 0;
+	if (sec->type == SHT_NOBITS || sec->offset > e->image_size || sec->size > e->image_size - sec->offset)
+		return NULL;
+	*size = (size_t)sec->size;
+	return e->image + sec->offset;
+}
+
+int pk_elf_section(const struct pk_elf *e, const char *name, uint64_t *addr, uint64_t *size)
+{
+	const struct pk_elf_section *s;
+
+	if (name == NULL)
+		return -EINVAL;
+	s = pk_elf_find_section(e, name);
+	if (s == NULL)
+		return -ENOENT;
+	if (addr != NULL)
+		*addr = s->addr;
+	if (size != NULL)
+		*size = s->size;
+	return 0;
+}
+
+ssize_t pk_elf_read_partial(const struct pk_elf *e, uint64_t vaddr, void *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < e->nphdrs; i++) {
+		const GElf_Phdr *ph = &e->phdrs[i];
+		uint64_t off, n, infile = 0;
+
+		if (vaddr < ph->p_vaddr || vaddr - ph->p_vaddr >= ph->p_memsz)
+			continue;
+		off = vaddr - ph->p_vaddr;
+		n = ph->p_memsz - off;
+		if (n > len)
+			n = len;
+		if (n > SSIZE_MAX)
+			n = SSIZE_MAX;
+		if (off < ph->p_filesz) {
+			uint64_t foff = ph->p_offset + off;
+
+			infile = ph->p_filesz - off;
+			if (infile > n)
+				infile = n;
+			/* A truncated file does not have the bytes: do not
+			 * pretend they are zero. */
+			if (foff >= e->image_size)
+				return -EFAULT;
+			if (infile > e->image_size - foff) {
+				infile = e->image_size - foff;
+				n = infile;
+			}
+			memcpy(buf, e->image + foff, infile);
+		}
+		memset((unsigned char *)buf + infile, 0, n - infile);
+		return (ssize_t)n;
+	}
+	return -EFAULT;
+}
+
+int pk_elf_read(const struct pk_elf *e, uint64_t vaddr, void *buf, size_t len)
+{
+	unsigned char *p = buf;
+	size_t done = 0;
+
+	/* Adjacent PT_LOADs are read through, as the process would see them. */
+	while (done < len) {
+		ssize_t n = pk_elf_read_partial(e, vaddr + done, p + done, len - done);
+
+		if (n <= 0) {
+			pk_error("read %zu bytes at 0x%" PRIx64 " of %s: not in the file image of any PT_LOAD", len,
+				 vaddr, e->path);
+			return -EFAULT;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int find_build_id_in(Elf_Data *data, unsigned char *id, size_t *idlen)
+{
+	size_t off = 0, next, name_off, desc_off;
+	GElf_Nhdr nh;
+
+	while (off < data->d_size && (next = gelf_getnote(data, off, &nh, &name_off, &desc_off)) > 0) {
+		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+		    memcmp((const char *)data->d_buf + name_off, "GNU", 4) == 0 && nh.n_descsz > 0 &&
+		    nh.n_descsz <= PK_ELF_MAX_BUILD_ID) {
+			memcpy(id, (const char *)data->d_buf + desc_off, nh.n_descsz);
+			*idlen = nh.n_descsz;
+			return 0;
+		}
+		off = next;
+	}
+	return -ENOENT;
+}
+
+static int find_build_id(const struct pk_elf *e, unsigned char *id, size_t *idlen)
+{
+	size_t shnum, phnum, i;
+	Elf *elf = e->elf;
+
+	if (elf_getshdrnum(elf, &shnum) == 0) {
+		if (shnum > PK_ELF_MAX_SECTIONS)
+			shnum = PK_ELF_MAX_SECTIONS;
+		for (i = 1; i < shnum; i++) {
+			Elf_Scn *scn = elf_getscn(elf, i);
+			Elf_Data *d;
+			GElf_Shdr sh;
+
+			if (scn == NULL || gelf_getshdr(scn, &sh) == NULL || sh.sh_type != SHT_NOTE)
+				continue;
+			d = elf_getdata(scn, NULL);
+			if (d != NULL && find_build_id_in(d, id, idlen) == 0)
+				return 0;
+		}
+	}
+	/* Section headers can be gone (sstrip); the note segment cannot. */
+	if (elf_getphdrnum(elf, &phnum) != 0)
+		return -ENOENT;
+	if (phnum > PK_ELF_MAX_SEGMENTS)
+		phnum = PK_ELF_MAX_SEGMENTS;
+	for (i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+		Elf_Data *d;
+
+		if (gelf_getphdr(elf, (int)i, &ph) == NULL || ph.p_type != PT_NOTE)
+			continue;
+		d = elf_getdata_rawchunk(elf, (int64_t)ph.p_offset, ph.p_filesz,
+					 ph.p_align == 8 ? ELF_T_NHDR8 : ELF_T_NHDR);
+		if (d != NULL && find_build_id_in(d, id, idlen) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+int pk_elf_build_id(const struct pk_elf *e, char *buf, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char id[PK_ELF_MAX_BUILD_ID];
+	size_t idlen = 0, i;
+	int ret;
+
+	ret = find_build_id(e, id, &idlen);
+	if (ret < 0)
+		return ret;
+	if (cap < 2 * idlen + 1) {
+		pk_error("read build id of %s: %zu bytes do not fit in %zu", e->path, idlen, cap);
+		return -ENOSPC;
+	}
+	for (i = 0; i < idlen; i++) {
+		buf[2 * i] = hex[id[i] >> 4];
+		buf[2 * i + 1] = hex[id[i] & 0xf];
+	}
+	buf[2 * idlen] = '\0';
+	return 0;
+}
+
+int pk_elf_load_bias(const struct pk_elf *e, uint64_t map_start, uint64_t map_offset, uint64_t *bias)
+{
+	long pagesize = sysconf(_SC_PAGESIZE);
+	uint64_t mask = (uint64_t)(pagesize > 0 ? pagesize : 4096) - 1;
+	size_t i;
+
+	if (e->type == ET_EXEC) {
+		*bias = 0;
+		return 0;
+	}
+	/* The dynamic loader maps each PT_LOAD from its page-aligned offset
+	 * to its page-aligned address, so a maps line starting a segment
+	 * shows exactly that offset. */
+	for (i = 0; i < e->nphdrs; i++) {
+		const GElf_Phdr *ph = &e->phdrs[i];
+
+		if ((ph->p_offset & ~mask) == map_offset) {
+			*bias = map_start - (ph->p_vaddr & ~mask);
+			return 0;
+		}
+	}
+	/* A mapping that starts inside a segment: mprotect (RELRO) split it. */
+	for (i = 0; i < e->nphdrs; i++) {
+		const GElf_Phdr *ph = &e->phdrs[i];
+		uint64_t off0 = ph->p_offset & ~mask;
+
+		if (ph->p_filesz > 0 && map_offset > off0 && map_offset < ph->p_offset + ph->p_filesz) {
+			*bias = map_start - ((ph->p_vaddr & ~mask) + (map_offset - off0));
+			return 0;
+		}
+	}
+	pk_error("compute load bias of %s: no PT_LOAD at file offset 0x%" PRIx64 " (wrong file?)", e->path,
+		 map_offset);
+	return -ENOENT;
+}
+
+size_t pk_elf_segments(const struct pk_elf *e, struct pk_elf_segment *out, size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < e->nphdrs; i++) {
+		const GElf_Phdr *ph = &e->phdrs[i];
+
+		if (!(ph->p_flags & PF_X))
+			continue;
+		if (n < max) {
+			out[n].vaddr = ph->p_vaddr;
+			out[n].filesz = ph->p_filesz;
+			out[n].memsz = ph->p_memsz;
+			out[n].flags = ph->p_flags;
+		}
+		n++;
+	}
+	return n;
+}

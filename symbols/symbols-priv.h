@@ -1,0 +1,76 @@
+/* symbols: internals shared by elf.c, version.c and code.c. */
+#ifndef PK_SYMBOLS_PRIV_H
+#define PK_SYMBOLS_PRIV_H
+
+#include <gelf.h>
+#include <libelf.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pk_symbols.h"
+
+/* Limits on what a (possibly hostile or corrupt) file may make us allocate. */
+#define PK_ELF_MAX_SYMBOLS (1u << 22)
+#define PK_ELF_MAX_SECTIONS (1u << 16)
+#define PK_ELF_MAX_SEGMENTS 256u
+#define PK_ELF_MAX_BUILD_ID 64u
+
+struct pk_elf_symslot {
+	uint32_t hash; /* of the name up to '@' */
+	uint32_t index; /* symbol index + 1; 0 = empty slot */
+};
+
+/* One symbol table (.dynsym or .symtab), hashed by base name. */
+struct pk_elf_symtab {
+	const Elf64_Sym *syms; /* memory form, owned by libelf */
+	size_t count;
+	const char *strs;  /* string table, trimmed so strs[strs_size - 1] == '\0' */
+	size_t strs_size;
+	struct pk_elf_symslot *slots;
+	size_t mask; /* number of slots - 1 (a power of two - 1) */
+};
+
+struct pk_elf_section {
+	const char *name; /* into the section name table, NUL-terminated */
+	uint64_t addr;
+	uint64_t offset;
+	uint64_t size;
+	uint64_t flags;
+	uint32_t type;
+};
+
+struct pk_elf {
+	char *path; /* display path */
+	int fd;
+	Elf *elf;
+	const unsigned char *image; /* whole file, mapped by libelf */
+	size_t image_size;
+	uint16_t type;    /* ET_EXEC, ET_DYN, ... */
+	uint16_t machine; /* EM_X86_64, ... */
+
+	GElf_Phdr *phdrs; /* PT_LOAD only, in file order */
+	size_t nphdrs;
+
+	struct pk_elf_section *sections;
+	size_t nsections;
+
+	struct pk_elf_symtab dynsym;
+	struct pk_elf_symtab symtab;
+};
+
+/* Copy up to len bytes of the file image at link-time vaddr, staying inside
+ * the one PT_LOAD that contains vaddr. Returns the number of bytes copied
+ * (> 0) or -EFAULT when vaddr is in no PT_LOAD. No pk_error(). */
+ssize_t pk_elf_read_partial(const struct pk_elf *elf, uint64_t vaddr, void *buf, size_t len);
+
+/* First section with this name, or NULL. */
+const struct pk_elf_section *pk_elf_find_section(const struct pk_elf *elf, const char *name);
+
+/* File bytes of a section with file backing, bounded by the file size. NULL
+ * (and *size = 0) for NOBITS or out-of-file sections. */
+const unsigned char *pk_elf_section_bytes(const struct pk_elf *elf, const struct pk_elf_section *sec,
+					  size_t *size);
+
+#endif
