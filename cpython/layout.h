@@ -138,6 +138,83 @@ struct pk_layout {
 	uint64_t tpflags_inline_values;  /* 3.13+ Py_TPFLAGS_INLINE_VALUES or 0 */
 	int32_t ht_cached_keys;          /* 3.11+ PyHeapTypeObject.ht_cached_keys (keys of split instance dicts) */
 	int32_t dv_values;               /* 3.11+ offsetof(PyDictValues, values) */
+
+	/* Bit-field facts, measured by setting each bit-field in a zeroed struct
+	 * (x86_64 SysV bit-field allocation, as CPython is built). 0 = absent. */
+	int32_t long_shift;              /* PyLong_SHIFT: value bits per digit */
+	uint32_t uni_kind_mask;          /* 3.x: PyASCIIObject.state word: kind (1/2/4 after >> ctz) */
+	uint32_t uni_compact_mask;       /* 3.x: state.compact */
+	uint32_t uni_ascii_mask;         /* 3.x: state.ascii */
+	uint32_t ts_status_active_mask;  /* 3.12+: _status.active (the tstate is bound and current) */
+	uint32_t ts_status_holds_gil_mask; /* 3.13 only: _status.holds_gil (3.14+: ts_holds_gil) */
+
+	/* Positions inside the target's _Py_DebugOffsets (3.13+, PK_NOFF before
+	 * and for fields a version does not have). _Py_DebugOffsets is the first
+	 * member of _PyRuntime; its layout differs between 3.13, 3.14 and 3.15
+	 * and is generated from each version's own header. dbg_<field> is the
+	 * byte position of the uint64 that gives <field> of this struct, so the
+	 * run-time reader does: if (dbg_F != PK_NOFF) F = u64 at (dbg + dbg_F).
+	 * Exceptions, marked below: dbg_gil_* give offsets from the start of
+	 * PyInterpreterState (is_gil + gil_*), not from the GIL struct, and
+	 * dbg_gil_enabled holds 0 on default (GIL) builds. */
+	int32_t dbg_size;                /* sizeof(_Py_DebugOffsets): bytes to read */
+	int32_t dbg_version;             /* uint64 PY_VERSION_HEX (after the 8-byte cookie "xdebugpy") */
+	int32_t dbg_free_threaded;       /* uint64 1 on free-threaded builds */
+	int32_t dbg_rt_size;
+	int32_t dbg_rt_finalizing;
+	int32_t dbg_rt_interpreters_head;
+	int32_t dbg_is_size;
+	int32_t dbg_is_id;
+	int32_t dbg_is_next;
+	int32_t dbg_is_tstate_head;      /* interpreter_state.threads_head */
+	int32_t dbg_is_threads_main;     /* 3.14+ */
+	int32_t dbg_is_modules;          /* interpreter_state.imports_modules */
+	int32_t dbg_is_ceval_gil;
+	int32_t dbg_is_gil;              /* interpreter_state.gil_runtime_state */
+	int32_t dbg_gil_enabled;         /* value: offset in PyInterpreterState; 0 on GIL builds */
+	int32_t dbg_gil_locked;          /* value: offset in PyInterpreterState */
+	int32_t dbg_gil_last_holder;     /* value: offset in PyInterpreterState */
+	int32_t dbg_ts_size;
+	int32_t dbg_ts_prev;
+	int32_t dbg_ts_next;
+	int32_t dbg_ts_interp;
+	int32_t dbg_ts_frame;            /* thread_state.current_frame */
+	int32_t dbg_ts_thread_id;
+	int32_t dbg_ts_native_thread_id;
+	int32_t dbg_ts_datastack_chunk;
+	int32_t dbg_ts_status;
+	int32_t dbg_ts_holds_gil;        /* 3.15+ */
+	int32_t dbg_ts_eval_breaker;     /* 3.14+ debugger_support.eval_breaker */
+	int32_t dbg_fr_size;
+	int32_t dbg_fr_back;             /* interpreter_frame.previous */
+	int32_t dbg_fr_code;             /* interpreter_frame.executable */
+	int32_t dbg_fr_instr;            /* interpreter_frame.instr_ptr */
+	int32_t dbg_fr_owner;
+	int32_t dbg_co_size;
+	int32_t dbg_co_filename;
+	int32_t dbg_co_name;
+	int32_t dbg_co_qualname;
+	int32_t dbg_co_linetable;
+	int32_t dbg_co_firstlineno;
+	int32_t dbg_co_code_adaptive;
+	int32_t dbg_ob_type;
+	int32_t dbg_tp_name;
+	int32_t dbg_tp_flags;
+	int32_t dbg_tp_basicsize;        /* 3.15+ */
+	int32_t dbg_tp_dictoffset;       /* 3.15+ */
+	int32_t dbg_ht_cached_keys;      /* 3.15+ */
+	int32_t dbg_var_ob_size;         /* bytes_object.ob_size */
+	int32_t dbg_tuple_ob_item;
+	int32_t dbg_list_ob_item;
+	int32_t dbg_dict_ma_keys;
+	int32_t dbg_dict_ma_values;
+	int32_t dbg_long_lv_tag;
+	int32_t dbg_long_digits;
+	int32_t dbg_bytes_ob_sval;
+	int32_t dbg_uni_state;
+	int32_t dbg_uni_length;
+	int32_t dbg_uni_ascii_size;      /* unicode_object.asciiobject_size */
+	int32_t dbg_uni_compact_size;    /* 3.15+ compactunicodeobject_size */
 };
 
 /* The generated table, newest last. */
