@@ -1,0 +1,330 @@
+/* Python stacks: walk a thread's frame chain and resolve each frame to
+ * function, file and line, the way the interpreter itself reports them
+ * (sys._current_frames(), tracebacks).
+ *
+ * Code objects are resolved once per run and cached by address: a deep
+ * recursion is one code object, and the names and line tables are the
+ * expensive part of a frame. */
+#include "py-priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pk_code {
+	uint64_t addr;
+	int err;                /* 0, or why the object could not be used */
+	char *function;
+	char *file;
+	int firstlineno;
+	int firsttraceable;     /* 3.11+ in code units */
+	uint8_t *table;
+	size_t table_len;
+};
+
+#define CODE_CACHE_MIN 256u
+
+struct pk_code_cache {
+	struct pk_code *slots;
+	size_t cap, used;
+};
+
+struct pk_code_cache *pk_code_cache_new(void)
+{
+	struct pk_code_cache *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->cap = CODE_CACHE_MIN;
+	c->slots = calloc(c->cap, sizeof(*c->slots));
+	if (c->slots == NULL) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void code_release(struct pk_code *code)
+{
+	free(code->function);
+	free(code->file);
+	free(code->table);
+}
+
+void pk_code_cache_free(struct pk_code_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->cap; i++)
+		if (c->slots[i].addr != 0)
+			code_release(&c->slots[i]);
+	free(c->slots);
+	free(c);
+}
+
+static size_t hash_addr(uint64_t a, size_t cap)
+{
+	a ^= a >> 33;
+	a *= 0xff51afd7ed558ccdULL;
+	a ^= a >> 33;
+	return (size_t)a & (cap - 1);
+}
+
+static int cache_grow(struct pk_code_cache *c)
+{
+	size_t ncap = c->cap * 2;
+	struct pk_code *n = calloc(ncap, sizeof(*n));
+
+	if (n == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->cap; i++) {
+		if (c->slots[i].addr == 0)
+			continue;
+		size_t h = hash_addr(c->slots[i].addr, ncap);
+		while (n[h].addr != 0)
+			h = (h + 1) & (ncap - 1);
+		n[h] = c->slots[i];
+	}
+	free(c->slots);
+	c->slots = n;
+	c->cap = ncap;
+	return 0;
+}
+
+static char *join_qualname(const char *name, const char *qual)
+{
+	return strdup(qual != NULL ? qual : (name != NULL ? name : "?"));
+}
+
+/* Read what a frame needs from a code object: names, first line, line table. */
+static void code_load(struct pk_py *py, struct pk_code *code)
+{
+	const struct pk_layout *L = &py->layout;
+	uint8_t buf[512];
+	size_t len = (size_t)L->co_size;
+	char *name = NULL, *qual = NULL;
+	uint64_t table_obj;
+	int rc;
+
+	if (len == 0 || len > sizeof(buf))
+		len = sizeof(buf) < 0xc0 ? sizeof(buf) : 0xc0;
+	rc = pk_mem_read(py->mem, code->addr, buf, len);
+	if (rc < 0) {
+		code->err = rc;
+		return;
+	}
+	if (py->code_type != 0 && pk_get_u64(buf, len, L->ob_type) != py->code_type) {
+		code->err = -EINVAL;
+		return;
+	}
+	pk_rd_string(py, pk_get_u64(buf, len, L->co_name), &name);
+	if (L->co_qualname >= 0)
+		pk_rd_string(py, pk_get_u64(buf, len, L->co_qualname), &qual);
+	pk_rd_string(py, pk_get_u64(buf, len, L->co_filename), &code->file);
+	code->function = join_qualname(name, qual);
+	free(name);
+	free(qual);
+	if (code->file == NULL)
+		code->file = strdup("?");
+	code->firstlineno = pk_get_i32(buf, len, L->co_firstlineno);
+	code->firsttraceable = L->co_firsttraceable >= 0 ? pk_get_i32(buf, len, L->co_firsttraceable) : 0;
+	table_obj = pk_get_u64(buf, len, L->co_linetable >= 0 ? L->co_linetable : L->co_lnotab);
+	if (table_obj != 0)
+		pk_rd_bytes(py, table_obj, PK_MAX_LINETABLE, &code->table, &code->table_len);
+	if (code->function == NULL || code->file == NULL)
+		code->err = -ENOMEM;
+}
+
+static struct pk_code *code_get(struct pk_py *py, struct pk_code_cache *c, uint64_t addr)
+{
+	size_t h;
+
+	if (c->used * 2 >= c->cap && cache_grow(c) < 0)
+		return NULL;
+	h = hash_addr(addr, c->cap);
+	while (c->slots[h].addr != 0) {
+		if (c->slots[h].addr == addr)
+			return &c->slots[h];
+		h = (h + 1) & (c->cap - 1);
+	}
+	c->slots[h].addr = addr;
+	c->used++;
+	code_load(py, &c->slots[h]);
+	return &c->slots[h];
+}
+
+/* The line the interpreter reports for a frame at byte offset addr_bytes of
+ * its code (or lasti for the older formats). */
+static int code_line(const struct pk_py *py, const struct pk_code *code, int addr_bytes)
+{
+	if (code->table == NULL)
+		return code->firstlineno;
+	if (py->major == 2)
+		return pk_lnotab_line(code->table, code->table_len, code->firstlineno, addr_bytes, false);
+	if (py->minor <= 9)
+		return pk_lnotab_line(code->table, code->table_len, code->firstlineno, addr_bytes, true);
+	if (py->minor == 10)
+		return pk_linetable310_line(code->table, code->table_len, code->firstlineno, addr_bytes);
+	return pk_linetable311_line(code->table, code->table_len, code->firstlineno, addr_bytes);
+}
+
+static int push_frame(struct pk_py_thread *t, size_t *cap, const struct pk_code *code, int line, bool entry)
+{
+	struct pk_py_frame *f;
+
+	if (t->nframes == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct pk_py_frame *n = realloc(t->frames, ncap * sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		t->frames = n;
+		*cap = ncap;
+	}
+	f = &t->frames[t->nframes];
+	f->function = strdup(code->function);
+	f->file = strdup(code->file);
+	f->line = line > 0 ? line : 0;
+	f->is_entry = entry;
+	if (f->function == NULL || f->file == NULL) {
+		free(f->function);
+		free(f->file);
+		return -ENOMEM;
+	}
+	t->nframes++;
+	return 0;
+}
+
+static void set_error(struct pk_py_thread *t, const char *what, uint64_t addr)
+{
+	char buf[128];
+
+	if (t->frames_error != NULL)
+		return;
+	snprintf(buf, sizeof(buf), "%s at 0x%llx", what, (unsigned long long)addr);
+	t->frames_error = strdup(buf);
+}
+
+/* The first frame of the chain, from the thread state. */
+static uint64_t first_frame(struct pk_py *py, const uint8_t *ts, size_t tslen)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t p = pk_get_u64(ts, tslen, L->ts_frame);
+
+	if (p != 0 && L->cframe_current_frame >= 0) {
+		uint64_t cur = 0;
+		if (pk_rd_u64(py, p + (uint64_t)L->cframe_current_frame, &cur) < 0)
+			return 0;
+		p = cur;
+	}
+	return p;
+}
+
+int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t *ts, size_t tslen,
+		   unsigned max_frames, struct pk_py_thread *t)
+{
+	const struct pk_layout *L = &py->layout;
+	bool new_frames = py->major == 3 && py->minor >= 11;
+	size_t cap = 0;
+	uint64_t frame = first_frame(py, ts, tslen);
+	/* Brent's cycle detection: a chain that loops is corrupt (or torn). */
+	uint64_t tortoise = frame;
+	unsigned power = 1, lam = 0;
+	unsigned steps = 0;
+	const unsigned max_steps = max_frames * 4 + 64; /* shim and incomplete frames count too */
+
+	while (frame != 0) {
+		uint8_t fb[128];
+		size_t flen = (size_t)L->fr_size;
+		uint64_t code_addr, next;
+		struct pk_code *code;
+		int line;
+		bool entry = false;
+
+		if (++steps > max_steps || t->nframes >= max_frames) {
+			t->frames_truncated = true;
+			break;
+		}
+		if (flen == 0 || flen > sizeof(fb))
+			flen = sizeof(fb);
+		if (pk_mem_read(py->mem, frame, fb, flen) < 0) {
+			/* Frame objects may sit at the end of a mapping: read just the fields. */
+			int32_t need = L->fr_back;
+			if (L->fr_code > need)
+				need = L->fr_code;
+			if (L->fr_lasti > need)
+				need = L->fr_lasti;
+			if (L->fr_instr > need)
+				need = L->fr_instr;
+			if (L->fr_owner > need)
+				need = L->fr_owner;
+			flen = (size_t)need + 8;
+			if (flen > sizeof(fb) || pk_mem_read(py->mem, frame, fb, flen) < 0) {
+				set_error(t, "unreadable frame", frame);
+				return 0;
+			}
+		}
+		code_addr = pk_get_u64(fb, flen, L->fr_code) & ~L->fr_code_tag_mask;
+		next = pk_get_u64(fb, flen, L->fr_back);
+
+		if (new_frames) {
+			int owner = pk_get_u8(fb, flen, L->fr_owner);
+			uint64_t instr = pk_get_u64(fb, flen, L->fr_instr);
+			uint64_t code_units;
+
+			/* C-stack shims and interpreter-owned frames carry no Python location. */
+			if ((L->fr_owner_cstack >= 0 && owner == L->fr_owner_cstack) ||
+			    (L->fr_owner_interpreter >= 0 && owner == L->fr_owner_interpreter))
+				goto next_frame;
+			if (code_addr == 0)
+				goto next_frame;
+			code = code_get(py, cache, code_addr);
+			if (code == NULL)
+				return -ENOMEM;
+			if (code->err == -EINVAL)
+				goto next_frame; /* f_executable that is not a code object */
+			if (code->err < 0) {
+				set_error(t, "unreadable code object", code_addr);
+				return 0;
+			}
+			code_units = code_addr + (uint64_t)L->co_code_adaptive;
+			/* An incomplete frame (being set up) is invisible to Python too. */
+			if (owner != L->fr_owner_generator && instr < code_units + (uint64_t)code->firsttraceable * 2)
+				goto next_frame;
+			line = code_line(py, code, (int)(instr - code_units));
+			entry = false;
+		} else {
+			if (code_addr == 0) {
+				set_error(t, "frame without code", frame);
+				return 0;
+			}
+			code = code_get(py, cache, code_addr);
+			if (code == NULL)
+				return -ENOMEM;
+			if (code->err < 0) {
+				set_error(t, "bad code object", code_addr);
+				return 0;
+			}
+			{
+				int lasti = pk_get_i32(fb, flen, L->fr_lasti);
+				if (py->major == 3 && py->minor == 10)
+					lasti = lasti < 0 ? -1 : lasti * 2;
+				line = code_line(py, code, lasti);
+			}
+		}
+		if (push_frame(t, &cap, code, line, entry) < 0)
+			return -ENOMEM;
+next_frame:
+		frame = next;
+		if (frame == tortoise && frame != 0) {
+			set_error(t, "frame chain loops", frame);
+			return 0;
+		}
+		if (++lam == power) {
+			tortoise = frame;
+			power *= 2;
+			lam = 0;
+		}
+	}
+	return 0;
+}

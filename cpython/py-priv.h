@@ -1,0 +1,94 @@
+/* Internals of the cpython module, shared by its .c files. */
+#ifndef PK_CPYTHON_PRIV_H
+#define PK_CPYTHON_PRIV_H
+
+#include "layout.h"
+#include "pk_attach.h"
+#include "pk_cpython.h"
+#include "pk_log.h"
+#include "pk_symbols.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Bounds on walks driven by target memory. */
+#define PK_MAX_INTERPS 1024u
+#define PK_MAX_STRING 4096u        /* characters of a name or path */
+#define PK_MAX_LINETABLE (1u << 22) /* bytes of a line table */
+#define PK_MAX_DICT_ENTRIES (1u << 20)
+
+/* Where the interpreter lives in the target and how to read it. */
+struct pk_py {
+	pid_t pid;
+	struct pk_mem *mem;
+	struct pk_maps maps;
+	struct pk_elf *elf;        /* the object that holds the interpreter */
+	char *path;                /* as the target sees it */
+	uint64_t bias;
+	int major, minor;
+	uint32_t hexversion;       /* 0 when only major/minor are known */
+	char version[32];
+	struct pk_layout layout;   /* table entry, patched from _Py_DebugOffsets */
+	char layout_source[96];
+
+	uint64_t runtime;          /* &_PyRuntime (3.7+) */
+	uint64_t interp_head_var;  /* 2.7/3.6: &interp_head */
+	uint64_t tstate_current_var; /* 2.7/3.6: &_PyThreadState_Current */
+	uint64_t gil36_locked, gil36_last_holder, gil36_cond, gil36_mutex, gil36_switch_cond, gil36_switch_mutex;
+	uint64_t interpreter_lock27_var; /* 2.7: &interpreter_lock (a PyThread lock pointer) */
+	uint64_t code_type;        /* &PyCode_Type, 0 if unknown */
+	uint64_t str_type;         /* &PyUnicode_Type (3.x) or &PyString_Type (2.7), 0 if unknown */
+	uint64_t dict_type;        /* &PyDict_Type, 0 if unknown */
+
+	int pthread_tid_offset;    /* <3.11: offset of the kernel tid in struct pthread, -1 unknown */
+};
+
+/* Reading helpers (read.c). All bounded; return 0 / -errno. */
+int pk_rd_u64(struct pk_py *py, uint64_t addr, uint64_t *out);
+int pk_rd_i32(struct pk_py *py, uint64_t addr, int32_t *out);
+/* A str (3.x unicode, 2.7 str/unicode) object as malloc'ed UTF-8. */
+int pk_rd_string(struct pk_py *py, uint64_t obj, char **out);
+/* A bytes (2.7 str) object's contents, malloc'ed, at most max bytes. */
+int pk_rd_bytes(struct pk_py *py, uint64_t obj, size_t max, uint8_t **out, size_t *len);
+
+static inline uint64_t pk_get_u64(const uint8_t *buf, size_t cap, int32_t off)
+{
+	uint64_t v = 0;
+	if (off >= 0 && (size_t)off + 8 <= cap)
+		__builtin_memcpy(&v, buf + off, 8);
+	return v;
+}
+
+static inline int32_t pk_get_i32(const uint8_t *buf, size_t cap, int32_t off)
+{
+	int32_t v = 0;
+	if (off >= 0 && (size_t)off + 4 <= cap)
+		__builtin_memcpy(&v, buf + off, 4);
+	return v;
+}
+
+static inline uint8_t pk_get_u8(const uint8_t *buf, size_t cap, int32_t off)
+{
+	return (off >= 0 && (size_t)off < cap) ? buf[off] : 0;
+}
+
+/* Frames (frames.c). */
+struct pk_code_cache;
+struct pk_code_cache *pk_code_cache_new(void);
+void pk_code_cache_free(struct pk_code_cache *cache);
+/* Walk one thread's frame chain starting from the thread state bytes. */
+int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t *tstate, size_t tslen,
+		   unsigned max_frames, struct pk_py_thread *out);
+
+/* Line numbers (linetable.c), pure functions on copied bytes. */
+int pk_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, int lasti_bytes, bool signed_deltas);
+int pk_linetable310_line(const uint8_t *tab, size_t len, int firstlineno, int addr_bytes);
+int pk_linetable311_line(const uint8_t *tab, size_t len, int firstlineno, int addr_bytes);
+
+/* Thread names (names.c): fills thread->name for every thread of the main interpreter. */
+int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n);
+
+/* _Py_DebugOffsets (dbgoff.c): patch py->layout from the target, 3.13+. */
+int pk_dbgoff_apply(struct pk_py *py);
+
+#endif

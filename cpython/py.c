@@ -1,0 +1,360 @@
+/* Finding the interpreter in a live process, without stopping it and without
+ * running any of its binaries: /proc/PID/maps → the ELF object that defines
+ * the interpreter's globals → version → memory layout. */
+#include "py-priv.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+static bool contains_python(const char *path)
+{
+	const char *b = base_name(path);
+
+	for (; *b; b++)
+		if (strncasecmp(b, "python", 6) == 0)
+			return true;
+	return false;
+}
+
+/* "X.Y" from a file name such as libpython3.6m.so.1.0 or python3.12. */
+static bool version_from_name(const char *path, int *major, int *minor)
+{
+	const char *b = base_name(path);
+	const char *p = strcasestr(b, "python");
+
+	if (p == NULL)
+		return false;
+	p += 6;
+	if (!isdigit((unsigned char)p[0]) || p[1] != '.' || !isdigit((unsigned char)p[2]))
+		return false;
+	*major = p[0] - '0';
+	*minor = (int)strtol(p + 2, NULL, 10);
+	return true;
+}
+
+static int sym_rt(struct pk_py *py, const char *name, uint64_t *addr)
+{
+	uint64_t v, size;
+	int rc = pk_elf_symbol(py->elf, name, &v, &size);
+
+	if (rc == 0)
+		*addr = v + py->bias;
+	return rc;
+}
+
+/* Is this object the one that holds the interpreter? */
+static bool holds_interpreter(struct pk_elf *elf)
+{
+	uint64_t v, s;
+
+	return pk_elf_symbol(elf, "_PyRuntime", &v, &s) == 0 ||
+	       pk_elf_section(elf, ".PyRuntime", &v, &s) == 0 ||
+	       pk_elf_symbol(elf, "interp_head", &v, &s) == 0 ||
+	       pk_elf_symbol(elf, "PyInterpreterState_Head", &v, &s) == 0;
+}
+
+static int try_object(struct pk_py *py, const struct pk_map *map)
+{
+	char open_path[512];
+	struct pk_elf *elf = NULL;
+	const struct pk_map *first = map;
+	uint64_t bias;
+	int rc;
+
+	/* The lowest mapping of the file gives the load bias. */
+	for (size_t i = 0; i < py->maps.n; i++) {
+		if (strcmp(py->maps.v[i].path, map->path) == 0) {
+			first = &py->maps.v[i];
+			break;
+		}
+	}
+	rc = pk_map_open_path(py->pid, first, open_path, sizeof(open_path));
+	if (rc < 0)
+		return rc;
+	rc = pk_elf_open(open_path, first->path, &elf);
+	if (rc < 0)
+		return rc;
+	if (!holds_interpreter(elf)) {
+		pk_elf_close(elf);
+		return -ENOENT;
+	}
+	rc = pk_elf_load_bias(elf, first->start, first->offset, &bias);
+	if (rc < 0) {
+		pk_elf_close(elf);
+		return rc;
+	}
+	py->elf = elf;
+	py->bias = bias;
+	py->path = strdup(first->path);
+	return py->path ? 0 : -ENOMEM;
+}
+
+static int find_object(struct pk_py *py)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < py->maps.n; i++) {
+			const struct pk_map *m = &py->maps.v[i];
+			bool seen = false;
+
+			if (m->path[0] != '/')
+				continue;
+			if (pass == 0 && !contains_python(m->path))
+				continue;
+			if (pass == 1 && !(m->prot & PK_MAP_X))
+				continue;
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(py->maps.v[j].path, m->path) == 0 &&
+				    (pass == 1 || contains_python(m->path)))
+					seen = true;
+			if (seen)
+				continue;
+			if (try_object(py, m) == 0)
+				return 0;
+		}
+	}
+	return -ENOEXEC;
+}
+
+static void set_version_hex(struct pk_py *py, uint64_t hex)
+{
+	static const char *levels[] = { "a", "b", "rc" };
+	unsigned major = (hex >> 24) & 0xff, minor = (hex >> 16) & 0xff, micro = (hex >> 8) & 0xff;
+	unsigned level = (hex >> 4) & 0xf, serial = hex & 0xf;
+
+	py->hexversion = (uint32_t)hex;
+	py->major = (int)major;
+	py->minor = (int)minor;
+	if (level >= 0xa && level <= 0xc)
+		snprintf(py->version, sizeof(py->version), "%u.%u.%u%s%u", major, minor, micro, levels[level - 0xa], serial);
+	else
+		snprintf(py->version, sizeof(py->version), "%u.%u.%u", major, minor, micro);
+}
+
+static bool plausible_hex(uint64_t hex)
+{
+	unsigned major = (hex >> 24) & 0xff, minor = (hex >> 16) & 0xff;
+
+	return (hex >> 32) == 0 && (major == 2 || major == 3) && minor <= 40;
+}
+
+static int detect_version(struct pk_py *py)
+{
+	uint64_t addr, size, hex = 0;
+	char cookie[24];
+	int major = 0, minor = 0;
+
+	/* 3.11+: the exported constant. */
+	if (pk_elf_symbol(py->elf, "Py_Version", &addr, &size) == 0 &&
+	    pk_elf_read(py->elf, addr, &hex, sizeof(hex)) == 0 && plausible_hex(hex & 0xffffffff)) {
+		set_version_hex(py, hex & 0xffffffff);
+		return 0;
+	}
+	/* 3.13+: _Py_DebugOffsets opens _PyRuntime, statically initialised in the file. */
+	if ((pk_elf_symbol(py->elf, "_PyRuntime", &addr, &size) == 0 ||
+	     pk_elf_section(py->elf, ".PyRuntime", &addr, &size) == 0) &&
+	    pk_elf_read(py->elf, addr, cookie, sizeof(cookie)) == 0 && memcmp(cookie, "xdebugpy", 8) == 0) {
+		memcpy(&hex, cookie + 8, 8);
+		if (plausible_hex(hex)) {
+			set_version_hex(py, hex);
+			return 0;
+		}
+	}
+	/* Older: the version string in read-only data, guided by the file name. */
+	version_from_name(py->path, &major, &minor);
+	if (pk_elf_find_version_string(py->elf, major, minor, py->version, sizeof(py->version)) == 0) {
+		char *end;
+		py->major = (int)strtol(py->version, &end, 10);
+		py->minor = (*end == '.') ? (int)strtol(end + 1, NULL, 10) : 0;
+		return 0;
+	}
+	if (major != 0) {
+		py->major = major;
+		py->minor = minor;
+		snprintf(py->version, sizeof(py->version), "%d.%d", major, minor);
+		return 0;
+	}
+	pk_error("read the Python version of %s: no Py_Version, no version string, no version in the file name",
+		 py->path);
+	return -ENOTSUP;
+}
+
+/* 2.7 and 3.6 keep the interpreter list and the GIL in static variables. The
+ * symbol table has them unless stripped; else the tiny exported accessors
+ * that read them are decoded. */
+static int find_statics(struct pk_py *py)
+{
+	uint64_t fn, size, target;
+
+	if (sym_rt(py, "interp_head", &py->interp_head_var) < 0) {
+		if (pk_elf_symbol(py->elf, "PyInterpreterState_Head", &fn, &size) < 0 ||
+		    pk_elf_rip_targets(py->elf, fn, 8, &target, 1) != 1) {
+			pk_error("find the interpreter list in %s: no interp_head symbol and PyInterpreterState_Head "
+				 "could not be decoded", py->path);
+			return -ENOTSUP;
+		}
+		py->interp_head_var = target + py->bias;
+	}
+	sym_rt(py, "_PyThreadState_Current", &py->tstate_current_var);
+	if (py->major == 2) {
+		if (sym_rt(py, "interpreter_lock", &py->interpreter_lock27_var) < 0 &&
+		    pk_elf_symbol(py->elf, "PyEval_ThreadsInitialized", &fn, &size) == 0 &&
+		    pk_elf_rip_targets(py->elf, fn, 8, &target, 1) == 1)
+			py->interpreter_lock27_var = target + py->bias;
+	} else {
+		sym_rt(py, "gil_locked", &py->gil36_locked);
+		sym_rt(py, "gil_last_holder", &py->gil36_last_holder);
+		sym_rt(py, "gil_cond", &py->gil36_cond);
+		sym_rt(py, "gil_mutex", &py->gil36_mutex);
+		sym_rt(py, "switch_cond", &py->gil36_switch_cond);
+		sym_rt(py, "switch_mutex", &py->gil36_switch_mutex);
+	}
+	return 0;
+}
+
+static int find_runtime(struct pk_py *py)
+{
+	uint64_t addr, size;
+
+	if (sym_rt(py, "_PyRuntime", &py->runtime) == 0)
+		return 0;
+	if (pk_elf_section(py->elf, ".PyRuntime", &addr, &size) == 0) {
+		py->runtime = addr + py->bias;
+		return 0;
+	}
+	pk_error("find _PyRuntime in %s: neither the symbol nor the .PyRuntime section is there", py->path);
+	return -ENOTSUP;
+}
+
+int pk_py_open(pid_t pid, struct pk_py **out)
+{
+	struct pk_py *py;
+	struct pk_status st;
+	const struct pk_layout *layout;
+	int rc;
+
+	*out = NULL;
+	py = calloc(1, sizeof(*py));
+	if (py == NULL)
+		return -ENOMEM;
+	py->pid = pid;
+	py->pthread_tid_offset = -1;
+
+	rc = pk_proc_status(pid, 0, &st);
+	if (rc < 0)
+		goto fail;
+	if (st.state == 'Z' || st.state == 'X') {
+		pk_error("inspect process %d: it is a zombie (exited, not yet reaped by its parent)", (int)pid);
+		rc = -ESRCH;
+		goto fail;
+	}
+	rc = pk_proc_maps(pid, &py->maps);
+	if (rc < 0)
+		goto fail;
+	if (py->maps.n == 0) {
+		pk_error("inspect process %d (%s): it has no memory mappings (a kernel thread?)", (int)pid, st.name);
+		rc = -ENOEXEC;
+		goto fail;
+	}
+	rc = find_object(py);
+	if (rc < 0) {
+		pk_error("inspect process %d (%s): not a Python process (no mapped object defines the "
+			 "interpreter's globals)", (int)pid, st.name);
+		goto fail;
+	}
+	rc = detect_version(py);
+	if (rc < 0)
+		goto fail;
+	pk_log(PK_LOG_INFO, "interpreter in %s (bias 0x%llx), Python %s", py->path,
+	       (unsigned long long)py->bias, py->version);
+
+	if (py->major == 2 || (py->major == 3 && py->minor < 7))
+		rc = find_statics(py);
+	else
+		rc = find_runtime(py);
+	if (rc < 0)
+		goto fail;
+
+	layout = pk_layout_find(py->major, py->minor);
+	if (layout != NULL) {
+		py->layout = *layout;
+		snprintf(py->layout_source, sizeof(py->layout_source), "generated table %d.%d (%s)", py->major,
+			 py->minor, layout->source);
+	} else if (py->major == 3 && py->minor >= 13 && pk_layouts_count > 0) {
+		/* A newer Python: the debug offsets it publishes must carry the day. */
+		py->layout = pk_layouts[pk_layouts_count - 1];
+	} else {
+		pk_error("inspect Python %s in %s: this version is not supported (no layout table)", py->version,
+			 py->path);
+		rc = -ENOTSUP;
+		goto fail;
+	}
+
+	rc = pk_mem_open_pid(pid, &py->mem);
+	if (rc < 0)
+		goto fail;
+	if (py->major == 3 && py->minor >= 13) {
+		rc = pk_dbgoff_apply(py);
+		if (rc < 0 && layout == NULL) {
+			pk_error("inspect Python %s in %s: no layout table and no valid _Py_DebugOffsets", py->version,
+				 py->path);
+			rc = -ENOTSUP;
+			goto fail;
+		}
+		rc = 0;
+	}
+
+	sym_rt(py, "PyCode_Type", &py->code_type);
+	sym_rt(py, py->major == 2 ? "PyString_Type" : "PyUnicode_Type", &py->str_type);
+	sym_rt(py, "PyDict_Type", &py->dict_type);
+	*out = py;
+	return 0;
+fail:
+	pk_py_close(py);
+	return rc;
+}
+
+void pk_py_close(struct pk_py *py)
+{
+	if (py == NULL)
+		return;
+	pk_mem_close(py->mem);
+	pk_elf_close(py->elf);
+	pk_maps_free(&py->maps);
+	free(py->path);
+	free(py);
+}
+
+pid_t pk_py_pid(const struct pk_py *py)
+{
+	return py->pid;
+}
+
+const char *pk_py_version(const struct pk_py *py)
+{
+	return py->version;
+}
+
+uint32_t pk_py_hexversion(const struct pk_py *py)
+{
+	return py->hexversion ? py->hexversion : (uint32_t)(py->major << 24 | py->minor << 16);
+}
+
+const char *pk_py_path(const struct pk_py *py)
+{
+	return py->path;
+}
+
+const char *pk_py_layout_source(const struct pk_py *py)
+{
+	return py->layout_source;
+}

@@ -1,0 +1,656 @@
+/* A consistent picture of every Python thread, for as short a freeze as we
+ * can manage.
+ *
+ * What holds: a thread blocked in a system call cannot change its own Python
+ * stack, and no thread can change the interpreter's thread list or another
+ * thread's frames without running. So (PK_FREEZE_AUTO) only the threads that
+ * were not blocked in a system call when /proc was read are stopped; the
+ * others are never interrupted, so none of their system calls sees a
+ * spurious EINTR because of us. After reading, each Python thread that was
+ * left running is checked through its CPU time: if it ran since /proc was
+ * read, it may have changed what we read, so it is stopped too and the
+ * whole read is done again (at most PK_ROUNDS times, then everything is
+ * stopped). Signals that would end pykill are blocked by the freeze while any
+ * thread is stopped, so Ctrl-C cannot leave a thread stopped. */
+#include "py-priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PK_ROUNDS 3
+#define TSTATE_READ_MAX 0x400
+
+struct task {
+	pid_t tid, ns_tid;
+	char state;
+	struct pk_syscall sc;
+	uint64_t cpu_ns;
+	char comm[64];
+	bool stopped;
+	bool python;
+};
+
+struct gil_info {
+	uint64_t holder;        /* tstate holding the GIL, 0 if none/unknown */
+	uint64_t wait_lo[2], wait_hi[2];  /* futex ranges of waiters: cond, mutex */
+	uint64_t drop_lo[2], drop_hi[2];  /* FORCE_SWITCHING: switch_cond, switch_mutex */
+};
+
+struct reading {
+	struct pk_py_thread *threads;
+	struct gil_info *gils;  /* the GIL of each thread's interpreter, parallel to threads */
+	size_t n, cap;
+	size_t ninterps;
+	bool finalizing;
+};
+
+static void thread_clear(struct pk_py_thread *t)
+{
+	for (size_t i = 0; i < t->nframes; i++) {
+		free(t->frames[i].function);
+		free(t->frames[i].file);
+	}
+	free(t->frames);
+	free(t->name);
+	free(t->frames_error);
+	memset(t, 0, sizeof(*t));
+}
+
+static void reading_clear(struct reading *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		thread_clear(&r->threads[i]);
+	free(r->threads);
+	free(r->gils);
+	memset(r, 0, sizeof(*r));
+}
+
+static int scan_tasks(pid_t pid, bool want_ns, struct task **out, size_t *nout)
+{
+	pid_t *tids = NULL;
+	size_t n = 0, k = 0;
+	struct task *tasks;
+	int rc;
+
+	rc = pk_proc_tasks(pid, &tids, &n);
+	if (rc < 0)
+		return rc;
+	tasks = calloc(n ? n : 1, sizeof(*tasks));
+	if (tasks == NULL) {
+		free(tids);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct task *t = &tasks[k];
+		struct pk_stat st;
+
+		t->tid = tids[i];
+		t->ns_tid = tids[i];
+		if (pk_proc_stat(pid, t->tid, &st) < 0)
+			continue; /* ended meanwhile */
+		t->state = st.state;
+		snprintf(t->comm, sizeof(t->comm), "%s", st.comm);
+		if (pk_proc_syscall(pid, t->tid, &t->sc) < 0)
+			t->sc.nr = PK_SYSCALL_RUNNING;
+		if (pk_proc_cputime(pid, t->tid, &t->cpu_ns) < 0)
+			continue;
+		if (want_ns) {
+			struct pk_status ts;
+			if (pk_proc_status(pid, t->tid, &ts) < 0)
+				continue;
+			if (ts.ns_levels > 0)
+				t->ns_tid = ts.nspid[ts.ns_levels - 1];
+		}
+		k++;
+	}
+	free(tids);
+	pk_error_clear();
+	*out = tasks;
+	*nout = k;
+	return 0;
+}
+
+static bool must_stop(const struct task *t, enum pk_freeze_mode mode)
+{
+	if (mode == PK_FREEZE_ALL)
+		return t->state != 'T' && t->state != 't' && t->state != 'Z' && t->state != 'X';
+	if (mode == PK_FREEZE_NONE)
+		return false;
+	if (t->state == 'T' || t->state == 't' || t->state == 'Z' || t->state == 'X')
+		return false; /* cannot run anyway */
+	return t->state == 'R' || t->sc.nr < 0;
+}
+
+static struct task *task_by_ns_tid(struct task *tasks, size_t n, pid_t ns_tid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (tasks[i].ns_tid == ns_tid)
+			return &tasks[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------ GIL */
+
+static void gil_from_struct(struct pk_py *py, uint64_t gil, struct gil_info *g)
+{
+	const struct pk_layout *L = &py->layout;
+
+	if (L->gil_cond >= 0) {
+		g->wait_lo[0] = gil + (uint64_t)L->gil_cond;
+		g->wait_hi[0] = g->wait_lo[0] + (uint64_t)(L->gil_cond_size > 0 ? L->gil_cond_size : 48);
+	}
+	if (L->gil_mutex >= 0) {
+		g->wait_lo[1] = gil + (uint64_t)L->gil_mutex;
+		g->wait_hi[1] = g->wait_lo[1] + (uint64_t)(L->gil_mutex_size > 0 ? L->gil_mutex_size : 40);
+	}
+	if (L->gil_switch_cond >= 0) {
+		g->drop_lo[0] = gil + (uint64_t)L->gil_switch_cond;
+		g->drop_hi[0] = g->drop_lo[0] + (uint64_t)(L->gil_switch_cond_size > 0 ? L->gil_switch_cond_size : 48);
+	}
+	if (L->gil_switch_mutex >= 0) {
+		g->drop_lo[1] = gil + (uint64_t)L->gil_switch_mutex;
+		g->drop_hi[1] = g->drop_lo[1] + (uint64_t)(L->gil_switch_mutex_size > 0 ? L->gil_switch_mutex_size : 40);
+	}
+}
+
+static void read_gil(struct pk_py *py, uint64_t interp, struct gil_info *g)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t v = 0;
+
+	memset(g, 0, sizeof(*g));
+	if (py->major == 2 || py->minor < 7) {
+		if (py->tstate_current_var && pk_rd_u64(py, py->tstate_current_var, &v) == 0)
+			g->holder = v;
+		if (py->major == 2) {
+			/* The 2.7 GIL is a PyThread lock: a semaphore whose futex word is inside it. */
+			uint64_t lock = 0;
+			if (py->interpreter_lock27_var && pk_rd_u64(py, py->interpreter_lock27_var, &lock) == 0 && lock) {
+				g->wait_lo[0] = lock;
+				g->wait_hi[0] = lock + 32;
+			}
+		} else {
+			if (py->gil36_cond) {
+				g->wait_lo[0] = py->gil36_cond;
+				g->wait_hi[0] = py->gil36_cond + 48;
+			}
+			if (py->gil36_mutex) {
+				g->wait_lo[1] = py->gil36_mutex;
+				g->wait_hi[1] = py->gil36_mutex + 40;
+			}
+			if (py->gil36_switch_cond) {
+				g->drop_lo[0] = py->gil36_switch_cond;
+				g->drop_hi[0] = py->gil36_switch_cond + 48;
+			}
+			if (py->gil36_switch_mutex) {
+				g->drop_lo[1] = py->gil36_switch_mutex;
+				g->drop_hi[1] = py->gil36_switch_mutex + 40;
+			}
+		}
+		return;
+	}
+	if (L->rt_ceval_gil >= 0) {
+		/* 3.7-3.11: one GIL in the runtime; the holder is the current tstate. */
+		if (L->rt_gilstate_tstate_current >= 0 &&
+		    pk_rd_u64(py, py->runtime + (uint64_t)L->rt_gilstate_tstate_current, &v) == 0)
+			g->holder = v;
+		gil_from_struct(py, py->runtime + (uint64_t)L->rt_ceval_gil, g);
+		return;
+	}
+	if (L->is_ceval_gil >= 0) {
+		/* 3.12+: per-interpreter pointer; locked + last_holder name the holder. */
+		uint64_t gil = 0;
+		int32_t locked = 0;
+		if (pk_rd_u64(py, interp + (uint64_t)L->is_ceval_gil, &gil) < 0 || gil == 0)
+			return;
+		if (pk_rd_i32(py, gil + (uint64_t)L->gil_locked, &locked) == 0 && locked == 1 &&
+		    pk_rd_u64(py, gil + (uint64_t)L->gil_last_holder, &v) == 0)
+			g->holder = v;
+		gil_from_struct(py, gil, g);
+	}
+}
+
+static bool in_range(uint64_t a, const uint64_t *lo, const uint64_t *hi)
+{
+	for (int i = 0; i < 2; i++)
+		if (lo[i] != 0 && a >= lo[i] && a < hi[i])
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------ reading */
+
+static int reading_push(struct reading *r, const struct gil_info *gil, struct pk_py_thread **out)
+{
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 64;
+		struct pk_py_thread *n = realloc(r->threads, ncap * sizeof(*n));
+		struct gil_info *g;
+		if (n == NULL)
+			return -ENOMEM;
+		r->threads = n;
+		g = realloc(r->gils, ncap * sizeof(*g));
+		if (g == NULL)
+			return -ENOMEM;
+		r->gils = g;
+		r->cap = ncap;
+	}
+	r->gils[r->n] = *gil;
+	*out = &r->threads[r->n++];
+	memset(*out, 0, sizeof(**out));
+	return 0;
+}
+
+static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, uint64_t interp, int64_t interp_id,
+			       bool main_interp, const struct pk_snapshot_opts *opts, struct reading *r)
+{
+	const struct pk_layout *L = &py->layout;
+	struct gil_info gil;
+	uint64_t ts = 0, tortoise;
+	unsigned power = 1, lam = 0, count = 0;
+	size_t tslen = (size_t)L->ts_size;
+	size_t first = r->n;
+	int rc;
+
+	if (tslen == 0 || tslen > TSTATE_READ_MAX)
+		tslen = TSTATE_READ_MAX;
+	read_gil(py, interp, &gil);
+	rc = pk_rd_u64(py, interp + (uint64_t)L->is_tstate_head, &ts);
+	if (rc < 0) {
+		pk_error("read the thread list of interpreter %lld at 0x%llx: unreadable", (long long)interp_id,
+			 (unsigned long long)interp);
+		return rc;
+	}
+	tortoise = ts;
+	while (ts != 0) {
+		uint8_t buf[TSTATE_READ_MAX];
+		struct pk_py_thread *t;
+		uint64_t next;
+
+		if (++count > PK_MAX_THREADS) {
+			pk_error("read the thread list of interpreter %lld: more than %u threads (corrupt list?)",
+				 (long long)interp_id, PK_MAX_THREADS);
+			return -ELOOP;
+		}
+		if (pk_mem_read(py->mem, ts, buf, tslen) < 0) {
+			pk_error("read thread state at 0x%llx: unreadable memory", (unsigned long long)ts);
+			return -EFAULT;
+		}
+		rc = reading_push(r, &gil, &t);
+		if (rc < 0)
+			return rc;
+		t->interp_id = interp_id;
+		t->main_interp = main_interp;
+		t->tstate = ts;
+		t->ident = pk_get_u64(buf, tslen, L->ts_thread_id);
+		if (L->ts_native_thread_id >= 0)
+			t->ns_tid = (pid_t)pk_get_u64(buf, tslen, L->ts_native_thread_id);
+		t->has_async_exc = pk_get_u64(buf, tslen, L->ts_async_exc) != 0;
+		t->gil = (gil.holder != 0 && gil.holder == ts) ? PK_GIL_HOLDS : PK_GIL_NONE;
+		t->state = '?';
+		t->syscall_nr = -1;
+		if (opts->want_frames) {
+			rc = pk_frames_walk(py, cache, buf, tslen,
+					    opts->max_frames ? opts->max_frames : PK_DEFAULT_MAX_FRAMES, t);
+			if (rc < 0)
+				return rc;
+		}
+		next = pk_get_u64(buf, tslen, L->ts_next);
+		ts = next;
+		if (ts == tortoise && ts != 0) {
+			pk_error("read the thread list of interpreter %lld: it loops at 0x%llx", (long long)interp_id,
+				 (unsigned long long)ts);
+			return -ELOOP;
+		}
+		if (++lam == power) {
+			tortoise = ts;
+			power *= 2;
+			lam = 0;
+		}
+	}
+	if (main_interp && opts->want_names && r->n > first)
+		pk_names_read(py, interp, &r->threads[first], r->n - first);
+	return 0;
+}
+
+static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, struct reading *r)
+{
+	const struct pk_layout *L = &py->layout;
+	struct pk_code_cache *cache;
+	uint64_t interp = 0, main_interp = 0, tortoise;
+	unsigned power = 1, lam = 0, count = 0;
+	int rc;
+
+	cache = pk_code_cache_new();
+	if (cache == NULL)
+		return -ENOMEM;
+	if (py->runtime != 0) {
+		uint64_t fin = 0;
+		rc = pk_rd_u64(py, py->runtime + (uint64_t)L->rt_interpreters_head, &interp);
+		if (rc < 0) {
+			pk_error("read _PyRuntime at 0x%llx: unreadable memory", (unsigned long long)py->runtime);
+			goto out;
+		}
+		if (L->rt_interpreters_main >= 0)
+			pk_rd_u64(py, py->runtime + (uint64_t)L->rt_interpreters_main, &main_interp);
+		if (L->rt_finalizing >= 0 && pk_rd_u64(py, py->runtime + (uint64_t)L->rt_finalizing, &fin) == 0)
+			r->finalizing = fin != 0;
+	} else {
+		rc = pk_rd_u64(py, py->interp_head_var, &interp);
+		if (rc < 0) {
+			pk_error("read interp_head at 0x%llx: unreadable memory", (unsigned long long)py->interp_head_var);
+			goto out;
+		}
+	}
+	if (interp == 0) {
+		pk_error("read the interpreter list of process %d: it is empty (Python not initialised yet, or "
+			 "already finalised)", (int)py->pid);
+		rc = -ENOEXEC;
+		goto out;
+	}
+	/* The list is newest first: without interpreters.main, the main one is last. */
+	if (main_interp == 0) {
+		uint64_t p = interp;
+		for (unsigned i = 0; p != 0 && i < PK_MAX_INTERPS; i++) {
+			main_interp = p;
+			if (pk_rd_u64(py, p + (uint64_t)L->is_next, &p) < 0)
+				break;
+		}
+	}
+	tortoise = interp;
+	while (interp != 0) {
+		int64_t id = 0;
+		uint64_t next = 0;
+
+		if (++count > PK_MAX_INTERPS) {
+			pk_error("read the interpreter list: more than %u interpreters (corrupt list?)", PK_MAX_INTERPS);
+			rc = -ELOOP;
+			goto out;
+		}
+		if (L->is_id >= 0)
+			pk_rd_u64(py, interp + (uint64_t)L->is_id, (uint64_t *)&id);
+		rc = read_interp_threads(py, cache, interp, id, interp == main_interp, opts, r);
+		if (rc < 0)
+			goto out;
+		r->ninterps++;
+		rc = pk_rd_u64(py, interp + (uint64_t)L->is_next, &next);
+		if (rc < 0) {
+			pk_error("read interpreter at 0x%llx: unreadable memory", (unsigned long long)interp);
+			goto out;
+		}
+		interp = next;
+		if (interp == tortoise && interp != 0) {
+			pk_error("read the interpreter list: it loops");
+			rc = -ELOOP;
+			goto out;
+		}
+		if (++lam == power) {
+			tortoise = interp;
+			power *= 2;
+			lam = 0;
+		}
+	}
+	rc = 0;
+out:
+	pk_code_cache_free(cache);
+	return rc;
+}
+
+/* Before 3.11 the thread state has no kernel TID. The ident is pthread_self(),
+ * a pointer to the C library's thread descriptor, which holds the TID at a
+ * fixed offset: find that offset by matching known TIDs. */
+static int find_pthread_tid_offset(struct pk_py *py, struct reading *r, struct task *tasks, size_t ntasks)
+{
+	enum { SCAN = 0x1000 };
+	static uint8_t buf[SCAN];
+	uint64_t ident = 0;
+	int found = -1;
+
+	if (py->pthread_tid_offset >= 0)
+		return py->pthread_tid_offset;
+	for (size_t i = 0; i < r->n && ident == 0; i++)
+		ident = r->threads[i].ident;
+	if (ident == 0 || pk_mem_read(py->mem, ident, buf, SCAN) < 0)
+		return -1;
+	for (int off = 0; off + 4 <= SCAN && found < 0; off += 4) {
+		int32_t v;
+		unsigned hits = 0, tried = 0;
+
+		memcpy(&v, buf + off, 4);
+		if (v <= 0 || task_by_ns_tid(tasks, ntasks, v) == NULL)
+			continue;
+		/* Confirm on up to four other threads: distinct, known TIDs. */
+		for (size_t i = 0; i < r->n && tried < 4; i++) {
+			int32_t w;
+			if (r->threads[i].ident == 0 || r->threads[i].ident == ident)
+				continue;
+			tried++;
+			if (pk_mem_read(py->mem, r->threads[i].ident + (uint64_t)off, &w, 4) == 0 && w != v &&
+			    task_by_ns_tid(tasks, ntasks, w) != NULL)
+				hits++;
+		}
+		if (hits == tried)
+			found = off;
+	}
+	py->pthread_tid_offset = found;
+	return found;
+}
+
+static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, size_t ntasks)
+{
+	int off = -1;
+
+	if (py->layout.ts_native_thread_id < 0)
+		off = find_pthread_tid_offset(py, r, tasks, ntasks);
+	for (size_t i = 0; i < r->n; i++) {
+		struct pk_py_thread *t = &r->threads[i];
+		struct task *task;
+
+		if (py->layout.ts_native_thread_id < 0) {
+			int32_t v = 0;
+			t->ns_tid = 0;
+			if (off >= 0 && t->ident != 0 && pk_mem_read(py->mem, t->ident + (uint64_t)off, &v, 4) == 0)
+				t->ns_tid = v;
+		}
+		task = t->ns_tid > 0 ? task_by_ns_tid(tasks, ntasks, t->ns_tid) : NULL;
+		t->tid = task ? task->tid : 0;
+		if (task)
+			task->python = true;
+	}
+}
+
+/* Did any Python thread we left running run since /proc was read? */
+static size_t moved_threads(pid_t pid, struct task *tasks, size_t ntasks, pid_t *moved, bool all)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < ntasks; i++) {
+		uint64_t now;
+		struct task *t = &tasks[i];
+
+		if (t->stopped || (!t->python && !all))
+			continue;
+		if (pk_proc_cputime(pid, t->tid, &now) < 0)
+			continue; /* ended: its state is gone with it */
+		if (now != t->cpu_ns)
+			moved[k++] = t->tid;
+	}
+	pk_error_clear();
+	return k;
+}
+
+/* Join the memory view with the /proc view: state, system call, GIL role. */
+static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, struct task *tasks, size_t ntasks)
+{
+	long futex_nr = pk_syscall_number("futex");
+
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		struct pk_py_thread *t = &snap->threads[i];
+		const struct gil_info *g = &gils[i];
+		struct task *task = NULL;
+
+		for (size_t j = 0; j < ntasks && t->tid; j++)
+			if (tasks[j].tid == t->tid)
+				task = &tasks[j];
+		if (t->ns_tid == 0)
+			t->ns_tid = t->tid;
+		t->is_main = t->main_interp && t->ns_tid != 0 && t->ns_tid == snap->ns_pid;
+		if (task == NULL)
+			continue;
+		t->state = task->state;
+		t->syscall_nr = task->sc.nr;
+		memcpy(t->syscall_args, task->sc.args, sizeof(t->syscall_args));
+		if (t->gil != PK_GIL_HOLDS && task->sc.nr >= 0 && task->sc.nr == futex_nr) {
+			if (in_range(task->sc.args[0], g->wait_lo, g->wait_hi))
+				t->gil = PK_GIL_WAITS;
+			else if (in_range(task->sc.args[0], g->drop_lo, g->drop_hi))
+				t->gil = PK_GIL_DROPPING;
+		}
+	}
+}
+
+int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out)
+{
+	struct pk_py_snapshot *snap;
+	struct pk_status st;
+	struct pk_freeze *fz = NULL;
+	struct reading r = { 0 };
+	struct task *tasks = NULL;
+	pid_t *ids = NULL;
+	size_t ntasks = 0, nids;
+	uint64_t t0;
+	int rc;
+
+	*out = NULL;
+	snap = calloc(1, sizeof(*snap));
+	if (snap == NULL)
+		return -ENOMEM;
+	snap->pid = py->pid;
+	rc = pk_proc_status(py->pid, 0, &st);
+	if (rc < 0)
+		goto fail;
+	snap->ns_pid = st.ns_levels > 0 ? st.nspid[st.ns_levels - 1] : py->pid;
+	rc = scan_tasks(py->pid, st.ns_levels > 1, &tasks, &ntasks);
+	if (rc < 0)
+		goto fail;
+	ids = calloc(ntasks ? ntasks : 1, sizeof(*ids));
+	if (ids == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+
+	t0 = pk_now_ns();
+	if (opts->freeze != PK_FREEZE_NONE) {
+		rc = pk_freeze_new(py->pid, &fz);
+		if (rc < 0)
+			goto fail;
+	}
+	nids = 0;
+	for (size_t i = 0; i < ntasks; i++)
+		if (must_stop(&tasks[i], opts->freeze))
+			ids[nids++] = tasks[i].tid;
+	for (unsigned round = 1;; round++) {
+		if (fz != NULL && nids > 0) {
+			rc = pk_freeze_add(fz, ids, nids);
+			if (rc < 0)
+				goto fail;
+			for (size_t i = 0; i < ntasks; i++)
+				if (pk_freeze_has(fz, tasks[i].tid))
+					tasks[i].stopped = true;
+		}
+		snap->rounds = round;
+		pk_mem_cache_drop(py->mem);
+		pk_mem_cache_enable(py->mem, fz != NULL);
+		reading_clear(&r);
+		rc = read_all(py, opts, &r);
+		if (rc < 0)
+			goto fail;
+		map_tids(py, &r, tasks, ntasks);
+		if (fz == NULL || opts->freeze != PK_FREEZE_AUTO)
+			break;
+		nids = moved_threads(py->pid, tasks, ntasks, ids, round >= PK_ROUNDS);
+		if (nids == 0)
+			break;
+		pk_log(PK_LOG_DEBUG, "round %u: %zu thread(s) ran while being read; stopping them and reading again",
+		       round, nids);
+		if (round >= PK_ROUNDS) {
+			/* Give up being gentle: stop everything that can be stopped. */
+			nids = 0;
+			for (size_t i = 0; i < ntasks; i++)
+				if (!tasks[i].stopped && must_stop(&tasks[i], PK_FREEZE_ALL))
+					ids[nids++] = tasks[i].tid;
+			rc = pk_freeze_add(fz, ids, nids);
+			if (rc < 0)
+				goto fail;
+			reading_clear(&r);
+			rc = read_all(py, opts, &r);
+			if (rc < 0)
+				goto fail;
+			map_tids(py, &r, tasks, ntasks);
+			break;
+		}
+	}
+	pk_mem_cache_enable(py->mem, false);
+	pk_mem_cache_drop(py->mem);
+	if (fz != NULL) {
+		snap->nstopped = pk_freeze_count(fz);
+		snap->freeze_ns = pk_freeze_end(fz);
+		pk_freeze_free(fz);
+		fz = NULL;
+	}
+	snap->read_ns = pk_now_ns() - t0;
+
+	snap->threads = r.threads;
+	snap->nthreads = r.n;
+	snap->ninterps = r.ninterps;
+	snap->finalizing = r.finalizing;
+	classify(snap, r.gils, tasks, ntasks);
+	free(r.gils);
+	memset(&r, 0, sizeof(r));
+
+	/* Native threads: no thread state. */
+	snap->natives = calloc(ntasks ? ntasks : 1, sizeof(*snap->natives));
+	if (snap->natives == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < ntasks; i++) {
+		struct pk_native_thread *n;
+		if (tasks[i].python)
+			continue;
+		n = &snap->natives[snap->nnatives++];
+		n->tid = tasks[i].tid;
+		n->ns_tid = tasks[i].ns_tid;
+		n->state = tasks[i].state;
+		n->syscall_nr = tasks[i].sc.nr;
+		memcpy(n->syscall_args, tasks[i].sc.args, sizeof(n->syscall_args));
+		snprintf(n->comm, sizeof(n->comm), "%s", tasks[i].comm);
+	}
+	free(ids);
+	free(tasks);
+	*out = snap;
+	return 0;
+fail:
+	if (fz != NULL) {
+		pk_mem_cache_enable(py->mem, false);
+		pk_freeze_free(fz);
+	}
+	reading_clear(&r);
+	free(ids);
+	free(tasks);
+	pk_py_snapshot_free(snap);
+	return rc;
+}
+
+void pk_py_snapshot_free(struct pk_py_snapshot *snap)
+{
+	if (snap == NULL)
+		return;
+	for (size_t i = 0; i < snap->nthreads; i++)
+		thread_clear(&snap->threads[i]);
+	free(snap->threads);
+	free(snap->natives);
+	free(snap);
+}
