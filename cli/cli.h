@@ -1,0 +1,41 @@
+/* Internals of the command-line front end. */
+#ifndef PK_CLI_H
+#define PK_CLI_H
+
+#include "json.h"
+#include "pk_cpython.h"
+#include "pk_exit.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+struct pk_cli {
+	int verbose;
+	const char *argv0;
+};
+
+extern struct pk_cli pk_cli;
+
+/* -v: one more level of detail on stderr. */
+void pk_cli_more_verbose(void);
+
+/* Usage error: message to stderr with the hint, returns PK_EXIT_USAGE. */
+int pk_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Report a library failure (pk_error message, hint) and map -errno to an exit status. */
+int pk_fail(int err, const char *fallback_what);
+int pk_exit_for_errno(int err);
+/* Parse a PID argument: decimal, > 0. */
+bool pk_parse_pid(const char *s, pid_t *out);
+
+/* Formatting shared by commands. */
+const char *pk_state_name(char state);
+/* "clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, 0x7ff..., 0x0)" with fd
+ * arguments resolved: "recvfrom(fd 7 -> socket:[123], ...)". */
+void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size_t cap);
+void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args);
+const char *pk_gil_name(enum pk_gil_role role);
+
+int pk_cmd_list(int argc, char **argv);
+
+#endif

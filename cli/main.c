@@ -1,0 +1,151 @@
+/* pykill: inspect and stop threads of a live CPython process. */
+#include "cli.h"
+#include "pk_log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pk_cli pk_cli;
+
+static const char usage_text[] =
+	"Usage: pykill [OPTION]... COMMAND [ARG]...\n"
+	"Inspect the threads of a running CPython process, and stop one of them.\n"
+	"\n"
+	"Commands:\n"
+	"  list PID            show every Python thread: TID, ident, name, GIL, state,\n"
+	"                      system call, where it is in the Python code\n"
+	"\n"
+	"Options for list:\n"
+	"  --json              one JSON object (schema 1) instead of the table\n"
+	"  --stacks            print each thread's whole Python stack under it\n"
+	"  --freeze=MODE       auto (default): stop only threads that could change what\n"
+	"                      is read; all: stop every thread; none: never stop anything\n"
+	"  --max-frames=N      read at most N frames per thread (default 2048)\n"
+	"\n"
+	"General options:\n"
+	"  -v, --verbose       say what pykill is doing, step by step, on stderr\n"
+	"  -h, --help          show this help and exit\n"
+	"  -V, --version       show the version and exit\n"
+	"\n"
+	"Exit status:\n"
+	"  0  success\n"
+	"  1  other failure\n"
+	"  2  usage error\n"
+	"  4  no such process or thread\n"
+	"  5  permission denied (ptrace rights)\n"
+	"  6  not a Python process, or an unsupported Python version\n"
+	"\n"
+	"See pykill(1) for details.\n";
+
+int pk_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("pykill: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'pykill --help' for more information.\n", stderr);
+	return PK_EXIT_USAGE;
+}
+
+int pk_exit_for_errno(int err)
+{
+	switch (-err) {
+	case ESRCH:
+		return PK_EXIT_NO_PROCESS;
+	case EPERM:
+	case EACCES:
+		return PK_EXIT_PERMISSION;
+	case ENOEXEC:
+	case ENOTSUP:
+		return PK_EXIT_NOT_PYTHON;
+	default:
+		return PK_EXIT_FAILURE;
+	}
+}
+
+int pk_fail(int err, const char *fallback_what)
+{
+	const char *msg = pk_error_message();
+	const char *hint = pk_error_hint_message();
+
+	if (msg[0] != '\0')
+		fprintf(stderr, "pykill: %s\n", msg);
+	else
+		fprintf(stderr, "pykill: %s: %s\n", fallback_what, strerror(-err));
+	if (hint[0] != '\0')
+		fprintf(stderr, "pykill: hint: %s\n", hint);
+	return pk_exit_for_errno(err);
+}
+
+bool pk_parse_pid(const char *s, pid_t *out)
+{
+	char *end;
+	long v;
+
+	if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
+		return false;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0 || v > 0x3fffffff)
+		return false;
+	*out = (pid_t)v;
+	return true;
+}
+
+static void log_to_stderr(enum pk_log_level level, const char *msg, void *userdata)
+{
+	static const char *names[] = { "error", "warning", "", "debug" };
+	(void)userdata;
+	if (level == PK_LOG_INFO)
+		fprintf(stderr, "pykill: %s\n", msg);
+	else
+		fprintf(stderr, "pykill: %s: %s\n", names[level], msg);
+}
+
+void pk_cli_more_verbose(void)
+{
+	pk_cli.verbose++;
+	pk_log_set_handler(log_to_stderr, NULL, pk_cli.verbose > 1 ? PK_LOG_DEBUG : PK_LOG_INFO);
+}
+
+int main(int argc, char **argv)
+{
+	int i;
+
+	pk_cli.argv0 = argv[0];
+	pk_log_set_handler(log_to_stderr, NULL, PK_LOG_WARN);
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			fputs(usage_text, stdout);
+			return PK_EXIT_OK;
+		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			printf("pykill %s\n", PYKILL_VERSION);
+			return PK_EXIT_OK;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			pk_cli_more_verbose();
+		} else if (strcmp(a, "-vv") == 0) {
+			pk_cli_more_verbose();
+			pk_cli_more_verbose();
+		} else if (a[0] == '-') {
+			return pk_usage_error("unknown option '%s'", a);
+		} else {
+			break;
+		}
+	}
+	if (i >= argc)
+		return pk_usage_error("missing command");
+	if (strcmp(argv[i], "list") == 0)
+		return pk_cmd_list(argc - i, argv + i);
+	if (strcmp(argv[i], "help") == 0) {
+		fputs(usage_text, stdout);
+		return PK_EXIT_OK;
+	}
+	return pk_usage_error("unknown command '%s'", argv[i]);
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Integration test of `pykill list` against a real CPython process.
+
+  run_list.py PYKILL PYTHON
+
+Starts tests/integration/target.py under PYTHON, waits for its ready
+handshake (a pipe), runs `pykill list --json`, and checks every thread the
+target reports about itself: ident, TID, main flag, name, system call, and
+for parked threads the exact stack (function, file, line per frame). Then
+checks the human output and that the target lives on unharmed. Exits 0 on
+success, 1 on failure, 77 (ctest's skip code) when the interpreter is absent.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SKIP = 77
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def resolve_python(spec):
+    """A path, or sid:3.X read from the fetch cache's STATUS."""
+    if not spec.startswith("sid:"):
+        if not os.path.exists(spec):
+            print("SKIP: %s is not installed" % spec)
+            sys.exit(SKIP)
+        return spec
+    ver = spec[4:]
+    cache = os.environ.get("PYKILL_PYTHONS", os.path.expanduser("~/.cache/pykill-pythons"))
+    try:
+        with open(os.path.join(cache, "STATUS")) as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] == ver:
+                    if parts[1] == "ok":
+                        return parts[3]
+                    print("SKIP: Debian sid python%s could not be fetched: %s" % (ver, " ".join(parts[2:])))
+                    sys.exit(SKIP)
+    except IOError:
+        pass
+    print("SKIP: Debian sid python%s not fetched (run tests/fetch-pythons.sh %s)" % (ver, cache))
+    sys.exit(SKIP)
+
+
+EXPECT_SYSCALL = {
+    "long-sleeper": ("clock_nanosleep", "select", "pselect6", "nanosleep"),
+    "receiver": ("recvfrom", "recvmsg", "read"),
+    "lock-waiter": ("futex",),
+    "idle": ("futex",),
+    "MainThread": ("read",),
+}
+
+
+def main():
+    pykill, python = sys.argv[1], resolve_python(sys.argv[2])
+    tmp = tempfile.mkdtemp(prefix="pykill-it-")
+    truth_path = os.path.join(tmp, "truth.json")
+    ready_r, ready_w = os.pipe()
+    cmd_r, cmd_w = os.pipe()
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.Popen([python, os.path.join(HERE, "target.py"), str(ready_w), str(cmd_r), truth_path],
+                            pass_fds=(ready_w, cmd_r), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    os.close(ready_w)
+    os.close(cmd_r)
+    try:
+        line = os.read(ready_r, 100).decode()
+        if not line.startswith("ready"):
+            out = proc.communicate(timeout=10)[0].decode(errors="replace")
+            fail("target did not get ready: %r %s" % (line, out))
+        with open(truth_path) as f:
+            truth = json.load(f)
+        res = subprocess.run([pykill, "list", "--json", str(proc.pid)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=60)
+        if res.returncode != 0:
+            fail("pykill list exited %d: %s" % (res.returncode, res.stderr.decode(errors="replace")))
+        got = json.loads(res.stdout.decode("utf-8"))
+        check(truth, got, proc.pid)
+        human = subprocess.run([pykill, "list", "--stacks", str(proc.pid)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=60)
+        if human.returncode != 0 or b"MainThread" not in human.stdout or b"long-sleeper" not in human.stdout:
+            fail("human output (exit %d): %s %s" % (human.returncode, human.stdout.decode(errors="replace"),
+                                                     human.stderr.decode(errors="replace")))
+        with open("/proc/%d/status" % proc.pid) as f:
+            status = f.read()
+        if "TracerPid:\t0" not in status:
+            fail("target still traced after pykill: %s" % status)
+        os.write(cmd_w, b"quit\n")
+        out = proc.communicate(timeout=30)[0].decode(errors="replace")
+        if proc.returncode != 0 or "target ok" not in out:
+            fail("target harmed (exit %s): %s" % (proc.returncode, out))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print("ok: %s, %d threads, freeze %d us" % (got["python"]["version"], len(got["threads"]), got["freeze_us"]))
+
+
+def check(truth, got, pid):
+    if got.get("schema") != 1 or got.get("pid") != pid:
+        fail("bad header: %r" % {k: got.get(k) for k in ("schema", "pid")})
+    want_ver = ".".join(str(x) for x in truth["version"])
+    if not got["python"]["version"].startswith(want_ver):
+        fail("version %s, target says %s" % (got["python"]["version"], want_ver))
+    by_ident = {t["ident"]: t for t in got["threads"]}
+    if len(got["threads"]) != len(truth["threads"]):
+        fail("%d threads listed, target has %d: %r" % (len(got["threads"]), len(truth["threads"]),
+                                                      sorted(t["name"] or "-" for t in got["threads"])))
+    problems = []
+    for want in truth["threads"]:
+        label = want["name"] or "raw-%x" % want["ident"]
+        t = by_ident.get(want["ident"])
+        if t is None:
+            problems.append("%s: ident %#x missing" % (label, want["ident"]))
+            continue
+        if want["tid"] is not None and t["tid"] != want["tid"]:
+            problems.append("%s: tid %s, target says %s" % (label, t["tid"], want["tid"]))
+        if t["main"] != bool(want.get("main")):
+            problems.append("%s: main=%s" % (label, t["main"]))
+        # Threads threading knows have its name; raw _thread threads have none.
+        if t["name"] != want["name"] and not (want["name"] is None and t["name"] is None):
+            problems.append("%s: name %r, target says %r" % (label, t["name"], want["name"]))
+        exp = EXPECT_SYSCALL.get(want["name"] or "")
+        if exp is not None:
+            sc = t["syscall"]["name"] if t["syscall"] else None
+            if sc not in exp:
+                problems.append("%s: syscall %s, expected one of %s" % (label, sc, exp))
+        if want["name"] == "busy" and not any(f["function"] in ("work", "busy") for f in t["frames"][:2]):
+            problems.append("busy: innermost frames %r" % t["frames"][:2])
+        if want["parked"]:
+            wf = [(f["function"], f["file"], f["line"]) for f in want["frames"]]
+            gf = [(f["function"], f["file"], f["line"]) for f in t["frames"]]
+            if wf != gf:
+                diff = next((i for i in range(min(len(wf), len(gf))) if wf[i] != gf[i]), min(len(wf), len(gf)))
+                problems.append("%s: stack differs at frame %d of %d/%d: got %r, target says %r" % (
+                    label, diff, len(gf), len(wf), gf[diff] if diff < len(gf) else None,
+                    wf[diff] if diff < len(wf) else None))
+            if t["frames_truncated"] or t["frames_error"]:
+                problems.append("%s: truncated=%s error=%s" % (label, t["frames_truncated"], t["frames_error"]))
+        if want["name"] == "long-sleeper" and t["gil"]:
+            problems.append("long-sleeper claims to hold the GIL")
+    if problems:
+        fail("\n  ".join(["pykill list disagrees with the target:"] + problems))
+
+
+if __name__ == "__main__":
+    main()
