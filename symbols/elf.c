@@ -277,6 +277,49 @@ static int load_sections(struct pk_elf *e)
 	return 0;
 }
 
+/* libelf quietly counts only the headers that fit in the file, so a
+ * truncated object would look like one without segments or sections. Say
+ * what is wrong instead. */
+static int check_header(struct pk_elf *e, const Elf64_Ehdr *eh)
+{
+	uint64_t end;
+
+	if (eh->e_type != ET_EXEC && eh->e_type != ET_DYN) {
+		pk_error("read ELF %s: type %u is not an executable or a shared object", e->path, eh->e_type);
+		return -ENOEXEC;
+	}
+	if (eh->e_phnum == 0) {
+		pk_error("read ELF %s: no program headers", e->path);
+		return -ENOEXEC;
+	}
+	if (eh->e_phentsize != sizeof(Elf64_Phdr)) {
+		pk_error("read ELF %s: program header size %u, expected %zu", e->path, eh->e_phentsize,
+			 sizeof(Elf64_Phdr));
+		return -ENOEXEC;
+	}
+	/* PN_XNUM counts live in section 0: at least that much must be there. */
+	end = eh->e_phoff + (uint64_t)(eh->e_phnum == PN_XNUM ? 1 : eh->e_phnum) * sizeof(Elf64_Phdr);
+	if (eh->e_phoff > e->image_size || end > e->image_size) {
+		pk_error("read ELF %s: truncated (program headers end at %#" PRIx64 ", file has %zu bytes)", e->path,
+			 end, e->image_size);
+		return -ENOEXEC;
+	}
+	if (eh->e_shoff == 0)
+		return 0; /* no section headers: allowed, symbols come from sections only */
+	if (eh->e_shentsize != sizeof(Elf64_Shdr)) {
+		pk_error("read ELF %s: section header size %u, expected %zu", e->path, eh->e_shentsize,
+			 sizeof(Elf64_Shdr));
+		return -ENOEXEC;
+	}
+	end = eh->e_shoff + (uint64_t)(eh->e_shnum == 0 ? 1 : eh->e_shnum) * sizeof(Elf64_Shdr);
+	if (eh->e_shoff > e->image_size || end > e->image_size) {
+		pk_error("read ELF %s: truncated (section headers end at %#" PRIx64 ", file has %zu bytes)", e->path,
+			 end, e->image_size);
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
 int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf **out)
 {
 	struct pk_elf *e;
@@ -356,6 +399,9 @@ int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf *
 		goto fail;
 	}
 	e->image_size = size;
+	ret = check_header(e, ehdr);
+	if (ret < 0)
+		goto fail;
 
 	ret = load_segments(e);
 	if (ret < 0)
