@@ -1,0 +1,727 @@
+/* Memory of the target: process_vm_readv (batched), /proc/PID/mem as the
+ * fallback, an optional page cache, and writes.
+ *
+ * An unreadable address is an expected answer (callers probe pointers they
+ * read from the target), so -EFAULT is returned without pk_error(): the caller
+ * knows what it was reading and describes it. Failures that end the session
+ * (no such process, no permission, invalid arguments) are described here. */
+#include "pk_attach.h"
+#include "attach-priv.h"
+#include "pk_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+#define PK_MEM_MAX_READ (64u << 20)    /* one request; target-derived sizes are capped by callers too */
+#define PK_MEM_MAX_BATCH (256u << 20)   /* bytes in one process_vm_readv call */
+#define PK_PAGE_SIZE 4096u
+#define PK_CACHE_PAGES 4096u            /* 16 MiB, then the cache is cleared */
+#define PK_CACHE_SLOTS (2 * PK_CACHE_PAGES) /* open addressing, load <= 0.5 */
+#define PK_CACHE_MAX_READ (64u << 10)   /* larger reads bypass the cache */
+
+enum { SLOT_EMPTY = 0, SLOT_GOOD, SLOT_BAD, SLOT_LOADING };
+
+struct cslot {
+	uint64_t page;   /* address of the page */
+	uint32_t idx;    /* its data: pages + idx * PK_PAGE_SIZE */
+	uint8_t state;
+};
+
+struct pk_mem {
+	pid_t pid;
+	const struct pk_mem_ops *ops; /* NULL for the live process */
+	void *ctx;
+	int fd_r, fd_w;               /* /proc/PID/mem, opened on first need */
+	bool no_pvr, no_pvw;          /* process_vm_readv/writev unusable (ENOSYS, seccomp EPERM) */
+
+	bool cache_on;
+	struct cslot *slots;
+	uint8_t *pages;
+	uint32_t used;                /* pages in use */
+
+	struct pk_mem_stats st;
+};
+
+/* ---------------------------------------------------------------- backends */
+
+static bool range_ok(uint64_t addr, size_t len)
+{
+	return len <= PK_MEM_MAX_READ && addr <= UINT64_MAX - len;
+}
+
+static int gone(struct pk_mem *mem)
+{
+	pk_error("no such process %d", (int)mem->pid);
+	return -ESRCH;
+}
+
+static int open_mem(struct pk_mem *mem, int flags, int *fd)
+{
+	char path[64];
+
+	if (*fd >= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)mem->pid);
+	*fd = open(path, flags | O_CLOEXEC);
+	if (*fd < 0)
+		return pk_proc_errno(errno, mem->pid, 0, path, 1);
+	return 0;
+}
+
+/* pread the whole entry from /proc/PID/mem. 1 = done, 0 = unreadable, <0 = fatal. */
+static int procmem_read_one(struct pk_mem *mem, uint64_t addr, void *buf, size_t len)
+{
+	size_t off = 0;
+
+	/* pread takes a signed offset: the upper half is no user address. */
+	if (addr > (uint64_t)INT64_MAX - len)
+		return 0;
+	while (off < len) {
+		ssize_t r = pread(mem->fd_r, (char *)buf + off, len - off, (off_t)(addr + off));
+
+		mem->st.syscalls++;
+		if (r > 0) {
+			off += (size_t)r;
+			mem->st.bytes += (uint64_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EIO || errno == EFAULT || errno == EINVAL))
+			return 0;
+		/* 0: the address space is gone (exited, or exec'ed away). */
+		if (r == 0 || errno == ESRCH)
+			return pk_proc_exists(mem->pid, 0) ? 0 : gone(mem);
+		pk_error("read /proc/%d/mem: %s", (int)mem->pid, strerror(errno));
+		return -errno;
+	}
+	return 1;
+}
+
+static int procmem_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok)
+{
+	int rc = open_mem(mem, O_RDONLY, &mem->fd_r);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (!ok[i])
+			continue;
+		rc = procmem_read_one(mem, iov[i].addr, iov[i].buf, iov[i].len);
+		if (rc < 0)
+			return rc;
+		ok[i] = rc == 1;
+	}
+	return 0;
+}
+
+/* process_vm_readv stops at the first entry it cannot read and returns the
+ * bytes copied so far (or EFAULT if that was the very first): everything
+ * before the stop succeeded, the entry it stopped in failed, and the entries
+ * after it are unknown, so they go into the next call. */
+static int pvr_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok)
+{
+	struct iovec loc[IOV_MAX], rem[IOV_MAX];
+	size_t i = 0;
+
+	while (i < n) {
+		size_t idx[IOV_MAX];
+		size_t cnt = 0, total = 0, j = i;
+		ssize_t r;
+
+		for (; j < n && cnt < IOV_MAX; j++) {
+			if (!ok[j] || iov[j].len == 0)
+				continue;
+			if (cnt > 0 && total + iov[j].len > PK_MEM_MAX_BATCH)
+				break;
+			loc[cnt].iov_base = iov[j].buf;
+			loc[cnt].iov_len = iov[j].len;
+			rem[cnt].iov_base = (void *)(uintptr_t)iov[j].addr;
+			rem[cnt].iov_len = iov[j].len;
+			idx[cnt++] = j;
+			total += iov[j].len;
+		}
+		if (cnt == 0)
+			break;
+		r = process_vm_readv(mem->pid, loc, cnt, rem, cnt, 0);
+		mem->st.syscalls++;
+		if (r < 0) {
+			int err = errno;
+
+			if (err == EINTR)
+				continue;
+			if (err == EFAULT) {
+				ok[idx[0]] = false;
+				i = idx[0] + 1;
+				continue;
+			}
+			if (err == ESRCH)
+				return gone(mem);
+			if (err == ENOSYS || err == EPERM) {
+				/* Not built in, or refused by a seccomp profile (EPERM also
+				 * means "no ptrace rights", which /proc/PID/mem then reports
+				 * precisely). */
+				mem->no_pvr = true;
+				pk_log(PK_LOG_DEBUG, "process_vm_readv: %s, using /proc/%d/mem", strerror(err),
+				       (int)mem->pid);
+				return procmem_readv(mem, iov + i, n - i, ok + i);
+			}
+			pk_error("read memory of process %d: %s", (int)mem->pid, strerror(err));
+			return -err;
+		}
+		mem->st.bytes += (uint64_t)r;
+		{
+			size_t left = (size_t)r, k;
+
+			for (k = 0; k < cnt && left >= loc[k].iov_len; k++)
+				left -= loc[k].iov_len;
+			if (k == cnt) {
+				i = j;
+			} else {
+				ok[idx[k]] = false;
+				i = idx[k] + 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int ops_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+
+		if (!ok[i] || iov[i].len == 0)
+			continue;
+		rc = mem->ops->read(mem->ctx, iov[i].addr, iov[i].buf, iov[i].len);
+		mem->st.syscalls++;
+		if (rc == 0) {
+			mem->st.bytes += iov[i].len;
+		} else if (rc == -EFAULT) {
+			ok[i] = false;
+		} else {
+			pk_error("read memory at 0x%" PRIx64 ": %s", iov[i].addr,
+				 strerror(rc < 0 ? -rc : EIO));
+			return rc < 0 ? rc : -EIO;
+		}
+	}
+	return 0;
+}
+
+/* Exact reads without the cache. ok[] must be initialised: entries already
+ * false are skipped. Returns 0 (check ok[]) or a fatal -errno. */
+static int raw_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ok[i] && !range_ok(iov[i].addr, iov[i].len))
+			ok[i] = false;
+	if (mem->ops != NULL)
+		return ops_readv(mem, iov, n, ok);
+	if (mem->no_pvr)
+		return procmem_readv(mem, iov, n, ok);
+	return pvr_readv(mem, iov, n, ok);
+}
+
+/* ---------------------------------------------------------------- cache */
+
+static uint32_t slot_hash(uint64_t page)
+{
+	return (uint32_t)(((page / PK_PAGE_SIZE) * 0x9E3779B97F4A7C15ull) >> 40) & (PK_CACHE_SLOTS - 1);
+}
+
+static struct cslot *slot_find(struct pk_mem *mem, uint64_t page)
+{
+	uint32_t h = slot_hash(page);
+
+	for (uint32_t k = 0; k < PK_CACHE_SLOTS; k++) {
+		struct cslot *s = &mem->slots[(h + k) & (PK_CACHE_SLOTS - 1)];
+
+		if (s->state == SLOT_EMPTY)
+			return NULL;
+		if (s->page == page)
+			return s;
+	}
+	return NULL;
+}
+
+/* Caller guarantees used < PK_CACHE_PAGES, so a free slot exists. */
+static struct cslot *slot_insert(struct pk_mem *mem, uint64_t page)
+{
+	uint32_t h = slot_hash(page);
+
+	for (uint32_t k = 0; k < PK_CACHE_SLOTS; k++) {
+		struct cslot *s = &mem->slots[(h + k) & (PK_CACHE_SLOTS - 1)];
+
+		if (s->state == SLOT_EMPTY) {
+			s->page = page;
+			s->idx = mem->used++;
+			s->state = SLOT_LOADING;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static uint8_t *slot_data(struct pk_mem *mem, const struct cslot *s)
+{
+	return mem->pages + (size_t)s->idx * PK_PAGE_SIZE;
+}
+
+static void cache_clear(struct pk_mem *mem)
+{
+	if (mem->slots != NULL && mem->used > 0)
+		memset(mem->slots, 0, PK_CACHE_SLOTS * sizeof(*mem->slots));
+	mem->used = 0;
+}
+
+static bool cacheable(const struct pk_mem_iov *v)
+{
+	return v->len > 0 && v->len <= PK_CACHE_MAX_READ && range_ok(v->addr, v->len);
+}
+
+static uint64_t first_page(const struct pk_mem_iov *v)
+{
+	return v->addr & ~(uint64_t)(PK_PAGE_SIZE - 1);
+}
+
+static uint64_t last_page(const struct pk_mem_iov *v)
+{
+	return (v->addr + v->len - 1) & ~(uint64_t)(PK_PAGE_SIZE - 1);
+}
+
+/* Copy the entry from cached pages if every page it touches was read whole. */
+static bool copy_from_pages(struct pk_mem *mem, const struct pk_mem_iov *v)
+{
+	uint8_t *dst = v->buf;
+	uint64_t a = v->addr, e = v->addr + v->len;
+
+	for (uint64_t p = first_page(v);; p += PK_PAGE_SIZE) {
+		const struct cslot *s = slot_find(mem, p);
+
+		if (s == NULL || s->state != SLOT_GOOD)
+			return false;
+		if (p == last_page(v))
+			break;
+	}
+	while (a < e) {
+		const struct cslot *s = slot_find(mem, a & ~(uint64_t)(PK_PAGE_SIZE - 1));
+		size_t off = (size_t)(a & (PK_PAGE_SIZE - 1));
+		size_t chunk = PK_PAGE_SIZE - off;
+
+		if (s == NULL)
+			return false; /* checked above; the caller then reads exactly */
+		if (chunk > e - a)
+			chunk = (size_t)(e - a);
+		memcpy(dst, slot_data(mem, s) + off, chunk);
+		dst += chunk;
+		a += chunk;
+	}
+	return true;
+}
+
+/* Serve the entries from whole pages: load every missing page in one
+ * batched read, copy from pages, and read exactly whatever touches a page
+ * that could not be read whole (it may still be partly readable through
+ * another backend, so that is never a failure by itself). */
+static int cache_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok)
+{
+	struct pk_mem_iov load_small[20], *load = load_small;
+	struct cslot *lslot_small[20], **lslot = lslot_small;
+	bool lok_small[20], *lok = lok_small;
+	size_t need = 0, nload = 0;
+	bool exact_small[16], *exact = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!ok[i] || !cacheable(&iov[i]))
+			continue;
+		for (uint64_t p = first_page(&iov[i]);; p += PK_PAGE_SIZE) {
+			if (slot_find(mem, p) == NULL)
+				need++;
+			if (p == last_page(&iov[i]))
+				break;
+		}
+	}
+	if (need > PK_CACHE_PAGES)
+		return raw_readv(mem, iov, n, ok);
+	if (mem->used + need > PK_CACHE_PAGES) {
+		cache_clear(mem);
+		need = 0;
+		for (size_t i = 0; i < n; i++)
+			if (ok[i] && cacheable(&iov[i]))
+				need += (size_t)((last_page(&iov[i]) - first_page(&iov[i])) / PK_PAGE_SIZE) + 1;
+		if (need > PK_CACHE_PAGES)
+			return raw_readv(mem, iov, n, ok);
+	}
+	if (need > sizeof(load_small) / sizeof(load_small[0])) {
+		load = malloc(need * sizeof(*load));
+		lslot = malloc(need * sizeof(*lslot));
+		lok = malloc(need * sizeof(*lok));
+		if (load == NULL || lslot == NULL || lok == NULL) {
+			rc = -ENOMEM;
+			pk_error("read memory of process %d: out of memory", (int)mem->pid);
+			goto out;
+		}
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		bool hit = true;
+
+		if (!ok[i] || !cacheable(&iov[i]))
+			continue;
+		for (uint64_t p = first_page(&iov[i]);; p += PK_PAGE_SIZE) {
+			struct cslot *s = slot_find(mem, p);
+
+			if (s == NULL) {
+				s = slot_insert(mem, p);
+				if (s == NULL || nload >= need) { /* cannot happen: need counted them */
+					cache_clear(mem);
+					rc = -EOVERFLOW;
+					goto out;
+				}
+				load[nload].addr = p;
+				load[nload].buf = slot_data(mem, s);
+				load[nload].len = PK_PAGE_SIZE;
+				lok[nload] = true;
+				lslot[nload++] = s;
+			}
+			if (s->state != SLOT_GOOD)
+				hit = false;
+			if (p == last_page(&iov[i]))
+				break;
+		}
+		if (hit)
+			mem->st.cache_hits++;
+	}
+	if (nload > 0) {
+		rc = raw_readv(mem, load, nload, lok);
+		if (rc < 0) {
+			cache_clear(mem);
+			goto out;
+		}
+		for (size_t k = 0; k < nload; k++)
+			lslot[k]->state = lok[k] ? SLOT_GOOD : SLOT_BAD;
+	}
+
+	/* exact[0..n) marks the entries to read exactly, exact[n..2n) is
+	 * their ok[] for raw_readv. */
+	if (2 * n <= sizeof(exact_small) / sizeof(exact_small[0])) {
+		memset(exact_small, 0, sizeof(exact_small));
+		exact = exact_small;
+	} else {
+		exact = calloc(2 * n, sizeof(*exact));
+	}
+	if (exact == NULL) {
+		rc = -ENOMEM;
+		pk_error("read memory of process %d: out of memory", (int)mem->pid);
+		goto out;
+	}
+	{
+		size_t nexact = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			if (!ok[i] || iov[i].len == 0)
+				continue;
+			if (cacheable(&iov[i]) && copy_from_pages(mem, &iov[i]))
+				continue;
+			exact[i] = exact[n + i] = true;
+			nexact++;
+		}
+		if (nexact > 0) {
+			rc = raw_readv(mem, iov, n, exact + n);
+			if (rc < 0)
+				goto out;
+			for (size_t i = 0; i < n; i++)
+				if (exact[i])
+					ok[i] = exact[n + i];
+		}
+	}
+out:
+	if (exact != exact_small)
+		free(exact);
+	if (load != load_small)
+		free(load);
+	if (lslot != lslot_small)
+		free(lslot);
+	if (lok != lok_small)
+		free(lok);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- API */
+
+static struct pk_mem *mem_new(void)
+{
+	struct pk_mem *mem = calloc(1, sizeof(*mem));
+
+	if (mem == NULL)
+		return NULL;
+	mem->fd_r = -1;
+	mem->fd_w = -1;
+	return mem;
+}
+
+int pk_mem_open_pid(pid_t pid, struct pk_mem **out)
+{
+	struct pk_mem *mem;
+
+	if (out == NULL)
+		return -EINVAL;
+	*out = NULL;
+	if (pid <= 0 || !pk_proc_exists(pid, 0)) {
+		pk_error("no such process %d", (int)pid);
+		return -ESRCH;
+	}
+	mem = mem_new();
+	if (mem == NULL) {
+		pk_error("open memory of process %d: out of memory", (int)pid);
+		return -ENOMEM;
+	}
+	mem->pid = pid;
+	*out = mem;
+	return 0;
+}
+
+int pk_mem_open_ops(const struct pk_mem_ops *ops, void *ctx, struct pk_mem **out)
+{
+	struct pk_mem *mem;
+
+	if (out == NULL)
+		return -EINVAL;
+	*out = NULL;
+	if (ops == NULL || ops->read == NULL)
+		return -EINVAL;
+	mem = mem_new();
+	if (mem == NULL) {
+		pk_error("open memory image: out of memory");
+		return -ENOMEM;
+	}
+	mem->ops = ops;
+	mem->ctx = ctx;
+	*out = mem;
+	return 0;
+}
+
+void pk_mem_close(struct pk_mem *mem)
+{
+	if (mem == NULL)
+		return;
+	if (mem->fd_r >= 0)
+		close(mem->fd_r);
+	if (mem->fd_w >= 0)
+		close(mem->fd_w);
+	free(mem->slots);
+	free(mem->pages);
+	if (mem->ops != NULL && mem->ops->destroy != NULL)
+		mem->ops->destroy(mem->ctx);
+	free(mem);
+}
+
+static int check_len(struct pk_mem *mem, uint64_t addr, size_t len)
+{
+	if (len > PK_MEM_MAX_READ) {
+		pk_error("read %zu bytes at 0x%" PRIx64 " of process %d: more than %u MiB at once", len,
+			 addr, (int)mem->pid, PK_MEM_MAX_READ >> 20);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int pk_mem_read(struct pk_mem *mem, uint64_t addr, void *buf, size_t len)
+{
+	struct pk_mem_iov v = { .addr = addr, .buf = buf, .len = len };
+	bool ok = true;
+	int rc;
+
+	if (mem == NULL)
+		return -EINVAL;
+	mem->st.reads++;
+	if (len == 0)
+		return 0;
+	if (buf == NULL)
+		return -EINVAL;
+	rc = check_len(mem, addr, len);
+	if (rc < 0)
+		return rc;
+	if (!range_ok(addr, len))
+		return -EFAULT;
+	if (mem->cache_on && cacheable(&v))
+		rc = cache_readv(mem, &v, 1, &ok);
+	else
+		rc = raw_readv(mem, &v, 1, &ok);
+	if (rc < 0)
+		return rc;
+	return ok ? 0 : -EFAULT;
+}
+
+int pk_mem_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok)
+{
+	bool ok_small[64], *okv = ok;
+	bool all = true;
+	int rc;
+
+	if (mem == NULL || (iov == NULL && n > 0))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if (okv == NULL) {
+		okv = n <= sizeof(ok_small) / sizeof(ok_small[0]) ? ok_small : malloc(n * sizeof(*okv));
+		if (okv == NULL) {
+			pk_error("read memory of process %d: out of memory", (int)mem->pid);
+			return -ENOMEM;
+		}
+	}
+	mem->st.reads += n;
+	/* Too long or NULL destination: that entry fails, the others are read. */
+	for (size_t i = 0; i < n; i++)
+		okv[i] = iov[i].len == 0 ||
+			 (iov[i].buf != NULL && iov[i].len <= PK_MEM_MAX_READ && range_ok(iov[i].addr, iov[i].len));
+	if (mem->cache_on)
+		rc = cache_readv(mem, iov, n, okv);
+	else
+		rc = raw_readv(mem, iov, n, okv);
+	if (rc == 0)
+		for (size_t i = 0; i < n; i++)
+			all = all && okv[i];
+	if (okv != ok && okv != ok_small)
+		free(okv);
+	if (rc < 0)
+		return rc;
+	return all ? 0 : -EFAULT;
+}
+
+void pk_mem_cache_enable(struct pk_mem *mem, bool on)
+{
+	if (mem == NULL)
+		return;
+	if (on && mem->slots == NULL) {
+		/* 16 MiB reserved, touched only as pages are cached. */
+		mem->slots = calloc(PK_CACHE_SLOTS, sizeof(*mem->slots));
+		mem->pages = malloc((size_t)PK_CACHE_PAGES * PK_PAGE_SIZE);
+		if (mem->slots == NULL || mem->pages == NULL) {
+			free(mem->slots);
+			free(mem->pages);
+			mem->slots = NULL;
+			mem->pages = NULL;
+			mem->used = 0;
+			pk_log(PK_LOG_WARN, "memory cache disabled: out of memory");
+			return;
+		}
+		mem->used = 0;
+	}
+	/* Pages kept while off could be stale when it is turned on again. */
+	cache_clear(mem);
+	mem->cache_on = on;
+}
+
+void pk_mem_cache_drop(struct pk_mem *mem)
+{
+	if (mem != NULL)
+		cache_clear(mem);
+}
+
+void pk_mem_get_stats(const struct pk_mem *mem, struct pk_mem_stats *out)
+{
+	if (out == NULL)
+		return;
+	if (mem == NULL) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	*out = mem->st;
+}
+
+/* process_vm_writev honours page protections; /proc/PID/mem writes with
+ * FOLL_FORCE, like a debugger's breakpoint, so read-only pages (code,
+ * RELRO) are written there. */
+int pk_mem_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len)
+{
+	size_t off = 0;
+	int rc;
+
+	if (mem == NULL)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	if (buf == NULL)
+		return -EINVAL;
+	if (mem->ops != NULL) {
+		pk_error("write memory at 0x%" PRIx64 ": the memory image is read-only", addr);
+		return -EOPNOTSUPP;
+	}
+	if (len > PK_MEM_MAX_READ || addr > UINT64_MAX - len) {
+		pk_error("write %zu bytes at 0x%" PRIx64 " of process %d: invalid range", len, addr,
+			 (int)mem->pid);
+		return -EINVAL;
+	}
+	/* Whatever was cached of these pages is now wrong. */
+	cache_clear(mem);
+
+	if (!mem->no_pvw) {
+		struct iovec loc = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
+		struct iovec rem = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+		ssize_t r;
+
+		do {
+			r = process_vm_writev(mem->pid, &loc, 1, &rem, 1, 0);
+		} while (r < 0 && errno == EINTR);
+		mem->st.syscalls++;
+		if (r == (ssize_t)len)
+			return 0;
+		if (r > 0) {
+			off = (size_t)r;
+		} else if (errno == ESRCH) {
+			return gone(mem);
+		} else if (errno == ENOSYS || errno == EPERM) {
+			mem->no_pvw = true;
+		} else if (errno != EFAULT) {
+			pk_error("write memory of process %d: %s", (int)mem->pid, strerror(errno));
+			return -errno;
+		}
+	}
+
+	rc = open_mem(mem, O_RDWR, &mem->fd_w);
+	if (rc < 0)
+		return rc;
+	while (off < len) {
+		ssize_t r;
+
+		if (addr + off > (uint64_t)INT64_MAX) {
+			errno = EIO;
+			r = -1;
+		} else {
+			r = pwrite(mem->fd_w, (const char *)buf + off, len - off, (off_t)(addr + off));
+			mem->st.syscalls++;
+		}
+		if (r > 0) {
+			off += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0 || errno == ESRCH) {
+			if (!pk_proc_exists(mem->pid, 0))
+				return gone(mem);
+			errno = EIO;
+		}
+		if (errno == EIO || errno == EFAULT) {
+			pk_error("write %zu bytes at 0x%" PRIx64 " of process %d: address not mapped", len,
+				 addr, (int)mem->pid);
+			return -EFAULT;
+		}
+		pk_error("write /proc/%d/mem: %s", (int)mem->pid, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
