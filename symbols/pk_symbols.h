@@ -4,7 +4,9 @@
  * object through /proc/PID/map_files/... or /proc/PID/root/<path> so that a
  * target in another mount namespace is read from its own files. All addresses
  * are link-time virtual addresses; add the load bias for run-time addresses.
- * Every function returns 0 or -errno and describes failures with pk_error(). */
+ * Every function returns 0 or -errno and describes failures with pk_error().
+ * -ENOENT from a lookup (symbol, section, build id, version string) is an
+ * answer, not a failure: it records no message, so callers may probe. */
 #ifndef PK_SYMBOLS_H
 #define PK_SYMBOLS_H
 
@@ -15,7 +17,9 @@
 struct pk_elf;
 
 /* Open and index an ELF object. display_path is the name used in messages
- * (the path as the target sees it). -ENOEXEC if it is not an ELF file. */
+ * (the path as the target sees it). -ENOEXEC if it is not an ELF file, not
+ * ELF64, not an executable or shared object (ET_EXEC/ET_DYN), or truncated.
+ * The file stays mapped read-only until pk_elf_close. */
 int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf **out);
 void pk_elf_close(struct pk_elf *elf);
 
@@ -23,7 +27,10 @@ const char *pk_elf_path(const struct pk_elf *elf);
 uint16_t pk_elf_machine(const struct pk_elf *elf); /* EM_X86_64, ... */
 bool pk_elf_is_exec(const struct pk_elf *elf);     /* ET_EXEC: not position independent */
 
-/* Look a symbol up in .dynsym, then .symtab. -ENOENT if absent or undefined. */
+/* Look a symbol up in .dynsym, then .symtab. -ENOENT if absent or undefined.
+ * "name" also finds a versioned .symtab entry "name@@VER" / "name@VER". When
+ * a table has several definitions, a global or weak one wins over statics,
+ * else the first static. value and size may be NULL. */
 int pk_elf_symbol(const struct pk_elf *elf, const char *name, uint64_t *value, uint64_t *size);
 
 /* Section by name (section headers survive strip). -ENOENT if absent. */
@@ -41,8 +48,10 @@ int pk_elf_build_id(const struct pk_elf *elf, char *buf, size_t cap);
  * 0 for ET_EXEC. -ENOENT if no PT_LOAD covers map_offset. */
 int pk_elf_load_bias(const struct pk_elf *elf, uint64_t map_start, uint64_t map_offset, uint64_t *bias);
 
-/* Executable PT_LOAD segments (for code caves): link-time start, file size,
- * and the end of the last page the segment occupies in memory. */
+/* Executable PT_LOAD segments (for code caves): link-time start, file size
+ * and memory size (p_memsz; the segment's last page ends at
+ * vaddr + memsz rounded up to the page size). Fills at most max entries and
+ * returns how many there are (may be > max). */
 struct pk_elf_segment {
 	uint64_t vaddr;
 	uint64_t filesz;
@@ -54,22 +63,34 @@ size_t pk_elf_segments(const struct pk_elf *elf, struct pk_elf_segment *out, siz
 /* A CPython version string "X.Y.Z[suffix]" found in the object's read-only
  * data (matched anywhere, as the linker may tail-merge it into a longer
  * string). Only strings whose X.Y equals want_major.want_minor when those are
- * non-zero. -ENOENT if none. */
+ * non-zero. A string that stands alone (starts a string) is preferred over
+ * a merged tail. Pass X.Y whenever it is known: static builds also embed other
+ * strings of this form (zlib "1.2.13", unicodedata "3.2.0"), and with
+ * want_major == 0 the first standalone one wins. -ENOENT if none,
+ * -ENOSPC if cap is too small. */
 int pk_elf_find_version_string(const struct pk_elf *elf, int want_major, int want_minor, char *buf, size_t cap);
 
 /* Code inspection (capstone). Decode up to max_insns instructions of the
  * function at link-time address func (bytes from the file) and collect the
  * absolute targets of RIP-relative memory operands, in order. Used to learn
  * the address of static variables (interp_head, eval_breaker) from tiny
- * exported accessors. Returns the number found (>= 0) or -errno. */
+ * exported accessors. Stops after a ret or unconditional jump (whose own
+ * operand still counts), at max_insns, at max_targets, or where the file's
+ * bytes end. aarch64: ADRP + ADD/LDR/STR pairs and LDR (literal) resolve to
+ * their absolute address. Returns the number found (>= 0) or -errno
+ * (-ENOTSUP for a machine other than x86_64/aarch64, -EFAULT if func is
+ * outside every PT_LOAD). */
 int pk_elf_rip_targets(const struct pk_elf *elf, uint64_t func, size_t max_insns, uint64_t *targets, size_t max_targets);
 
 /* Does the instruction that ends exactly at address end (bytes given, at
  * least 16 before end) decode as the system call instruction of machine? */
 bool pk_code_is_syscall_before(uint16_t machine, const uint8_t *bytes_before, size_t n, uint64_t end);
 
-/* Disassemble len bytes at addr into text, one instruction per line (for
- * verifying code written into a target and for -v output). */
+/* Disassemble len bytes at addr into text, one instruction per line
+ * ("0x1000: movq 0x10(%rip), %rax", AT&T syntax on x86 as objdump/gdb), for
+ * verifying code written into a target and for -v output. Bytes that do not
+ * decode show as "(bad) xx". -ENOSPC when the text does not fit (out then
+ * holds the whole lines that did), -ENOTSUP for an unknown machine. */
 int pk_code_disasm(uint16_t machine, const uint8_t *code, size_t len, uint64_t addr, char *out, size_t cap);
 
 #endif
