@@ -13,7 +13,9 @@
 #   3.14 ok 3.14.10 CACHE_DIR/bin/python3.14-run
 #   3.15 failed <reason>
 # CACHE_DIR/sid-root/usr/include/python3.X holds the headers (libpython3.X-dev)
-# used by cpython/gen. Idempotent: what is already there is reused. Exits 0
+# used by cpython/gen. Idempotent: what is already there is reused (remove
+# CACHE_DIR/debs, CACHE_DIR/extracted and CACHE_DIR/sid-root to move to newer
+# sid uploads). Exits 0
 # even when a version failed (the tests skip naming the reason from STATUS);
 # non-zero only on usage errors.
 
