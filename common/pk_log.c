@@ -38,6 +38,7 @@ void pk_log(enum pk_log_level level, const char *fmt, ...)
 	errno = saved_errno;
 }
 
+__attribute__((format(printf, 3, 0)))
 static void vset(char *buf, size_t cap, const char *fmt, va_list ap)
 {
 	vsnprintf(buf, cap, fmt, ap);

@@ -48,7 +48,7 @@ static int read_long(struct pk_py *py, uint64_t obj, uint64_t *out)
 		*out = (uint64_t)iv;
 		return 0;
 	}
-	if (L->long_lv_tag >= 0) {
+	if (py->minor >= 12) { /* 3.12+: lv_tag = ndigits << 3 | sign bits */
 		uint64_t tag = pk_get_u64(buf, sizeof(buf), L->long_lv_tag);
 		ndigits = (int64_t)(tag >> 3);
 		sign = 1 - (int)(tag & 3);
@@ -328,6 +328,26 @@ static uint64_t attr_get(struct pk_py *py, uint64_t obj, const char *want, uint6
 	}
 }
 
+/* A module's __dict__: PyModuleObject.md_dict where the headers give it,
+ * else through the module type's tp_dictoffset (the same field). */
+static uint64_t module_dict(struct pk_py *py, uint64_t module)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t dict = 0, type = 0;
+	int64_t off = L->module_md_dict;
+
+	if (off == PK_NOFF) {
+		uint64_t v = 0;
+		if (pk_rd_u64(py, module + (uint64_t)L->ob_type, &type) < 0 ||
+		    pk_rd_u64(py, type + (uint64_t)L->tp_dictoffset, &v) < 0 || (int64_t)v <= 0 || v > 4096)
+			return 0;
+		off = (int64_t)v;
+	}
+	if (pk_rd_u64(py, module + (uint64_t)off, &dict) < 0)
+		return 0;
+	return dict;
+}
+
 int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n)
 {
 	const struct pk_layout *L = &py->layout;
@@ -337,16 +357,22 @@ int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *thread
 	size_t nents = 0;
 	const char *attr = py->major == 2 ? "_Thread__name" : "_name";
 
-	if (L->is_modules < 0 || pk_rd_u64(py, interp + (uint64_t)L->is_modules, &modules) < 0 || modules == 0)
+	if (L->is_modules < 0 || pk_rd_u64(py, interp + (uint64_t)L->is_modules, &modules) < 0 || modules == 0) {
+		pk_log(PK_LOG_DEBUG, "names: no modules dict in interpreter 0x%llx", (unsigned long long)interp);
 		return -ENOENT;
+	}
 	module = dict_get(py, modules, "threading", &hint_mod);
-	if (module == 0)
+	if (module == 0) {
+		pk_log(PK_LOG_DEBUG, "names: no 'threading' in sys.modules (dict 0x%llx)", (unsigned long long)modules);
 		return -ENOENT; /* threading never imported: no thread has a name */
-	if (pk_rd_u64(py, module + (uint64_t)L->module_md_dict, &md_dict) < 0 || md_dict == 0)
-		return -EFAULT;
-	active = dict_get(py, md_dict, "_active", &hint_active);
-	if (active == 0 || dict_entries(py, active, &ents, &nents) < 0)
+	}
+	md_dict = module_dict(py, module);
+	active = md_dict ? dict_get(py, md_dict, "_active", &hint_active) : 0;
+	if (active == 0 || dict_entries(py, active, &ents, &nents) < 0) {
+		pk_log(PK_LOG_DEBUG, "names: threading._active not found (module 0x%llx, dict 0x%llx)",
+		       (unsigned long long)module, (unsigned long long)md_dict);
 		return -ENOENT;
+	}
 	for (size_t i = 0; i < nents; i++) {
 		uint64_t ident, name_obj;
 

@@ -408,13 +408,21 @@ static int find_pthread_tid_offset(struct pk_py *py, struct reading *r, struct t
 	uint64_t ident = 0;
 	int found = -1;
 
+	size_t got = SCAN;
+
 	if (py->pthread_tid_offset >= 0)
 		return py->pthread_tid_offset;
 	for (size_t i = 0; i < r->n && ident == 0; i++)
 		ident = r->threads[i].ident;
-	if (ident == 0 || pk_mem_read(py->mem, ident, buf, SCAN) < 0)
+	if (ident == 0)
 		return -1;
-	for (int off = 0; off + 4 <= SCAN && found < 0; off += 4) {
+	/* The descriptor sits at the top of the thread's stack mapping: a
+	 * long read may run past its end. */
+	while (got >= 0x100 && pk_mem_read(py->mem, ident, buf, got) < 0)
+		got /= 2;
+	if (got < 0x100)
+		return -1;
+	for (int off = 0; (size_t)off + 4 <= got && found < 0; off += 4) {
 		int32_t v;
 		unsigned hits = 0, tried = 0;
 

@@ -19,6 +19,7 @@ import threading
 import time
 
 PY3 = sys.version_info[0] >= 3
+sys.setrecursionlimit(10000)
 READY_FD, CMD_FD, TRUTH = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 EXTRA = sys.argv[4:] if len(sys.argv) > 4 else []
 
