@@ -77,6 +77,7 @@ def main():
             fail("target did not get ready: %r %s" % (line, out))
         with open(truth_path) as f:
             truth = json.load(f)
+        wait_parked_in_read(proc.pid)
         res = subprocess.run([pykill, "list", "--json", str(proc.pid)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, timeout=60)
         if res.returncode != 0:
@@ -101,6 +102,25 @@ def main():
             proc.kill()
             proc.wait()
     print("ok: %s, %d threads, freeze %d us" % (got["python"]["version"], len(got["threads"]), got["freeze_us"]))
+
+
+def wait_parked_in_read(pid, limit=20.0):
+    """The target says "ready" just before its main thread calls read(): wait
+    until the kernel shows it blocked there (a condition, polled; not a guess)."""
+    import time
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        try:
+            with open("/proc/%d/task/%d/syscall" % (pid, pid)) as f:
+                fields = f.read().split()
+            with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except IOError:
+            fail("target exited before parking")
+        if fields and fields[0] == "0" and state == "S":
+            return
+        time.sleep(0.001)
+    fail("target's main thread never blocked in read()")
 
 
 def check(truth, got, pid):
