@@ -30,7 +30,9 @@ bool pk_elf_is_exec(const struct pk_elf *elf);     /* ET_EXEC: not position inde
 /* Look a symbol up in .dynsym, then .symtab. -ENOENT if absent or undefined.
  * "name" also finds a versioned .symtab entry "name@@VER" / "name@VER". When
  * a table has several definitions, a global or weak one wins over statics,
- * else the first static. value and size may be NULL. */
+ * else the first static. value and size may be NULL. The value is st_value
+ * as is: for STT_GNU_IFUNC (libc's memcpy...) that is the resolver, and for
+ * STT_TLS an offset in the TLS block. */
 int pk_elf_symbol(const struct pk_elf *elf, const char *name, uint64_t *value, uint64_t *size);
 
 /* Section by name (section headers survive strip). -ENOENT if absent. */
