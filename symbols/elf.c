@@ -698,3 +698,34 @@ size_t pk_elf_segments(const struct pk_elf *e, struct pk_elf_segment *out, size_
 	}
 	return n;
 }
+
+static int iter_table(const struct pk_elf_symtab *t, const char *prefix, size_t plen,
+		      int (*cb)(const char *name, uint64_t value, void *ctx), void *ctx)
+{
+	for (size_t i = 0; i < t->count; i++) {
+		const Elf64_Sym *sym = &t->syms[i];
+		const char *name;
+		int rc;
+
+		if (sym->st_shndx == SHN_UNDEF || sym->st_name >= t->strs_size)
+			continue;
+		name = t->strs + sym->st_name;
+		if (strncmp(name, prefix, plen) != 0)
+			continue;
+		rc = cb(name, sym->st_value, ctx);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int pk_elf_symbols_with_prefix(const struct pk_elf *e, const char *prefix,
+			       int (*cb)(const char *name, uint64_t value, void *ctx), void *ctx)
+{
+	size_t plen = strlen(prefix);
+	int rc = iter_table(&e->dynsym, prefix, plen, cb, ctx);
+
+	if (rc == 0)
+		rc = iter_table(&e->symtab, prefix, plen, cb, ctx);
+	return rc;
+}

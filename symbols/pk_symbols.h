@@ -35,6 +35,12 @@ bool pk_elf_is_exec(const struct pk_elf *elf);     /* ET_EXEC: not position inde
  * STT_TLS an offset in the TLS block. */
 int pk_elf_symbol(const struct pk_elf *elf, const char *name, uint64_t *value, uint64_t *size);
 
+/* Call cb for every defined symbol whose name starts with prefix (.dynsym
+ * first, then .symtab: a name may come twice). A non-zero return from cb
+ * stops the walk and is returned. */
+int pk_elf_symbols_with_prefix(const struct pk_elf *elf, const char *prefix,
+			       int (*cb)(const char *name, uint64_t value, void *ctx), void *ctx);
+
 /* Section by name (section headers survive strip). -ENOENT if absent. */
 int pk_elf_section(const struct pk_elf *elf, const char *name, uint64_t *addr, uint64_t *size);
 
