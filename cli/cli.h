@@ -37,5 +37,6 @@ void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args
 const char *pk_gil_name(enum pk_gil_role role);
 
 int pk_cmd_list(int argc, char **argv);
+int pk_cmd_raise(int argc, char **argv);
 
 #endif

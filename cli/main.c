@@ -17,6 +17,10 @@ static const char usage_text[] =
 	"Commands:\n"
 	"  list PID            show every Python thread: TID, ident, name, GIL, state,\n"
 	"                      system call, where it is in the Python code\n"
+	"  raise PID THREAD [EXCEPTION]\n"
+	"                      make THREAD (a TID, or a Python ident in decimal or\n"
+	"                      0x-hex) raise EXCEPTION (default SystemExit), then\n"
+	"                      say whether it was delivered\n"
 	"\n"
 	"Options for list:\n"
 	"  --json              one JSON object (schema 1) instead of the table\n"
@@ -25,6 +29,14 @@ static const char usage_text[] =
 	"                      is read; all: stop every thread; none: never stop anything\n"
 	"  --max-frames=N      read at most N frames per thread (default 2048)\n"
 	"\n"
+	"Options for raise:\n"
+	"  --wait=SECONDS      watch the thread this long for delivery (default 2)\n"
+	"  --via=PATH          auto (default): call the C API from a thread parked at a\n"
+	"                      safe point when there is one, else write; call: only\n"
+	"                      the call; write: stop every thread and write the thread\n"
+	"                      state directly\n"
+	"  --json              one JSON object (schema 1) instead of the text\n"
+	"\n"
 	"General options:\n"
 	"  -v, --verbose       say what pykill is doing, step by step, on stderr\n"
 	"  -h, --help          show this help and exit\n"
@@ -32,8 +44,9 @@ static const char usage_text[] =
 	"\n"
 	"Exit status:\n"
 	"  0  success\n"
-	"  1  other failure\n"
+	"  1  other failure, or raise refused for safety\n"
 	"  2  usage error\n"
+	"  3  raise: the exception is queued but not delivered yet\n"
 	"  4  no such process or thread\n"
 	"  5  permission denied (ptrace rights)\n"
 	"  6  not a Python process, or an unsupported Python version\n"
@@ -143,6 +156,8 @@ int main(int argc, char **argv)
 		return pk_usage_error("missing command");
 	if (strcmp(argv[i], "list") == 0)
 		return pk_cmd_list(argc - i, argv + i);
+	if (strcmp(argv[i], "raise") == 0)
+		return pk_cmd_raise(argc - i, argv + i);
 	if (strcmp(argv[i], "help") == 0) {
 		fputs(usage_text, stdout);
 		return PK_EXIT_OK;

@@ -102,4 +102,54 @@ struct pk_py_snapshot {
 int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
 void pk_py_snapshot_free(struct pk_py_snapshot *snap);
 
+/* ------------------------------------------------------------ raise */
+
+enum pk_raise_via {
+	PK_VIA_AUTO = 0,  /* the API path at a safe point when there is one, else the write path */
+	PK_VIA_CALL,      /* PyGILState_Ensure / PyThreadState_SetAsyncExc / PyGILState_Release in the target */
+	PK_VIA_WRITE,     /* every thread stopped, async_exc and the eval breaker written directly */
+};
+
+enum pk_verdict {
+	PK_VERDICT_DELIVERED = 0, /* the thread consumed the exception, or ended */
+	PK_VERDICT_PENDING,       /* queued; the reason says why it has not fired yet */
+};
+
+struct pk_raise_opts {
+	const char *thread;      /* kernel TID, or Python ident (decimal or 0x-hex) */
+	const char *exception;   /* built-in exception class name, e.g. "SystemExit" */
+	enum pk_raise_via via;
+	unsigned wait_ms;        /* how long to watch for delivery */
+};
+
+struct pk_raise_result {
+	pid_t tid, ns_tid;
+	uint64_t ident;
+	char *name;              /* the thread's threading name, or NULL */
+	enum pk_raise_via via;   /* the path used */
+	char via_reason[512];    /* why that path */
+	pid_t hijacked_tid;      /* call path: the thread that made the call */
+	uint64_t freeze_ns;      /* how long any thread was stopped to inject */
+	uint64_t inject_ns;      /* command start to exception queued */
+	enum pk_verdict verdict;
+	uint64_t waited_ns;      /* queued to delivered (or to giving up) */
+	char reason[640];        /* pending: why (blocked in a system call, GIL, C code) */
+	long syscall_nr;         /* pending: the system call the thread is blocked in, -1 none */
+	uint64_t syscall_args[6];
+	char state;
+	char *where;             /* innermost Python frame "func (file:line)", or NULL */
+};
+
+/* Queue exception opts->exception in the chosen thread and watch it for
+ * opts->wait_ms. -ESRCH: no such thread (or it has no Python thread state,
+ * or ended before the exception was queued); -ENOENT: no such exception
+ * class in this interpreter (see pk_py_exception_suggest); -EBUSY: refused
+ * for safety (finalizing interpreter, the call path cannot be taken safely
+ * and --via call was forced); other -errno on failure. */
+int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *out);
+void pk_raise_result_clear(struct pk_raise_result *res);
+
+/* Close matches for an unknown exception name, "A, B, C" (empty if none). */
+void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size_t cap);
+
 #endif

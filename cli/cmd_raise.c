@@ -1,0 +1,167 @@
+/* pykill raise PID THREAD [EXCEPTION]: stop one thread with an exception. */
+#include "cli.h"
+#include "pk_attach.h"
+#include "pk_log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA };
+
+static const char *via_name(enum pk_raise_via via)
+{
+	return via == PK_VIA_CALL ? "call" : via == PK_VIA_WRITE ? "write" : "auto";
+}
+
+static void print_json(pid_t pid, const char *exc, const struct pk_raise_result *r)
+{
+	struct pk_json j;
+	char hex[24];
+
+	pk_json_init(&j, stdout);
+	pk_json_obj_begin(&j, NULL);
+	pk_json_int(&j, "schema", 1);
+	pk_json_int(&j, "pid", pid);
+	pk_json_int(&j, "tid", r->tid);
+	pk_json_int(&j, "ns_tid", r->ns_tid);
+	pk_json_uint(&j, "ident", (unsigned long long)r->ident);
+	snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)r->ident);
+	pk_json_str(&j, "ident_hex", hex);
+	pk_json_str(&j, "name", r->name);
+	pk_json_str(&j, "exception", exc);
+	pk_json_str(&j, "via", via_name(r->via));
+	pk_json_str(&j, "via_reason", r->via_reason);
+	pk_json_str(&j, "verdict", r->verdict == PK_VERDICT_DELIVERED ? "delivered" : "pending");
+	pk_json_uint(&j, "waited_ms", (unsigned long long)(r->waited_ns / 1000000));
+	pk_json_uint(&j, "freeze_us", (unsigned long long)(r->freeze_ns / 1000));
+	pk_json_str(&j, "reason", r->verdict == PK_VERDICT_PENDING ? r->reason : NULL);
+	if (r->verdict == PK_VERDICT_PENDING)
+		pk_json_syscall(&j, pid, r->syscall_nr, r->syscall_args);
+	else
+		pk_json_null(&j, "syscall");
+	pk_json_str(&j, "where", r->where);
+	pk_json_obj_end(&j);
+	pk_json_end(&j);
+}
+
+static void print_human(pid_t pid, const char *exc, const struct pk_raise_result *r)
+{
+	char who[256];
+
+	snprintf(who, sizeof(who), "thread %d%s%s%s", (int)r->tid, r->name ? " (" : "", r->name ? r->name : "",
+		 r->name ? ")" : "");
+	if (r->verdict == PK_VERDICT_DELIVERED) {
+		printf("%s delivered to %s of process %d in %.1f ms\n", exc, who, (int)pid,
+		       (double)(r->inject_ns + r->waited_ns) / 1e6);
+	} else {
+		printf("%s queued for %s of process %d, not delivered after %.1f s: %s\n", exc, who, (int)pid,
+		       (double)r->waited_ns / 1e9, r->reason);
+		if (r->syscall_nr >= 0) {
+			char sc[512];
+			pk_format_syscall(pid, r->syscall_nr, r->syscall_args, sc, sizeof(sc));
+			printf("  system call: %s\n", sc);
+		}
+		if (r->where != NULL)
+			printf("  at %s\n", r->where);
+	}
+	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via), r->via_reason,
+	       (double)r->freeze_ns / 1e6);
+	fflush(stdout);
+}
+
+int pk_cmd_raise(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "wait", required_argument, NULL, OPT_WAIT },
+		{ "via", required_argument, NULL, OPT_VIA },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pk_raise_opts ro = { .exception = "SystemExit", .via = PK_VIA_AUTO, .wait_ms = 2000 };
+	struct pk_raise_result res;
+	struct pk_py *py = NULL;
+	bool json = false;
+	pid_t pid;
+	int c, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_WAIT: {
+			char *end;
+			double v = strtod(optarg, &end);
+			if (*end != '\0' || !(v >= 0) || v > 3600)
+				return pk_usage_error("raise: --wait takes seconds from 0 to 3600, not '%s'", optarg);
+			ro.wait_ms = (unsigned)lround(v * 1000);
+			break;
+		}
+		case OPT_VIA:
+			if (strcmp(optarg, "call") == 0)
+				ro.via = PK_VIA_CALL;
+			else if (strcmp(optarg, "write") == 0)
+				ro.via = PK_VIA_WRITE;
+			else if (strcmp(optarg, "auto") == 0)
+				ro.via = PK_VIA_AUTO;
+			else
+				return pk_usage_error("raise: --via must be auto, call or write, not '%s'", optarg);
+			break;
+		case 'v':
+			pk_cli_more_verbose();
+			break;
+		default:
+			return pk_usage_error("raise: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind < 2)
+		return pk_usage_error("raise: missing %s", argc - optind == 0 ? "PID and THREAD" : "THREAD");
+	if (argc - optind > 3)
+		return pk_usage_error("raise: unexpected argument '%s'", argv[optind + 3]);
+	if (!pk_parse_pid(argv[optind], &pid))
+		return pk_usage_error("raise: '%s' is not a process ID", argv[optind]);
+	ro.thread = argv[optind + 1];
+	if (argc - optind == 3)
+		ro.exception = argv[optind + 2];
+	{
+		const char *t = ro.thread;
+		char *end;
+		if (*t == '-' || *t == '\0' || (strtoull(t, &end, (t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) ? 16 : 10), *end != '\0'))
+			return pk_usage_error("raise: '%s' is not a thread ID or a Python thread ident", t);
+	}
+
+	rc = pk_py_open(pid, &py);
+	if (rc < 0)
+		return pk_fail(rc, "inspect process");
+	rc = pk_py_raise(py, &ro, &res);
+	if (rc == -ENOENT) {
+		char close[256];
+		pk_py_exception_suggest(py, ro.exception, close, sizeof(close));
+		pk_py_close(py);
+		if (close[0] != '\0')
+			return pk_usage_error("raise: unknown exception '%s'; did you mean: %s?", ro.exception, close);
+		return pk_usage_error("raise: unknown exception '%s' (a built-in exception class name, e.g. "
+				      "SystemExit)", ro.exception);
+	}
+	if (rc < 0) {
+		rc = pk_fail(rc, "raise");
+		pk_raise_result_clear(&res);
+		pk_py_close(py);
+		return rc;
+	}
+	if (json)
+		print_json(pid, ro.exception, &res);
+	else
+		print_human(pid, ro.exception, &res);
+	rc = res.verdict == PK_VERDICT_DELIVERED ? PK_EXIT_OK : PK_EXIT_PENDING;
+	pk_raise_result_clear(&res);
+	pk_py_close(py);
+	return rc;
+}
