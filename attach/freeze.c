@@ -381,6 +381,19 @@ static bool seize_eperm_benign(pid_t pid, pid_t tid)
 	return st.state == 'Z' || st.state == 'X' || st.tracer_pid == getpid();
 }
 
+static bool has_other_threads(pid_t pid)
+{
+	pid_t *tids;
+	size_t n;
+	bool more;
+
+	if (pk_proc_tasks(pid, &tids, &n) < 0)
+		return false;
+	more = n > 1;
+	free(tids);
+	return more;
+}
+
 int pk_freeze_add(struct pk_freeze *fz, const pid_t *tids, size_t n)
 {
 	uint64_t t_start, t_seized;
@@ -484,10 +497,13 @@ int pk_freeze_add(struct pk_freeze *fz, const pid_t *tids, size_t n)
 	if (fz->n == 0) {
 		struct pk_status st;
 
-		/* Every thread was gone: is the process? (A zombie keeps its
-		 * /proc entry, and its leader refuses SEIZE with EPERM.) */
+		/* Every thread was gone: is the process? A zombie keeps its
+		 * /proc entry and its leader refuses SEIZE with EPERM; but a
+		 * leader that called pthread_exit is a zombie too, while its
+		 * other threads run on. */
 		if (!pk_proc_exists(fz->pid, 0) ||
-		    (pk_proc_status_quiet(fz->pid, 0, &st) == 0 && (st.state == 'Z' || st.state == 'X'))) {
+		    (pk_proc_status_quiet(fz->pid, 0, &st) == 0 && (st.state == 'Z' || st.state == 'X') &&
+		     !has_other_threads(fz->pid))) {
 			pk_error("no such process %d", (int)fz->pid);
 			rc = -ESRCH;
 		}

@@ -118,8 +118,10 @@ int pk_mem_open_pid(pid_t pid, struct pk_mem **out);
 int pk_mem_open_ops(const struct pk_mem_ops *ops, void *ctx, struct pk_mem **out);
 void pk_mem_close(struct pk_mem *mem);
 
-/* Read exactly len bytes; -EFAULT if any part is unreadable. Goes through a
- * page cache while it is enabled. */
+/* Read exactly len bytes; -EFAULT if any part is unreadable (not described
+ * with pk_error: the caller knows what it was reading), -EINVAL above 64 MiB;
+ * len 0 reads nothing and returns 0. Goes through a page cache while it is
+ * enabled. */
 int pk_mem_read(struct pk_mem *mem, uint64_t addr, void *buf, size_t len);
 /* Several reads in one system call where the backend allows it. Returns 0
  * when all succeeded, else -EFAULT; ok[i] (if not NULL) says which did. */
@@ -149,14 +151,17 @@ int pk_mem_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len)
 /* A set of threads of one process held in ptrace stops (PTRACE_SEIZE +
  * PTRACE_INTERRUPT; never PTRACE_ATTACH, never PTRACE_O_EXITKILL), so that
  * nothing is left stopped if pykill dies. While any freeze is active, SIGINT,
- * SIGTERM, SIGHUP and SIGQUIT of pykill are blocked; they are delivered after
- * pk_freeze_end() has detached every thread. */
+ * SIGTERM, SIGHUP and SIGQUIT (and SIGTSTP) of pykill are blocked; they are
+ * delivered after pk_freeze_end() has detached every thread. All calls on
+ * freezes must come from the same thread of pykill (ptrace's rule). */
 struct pk_freeze;
 
 int pk_freeze_new(pid_t pid, struct pk_freeze **out);
-/* Stop these threads (tids of pid). A thread that has exited meanwhile is
- * skipped, not an error. On another failure every thread stopped so far is
- * released before returning. */
+/* Stop these threads (tids of pid, e.g. from pk_proc_tasks). A thread that
+ * has exited meanwhile is skipped, not an error; -ESRCH when the process is
+ * gone. A thread that does not stop within 200 ms (uninterruptible sleep) is
+ * not counted by pk_freeze_has/count and is released when it stops. On
+ * another failure every thread stopped so far is released before returning. */
 int pk_freeze_add(struct pk_freeze *fz, const pid_t *tids, size_t n);
 bool pk_freeze_has(const struct pk_freeze *fz, pid_t tid);
 size_t pk_freeze_count(const struct pk_freeze *fz);

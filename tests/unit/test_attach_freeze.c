@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -539,6 +541,9 @@ static void test_exiting_threads(void **state)
 		spawn(&c3, &ch);
 		WAIT_FOR(state_of(ch.pid, ch.pid, NULL) == 'Z');
 		assert_int_equal(pk_freeze_new(ch.pid, &fz), 0);
+		/* only the zombie leader: nothing to stop, but not "no such process" */
+		assert_int_equal(pk_freeze_add(fz, &ch.pid, 1), 0);
+		assert_int_equal(pk_freeze_count(fz), 0);
 		assert_int_equal(pk_freeze_add(fz, ch.tids, ch.n), 0);
 		for (size_t i = 0; i < ch.n; i++)
 			if (ch.tids[i] != ch.pid)
@@ -585,6 +590,73 @@ static void test_dead_process(void **state)
 	}
 	assert_int_equal(pk_freeze_new(0, &fz), -ESRCH);
 	pk_error_clear();
+}
+
+/* In a helper process with fewer rights: attaching fails with EPERM and the
+ * hint names the reason. Returns the helper's exit status (0 = as expected). */
+static int eperm_helper(const struct child *target, int how)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct pk_freeze *fz;
+		struct pk_maps m;
+		const char *want;
+
+		if (how == 0) {
+			want = "owned by another user";
+			if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+				_exit(10);
+		} else {
+			struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+			struct __user_cap_data_struct data[2];
+
+			want = "missing CAP_SYS_PTRACE";
+			if (syscall(SYS_capget, &hdr, data) != 0)
+				_exit(10);
+			data[0].effective &= ~(1u << CAP_SYS_PTRACE);
+			data[0].permitted &= ~(1u << CAP_SYS_PTRACE);
+			data[0].inheritable &= ~(1u << CAP_SYS_PTRACE);
+			if (syscall(SYS_capset, &hdr, data) != 0)
+				_exit(10);
+		}
+		pk_error_clear();
+		if (pk_freeze_new(target->pid, &fz) != 0)
+			_exit(11);
+		if (pk_freeze_add(fz, target->tids, target->n) != -EPERM)
+			_exit(12);
+		if (strstr(pk_error_message(), "attach to thread") == NULL)
+			_exit(13);
+		if (strstr(pk_error_hint_message(), want) == NULL)
+			_exit(14);
+		if (pk_freeze_count(fz) != 0)
+			_exit(15);
+		pk_freeze_free(fz);
+		pk_error_clear();
+		/* maps needs ptrace read rights: the same hint */
+		if (how == 0 && (pk_proc_maps(target->pid, &m) != -EACCES ||
+				 strstr(pk_error_hint_message(), want) == NULL))
+			_exit(16);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static void test_eperm_hints(void **state)
+{
+	struct cfg c = { .block = 3 };
+	struct child ch;
+
+	(void)state;
+	spawn(&c, &ch);
+	assert_int_equal(eperm_helper(&ch, 0), 0);
+	assert_int_equal(eperm_helper(&ch, 1), 0);
+	assert_true(all_not_traced(&ch));
+	reap(&ch);
 }
 
 static void on_chld(int sig)
@@ -688,6 +760,7 @@ int main(void)
 		cmocka_unit_test(test_exiting_threads),
 		cmocka_unit_test(test_dead_process),
 		cmocka_unit_test(test_no_sigchld_for_stops),
+		cmocka_unit_test(test_eperm_hints),
 		cmocka_unit_test(test_freeze_speed),
 	};
 
