@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Integration test of `pykill raise` against a real CPython process.
+
+  run_raise.py PYKILL PYTHON
+
+Each case raises SystemExit into one named thread of tests/integration/
+raise_target.py and checks, in the target, that the thread raised it, that
+its finally block ran, and that the rest of the process goes on; and checks
+pykill's exit status, verdict, path and reason. Exits 0/1, 77 to skip.
+"""
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from run_list import resolve_python  # noqa: E402
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+class Target:
+    def __init__(self, python):
+        ev_r, ev_w = os.pipe()
+        cmd_r, cmd_w = os.pipe()
+        self.proc = subprocess.Popen([python, os.path.join(HERE, "raise_target.py"), str(ev_w), str(cmd_r)],
+                                     pass_fds=(ev_w, cmd_r), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        os.close(ev_w)
+        os.close(cmd_r)
+        self.ev, self.cmd = ev_r, cmd_w
+        self.buf = b""
+        self.events = []
+        ready = self.expect("ready ", 30)
+        self.info = json.loads(ready[len("ready "):])
+
+    def lines(self, timeout):
+        r, _, _ = select.select([self.ev], [], [], timeout)
+        if r:
+            data = os.read(self.ev, 65536)
+            if not data:
+                out = self.proc.communicate(timeout=5)[0].decode(errors="replace")
+                fail("target exited (%s): %s" % (self.proc.returncode, out))
+            self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            self.events.append(line.decode())
+
+    def expect(self, prefix, timeout):
+        deadline = time.time() + timeout
+        while True:
+            for i, e in enumerate(self.events):
+                if e.startswith(prefix):
+                    return self.events.pop(i)
+            left = deadline - time.time()
+            if left <= 0:
+                fail("target never said %r; events: %r" % (prefix, self.events))
+            self.lines(left)
+
+    def send(self, cmd):
+        os.write(self.cmd, (cmd + "\n").encode())
+
+    def tid(self, name):
+        return self.info["threads"][name][1]
+
+    def status(self):
+        self.send("status")
+        return json.loads(self.expect("status ", 10)[len("status "):])
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def pykill(binary, *args):
+    res = subprocess.run([binary] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    return res.returncode, res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
+
+
+def wait_blocked(pid, tid, limit=10):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+            s = f.read().split()
+        if s[0] not in ("running", "-1"):
+            return
+        time.sleep(0.001)
+
+
+def raise_json(binary, pid, tid, *extra):
+    rc, out, err = pykill(binary, "raise", "--json", *(list(extra) + [str(pid), str(tid)]))
+    if rc not in (0, 3):
+        fail("pykill raise %s exited %d: %s" % (tid, rc, err))
+    return rc, json.loads(out)
+
+
+def main():
+    binary, python = sys.argv[1], resolve_python(sys.argv[2])
+    t = Target(python)
+    pid = t.proc.pid
+    try:
+        # Busy thread: delivered at once, finally runs.
+        rc, r = raise_json(binary, pid, t.tid("busy"))
+        if rc != 0 or r["verdict"] != "delivered" or r["exception"] != "SystemExit" or r["tid"] != t.tid("busy"):
+            fail("busy: exit %d %r" % (rc, r))
+        t.expect("finally busy SystemExit", 10)
+        # The same through the write path.
+        rc, r = raise_json(binary, pid, t.tid("busy-write"), "--via", "write")
+        if rc != 0 or r["via"] != "write" or r["verdict"] != "delivered":
+            fail("busy-write: exit %d %r" % (rc, r))
+        t.expect("finally busy-write SystemExit", 10)
+        # Short sleeps: delivered when a sleep ends.
+        rc, r = raise_json(binary, pid, t.tid("short-sleep"))
+        if rc != 0:
+            fail("short-sleep: exit %d %r" % (rc, r))
+        t.expect("finally short-sleep SystemExit", 10)
+        # Long sleep: pending, and says why.
+        wait_blocked(pid, t.tid("long-sleep"))
+        rc, r = raise_json(binary, pid, t.tid("long-sleep"), "--wait", "0.3")
+        if rc != 3 or r["verdict"] != "pending" or not r["syscall"] or \
+                r["syscall"]["name"] not in ("clock_nanosleep", "select", "pselect6", "nanosleep"):
+            fail("long-sleep: exit %d %r" % (rc, r))
+        # Socket receive: pending in recvfrom; fires when the call returns.
+        wait_blocked(pid, t.tid("receiver"))
+        rc, r = raise_json(binary, pid, t.tid("receiver"), "--wait", "0.3")
+        if rc != 3 or not r["syscall"] or r["syscall"]["name"] not in ("recvfrom", "recvmsg", "read") \
+                or "socket:" not in json.dumps(r["syscall"]["fds"]):
+            fail("receiver: exit %d %r" % (rc, r))
+        t.send("send")
+        t.expect("finally receiver SystemExit", 10)
+        # Lock wait: pending in futex; fires when the lock is released.
+        wait_blocked(pid, t.tid("lock-waiter"))
+        rc, r = raise_json(binary, pid, t.tid("lock-waiter"), "--wait", "0.3")
+        if rc != 3 or not r["syscall"] or r["syscall"]["name"] != "futex":
+            fail("lock-waiter: exit %d %r" % (rc, r))
+        t.send("release")
+        t.expect("finally lock-waiter SystemExit", 10)
+        # By Python ident in hex, with another exception class.
+        t.send("spawn")
+        fresh = json.loads(t.expect("spawned ", 10)[len("spawned "):])
+        rc, out, err = pykill(binary, "raise", str(pid), hex(fresh["ident"]), "KeyboardInterrupt")
+        if rc != 0 or "delivered" not in out:
+            fail("by ident: exit %d %s %s" % (rc, out, err))
+        t.expect("finally %s KeyboardInterrupt" % fresh["name"], 10)
+        # An ident that just ended: no such thread.
+        t.send("join")
+        t.expect("joined ", 10)
+        rc, out, err = pykill(binary, "raise", str(pid), str(fresh["ident"]))
+        if rc != 4:
+            fail("ended ident: exit %d %s %s" % (rc, out, err))
+        # Unknown exception: usage error with close matches.
+        rc, out, err = pykill(binary, "raise", str(pid), str(t.tid("survivor")), "SystemExitt")
+        if rc != 2 or "SystemExit" not in err:
+            fail("unknown exception: exit %d %s" % (rc, err))
+        st = t.status()
+        dead = sorted(n for n, a in st["alive"].items() if not a)
+        want_dead = sorted(["busy", "busy-write", "short-sleep", "receiver", "lock-waiter", fresh["name"]])
+        if dead != want_dead:
+            fail("threads ended %r, expected %r" % (dead, want_dead))
+        with open("/proc/%d/status" % pid) as f:
+            s = f.read()
+        if "TracerPid:\t0" not in s or "State:\tT" in s:
+            fail("target left traced or stopped: %s" % s)
+        t.send("quit")
+        out = t.proc.communicate(timeout=30)[0].decode(errors="replace")
+        if t.proc.returncode != 0 or "target ok" not in out:
+            fail("target harmed (exit %s): %s" % (t.proc.returncode, out))
+    finally:
+        t.close()
+    print("ok: raise on %s" % python)
+
+
+if __name__ == "__main__":
+    main()
