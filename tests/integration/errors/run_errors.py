@@ -1,0 +1,515 @@
+#!/usr/bin/env python3
+"""Integration tests of pykill's failures: exit status and message.
+
+  run_errors.py CASE PYKILL [PYTHON...] [--tracer=TRACER]
+
+CASE is one of the functions named case_* below. PYTHON is the interpreter
+of the Python targets (the first one that exists, and for the cases run as
+an unprivileged user the first one that user may execute). Every failure
+must be one line "pykill: <what> <object>: <reason>" on stderr, plus one
+"pykill: hint: ..." line for permission errors, nothing on stdout, and the
+exit status of cli/pk_exit.h. Exits 0 on success, 1 on failure, 77 (ctest's
+skip code) naming what is missing.
+
+Targets are started by this script, synchronised by a ready pipe (or by the
+kernel's view of them in /proc, polled), and killed on every path.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SKIP = 77
+NOBODY = 65534
+TRY_HELP = "Try 'pykill --help' for more information."
+EXIT_OK, EXIT_USAGE, EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_NOT_PYTHON = 0, 2, 4, 5, 6
+PF_KTHREAD = 0x00200000
+
+started = []  # every process this script started, killed at exit
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def skip(msg):
+    print("SKIP: " + msg)
+    sys.exit(SKIP)
+
+
+def run(argv, **kw):
+    res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, **kw)
+    res.out = res.stdout.decode("utf-8", "replace")
+    res.err = res.stderr.decode("utf-8", "replace")
+    return res
+
+
+def show(argv, res):
+    return "`%s` exited %d\n  stdout: %r\n  stderr: %r" % (" ".join(argv), res.returncode, res.out, res.err)
+
+
+def check_failure(argv, res, status, contains=(), hint=None):
+    """One message line naming what failed, a hint line only for permission
+    errors (then required), nothing on stdout."""
+    what = show(argv, res)
+    if res.returncode != status:
+        fail("expected exit %d: %s" % (status, what))
+    if res.out:
+        fail("a failure printed on stdout: %s" % what)
+    lines = res.err.splitlines()
+    if not res.err.endswith("\n"):
+        fail("stderr does not end with a newline: %s" % what)
+    msgs = [l for l in lines if not l.startswith("pykill: hint: ")]
+    hints = [l for l in lines if l.startswith("pykill: hint: ")]
+    if len(msgs) != 1 or not msgs[0].startswith("pykill: ") or len(msgs[0]) <= len("pykill: "):
+        fail("expected exactly one line 'pykill: ...' (besides hints): %s" % what)
+    if lines[0] != msgs[0]:
+        fail("the hint comes before the message: %s" % what)
+    low = msgs[0].lower()
+    for word in contains:
+        if word.lower() not in low:
+            fail("message does not say %r: %s" % (word, what))
+    if status == EXIT_PERMISSION:
+        if len(hints) != 1:
+            fail("a permission error needs exactly one hint line: %s" % what)
+    elif hints:
+        fail("unexpected hint line: %s" % what)
+    if hint is not None:
+        text = hints[0].lower() if hints else ""
+        if not any(h.lower() in text for h in hint):
+            fail("hint does not mention any of %r: %s" % (hint, what))
+    return msgs[0], hints[0] if hints else None
+
+
+# --- processes ------------------------------------------------------------
+
+def pick_python(pythons, runnable_by=None):
+    for p in pythons:
+        if not os.path.exists(p):
+            continue
+        if runnable_by is None:
+            return p
+        probe = run(as_user(runnable_by) + [p, "-c", "import threading; threading.get_native_id"])
+        if probe.returncode == 0:
+            return p
+    if runnable_by is None:
+        skip("no Python interpreter for the target: none of %s exists" % ", ".join(pythons))
+    skip("no Python interpreter that uid %d may run: %s (a 0700 home directory?)" % (runnable_by, ", ".join(pythons)))
+
+
+def as_user(uid):
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        skip("setpriv (util-linux) is not installed: needed to run pykill as an unprivileged user")
+    return [setpriv, "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups", "--inh-caps=-all"]
+
+
+class Target(object):
+    """target.py under python, optionally through a prefix (setpriv)."""
+
+    def __init__(self, python, prefix=()):
+        ready_r, ready_w = os.pipe()
+        cmd_r, cmd_w = os.pipe()
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        self.proc = subprocess.Popen(list(prefix) + [python, os.path.join(HERE, "target.py"), str(ready_w), str(cmd_r)],
+                                     pass_fds=(ready_w, cmd_r), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=env, cwd="/")
+        started.append(self.proc)
+        os.close(ready_w)
+        os.close(cmd_r)
+        self.answers = os.fdopen(ready_r, "rb", 0)
+        self.cmd = cmd_w
+        self.pid = self.proc.pid
+        line = self.answers.readline().decode()
+        if not line.startswith("ready %d " % self.pid):
+            out = self.finish_output()
+            fail("target did not get ready: %r %s" % (line, out))
+        self.busy_tid = int(line.split()[2])
+        wait_blocked(self.pid, self.pid, "main thread of the target in read()", want_syscall=0)
+
+    def ping(self):
+        """The busy thread must be making progress and the main thread answering."""
+        counts = []
+        for _ in range(2):
+            os.write(self.cmd, b"ping\n")
+            line = self.answers.readline().decode()
+            parts = line.split()
+            if len(parts) != 3 or parts[0] != "pong" or parts[2] != "alive":
+                fail("target does not answer properly: %r %s" % (line, self.finish_output()))
+            counts.append(int(parts[1]))
+            if len(counts) == 1:
+                wait_progress(self.pid, self.busy_tid)
+        if counts[1] <= counts[0]:
+            fail("target's busy thread made no progress: %r" % counts)
+
+    def quit(self):
+        os.write(self.cmd, b"quit\n")
+        out = self.finish_output()
+        if self.proc.returncode != 0:
+            fail("target exited %d: %s" % (self.proc.returncode, out))
+
+    def finish_output(self):
+        try:
+            return self.proc.communicate(timeout=20)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.communicate()[0].decode(errors="replace")
+
+
+def stat_fields(pid, tid):
+    with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def wait_blocked(pid, tid, what, want_syscall=None, limit=20.0):
+    """Poll /proc until the thread sleeps in a system call (in want_syscall
+    if given): a condition the kernel reports, not a guess at a delay."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        try:
+            with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+                fields = f.read().split()
+            state = stat_fields(pid, tid)[0]
+        except (IOError, OSError):
+            fail("%s: process %d exited" % (what, pid))
+        if state == "S" and fields and fields[0] not in ("running", "-1") and \
+                (want_syscall is None or fields[0] == str(want_syscall)):
+            return
+        time.sleep(0.001)
+    fail("%s never blocked in a system call" % what)
+
+
+def wait_progress(pid, tid, limit=20.0):
+    """Until the thread has run on a CPU again (utime+stime grew)."""
+    f = stat_fields(pid, tid)
+    before = int(f[11]) + int(f[12])
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        f = stat_fields(pid, tid)
+        if int(f[11]) + int(f[12]) > before:
+            return
+        time.sleep(0.005)
+    fail("thread %d of %d did not run for %.0f s" % (tid, pid, limit))
+
+
+def check_untouched(pid):
+    """No thread of pid left stopped or traced by pykill."""
+    for name in os.listdir("/proc/%d/task" % pid):
+        tid = int(name)
+        state = stat_fields(pid, tid)[0]
+        if state in ("t", "T"):
+            fail("thread %d of %d left stopped (state %s)" % (tid, pid, state))
+
+
+def tracer_pid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    fail("no TracerPid in /proc/%d/status" % pid)
+
+
+def pykill_for_nobody(pykill):
+    """The build tree may sit under a 0700 directory: a copy nobody can run."""
+    d = tempfile.mkdtemp(prefix="pykill-err-")
+    os.chmod(d, 0o755)
+    copy = os.path.join(d, "pykill")
+    try:
+        shutil.copy(pykill, copy)
+        os.chmod(copy, 0o755)
+    except (IOError, OSError) as e:
+        shutil.rmtree(d)
+        fail("copy %s for uid %d: %s" % (pykill, NOBODY, e))
+    return d, copy
+
+
+def need_root(what):
+    if os.geteuid() != 0:
+        skip("%s needs root (to start processes as another user); running as uid %d" % (what, os.geteuid()))
+
+
+# --- cases ----------------------------------------------------------------
+
+def case_usage(pykill, args):
+    me = str(os.getpid())
+    bad = [
+        ([], "missing command"),
+        (["bogus"], "bogus"),
+        (["--bogus"], "--bogus"),
+        (["list", "--bogus", me], "--bogus"),
+        (["list"], "PID"),
+        (["list", "abc"], "abc"),
+        (["list", "0"], "'0'"),
+        (["list", "-5"], "-5"),
+        (["list", "--", "-5"], "-5"),
+        (["list", "99999999999"], "99999999999"),
+        (["list", "4294967297"], "4294967297"),  # 1 if truncated to 32 bits
+        (["list", "12x"], "12x"),
+        (["list", ""], "''"),
+        (["list", me, "2"], "'2'"),
+        (["list", "--freeze=bogus", me], "bogus"),
+        (["list", "--freeze=", me], "--freeze"),
+        (["list", "--max-frames=0", me], "--max-frames"),
+        (["list", "--max-frames=-1", me], "--max-frames"),
+        (["list", "--max-frames=abc", me], "--max-frames"),
+    ]
+    for argv, word in bad:
+        cmd = [pykill] + argv
+        res = run(cmd)
+        what = show(cmd, res)
+        if res.returncode != EXIT_USAGE:
+            fail("expected exit %d (usage): %s" % (EXIT_USAGE, what))
+        if res.out:
+            fail("usage error printed on stdout: %s" % what)
+        lines = res.err.splitlines()
+        if len(lines) != 2 or not lines[0].startswith("pykill: ") or lines[1] != TRY_HELP \
+                or not res.err.endswith("\n"):
+            fail("expected 'pykill: <message>' then %r on stderr: %s" % (TRY_HELP, what))
+        if word.lower() not in lines[0].lower():
+            fail("message does not name %r: %s" % (word, what))
+    for opt in ("--help", "-h"):
+        res = run([pykill, opt])
+        if res.returncode != EXIT_OK or res.err or not res.out.startswith("Usage: pykill") \
+                or "list PID" not in res.out:
+            fail("help: %s" % show([pykill, opt], res))
+    for opt in ("--version", "-V"):
+        res = run([pykill, opt])
+        out = res.out.splitlines()
+        if res.returncode != EXIT_OK or res.err or len(out) != 1 or not out[0].startswith("pykill ") \
+                or not out[0].split()[1][:1].isdigit():
+            fail("version: %s" % show([pykill, opt], res))
+    print("ok: %d usage errors, --help, --version" % len(bad))
+
+
+def case_dead_pid(pykill, args):
+    # A PID the kernel may hand out again at any time: check before and after
+    # that no process holds it, otherwise the answer is about someone else.
+    for attempt in range(5):
+        p = subprocess.Popen(["true"])
+        p.wait()
+        pid = p.pid
+        if os.path.exists("/proc/%d" % pid):
+            continue
+        cmd = [pykill, "list", str(pid)]
+        res = run(cmd)
+        if os.path.exists("/proc/%d" % pid):
+            continue
+        check_failure(cmd, res, EXIT_NO_PROCESS, contains=(str(pid),))
+        print("ok: dead pid %d: %s" % (pid, res.err.strip()))
+        return
+    fail("the PID of a reaped process was reused 5 times in a row")
+
+
+def case_zombie(pykill, args):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        # Blocks until the child has exited, and leaves it unreaped: a zombie.
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        state = stat_fields(pid, pid)[0]
+        if state != "Z":
+            fail("child %d is not a zombie (state %s)" % (pid, state))
+        cmd = [pykill, "list", str(pid)]
+        res = run(cmd)
+        check_failure(cmd, res, EXIT_NO_PROCESS, contains=(str(pid),))
+        if stat_fields(pid, pid)[0] != "Z":
+            fail("zombie %d changed state under pykill" % pid)
+    finally:
+        os.waitpid(pid, 0)
+    print("ok: zombie %d: %s" % (pid, res.err.strip()))
+
+
+def case_not_python(pykill, args):
+    sleep = shutil.which("sleep")
+    if sleep is None:
+        skip("no sleep program in PATH")
+    p = subprocess.Popen([sleep, "60"])
+    started.append(p)
+    # Once it sleeps in its system call, exec is long finished: its maps are final.
+    wait_blocked(p.pid, p.pid, "sleep 60")
+    cmd = [pykill, "list", str(p.pid)]
+    res = run(cmd)
+    check_failure(cmd, res, EXIT_NOT_PYTHON, contains=(str(p.pid), "not a python process"))
+    if p.poll() is not None:
+        fail("sleep died under pykill: %s" % p.returncode)
+    check_untouched(p.pid)
+    print("ok: sleep %d: %s" % (p.pid, res.err.strip()))
+
+
+def is_kernel_thread(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            status = f.read()
+        flags = int(stat_fields(pid, pid)[6])
+    except (IOError, OSError):
+        return False, "/proc/%d does not exist" % pid
+    fields = dict(l.split(":", 1) for l in status.splitlines() if ":" in l)
+    kthread = fields.get("Kthread", "").strip()
+    if kthread == "1" or (kthread == "" and flags & PF_KTHREAD):
+        return True, fields.get("Name", "?").strip()
+    return False, "PID %d is %s (Kthread: %s, flags %#x)" % (pid, fields.get("Name", "?").strip(),
+                                                           kthread or "absent", flags)
+
+
+def case_kernel_thread(pykill, args):
+    ok, name = is_kernel_thread(2)
+    if not ok:
+        skip("PID 2 is not a kernel thread in this PID namespace: %s" % name)
+    cmd = [pykill, "list", "2"]
+    res = run(cmd)
+    check_failure(cmd, res, EXIT_NOT_PYTHON, contains=("2", "kernel thread"))
+    print("ok: kernel thread 2 (%s): %s" % (name, res.err.strip()))
+
+
+def case_pid1(pykill, args):
+    cmd = [pykill, "list", "1"]
+    res = run(cmd)
+    if res.returncode == EXIT_OK:
+        if res.err or "PID" not in res.out and "TID" not in res.out:
+            fail("PID 1 listed, but: %s" % show(cmd, res))
+    elif res.returncode in (EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_NOT_PYTHON):
+        check_failure(cmd, res, res.returncode, contains=("1",))
+    else:
+        fail("exit status not in {0,4,5,6}: %s" % show(cmd, res))
+    print("ok: pid 1 -> exit %d: %s" % (res.returncode, res.err.strip().replace("\n", " | ")))
+
+
+def case_other_user(pykill, pythons):
+    need_root("tracing another user's process")
+    as_nobody = as_user(NOBODY)
+    python = pick_python(pythons)
+    t = Target(python)
+    d, copy = pykill_for_nobody(pykill)
+    try:
+        cmd = as_nobody + [copy, "list", str(t.pid)]
+        res = run(cmd)
+        check_failure(cmd, res, EXIT_PERMISSION, contains=(str(t.pid),),
+                      hint=("another user", "CAP_SYS_PTRACE"))
+        check_untouched(t.pid)
+        if tracer_pid(t.pid) != 0:
+            fail("target traced after pykill failed")
+        t.ping()
+        t.quit()
+    finally:
+        shutil.rmtree(d)
+    print("ok: uid %d vs root's pid %d: %s" % (NOBODY, t.pid, res.err.strip().replace("\n", " | ")))
+
+
+def case_already_traced(pykill, pythons, tracer):
+    if not tracer or not os.access(tracer, os.X_OK):
+        skip("the tracer helper %s was not built" % tracer)
+    python = pick_python(pythons)
+    t = Target(python)
+    tr = subprocess.Popen([tracer, str(t.pid)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    started.append(tr)
+    line = tr.stdout.readline().decode()
+    if not line.startswith("ok "):
+        tr.stdin.close()
+        fail("tracer could not seize %d: %r (exit %s)" % (t.pid, line, tr.wait()))
+    if tracer_pid(t.pid) != tr.pid:
+        fail("tracer %d holds %d but TracerPid says %d" % (tr.pid, t.pid, tracer_pid(t.pid)))
+    # auto stops the busy thread; all stops everything: both must meet the tracer.
+    for freeze in ([], ["--freeze=all"]):
+        cmd = [pykill, "list"] + freeze + [str(t.pid)]
+        res = run(cmd)
+        check_failure(cmd, res, EXIT_PERMISSION, contains=(str(t.pid),),
+                      hint=("already traced by pid %d" % tr.pid,))
+        check_untouched(t.pid)
+        if tracer_pid(t.pid) != tr.pid:
+            fail("pykill changed who traces %d: TracerPid %d" % (t.pid, tracer_pid(t.pid)))
+    t.ping()  # still running while traced
+    msg = res.err.strip().replace("\n", " | ")
+    tr.stdin.close()
+    rc = tr.wait(timeout=20)
+    out = tr.stdout.read().decode()
+    if rc != 0:
+        fail("tracer exited %d: %s" % (rc, out))
+    if tracer_pid(t.pid) != 0:
+        fail("target still traced after the tracer exited")
+    cmd = [pykill, "list", "--json", str(t.pid)]
+    res = run(cmd)
+    if res.returncode != EXIT_OK or '"busy"' not in res.out:
+        fail("after the tracer left, pykill list should work: %s" % show(cmd, res))
+    check_untouched(t.pid)
+    t.ping()
+    t.quit()
+    print("ok: traced by %d: %s; then listed" % (tr.pid, msg))
+
+
+def case_yama(pykill, pythons):
+    scope_path = "/proc/sys/kernel/yama/ptrace_scope"
+    if not os.path.exists(scope_path):
+        skip("%s does not exist (no Yama LSM in this kernel)" % scope_path)
+    need_root("the Yama test")
+    with open(scope_path) as f:
+        scope = int(f.read().strip())
+    as_nobody = as_user(NOBODY)
+    python = pick_python(pythons, runnable_by=NOBODY)
+    # Started by this script, not by pykill: pykill is not its ancestor.
+    t = Target(python, prefix=as_nobody)
+    d, copy = pykill_for_nobody(pykill)
+    try:
+        cmd = as_nobody + [copy, "list", str(t.pid)]
+        res = run(cmd)
+        if scope == 0:
+            # The same user may trace its own process: the control case.
+            if res.returncode != EXIT_OK or "busy" not in res.out:
+                fail("ptrace_scope is 0: uid %d should list its own process: %s" % (NOBODY, show(cmd, res)))
+            msg = "listed (scope 0)"
+        else:
+            check_failure(cmd, res, EXIT_PERMISSION, contains=(str(t.pid),), hint=("ptrace_scope",))
+            msg = res.err.strip().replace("\n", " | ")
+        check_untouched(t.pid)
+        t.ping()
+        t.quit()
+    finally:
+        shutil.rmtree(d)
+    print("ok: yama ptrace_scope %d, uid %d vs its own pid %d: %s" % (scope, NOBODY, t.pid, msg))
+
+
+CASES = {
+    "usage": case_usage,
+    "dead-pid": case_dead_pid,
+    "zombie": case_zombie,
+    "not-python": case_not_python,
+    "kernel-thread": case_kernel_thread,
+    "pid1": case_pid1,
+    "other-user": case_other_user,
+    "already-traced": case_already_traced,
+    "yama": case_yama,
+}
+
+
+def main():
+    argv = sys.argv[1:]
+    tracer = None
+    for a in list(argv):
+        if a.startswith("--tracer="):
+            tracer = a[len("--tracer="):]
+            argv.remove(a)
+    if len(argv) < 2 or argv[0] not in CASES:
+        print("usage: run_errors.py {%s} PYKILL [PYTHON...] [--tracer=PATH]" % ",".join(sorted(CASES)))
+        sys.exit(2)
+    case, pykill, pythons = argv[0], argv[1], argv[2:]
+    if not os.access(pykill, os.X_OK):
+        fail("%s is not an executable: build the pykill target first" % pykill)
+    if case == "already-traced":
+        CASES[case](pykill, pythons, tracer)
+    else:
+        CASES[case](pykill, pythons)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
