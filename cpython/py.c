@@ -258,10 +258,16 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 		goto fail;
 	}
 	rc = pk_proc_maps(pid, &py->maps);
+	if (rc == -EACCES || rc == -EPERM) {
+		pk_error_set("inspect process %d (%s): permission denied", (int)pid, st.name);
+		pk_attach_explain_eperm(pid);
+		goto fail;
+	}
 	if (rc < 0)
 		goto fail;
 	if (py->maps.n == 0) {
-		pk_error("inspect process %d (%s): it has no memory mappings (a kernel thread?)", (int)pid, st.name);
+		pk_error("inspect process %d (%s): it is a kernel thread (no memory mappings), not a Python process",
+			 (int)pid, st.name);
 		rc = -ENOEXEC;
 		goto fail;
 	}
