@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,9 +132,17 @@ static void test_maps_self(void **state)
 	assert_true(n > 0);
 	exe[n] = '\0';
 	assert_string_equal(me->path, exe);
+	/* (under valgrind our stack is not the one named [stack]) */
 	stack = pk_maps_find(&m, local);
 	assert_non_null(stack);
-	assert_string_equal(stack->path, "[stack]");
+	assert_int_equal(stack->prot & (PK_MAP_R | PK_MAP_W | PK_MAP_X), PK_MAP_R | PK_MAP_W);
+	{
+		bool named = false;
+
+		for (size_t i = 0; i < m.n; i++)
+			named = named || strcmp(m.v[i].path, "[stack]") == 0;
+		assert_true(named);
+	}
 	for (size_t i = 1; i < m.n; i++)
 		assert_true(m.v[i - 1].end <= m.v[i].start);
 
