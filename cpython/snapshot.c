@@ -482,8 +482,18 @@ static size_t moved_threads(pid_t pid, struct task *tasks, size_t ntasks, pid_t 
 			continue;
 		if (pk_proc_cputime(pid, t->tid, &now) < 0)
 			continue; /* ended: its state is gone with it */
-		if (now != t->cpu_ns)
+		if (now != t->cpu_ns) {
 			moved[k++] = t->tid;
+			continue;
+		}
+		/* The CPU time of a thread on a CPU right now is only brought up to
+		 * date at the next tick: a thread that woke up and is running may
+		 * not show it yet. Its state does. */
+		{
+			struct pk_stat st;
+			if (pk_proc_stat(pid, t->tid, &st) == 0 && st.state == 'R')
+				moved[k++] = t->tid;
+		}
 	}
 	pk_error_clear();
 	return k;
