@@ -526,7 +526,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true,
 				       .max_frames = 8 };
 	struct pk_py_snapshot *snap = NULL;
-	struct pk_py_thread *target, *hijack = NULL, *holder;
+	struct pk_py_thread *target, *holder;
 	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident;
 	char why[512] = "", who[200];
 	int rc;
@@ -563,46 +563,53 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	}
 
 	res->via = opts->via == PK_VIA_CALL ? PK_VIA_CALL : PK_VIA_WRITE;
+	holder = gil_holder(snap);
+	if (opts->via != PK_VIA_WRITE && why[0] == '\0' && holder != NULL && !holder_makes_progress(py, holder)) {
+		describe_thread(holder, who, sizeof(who));
+		if (holder->syscall_nr >= 0)
+			snprintf(why, sizeof(why), "the GIL is held by %s, blocked in %s", who,
+				 pk_syscall_name(holder->syscall_nr) ? pk_syscall_name(holder->syscall_nr) : "a system call");
+		else
+			snprintf(why, sizeof(why), "the GIL is held by %s, running C code", who);
+	}
+	rc = -EAGAIN;
 	if (opts->via != PK_VIA_WRITE && why[0] == '\0') {
-		/* A thread parked in a safe system call, main thread first. */
+		/* A thread parked in a safe system call, main thread first. One
+		 * that woke up between the check and the stop is left untouched
+		 * by the engine (-EAGAIN): try the next. */
 		char tw[160];
-		for (int pass = 0; pass < 2 && hijack == NULL; pass++) {
-			for (size_t i = 0; i < snap->nthreads && hijack == NULL; i++) {
+		for (int pass = 0; pass < 2 && rc == -EAGAIN; pass++) {
+			for (size_t i = 0; i < snap->nthreads && rc == -EAGAIN; i++) {
 				struct pk_py_thread *c = &snap->threads[i];
 				if (c->tid == 0 || !c->main_interp || (pass == 0) != c->is_main)
 					continue;
-				if (pk_rcall_check_thread(py->pid, c->tid, tw, sizeof(tw)) == 0)
-					hijack = c;
+				if (holder != NULL && holder != c && holder->syscall_nr >= 0)
+					continue;
+				if (pk_rcall_check_thread(py->pid, c->tid, tw, sizeof(tw)) < 0)
+					continue;
+				res->via = PK_VIA_CALL;
+				snprintf(res->via_reason, sizeof(res->via_reason), "thread %d (%s) was parked in %s",
+					 (int)c->tid, c->name ? c->name : "-",
+					 c->syscall_nr >= 0 && pk_syscall_name(c->syscall_nr) ? pk_syscall_name(c->syscall_nr)
+											      : "a system call");
+				rc = call_path(py, c, ident, exc, res);
+				if (rc == -EAGAIN) {
+					pk_log(PK_LOG_INFO, "thread %d woke up before it could be used; trying another",
+					       (int)c->tid);
+					pk_error_clear();
+				}
 			}
 		}
-		if (hijack == NULL)
+		if (rc == -EAGAIN)
 			snprintf(why, sizeof(why), "no Python thread is parked in a system call where a call is safe");
 	}
-	if (hijack != NULL) {
-		holder = gil_holder(snap);
-		if (holder != NULL && holder != hijack && !holder_makes_progress(py, holder)) {
-			describe_thread(holder, who, sizeof(who));
-			if (holder->syscall_nr >= 0)
-				snprintf(why, sizeof(why), "the GIL is held by %s, blocked in %s", who,
-					 pk_syscall_name(holder->syscall_nr) ? pk_syscall_name(holder->syscall_nr) : "a system call");
-			else
-				snprintf(why, sizeof(why), "the GIL is held by %s, running C code", who);
-			hijack = NULL;
+	if (rc == -EAGAIN) {
+		if (opts->via == PK_VIA_CALL) {
+			pk_error("raise in thread %d of process %d: refused: the call path is not safe now: %s",
+				 (int)res->tid, (int)py->pid, why);
+			rc = -EBUSY;
+			goto out;
 		}
-	}
-	if (opts->via == PK_VIA_CALL && hijack == NULL) {
-		pk_error("raise in thread %d of process %d: refused: the call path is not safe now: %s", (int)res->tid,
-			 (int)py->pid, why);
-		rc = -EBUSY;
-		goto out;
-	}
-	if (hijack != NULL) {
-		res->via = PK_VIA_CALL;
-		snprintf(res->via_reason, sizeof(res->via_reason), "thread %d (%s) was parked in %s",
-			 (int)hijack->tid, hijack->name ? hijack->name : "-",
-			 hijack->syscall_nr >= 0 && pk_syscall_name(hijack->syscall_nr) ? pk_syscall_name(hijack->syscall_nr) : "a system call");
-		rc = call_path(py, hijack, ident, exc, res);
-	} else {
 		res->via = PK_VIA_WRITE;
 		snprintf(res->via_reason, sizeof(res->via_reason), "%s", opts->via == PK_VIA_WRITE ? "asked for" : why);
 		rc = write_path(py, ident, exc, res);
