@@ -67,6 +67,7 @@ struct rcall {
 	struct pk_arch_state st;
 	bool have_state;
 	struct pk_arch_frame fr;
+	uint64_t t0;
 };
 
 static void hook(const struct rcall *c, enum pk_rcall_phase ph)
@@ -565,6 +566,9 @@ static int watch_call(struct rcall *c, uint64_t deadline)
 		if (ret < 0)
 			return ret;
 		c->out->stops++;
+		if (pk_log_enabled(PK_LOG_DEBUG))
+			pk_log(PK_LOG_DEBUG, "thread %d: stop status %#x at +%.3f ms", (int)c->tid, status,
+			       (double)(pk_now_ns() - c->t0) / 1e6);
 		switch (classify(status, &sig)) {
 		case STOP_GONE:
 			pk_error("thread %d of process %d %s during the call", (int)c->tid, (int)c->pid,
@@ -586,6 +590,7 @@ static int watch_call(struct rcall *c, uint64_t deadline)
 		case STOP_GROUP:
 			/* Job control stop of the process: stay stopped
 			 * with it, without being resumed by us. */
+			c->out->group_stops++;
 			hook(c, PK_RCALL_PH_STOP);
 			ret = resume(c, PTRACE_LISTEN, 0);
 			break;
@@ -652,6 +657,7 @@ int pk_rcall_run(pid_t pid, pid_t tid, const struct pk_rcall_spec *spec, struct 
 	c.tid = tid;
 	c.spec = spec;
 	c.out = out;
+	c.t0 = t0;
 	deadline = t0 + (uint64_t)timeout_ms * 1000000ull;
 
 	ret = prepare(&c);

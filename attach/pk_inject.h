@@ -84,6 +84,7 @@ struct pk_rcall_result {
 	uint64_t wall_ns;      /* whole pk_rcall_run() */
 	unsigned stops;        /* ptrace stops during the call */
 	unsigned signals;      /* signals passed through to the thread */
+	unsigned group_stops;  /* job-control stops waited out (PTRACE_LISTEN) */
 };
 
 /* Is nr (this architecture's numbering) a blocking system call a thread may
