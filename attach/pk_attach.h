@@ -88,6 +88,19 @@ int pk_syscall_parse(const char *text, size_t len, struct pk_syscall *out);
  * unchanged between two reads, the thread executed no instruction between them. */
 int pk_proc_cputime(pid_t pid, pid_t tid, uint64_t *ns);
 
+/* Watching a set of threads for having run since a sample: a descriptor on
+ * each thread's schedstat is kept open and re-read with pread() (one cheap
+ * system call, for use while the target is frozen). */
+struct pk_watch;
+#define PK_WATCH_MAX 1000000u
+/* Opens and samples; a thread whose file cannot be opened is not watched. */
+int pk_watch_open(pid_t pid, const pid_t *tids, size_t n, struct pk_watch **out);
+/* 1 if thread i was on a CPU since the sample, 0 if not, -ENOENT if not
+ * watched, -ESRCH (or another -errno) if it has ended. No pk_error(). */
+int pk_watch_moved(struct pk_watch *w, size_t i);
+uint64_t pk_watch_cpu_ns(const struct pk_watch *w, size_t i);
+void pk_watch_close(struct pk_watch *w);
+
 /* Kernel TIDs of the process, ascending. *tids is malloc'ed. */
 int pk_proc_tasks(pid_t pid, pid_t **tids, size_t *n);
 

@@ -30,6 +30,7 @@ struct task {
 	char comm[64];
 	bool stopped;
 	bool python;
+	bool waits_for_held_gil; /* blocked on a GIL whose holder we stopped */
 };
 
 struct gil_info {
@@ -94,8 +95,6 @@ static int scan_tasks(pid_t pid, bool want_ns, struct task **out, size_t *nout)
 		snprintf(t->comm, sizeof(t->comm), "%s", st.comm);
 		if (pk_proc_syscall(pid, t->tid, &t->sc) < 0)
 			t->sc.nr = PK_SYSCALL_RUNNING;
-		if (pk_proc_cputime(pid, t->tid, &t->cpu_ns) < 0)
-			continue;
 		if (want_ns) {
 			struct pk_status ts;
 			if (pk_proc_status(pid, t->tid, &ts) < 0)
@@ -469,17 +468,79 @@ static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, si
 	}
 }
 
+/* A thread blocked taking the GIL wakes up every switch interval (5 ms) to
+ * ask the holder to drop it, then sleeps again. While the holder is stopped
+ * it cannot get the GIL, so it cannot run Python code: such wake-ups do not
+ * make the reading stale. */
+static void mark_gil_waiters(struct reading *r, struct task *tasks, size_t ntasks)
+{
+	long futex_nr = pk_syscall_number("futex");
+
+	for (size_t i = 0; i < ntasks; i++)
+		tasks[i].waits_for_held_gil = false;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct gil_info *g = &r->gils[i];
+		struct task *task = NULL, *holder = NULL;
+
+		if (r->threads[i].tid == 0)
+			continue;
+		for (size_t j = 0; j < ntasks; j++)
+			if (tasks[j].tid == r->threads[i].tid)
+				task = &tasks[j];
+		if (task == NULL || task->stopped || task->sc.nr != futex_nr ||
+		    !(in_range(task->sc.args[0], g->wait_lo, g->wait_hi) || in_range(task->sc.args[0], g->drop_lo, g->drop_hi)))
+			continue;
+		for (size_t k = 0; k < r->n && holder == NULL; k++) {
+			if (r->threads[k].tstate != g->holder || g->holder == 0 || r->threads[k].tid == 0)
+				continue;
+			for (size_t j = 0; j < ntasks; j++)
+				if (tasks[j].tid == r->threads[k].tid)
+					holder = &tasks[j];
+		}
+		if (holder != NULL && holder->stopped)
+			task->waits_for_held_gil = true;
+	}
+}
+
+/* Sample what moved_threads() compares with: a kept-open schedstat per
+ * thread, or the CPU time where the descriptor could not be had. */
+static struct pk_watch *watch_tasks(pid_t pid, struct task *tasks, size_t ntasks)
+{
+	struct pk_watch *w = NULL;
+	pid_t *tids = calloc(ntasks ? ntasks : 1, sizeof(*tids));
+
+	if (tids != NULL) {
+		for (size_t i = 0; i < ntasks; i++)
+			tids[i] = tasks[i].tid;
+		if (pk_watch_open(pid, tids, ntasks, &w) < 0)
+			w = NULL;
+		free(tids);
+	}
+	for (size_t i = 0; i < ntasks; i++)
+		if (w == NULL || pk_watch_moved(w, i) == -ENOENT)
+			pk_proc_cputime(pid, tasks[i].tid, &tasks[i].cpu_ns);
+	pk_error_clear();
+	return w;
+}
+
 /* Did any Python thread we left running run since /proc was read? */
-static size_t moved_threads(pid_t pid, struct task *tasks, size_t ntasks, pid_t *moved, bool all)
+static size_t moved_threads(pid_t pid, struct pk_watch *w, struct task *tasks, size_t ntasks, pid_t *moved,
+			    bool all)
 {
 	size_t k = 0;
 
 	for (size_t i = 0; i < ntasks; i++) {
 		uint64_t now;
 		struct task *t = &tasks[i];
+		int m;
 
-		if (t->stopped || (!t->python && !all))
+		if (t->stopped || (!t->python && !all) || (t->waits_for_held_gil && !all))
 			continue;
+		m = w != NULL ? pk_watch_moved(w, i) : -ENOENT;
+		if (m == 1)
+			moved[k++] = t->tid;
+		if (m != -ENOENT)
+			continue; /* 0: did not run; other errors: ended, its state is gone with it */
 		if (pk_proc_cputime(pid, t->tid, &now) < 0)
 			continue; /* ended: its state is gone with it */
 		if (now != t->cpu_ns) {
@@ -536,9 +597,10 @@ int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct
 	struct pk_freeze *fz = NULL;
 	struct reading r = { 0 };
 	struct task *tasks = NULL;
+	struct pk_watch *watch = NULL;
 	pid_t *ids = NULL;
 	size_t ntasks = 0, nids;
-	uint64_t t0;
+	uint64_t t0, tr, tc;
 	int rc;
 
 	*out = NULL;
@@ -553,6 +615,8 @@ int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct
 	rc = scan_tasks(py->pid, st.ns_levels > 1, &tasks, &ntasks);
 	if (rc < 0)
 		goto fail;
+	if (opts->freeze == PK_FREEZE_AUTO)
+		watch = watch_tasks(py->pid, tasks, ntasks);
 	ids = calloc(ntasks ? ntasks : 1, sizeof(*ids));
 	if (ids == NULL) {
 		rc = -ENOMEM;
@@ -582,13 +646,20 @@ int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct
 		pk_mem_cache_drop(py->mem);
 		pk_mem_cache_enable(py->mem, fz != NULL);
 		reading_clear(&r);
+		tr = pk_now_ns();
 		rc = read_all(py, opts, &r);
 		if (rc < 0)
 			goto fail;
 		map_tids(py, &r, tasks, ntasks);
-		if (fz == NULL || opts->freeze != PK_FREEZE_AUTO)
+		tc = pk_now_ns();
+		if (fz == NULL || opts->freeze != PK_FREEZE_AUTO) {
+			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms", round, (double)(tc - tr) / 1e6);
 			break;
-		nids = moved_threads(py->pid, tasks, ntasks, ids, round >= PK_ROUNDS);
+		}
+		mark_gil_waiters(&r, tasks, ntasks);
+		nids = moved_threads(py->pid, watch, tasks, ntasks, ids, round >= PK_ROUNDS);
+		pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms, checked %zu threads left running in %.3f ms", round,
+		       (double)(tc - tr) / 1e6, ntasks - pk_freeze_count(fz), (double)(pk_now_ns() - tc) / 1e6);
 		if (nids == 0)
 			break;
 		pk_log(PK_LOG_DEBUG, "round %u: %zu thread(s) ran while being read; stopping them and reading again",
@@ -646,6 +717,7 @@ int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct
 		memcpy(n->syscall_args, tasks[i].sc.args, sizeof(n->syscall_args));
 		snprintf(n->comm, sizeof(n->comm), "%s", tasks[i].comm);
 	}
+	pk_watch_close(watch);
 	free(ids);
 	free(tasks);
 	*out = snap;
@@ -656,6 +728,7 @@ fail:
 		pk_freeze_free(fz);
 	}
 	reading_clear(&r);
+	pk_watch_close(watch);
 	free(ids);
 	free(tasks);
 	pk_py_snapshot_free(snap);
