@@ -26,7 +26,7 @@
 #define PK_MEM_MAX_READ (64u << 20)    /* one request; target-derived sizes are capped by callers too */
 #define PK_MEM_MAX_BATCH (256u << 20)   /* bytes in one process_vm_readv call */
 #define PK_PAGE_SIZE 4096u
-#define PK_CACHE_PAGES 4096u            /* 16 MiB, then the cache is cleared */
+#define PK_CACHE_PAGES 16384u           /* 64 MiB (touched lazily), then the cache is cleared */
 #define PK_CACHE_SLOTS (2 * PK_CACHE_PAGES) /* open addressing, load <= 0.5 */
 #define PK_CACHE_MAX_READ (64u << 10)   /* larger reads bypass the cache */
 
@@ -556,6 +556,15 @@ int pk_mem_read(struct pk_mem *mem, uint64_t addr, void *buf, size_t len)
 		return rc;
 	if (!range_ok(addr, len))
 		return -EFAULT;
+	/* The common case while frozen: a small read inside one cached page. */
+	if (mem->cache_on && mem->slots != NULL && first_page(&v) == last_page(&v)) {
+		const struct cslot *s = slot_find(mem, first_page(&v));
+		if (s != NULL && s->state == SLOT_GOOD) {
+			memcpy(buf, slot_data(mem, s) + (addr - s->page), len);
+			mem->st.cache_hits++;
+			return 0;
+		}
+	}
 	if (mem->cache_on && cacheable(&v))
 		rc = cache_readv(mem, &v, 1, &ok);
 	else

@@ -328,3 +328,114 @@ next_frame:
 	}
 	return 0;
 }
+
+/* Warm the page cache for many threads' frame chains at once: walk all the
+ * chains in step, one depth level at a time, loading every frame of a level
+ * (and the code objects they point to) in one batched read. The real walk
+ * that follows then finds nearly everything in the cache: the number of
+ * system calls grows with the depth of the deepest stack, not with the
+ * number of frames. Nothing here is trusted or kept: it only reads. */
+void pk_frames_prefetch(struct pk_py *py, const uint64_t *first, size_t n, unsigned max_depth)
+{
+	const struct pk_layout *L = &py->layout;
+	size_t flen = (size_t)L->fr_size, clen = (size_t)L->co_size;
+	uint64_t *cur = NULL, *codes = NULL;
+	uint8_t *scratch = NULL;
+	struct pk_mem_iov *iov = NULL;
+	size_t ncodes = 0, codes_cap = 0, stride;
+
+	if (n == 0)
+		return;
+	if (flen == 0 || flen > 128)
+		flen = 128;
+	if (clen == 0 || clen > 512)
+		clen = 512;
+	stride = flen > clen ? flen : clen;
+	cur = malloc(n * sizeof(*cur));
+	iov = malloc(n * sizeof(*iov));
+	scratch = malloc(n * stride);
+	if (cur == NULL || iov == NULL || scratch == NULL)
+		goto out;
+	memcpy(cur, first, n * sizeof(*cur));
+	/* 3.11-3.12: the thread state points at a _PyCFrame, which points at the frame. */
+	if (L->cframe_current_frame >= 0) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (cur[i] == 0)
+				continue;
+			iov[k].addr = cur[i] + (uint64_t)L->cframe_current_frame;
+			iov[k].buf = scratch + stride * i;
+			iov[k].len = 8;
+			k++;
+		}
+		pk_mem_readv(py->mem, iov, k, NULL);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t f = 0;
+			if (cur[i] != 0 && pk_mem_read(py->mem, cur[i] + (uint64_t)L->cframe_current_frame, &f, 8) < 0)
+				f = 0;
+			cur[i] = f;
+		}
+	}
+	for (unsigned depth = 0; depth < max_depth; depth++) {
+		size_t k = 0, first_code = ncodes;
+
+		for (size_t i = 0; i < n; i++) {
+			if (cur[i] == 0)
+				continue;
+			iov[k].addr = cur[i];
+			iov[k].buf = scratch + stride * i;
+			iov[k].len = flen;
+			k++;
+		}
+		if (k == 0)
+			break;
+		pk_mem_readv(py->mem, iov, k, NULL);
+		for (size_t i = 0; i < n; i++) {
+			const uint8_t *fb = scratch + stride * i;
+			uint64_t code;
+
+			if (cur[i] == 0)
+				continue;
+			if (pk_mem_read(py->mem, cur[i], scratch + stride * i, flen) < 0) {
+				cur[i] = 0;
+				continue;
+			}
+			code = pk_get_u64(fb, flen, L->fr_code) & ~L->fr_code_tag_mask;
+			cur[i] = pk_get_u64(fb, flen, L->fr_back);
+			if (code == 0)
+				continue;
+			if (ncodes == codes_cap) {
+				size_t ncap = codes_cap ? codes_cap * 2 : 256;
+				uint64_t *nc;
+				if (ncap > (1u << 20))
+					continue;
+				nc = realloc(codes, ncap * sizeof(*nc));
+				if (nc == NULL)
+					continue;
+				codes = nc;
+				codes_cap = ncap;
+			}
+			codes[ncodes++] = code;
+		}
+		/* Code objects of this level not seen before: one batched read. */
+		k = 0;
+		for (size_t c = first_code; c < ncodes && k < n; c++) {
+			bool seen = false;
+			for (size_t d = c > 64 ? c - 64 : 0; d < c && !seen; d++)
+				seen = codes[d] == codes[c];
+			if (seen)
+				continue;
+			iov[k].addr = codes[c];
+			iov[k].buf = scratch + stride * k;
+			iov[k].len = clen;
+			k++;
+		}
+		if (k > 0)
+			pk_mem_readv(py->mem, iov, k, NULL);
+	}
+out:
+	free(cur);
+	free(iov);
+	free(scratch);
+	free(codes);
+}

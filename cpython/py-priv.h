@@ -80,6 +80,10 @@ void pk_code_cache_free(struct pk_code_cache *cache);
 int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t *tstate, size_t tslen,
 		   unsigned max_frames, struct pk_py_thread *out);
 
+/* Warm the page cache for the frame chains of n threads (first = each
+ * thread state's frame pointer field value). */
+void pk_frames_prefetch(struct pk_py *py, const uint64_t *first, size_t n, unsigned max_depth);
+
 /* Line numbers (linetable.c), pure functions on copied bytes. */
 int pk_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, int lasti_bytes, bool signed_deltas);
 int pk_linetable310_line(const uint8_t *tab, size_t len, int firstlineno, int addr_bytes);
@@ -90,5 +94,20 @@ int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *thread
 
 /* _Py_DebugOffsets (dbgoff.c): patch py->layout from the target, 3.13+. */
 int pk_dbgoff_apply(struct pk_py *py);
+
+/* Memory images (image.c): the interpreter model around a pk_mem that is not
+ * a live process (pk_mem_open_ops), for unit tests and fuzzing of the walk.
+ * layout is copied (3.13+: patched from a _Py_DebugOffsets in the image when
+ * there is a valid one); runtime_or_interp_head is &_PyRuntime (3.7+) or
+ * &interp_head (2.7, 3.6). On success py owns mem (pk_py_close closes it);
+ * on failure the caller still does. No pid, no ELF, no maps. */
+int pk_py_open_image(const struct pk_layout *layout, int major, int minor, uint64_t runtime_or_interp_head,
+		     struct pk_mem *mem, struct pk_py **out);
+/* pk_py_snapshot() without /proc and without freezing: the same walk of
+ * interpreters, threads, frames and names. Free with pk_py_snapshot_free(). */
+int pk_py_read_image(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
+/* The memory walk of pk_py_snapshot() alone (snapshot.c), into snap's
+ * threads, ninterps and finalizing; no task is known, so tid stays 0. */
+int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot *snap);
 
 #endif

@@ -250,7 +250,10 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 	uint64_t ts = 0, tortoise;
 	unsigned power = 1, lam = 0, count = 0;
 	size_t tslen = (size_t)L->ts_size;
-	size_t first = r->n;
+	size_t first = r->n, nts = 0, cap = 0;
+	unsigned max_frames = opts->max_frames ? opts->max_frames : PK_DEFAULT_MAX_FRAMES;
+	uint8_t *bufs = NULL;
+	uint64_t *addrs = NULL;
 	int rc;
 
 	if (tslen == 0 || tslen > TSTATE_READ_MAX)
@@ -262,46 +265,44 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 			 (unsigned long long)interp);
 		return rc;
 	}
+	/* Pass 1: the thread states (a linked list: one at a time). */
 	tortoise = ts;
 	while (ts != 0) {
-		uint8_t buf[TSTATE_READ_MAX];
-		struct pk_py_thread *t;
-		uint64_t next;
+		uint8_t *buf;
 
 		if (++count > PK_MAX_THREADS) {
 			pk_error("read the thread list of interpreter %lld: more than %u threads (corrupt list?)",
 				 (long long)interp_id, PK_MAX_THREADS);
-			return -ELOOP;
+			rc = -ELOOP;
+			goto out;
 		}
+		if (nts == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			uint8_t *nb = realloc(bufs, ncap * tslen);
+			uint64_t *na = realloc(addrs, ncap * sizeof(*na));
+			if (nb != NULL)
+				bufs = nb;
+			if (na != NULL)
+				addrs = na;
+			if (nb == NULL || na == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			cap = ncap;
+		}
+		buf = bufs + nts * tslen;
 		if (pk_mem_read(py->mem, ts, buf, tslen) < 0) {
 			pk_error("read thread state at 0x%llx: unreadable memory", (unsigned long long)ts);
-			return -EFAULT;
+			rc = -EFAULT;
+			goto out;
 		}
-		rc = reading_push(r, &gil, &t);
-		if (rc < 0)
-			return rc;
-		t->interp_id = interp_id;
-		t->main_interp = main_interp;
-		t->tstate = ts;
-		t->ident = pk_get_u64(buf, tslen, L->ts_thread_id);
-		if (L->ts_native_thread_id >= 0)
-			t->ns_tid = (pid_t)pk_get_u64(buf, tslen, L->ts_native_thread_id);
-		t->has_async_exc = pk_get_u64(buf, tslen, L->ts_async_exc) != 0;
-		t->gil = (gil.holder != 0 && gil.holder == ts) ? PK_GIL_HOLDS : PK_GIL_NONE;
-		t->state = '?';
-		t->syscall_nr = -1;
-		if (opts->want_frames) {
-			rc = pk_frames_walk(py, cache, buf, tslen,
-					    opts->max_frames ? opts->max_frames : PK_DEFAULT_MAX_FRAMES, t);
-			if (rc < 0)
-				return rc;
-		}
-		next = pk_get_u64(buf, tslen, L->ts_next);
-		ts = next;
+		addrs[nts++] = ts;
+		ts = pk_get_u64(buf, tslen, L->ts_next);
 		if (ts == tortoise && ts != 0) {
 			pk_error("read the thread list of interpreter %lld: it loops at 0x%llx", (long long)interp_id,
 				 (unsigned long long)ts);
-			return -ELOOP;
+			rc = -ELOOP;
+			goto out;
 		}
 		if (++lam == power) {
 			tortoise = ts;
@@ -309,9 +310,47 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 			lam = 0;
 		}
 	}
+	/* Pass 2: every thread's frames, a depth level at a time, in batched reads. */
+	if (opts->want_frames && nts > 1) {
+		uint64_t *firsts = malloc(nts * sizeof(*firsts));
+		if (firsts != NULL) {
+			for (size_t i = 0; i < nts; i++)
+				firsts[i] = pk_get_u64(bufs + i * tslen, tslen, L->ts_frame);
+			pk_frames_prefetch(py, firsts, nts, max_frames * 4 + 64);
+			free(firsts);
+		}
+	}
+	/* Pass 3: the threads, from the warm cache. */
+	for (size_t i = 0; i < nts; i++) {
+		const uint8_t *buf = bufs + i * tslen;
+		struct pk_py_thread *t;
+
+		rc = reading_push(r, &gil, &t);
+		if (rc < 0)
+			goto out;
+		t->interp_id = interp_id;
+		t->main_interp = main_interp;
+		t->tstate = addrs[i];
+		t->ident = pk_get_u64(buf, tslen, L->ts_thread_id);
+		if (L->ts_native_thread_id >= 0)
+			t->ns_tid = (pid_t)pk_get_u64(buf, tslen, L->ts_native_thread_id);
+		t->has_async_exc = pk_get_u64(buf, tslen, L->ts_async_exc) != 0;
+		t->gil = (gil.holder != 0 && gil.holder == addrs[i]) ? PK_GIL_HOLDS : PK_GIL_NONE;
+		t->state = '?';
+		t->syscall_nr = -1;
+		if (opts->want_frames) {
+			rc = pk_frames_walk(py, cache, buf, tslen, max_frames, t);
+			if (rc < 0)
+				goto out;
+		}
+	}
 	if (main_interp && opts->want_names && r->n > first)
 		pk_names_read(py, interp, &r->threads[first], r->n - first);
-	return 0;
+	rc = 0;
+out:
+	free(bufs);
+	free(addrs);
+	return rc;
 }
 
 static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, struct reading *r)
@@ -681,6 +720,13 @@ int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct
 			break;
 		}
 	}
+	if (pk_log_enabled(PK_LOG_DEBUG)) {
+		struct pk_mem_stats ms;
+		pk_mem_get_stats(py->mem, &ms);
+		pk_log(PK_LOG_DEBUG, "memory: %llu reads in %llu system calls (%llu bytes), %llu cache hits",
+		       (unsigned long long)ms.reads, (unsigned long long)ms.syscalls, (unsigned long long)ms.bytes,
+		       (unsigned long long)ms.cache_hits);
+	}
 	pk_mem_cache_enable(py->mem, false);
 	pk_mem_cache_drop(py->mem);
 	if (fz != NULL) {
@@ -733,6 +779,28 @@ fail:
 	free(tasks);
 	pk_py_snapshot_free(snap);
 	return rc;
+}
+
+/* The memory walk alone, for memory images (image.c): what pk_py_snapshot
+ * reads, without /proc and without stopping anything. */
+int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot *snap)
+{
+	struct reading r = { 0 };
+	int rc;
+
+	rc = read_all(py, opts, &r);
+	if (rc < 0) {
+		reading_clear(&r);
+		return rc;
+	}
+	map_tids(py, &r, NULL, 0);
+	snap->threads = r.threads;
+	snap->nthreads = r.n;
+	snap->ninterps = r.ninterps;
+	snap->finalizing = r.finalizing;
+	classify(snap, r.gils, NULL, 0);
+	free(r.gils);
+	return 0;
 }
 
 void pk_py_snapshot_free(struct pk_py_snapshot *snap)
