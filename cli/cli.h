@@ -36,6 +36,7 @@ void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size
 void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args);
 const char *pk_gil_name(enum pk_gil_role role);
 
+int pk_cmd_ps(int argc, char **argv);
 int pk_cmd_list(int argc, char **argv);
 int pk_cmd_raise(int argc, char **argv);
 

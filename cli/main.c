@@ -15,12 +15,19 @@ static const char usage_text[] =
 	"Inspect the threads of a running CPython process, and stop one of them.\n"
 	"\n"
 	"Commands:\n"
+	"  ps [PID]...         every Python process this user may read: PID, user,\n"
+	"                      Python version, Python threads, command line (stops\n"
+	"                      nothing); with PIDs, only those\n"
 	"  list PID            show every Python thread: TID, ident, name, GIL, state,\n"
 	"                      system call, where it is in the Python code\n"
 	"  raise PID THREAD [EXCEPTION]\n"
 	"                      make THREAD (a TID, or a Python ident in decimal or\n"
 	"                      0x-hex) raise EXCEPTION (default SystemExit), then\n"
 	"                      say whether it was delivered\n"
+	"\n"
+	"Options for ps:\n"
+	"  --json              one JSON object (schema 1) instead of the table\n"
+	"  --pids              only the PIDs, one a line (for shell completion)\n"
 	"\n"
 	"Options for list:\n"
 	"  --json              one JSON object (schema 1) instead of the table\n"
@@ -154,6 +161,8 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc)
 		return pk_usage_error("missing command");
+	if (strcmp(argv[i], "ps") == 0)
+		return pk_cmd_ps(argc - i, argv + i);
 	if (strcmp(argv[i], "list") == 0)
 		return pk_cmd_list(argc - i, argv + i);
 	if (strcmp(argv[i], "raise") == 0)

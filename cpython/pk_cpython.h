@@ -152,4 +152,38 @@ void pk_raise_result_clear(struct pk_raise_result *res);
 /* Close matches for an unknown exception name, "A, B, C" (empty if none). */
 void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size_t cap);
 
+/* ------------------------------------------------------------ ps */
+
+/* A Python process found by pk_py_ps. */
+struct pk_ps_proc {
+	pid_t pid, ns_pid;       /* ns_pid: in the process's own PID namespace */
+	uid_t uid;               /* effective */
+	char version[32];        /* "" when the version is unsupported (see error) */
+	char *path;              /* file holding the interpreter, as the target sees it; NULL if unknown */
+	long nthreads;           /* Python threads of every interpreter; -1 when not counted */
+	char *cmdline;           /* arguments joined by spaces, at most 4096 bytes; "[comm]" if none */
+	char *error;             /* why version or threads are missing, NULL if they are not */
+};
+
+struct pk_ps_opts {
+	const pid_t *pids;       /* look only at these; NULL: every process in /proc */
+	size_t npids;
+	bool count_threads;      /* count the Python threads (pk_py_snapshot, PK_FREEZE_NONE) */
+};
+
+struct pk_ps {
+	struct pk_ps_proc *v;    /* ascending PID */
+	size_t n;
+	size_t scanned;          /* processes looked at */
+	size_t skipped;          /* processes that could not be read (permission) */
+};
+
+/* Every Python process the caller may read, without stopping anything and
+ * without running any binary. Processes that end meanwhile, kernel threads,
+ * zombies, TIDs that are not thread-group leaders and pykill itself are left
+ * out; a Python of an unsupported version is listed with its error. -errno
+ * only when /proc cannot be listed or memory runs out. */
+int pk_py_ps(const struct pk_ps_opts *opts, struct pk_ps *out);
+void pk_ps_free(struct pk_ps *ps);
+
 #endif

@@ -1,0 +1,167 @@
+/* pykill ps [PID]...: every Python process this user can see, without
+ * stopping anything. */
+#include "cli.h"
+#include "pk_attach.h"
+#include "pk_log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_JSON = 256, OPT_PIDS };
+
+static void user_name(uid_t uid, char *buf, size_t cap)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL && pw->pw_name != NULL)
+		snprintf(buf, cap, "%s", pw->pw_name);
+	else
+		snprintf(buf, cap, "%u", (unsigned)uid);
+}
+
+static void print_json(const struct pk_ps *ps)
+{
+	struct pk_json j;
+	char user[64];
+
+	pk_json_init(&j, stdout);
+	pk_json_obj_begin(&j, NULL);
+	pk_json_int(&j, "schema", 1);
+	pk_json_arr_begin(&j, "processes");
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct pk_ps_proc *p = &ps->v[i];
+
+		user_name(p->uid, user, sizeof(user));
+		pk_json_obj_begin(&j, NULL);
+		pk_json_int(&j, "pid", p->pid);
+		pk_json_int(&j, "ns_pid", p->ns_pid);
+		pk_json_str(&j, "user", user);
+		pk_json_uint(&j, "uid", p->uid);
+		pk_json_str(&j, "version", p->version[0] ? p->version : NULL);
+		pk_json_str(&j, "path", p->path);
+		if (p->nthreads >= 0)
+			pk_json_int(&j, "threads", p->nthreads);
+		else
+			pk_json_null(&j, "threads");
+		pk_json_str(&j, "cmdline", p->cmdline);
+		pk_json_str(&j, "error", p->error);
+		pk_json_obj_end(&j);
+	}
+	pk_json_arr_end(&j);
+	pk_json_uint(&j, "skipped", (unsigned long long)ps->skipped);
+	pk_json_obj_end(&j);
+	pk_json_end(&j);
+}
+
+/* A command line is the target's to write: no control characters on a terminal. */
+static void put_printable(const char *s)
+{
+	for (; *s; s++)
+		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+static void print_table(const struct pk_ps *ps)
+{
+	char user[64], pid[32], threads[24];
+	bool errors = false;
+
+	printf("%-12s %-10s %-10s %7s  %s\n", "PID", "USER", "PYTHON", "THREADS", "COMMAND");
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct pk_ps_proc *p = &ps->v[i];
+
+		user_name(p->uid, user, sizeof(user));
+		if (p->ns_pid != p->pid)
+			snprintf(pid, sizeof(pid), "%d(%d)", (int)p->pid, (int)p->ns_pid);
+		else
+			snprintf(pid, sizeof(pid), "%d", (int)p->pid);
+		if (p->nthreads >= 0)
+			snprintf(threads, sizeof(threads), "%ld", p->nthreads);
+		else
+			snprintf(threads, sizeof(threads), "?");
+		printf("%-12s %-10s %-10s %7s  ", pid, user, p->version[0] ? p->version : "?", threads);
+		put_printable(p->cmdline);
+		putchar('\n');
+		errors |= p->error != NULL;
+	}
+	if (errors)
+		for (size_t i = 0; i < ps->n; i++)
+			if (ps->v[i].error != NULL)
+				printf("%d: %s\n", (int)ps->v[i].pid, ps->v[i].error);
+	if (ps->skipped > 0)
+		printf("(%zu process%s not readable: permission denied)\n", ps->skipped,
+		       ps->skipped == 1 ? "" : "es");
+	fflush(stdout);
+}
+
+int pk_cmd_ps(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "pids", no_argument, NULL, OPT_PIDS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pk_ps_opts po = { .count_threads = true };
+	struct pk_ps ps;
+	pid_t *pids = NULL;
+	bool json = false, only_pids = false;
+	int c, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_PIDS:
+			only_pids = true;
+			break;
+		case 'v':
+			pk_cli_more_verbose();
+			break;
+		case 'h':
+			return pk_usage_error("ps: use 'pykill --help'");
+		default:
+			return pk_usage_error("ps: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (json && only_pids)
+		return pk_usage_error("ps: --json and --pids do not go together");
+	if (optind < argc) {
+		pids = calloc((size_t)(argc - optind), sizeof(*pids));
+		if (pids == NULL)
+			return pk_fail(-ENOMEM, "ps");
+		for (int i = optind; i < argc; i++) {
+			if (!pk_parse_pid(argv[i], &pids[po.npids])) {
+				free(pids);
+				return pk_usage_error("ps: '%s' is not a process ID", argv[i]);
+			}
+			po.npids++;
+		}
+		po.pids = pids;
+	}
+	/* --pids is for shell completion: identifying is enough, counting threads is not needed. */
+	po.count_threads = !only_pids;
+
+	rc = pk_py_ps(&po, &ps);
+	free(pids);
+	if (rc < 0)
+		return pk_fail(rc, "list Python processes");
+	if (only_pids) {
+		for (size_t i = 0; i < ps.n; i++)
+			printf("%d\n", (int)ps.v[i].pid);
+		fflush(stdout);
+	} else if (json) {
+		print_json(&ps);
+	} else {
+		print_table(&ps);
+	}
+	pk_ps_free(&ps);
+	return PK_EXIT_OK;
+}
