@@ -47,8 +47,9 @@
 /* Bound of one sigtimedwait: covers a SIGCHLD we do not get (SA_NOCLDSTOP or
  * SIG_IGN set by an embedding program). */
 #define POLL_SLICE_NS 10000000ull
-/* The thread parked in the same syscall makes no progress; any other stop
- * count above this means something loops: give up watching. */
+/* Bound on the stops we watch: a call that makes this many system calls is
+ * not the short C-API call it should be. Stop watching (it finishes on its
+ * own) as on a timeout. */
 #define MAX_STOPS 100000u
 
 struct rcall {
@@ -68,6 +69,7 @@ struct rcall {
 	bool have_state;
 	struct pk_arch_frame fr;
 	uint64_t t0;
+	uint64_t checked_pc; /* pc whose preceding bytes the disassembler approved, 0 none */
 };
 
 static void hook(const struct rcall *c, enum pk_rcall_phase ph)
@@ -179,6 +181,7 @@ static int block_signals(sigset_t *old)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGTSTP); /* a stopped pykill would hold the thread in its stop */
 	sigaddset(&set, SIGCHLD);
 	return -pthread_sigmask(SIG_BLOCK, &set, old);
 }
@@ -409,8 +412,10 @@ static int check_stopped_thread(struct rcall *c, char *why, size_t cap)
 		snprintf(why, cap, "cannot read the code before pc 0x%" PRIx64, pc);
 		return -EAGAIN;
 	}
+	/* The disassembler's opinion was asked before the stop for the pc
+	 * /proc reported; ask again only if the thread is elsewhere now. */
 	if (!pk_arch_is_syscall_insn(before, sizeof(before)) ||
-	    (c->spec->is_syscall_before != NULL &&
+	    (c->spec->is_syscall_before != NULL && pc != c->checked_pc &&
 	     !c->spec->is_syscall_before(pk_arch_elf_machine(), before, sizeof(before), pc))) {
 		snprintf(why, cap, "no system call instruction before pc 0x%" PRIx64, pc);
 		return -EAGAIN;
@@ -452,6 +457,32 @@ static int verify_bytes(struct rcall *c, uint64_t addr, const uint8_t *want, siz
 			 ret == -EIO ? "read back differs" : strerror(-ret));
 	free(got);
 	return ret;
+}
+
+/* Before stopping anything: the bytes before the pc /proc shows must be
+ * the system call instruction, in the disassembler's opinion too (it is
+ * slow: keep it out of the stop). */
+static int precheck_code(struct rcall *c, char *why, size_t cap)
+{
+	struct pk_syscall sc;
+	uint8_t before[16];
+	int ret;
+
+	ret = pk_proc_syscall(c->pid, c->tid, &sc);
+	if (ret < 0)
+		return ret;
+	if (sc.nr < 0 || sc.pc < sizeof(before))
+		return 0; /* woke up meanwhile: the checks at the stop decide */
+	if (pk_mem_read(c->mem, sc.pc - sizeof(before), before, sizeof(before)) != 0)
+		return 0;
+	if (!pk_arch_is_syscall_insn(before, sizeof(before)) ||
+	    (c->spec->is_syscall_before != NULL &&
+	     !c->spec->is_syscall_before(pk_arch_elf_machine(), before, sizeof(before), sc.pc))) {
+		snprintf(why, cap, "no system call instruction before pc 0x%" PRIx64, sc.pc);
+		return -EAGAIN;
+	}
+	c->checked_pc = sc.pc;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- the call */
@@ -621,6 +652,10 @@ static int prepare(struct rcall *c)
 		pk_error("call in process %d: no function to call", (int)c->pid);
 		return -EINVAL;
 	}
+	if (pk_arch_init() < 0) {
+		pk_error("call in process %d: this CPU lacks what the call needs (XSAVE)", (int)c->pid);
+		return -ENOTSUP;
+	}
 	if ((ret = check_code_addr(c, s->fn_ensure, "PyGILState_Ensure")) < 0 ||
 	    (ret = check_code_addr(c, s->fn_call, "function")) < 0 ||
 	    (ret = check_code_addr(c, s->fn_release, "PyGILState_Release")) < 0 ||
@@ -632,6 +667,16 @@ static int prepare(struct rcall *c)
 		ret = pk_cave_find(c->mem, &c->maps, s->fn_ensure != 0 ? s->fn_ensure : s->fn_call, &c->cave);
 		if (ret < 0)
 			return ret;
+	} else {
+		/* A caller-given cave must be executable code memory, all of
+		 * it in one mapping: the thread is about to jump there. */
+		const struct pk_map *m = pk_maps_find(&c->maps, c->cave);
+
+		if (m == NULL || !(m->prot & PK_MAP_X) || c->cave > m->end - c->tramp_len) {
+			pk_error("call in process %d: cave 0x%" PRIx64 " is not in executable memory", (int)c->pid,
+				 c->cave);
+			return -EINVAL;
+		}
 	}
 	ret = pk_cave_install(c->mem, c->cave);
 	if (ret < 0)
@@ -643,7 +688,7 @@ static int prepare(struct rcall *c)
 int pk_rcall_run(pid_t pid, pid_t tid, const struct pk_rcall_spec *spec, struct pk_rcall_result *out)
 {
 	struct rcall c;
-	uint64_t t0 = pk_now_ns(), t_int = 0, deadline;
+	uint64_t t0 = pk_now_ns(), t_int = 0, t_seen, deadline;
 	unsigned timeout_ms = spec->timeout_ms != 0 ? spec->timeout_ms : PK_RCALL_DEFAULT_TIMEOUT_MS;
 	sigset_t oldmask;
 	bool masked = false;
@@ -664,6 +709,8 @@ int pk_rcall_run(pid_t pid, pid_t tid, const struct pk_rcall_spec *spec, struct 
 	if (ret < 0)
 		goto out;
 	ret = pk_rcall_check_thread(pid, tid, why, sizeof(why));
+	if (ret == 0)
+		ret = precheck_code(&c, why, sizeof(why));
 	if (ret == -EAGAIN) {
 		pk_error("borrow thread %d of process %d: %s", (int)tid, (int)pid, why);
 		goto out;
@@ -713,17 +760,25 @@ int pk_rcall_run(pid_t pid, pid_t tid, const struct pk_rcall_spec *spec, struct 
 	hook(&c, PK_RCALL_PH_ENTERED);
 	/* The first stop began somewhere between PTRACE_INTERRUPT and the
 	 * moment waitpid saw it: count it from the interrupt (upper bound). */
+	t_seen = c.stopped_at;
 	c.stopped_at = t_int;
 	ret = resume(&c, PTRACE_SYSCALL, 0);
 	if (ret < 0)
 		goto out_detach;
 	out->hijack_ns = pk_now_ns() - t_int;
+	pk_log(PK_LOG_DEBUG, "thread %d: stop seen %.3f ms after PTRACE_INTERRUPT, resumed in the trampoline %.3f ms "
+			     "later",
+	       (int)tid, (double)(t_seen - t_int) / 1e6, (double)(t_int + out->hijack_ns - t_seen) / 1e6);
 	out->step = PK_RCALL_NOT_STARTED;
 	hook(&c, PK_RCALL_PH_RUNNING);
 
 	ret = watch_call(&c, deadline);
 
 out_detach:
+	if (ret < 0 && ret != -ETIMEDOUT && c.entered)
+		pk_log(PK_LOG_WARN, "thread %d of process %d: pykill stopped watching the call; the thread completes "
+				    "it and resumes on its own",
+		       (int)tid, (int)pid);
 	if (c.seized) {
 		/* Before SETREGS: the registers are untouched and we are at a
 		 * get_signal() stop, so the kernel redoes its own restart

@@ -15,6 +15,25 @@
  *  - from the moment the registers are written the target completes on its
  *    own: if pykill dies (even SIGKILL) or times out, nothing is left stopped
  *    and nothing is half-restored.
+ *
+ * What the interrupted system call sees (the thread resumes it the way the
+ * kernel restarts a call after a stop with no handler to run):
+ *  - -ERESTARTSYS/-ERESTARTNOINTR/-ERESTARTNOHAND: the call is re-executed
+ *    with its original arguments; absolute sleeps and reads are exact. Calls
+ *    whose remaining time the kernel wrote back at the interruption (select,
+ *    pselect6, ppoll) restart from that remainder, so they end later by the
+ *    time the thread was borrowed (a few ms), as after any ptrace stop or
+ *    SIGSTOP;
+ *  - -ERESTART_RESTARTBLOCK (relative nanosleep, poll): restart_syscall
+ *    with the kernel's saved expiry: exact, unless a signal handler ran in
+ *    the thread during the call (rt_sigreturn clears the restart block):
+ *    then the call returns -EINTR, which callers must handle anyway;
+ *  - -EINTR (epoll_wait and others that fail on any stop): returned as is,
+ *    as the stop itself already decided.
+ * A signal for the thread during the call is delivered at once (its
+ * handler runs on the stack below the frame); a Python-level SIGINT
+ * arriving in that window is only acted on once the restarted call returns.
+ *
  * Every function returns 0 or -errno and describes failures with pk_error()
  * unless said otherwise. */
 #ifndef PK_INJECT_H
@@ -80,7 +99,8 @@ struct pk_rcall_result {
 	int64_t syscall_ret;   /* its pending return value (-ERESTART*, -EINTR) */
 	uint64_t cave, frame;
 	uint64_t hijack_ns;    /* PTRACE_INTERRUPT -> thread resumed in the trampoline */
-	uint64_t freeze_ns;    /* total time the thread spent in ptrace stops */
+	uint64_t freeze_ns;    /* total time the thread spent in ptrace stops (the
+				* first counted from PTRACE_INTERRUPT: upper bound) */
 	uint64_t wall_ns;      /* whole pk_rcall_run() */
 	unsigned stops;        /* ptrace stops during the call */
 	unsigned signals;      /* signals passed through to the thread */

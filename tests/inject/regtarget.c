@@ -14,8 +14,9 @@
  * 0x7f80, x87 CW 0x27f, CF and DF set, 15 red-zone qwords, errno = 12345;
  * afterwards every one is compared, and the sleeps must last their full
  * length and no more than the slack (50 ms) longer: FAIL when cut short or
- * late by half a sleep (restarted from scratch), LATE when only later than
- * the slack (a loaded machine does that to any sleeper).
+ * late by half a sleep more than the time the thread waited for a CPU
+ * (/proc/thread-self/schedstat; i.e. restarted from scratch), LATE when
+ * only later than the slack (a loaded machine does that to any sleeper).
  *
  * rt_ensure / rt_call / rt_release have the signatures of
  * PyGILState_Ensure / PyThreadState_SetAsyncExc / PyGILState_Release: they
@@ -246,7 +247,7 @@ struct check {
  * EINTR'd); late by half a sleep or more is a failure (restarted from
  * scratch: "doubled"); late by more than the slack only is LATE, which is
  * what a loaded machine does to any sleeper, injected or not. */
-static void check_wake(struct check *c, uint64_t woke, uint64_t deadline);
+static void check_wake(struct check *c, uint64_t woke, uint64_t deadline, uint64_t rq_delay);
 
 static void fail(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(struct check *c, const char *fmt, ...)
@@ -325,17 +326,36 @@ static long probe_run(struct rt_probe *p, struct check *c, long nr, uint64_t a0,
 	return ret;
 }
 
-static void check_wake(struct check *c, uint64_t woke, uint64_t deadline)
+/* Time this thread spent runnable but waiting for a CPU (schedstat). */
+static uint64_t run_delay_ns(void)
 {
-	uint64_t half = (uint64_t)sleep_ms * 1000000ull / 2;
+	char buf[128];
+	unsigned long long run = 0, delay = 0;
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
 
+	if (f == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) == NULL || sscanf(buf, "%llu %llu", &run, &delay) != 2)
+		delay = 0;
+	fclose(f);
+	return delay;
+}
+
+static void check_wake(struct check *c, uint64_t woke, uint64_t deadline, uint64_t rq_delay)
+{
+	uint64_t half = (uint64_t)sleep_ms * 1000000ull / 2, late = woke > deadline ? woke - deadline : 0;
+
+	/* Lateness the thread spent waiting for a CPU is the machine's; what
+	 * is left is sleep the kernel added (a restart from scratch). */
 	if (woke < deadline)
 		fail(c, "woke %.3f ms early", ((double)deadline - (double)woke) / 1e6);
-	else if (woke >= deadline + half)
-		fail(c, "woke %.3f ms late", ((double)woke - (double)deadline) / 1e6);
-	else if (woke > deadline + slack_ns) {
+	else if (late >= half + rq_delay)
+		fail(c, "woke %.3f ms late, %.3f ms of it waiting for a CPU", (double)late / 1e6,
+		     (double)rq_delay / 1e6);
+	else if (late > slack_ns) {
 		c->late = true;
-		snprintf(c->late_why, sizeof(c->late_why), "woke_%.3f_ms_late", ((double)woke - (double)deadline) / 1e6);
+		snprintf(c->late_why, sizeof(c->late_why), "woke_%.3f_ms_late_%.3f_ms_runqueue", (double)late / 1e6,
+			 (double)rq_delay / 1e6);
 	}
 }
 
@@ -371,13 +391,17 @@ static void *thread_rel(void *arg)
 		uint64_t t0, el;
 		long r;
 
+		uint64_t rq;
+
 		probe_setup(&p, 1, it);
+		rq = run_delay_ns();
 		t0 = now_ns();
 		r = probe_run(&p, &c, SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, (uint64_t)(uintptr_t)&req, 0);
 		el = now_ns() - t0;
+		rq = run_delay_ns() - rq;
 		if (r != 0)
 			fail(&c, "ret=%ld", r);
-		check_wake(&c, t0 + el, t0 + (uint64_t)sleep_ms * 1000000ull);
+		check_wake(&c, t0 + el, t0 + (uint64_t)sleep_ms * 1000000ull, rq);
 		report("rel", it, &c, el);
 	}
 	return NULL;
@@ -392,7 +416,7 @@ static void *thread_abs(void *arg)
 	tids[1] = gettid_();
 	for (it = 1; loops == 0 || it <= loops; it++) {
 		struct check c = { .n = 0 };
-		uint64_t t0 = now_ns(), dl = t0 + (uint64_t)sleep_ms * 1000000ull, t1;
+		uint64_t rq = run_delay_ns(), t0 = now_ns(), dl = t0 + (uint64_t)sleep_ms * 1000000ull, t1;
 		struct timespec req = { .tv_sec = (time_t)(dl / 1000000000ull), .tv_nsec = (long)(dl % 1000000000ull) };
 		long r;
 
@@ -400,9 +424,10 @@ static void *thread_abs(void *arg)
 		r = probe_run(&p, &c, SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, (uint64_t)(uintptr_t)&req,
 			      0);
 		t1 = now_ns();
+		rq = run_delay_ns() - rq;
 		if (r != 0)
 			fail(&c, "ret=%ld", r);
-		check_wake(&c, t1, dl);
+		check_wake(&c, t1, dl, rq);
 		report("abs", it, &c, t1 - t0);
 	}
 	return NULL;
@@ -443,7 +468,7 @@ static void *thread_epoll(void *arg)
 	tids[3] = gettid_();
 	for (it = 1; loops == 0 || it <= loops; it++) {
 		struct check c = { .n = 0 };
-		uint64_t t0 = now_ns(), dl = t0 + (uint64_t)sleep_ms * 1000000ull, t1;
+		uint64_t rq = run_delay_ns(), t0 = now_ns(), dl = t0 + (uint64_t)sleep_ms * 1000000ull, t1;
 		unsigned eintr = 0;
 		long r;
 
@@ -461,9 +486,10 @@ static void *thread_epoll(void *arg)
 				break;
 		}
 		t1 = now_ns();
+		rq = run_delay_ns() - rq;
 		if (r != 0)
 			fail(&c, "ret=%ld", r);
-		check_wake(&c, t1, dl);
+		check_wake(&c, t1, dl, rq);
 		report("epoll", it, &c, t1 - t0);
 	}
 	return NULL;
@@ -520,13 +546,17 @@ int main(int argc, char **argv)
 		uint64_t t0, el;
 		long r;
 
+		uint64_t rq;
+
 		probe_setup(&p, 5, it);
+		rq = run_delay_ns();
 		t0 = now_ns();
 		r = probe_run(&p, &c, SYS_nanosleep, (uint64_t)(uintptr_t)&req, 0, 0, 0);
 		el = now_ns() - t0;
+		rq = run_delay_ns() - rq;
 		if (r != 0)
 			fail(&c, "ret=%ld", r);
-		check_wake(&c, t0 + el, t0 + (uint64_t)sleep_ms * 1000000ull);
+		check_wake(&c, t0 + el, t0 + (uint64_t)sleep_ms * 1000000ull, rq);
 		report("main", it, &c, el);
 		if (write(feed_pipe[1], &b, 1) != 1)
 			return 1;

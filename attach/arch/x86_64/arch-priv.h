@@ -101,6 +101,10 @@ struct pk_arch_results {
 	unsigned step;
 };
 
+/* Learn what the CPU needs (once; slow in a VM), before any thread is
+ * stopped. -ENOTSUP if the engine cannot work on it. */
+int pk_arch_init(void);
+
 /* ELF machine of this architecture (for disassemblers). */
 uint16_t pk_arch_elf_machine(void);
 

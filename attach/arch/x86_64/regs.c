@@ -65,13 +65,44 @@ const uint8_t *pk_arch_trampoline(size_t *len, size_t *marker_end)
 
 /* ---------------------------------------------------------------- state */
 
-static bool cpu_has_xsave(void)
-{
-	unsigned a, b, c, d;
+/* What CPUID says about XSAVE, read once: CPUID traps to the hypervisor in
+ * a VM (~13 us each here), and must not run while the thread is stopped. */
+static struct {
+	bool done, xsave;
+	size_t max_len;          /* largest standard-format image */
+	uint64_t fits_end[64];   /* offset + size of component i, 0 if none */
+	uint64_t dynamic;        /* XFD-capable components (AMX tile data + config) */
+} cpu;
 
-	if (!__get_cpuid(1, &a, &b, &c, &d))
-		return false;
-	return (c & bit_OSXSAVE) != 0;
+int pk_arch_init(void)
+{
+	unsigned a, b, c, d, i;
+
+	if (cpu.done)
+		return cpu.xsave ? 0 : -ENOTSUP;
+	cpu.done = true;
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
+		return -ENOTSUP;
+	__cpuid_count(0xd, 0, a, b, c, d);
+	cpu.max_len = c > b ? c : b;
+	if (cpu.max_len < XSAVE_LEGACY_LEN + XSAVE_HEADER_LEN || cpu.max_len > XSAVE_MAX_LEN)
+		return -ENOTSUP;
+	for (i = 2; i < 63; i++) {
+		unsigned size, off, ecx, edx;
+
+		if (!(((uint64_t)d << 32 | a) & (1ull << i)))
+			continue;
+		__cpuid_count(0xd, i, size, off, ecx, edx);
+		(void)edx;
+		if (size != 0)
+			cpu.fits_end[i] = (uint64_t)off + size;
+		if (ecx & 4u)
+			cpu.dynamic |= 1ull << i;
+	}
+	if (cpu.dynamic & (1ull << 18)) /* XTILEDATA goes with XTILECFG */
+		cpu.dynamic |= 1ull << 17;
+	cpu.xsave = true;
+	return 0;
 }
 
 static uint64_t xgetbv0(void)
@@ -92,30 +123,18 @@ static uint64_t xgetbv0(void)
  *   have touched either. */
 static uint64_t xrstor_mask(const uint8_t *img, size_t len)
 {
-	uint64_t xcr0 = xgetbv0(), xstate_bv, mask = xcr0 & 3u, dynamic = 0;
+	uint64_t xcr0 = xgetbv0(), xstate_bv, mask = xcr0 & 3u;
 	unsigned i;
 
 	memcpy(&xstate_bv, img + XSAVE_XSTATE_BV, sizeof(xstate_bv));
-	for (i = 2; i < 63; i++) {
-		unsigned size, off, ecx, edx;
-
-		if (!(xcr0 & (1ull << i)))
-			continue;
-		__cpuid_count(0xd, i, size, off, ecx, edx);
-		(void)edx;
-		if (ecx & 4u)
-			dynamic |= 1ull << i;
-		if (size != 0 && (uint64_t)off + size <= len)
+	for (i = 2; i < 63; i++)
+		if ((xcr0 & (1ull << i)) && cpu.fits_end[i] != 0 && cpu.fits_end[i] <= len)
 			mask |= 1ull << i;
-	}
-	if (dynamic & (1ull << 18)) /* XTILEDATA goes with XTILECFG */
-		dynamic |= 1ull << 17;
-	return mask & ~(dynamic & ~xstate_bv);
+	return mask & ~(cpu.dynamic & ~xstate_bv);
 }
 
 int pk_arch_save(pid_t tid, struct pk_arch_state *st)
 {
-	unsigned a, b, c, d;
 	struct iovec iov;
 	size_t cap;
 	uint64_t xcomp_bv;
@@ -127,19 +146,11 @@ int pk_arch_save(pid_t tid, struct pk_arch_state *st)
 		pk_error("read registers of thread %d: %s", (int)tid, strerror(err));
 		return -err;
 	}
-	if (!cpu_has_xsave()) {
+	if (pk_arch_init() < 0) {
 		pk_error("save FP state of thread %d: CPU or kernel without XSAVE is not supported", (int)tid);
 		return -ENOTSUP;
 	}
-	__cpuid_count(0xd, 0, a, b, c, d);
-	(void)a;
-	(void)d;
-	cap = c > b ? c : b;
-	if (cap < XSAVE_LEGACY_LEN + XSAVE_HEADER_LEN || cap > XSAVE_MAX_LEN) {
-		pk_error("save FP state of thread %d: implausible XSAVE size %zu", (int)tid, cap);
-		return -ENOTSUP;
-	}
-	cap = (cap + 63) & ~(size_t)63;
+	cap = (cpu.max_len + 63) & ~(size_t)63;
 	st->xstate = aligned_alloc(64, cap);
 	if (st->xstate == NULL) {
 		pk_error("save FP state of thread %d: out of memory", (int)tid);
