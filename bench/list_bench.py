@@ -465,6 +465,8 @@ def markdown(meta, results):
                  % (meta["python_version"], meta["python"], meta["pykill_version"], meta["runs"],
                     meta["warmup"], meta["date"], meta["kernel"], meta["cpus"],
                     ", Python heartbeat on" if py_hb else ""))
+    if meta.get("label"):
+        lines.append(meta["label"])
     lines.append("Spawn floor (wall time of `pykill --version` from this harness): median %.2f ms."
                  % meta["spawn_floor_ms"])
     lines.append("")
@@ -532,6 +534,8 @@ def main():
     ap.add_argument("--quiet", type=float, metavar="PCT",
                     help="before each row, wait (up to 10 min) until other processes use "
                          "less than PCT%% of the CPUs")
+    ap.add_argument("--label", default="", metavar="TEXT",
+                    help="a note for the table header (e.g. the commit pykill was built from)")
     ap.add_argument("--json", metavar="FILE", help="write every run and statistic here")
     ap.add_argument("--markdown", metavar="FILE", help="write the table here too")
     args = ap.parse_args()
@@ -569,7 +573,8 @@ def main():
             "pykill": args.pykill,
             "pykill_version": timed_run([args.pykill, "--version"], tmpdir)[1].split()[-1],
             "austin": austin, "runs": args.runs, "warmup": args.warmup,
-            "spawn_floor_ms": median(floor),
+            "spawn_floor_ms": median(floor), "label": args.label,
+            "loadavg_start": open("/proc/loadavg").read().split()[:3],
         }
         plan = []
         for mix in mixes:
