@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Integration test of `pykill ps`.
+
+  run_ps.py PYKILL PYTHON [OTHER_PYTHON...]
+
+Starts target.py under PYTHON (required; skip 77 if absent) and each
+OTHER_PYTHON that exists, two renamed copies of Debian's static
+/usr/bin/python3.11 (an interpreter in a program whose name does not say
+python), a non-Python process, and as root one target run as nobody. Then
+checks `pykill ps` in every form: JSON fields against what the targets say
+about themselves, the PID filter, --pids, the table, the (dev, inode) cache
+(-v), what nobody sees (and the skipped count), usage errors; and that no
+thread of any target was woken, stopped or traced by it.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from opslib import (NOBODY, Target, as_user, check_untouched, cleanup, fail, run, show, skip, started,  # noqa: E402
+                    status_field, wait_blocked, world_copy)
+
+STATIC_PY = "/usr/bin/python3.11"
+KEYS = {"pid", "ns_pid", "user", "uid", "version", "path", "threads", "cmdline", "error"}
+
+
+def version_of(python, prefix=()):
+    res = run(list(prefix) + [python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
+    if res.returncode != 0:
+        return None
+    return res.out.strip()
+
+
+def ps_json(argv):
+    res = run(argv)
+    if res.returncode != 0:
+        fail(show(argv, res))
+    try:
+        got = json.loads(res.out)
+    except ValueError as e:
+        fail("not JSON (%s): %s" % (e, show(argv, res)))
+    if got.get("schema") != 1 or not isinstance(got.get("processes"), list) or \
+            not isinstance(got.get("skipped"), int):
+        fail("bad ps --json header: %s" % show(argv, res))
+    for p in got["processes"]:
+        if set(p) != KEYS:
+            fail("ps --json entry keys %s, want %s" % (sorted(p), sorted(KEYS)))
+    pids = [p["pid"] for p in got["processes"]]
+    if pids != sorted(pids) or len(set(pids)) != len(pids):
+        fail("ps --json PIDs not ascending and unique: %r" % pids)
+    return got
+
+
+def check_entry(got, t, what):
+    e = [p for p in got["processes"] if p["pid"] == t.proc.pid]
+    if len(e) != 1:
+        fail("%s (pid %d) is not listed once by ps: %r" % (what, t.proc.pid, [p["pid"] for p in got["processes"]]))
+    e = e[0]
+    want = {"ns_pid": t.proc.pid, "uid": t.uid, "user": t.user, "threads": t.nthreads, "cmdline": t.cmdline,
+            "error": None}
+    for k, v in want.items():
+        if e[k] != v:
+            fail("%s: %s is %r, want %r (entry %r)" % (what, k, e[k], v, e))
+    if e["version"] != t.version:
+        fail("%s: version %r, the target says %r" % (what, e["version"], t.version))
+    if not e["path"] or not e["path"].endswith(t.path_suffix):
+        fail("%s: path %r does not end with %r" % (what, e["path"], t.path_suffix))
+
+
+def start(python, sleepers, prefix=(), uid=0, user="root", path_suffix=None):
+    t = Target(python, sleepers=sleepers, prefix=prefix)
+    t.uid, t.user = uid, user
+    t.version = version_of(python, prefix)
+    t.cmdline = " ".join([python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "target.py")] +
+                         t.proc.args[-3:])
+    t.path_suffix = path_suffix or ""
+    wait_blocked(t.proc.pid, t.ns_reader, "reader thread of %s" % python, want_syscall=0)
+    t.switches = status_field(t.proc.pid, t.ns_reader, "voluntary_ctxt_switches")
+    return t
+
+
+def main():
+    pykill, python, others = sys.argv[1], sys.argv[2], sys.argv[3:]
+    if not os.path.exists(python):
+        skip("%s is not installed" % python)
+    targets = [("main", start(python, 3))]
+    for p in others:
+        if os.path.exists(p):
+            targets.append((p, start(p, 1)))
+    copies = []
+    if os.path.exists(STATIC_PY):
+        d, worker = world_copy(STATIC_PY, "worker")
+        copies.append(d)
+        for i in range(2):
+            targets.append(("renamed static %d" % i, start(worker, 1, path_suffix=worker)))
+    else:
+        print("note: %s absent, the renamed-interpreter case is not run" % STATIC_PY)
+    sleeper = subprocess.Popen(["sleep", "600"])
+    started.append(sleeper)
+    nobody = None
+    if os.geteuid() == 0 and os.path.exists("/usr/bin/python3") and \
+            version_of("/usr/bin/python3", as_user(NOBODY)) is not None:
+        nobody = start("/usr/bin/python3", 1, prefix=as_user(NOBODY), uid=NOBODY, user="nobody")
+    else:
+        print("note: not root or nobody cannot run /usr/bin/python3: the other-user case is not run")
+
+    try:
+        # Everything, as JSON.
+        got = ps_json([pykill, "ps", "--json"])
+        for what, t in targets:
+            check_entry(got, t, what)
+        if nobody is not None:
+            check_entry(got, nobody, "target of nobody")
+        if any(p["pid"] == sleeper.pid for p in got["processes"]):
+            fail("the non-Python process %d is listed: %r" % (sleeper.pid, got))
+
+        # A PID filter: a Python PID, a non-Python PID, a TID of a Python process.
+        main = targets[0][1]
+        other_tid = main.ns_tids["sleeper-0"]
+        got = ps_json([pykill, "ps", "--json", str(sleeper.pid), str(main.proc.pid), str(other_tid)])
+        if [p["pid"] for p in got["processes"]] != [main.proc.pid]:
+            fail("ps --json %d %d %d listed %r, want only %d" % (sleeper.pid, main.proc.pid, other_tid,
+                                                               got["processes"], main.proc.pid))
+        check_entry(got, main, "main (filtered)")
+
+        # --pids: the short form for completion.
+        res = run([pykill, "ps", "--pids"])
+        if res.returncode != 0 or res.err:
+            fail(show([pykill, "ps", "--pids"], res))
+        listed = [int(x) for x in res.out.split()]
+        for what, t in targets:
+            if t.proc.pid not in listed:
+                fail("ps --pids does not list %s (%d): %r" % (what, t.proc.pid, listed))
+        if sleeper.pid in listed:
+            fail("ps --pids lists the non-Python process %d" % sleeper.pid)
+
+        # The table.
+        res = run([pykill, "ps"])
+        if res.returncode != 0 or res.err:
+            fail(show([pykill, "ps"], res))
+        lines = res.out.splitlines()
+        if not lines or lines[0].split() != ["PID", "USER", "PYTHON", "THREADS", "COMMAND"]:
+            fail("ps table header: %s" % show([pykill, "ps"], res))
+        for what, t in targets:
+            rows = [l.split() for l in lines[1:] if l.split()[:1] == [str(t.proc.pid)]]
+            if len(rows) != 1 or rows[0][1:4] != [t.user, t.version, str(t.nthreads)] or \
+                    " ".join(rows[0][4:]) != t.cmdline:
+                fail("ps table row of %s: %r\n%s" % (what, rows, res.out))
+
+        # The (dev, inode) cache: two processes of one renamed interpreter, one open.
+        renamed = [t for what, t in targets if what.startswith("renamed")]
+        if renamed:
+            argv = [pykill, "-v", "ps", "--pids"] + [str(t.proc.pid) for t in renamed]
+            res = run(argv)
+            if res.returncode != 0 or "1 executables opened, 1 answers from the (dev, inode) cache" not in res.err:
+                fail("the second renamed interpreter was not answered from the cache: %s" % show(argv, res))
+
+        # What nobody sees: its own target, none of root's, and how many it skipped.
+        if nobody is not None:
+            d, copy = world_copy(pykill)
+            copies.append(d)
+            argv = as_user(NOBODY) + [copy, "ps", "--json"]
+            got = ps_json(argv)
+            check_entry(got, nobody, "nobody's target seen by nobody")
+            seen = set(p["pid"] for p in got["processes"])
+            for what, t in targets:
+                if t.proc.pid in seen:
+                    fail("nobody sees root's %s (%d)" % (what, t.proc.pid))
+            if got["skipped"] < len(targets):
+                fail("nobody skipped %d processes, fewer than root's %d targets" % (got["skipped"], len(targets)))
+            res = run(as_user(NOBODY) + [copy, "ps"])
+            if res.returncode != 0 or "not readable: permission denied)" not in res.out.splitlines()[-1]:
+                fail("the table does not end with the skipped count: %s" % show(argv, res))
+
+        # Usage errors.
+        for bad in (["--json", "--pids"], ["abc"], ["--frobnicate"], ["0"]):
+            res = run([pykill, "ps"] + bad)
+            if res.returncode != 2 or res.out or "Try 'pykill --help'" not in res.err:
+                fail("usage error expected: %s" % show([pykill, "ps"] + bad, res))
+
+        # Nothing was stopped, traced, or even woken.
+        everyone = [t for _, t in targets] + ([nobody] if nobody else [])
+        for t in everyone:
+            check_untouched(t.proc.pid)
+            now = status_field(t.proc.pid, t.ns_reader, "voluntary_ctxt_switches")
+            if now != t.switches:
+                fail("the reader thread of %d blocked in read() was woken (%s -> %s context switches)" %
+                     (t.proc.pid, t.switches, now))
+        for t in everyone:
+            t.quit()
+    finally:
+        cleanup()
+        for d in copies:
+            shutil.rmtree(d, ignore_errors=True)
+    print("ok: ps on %d targets%s" % (len(targets), " and nobody's" if nobody else ""))
+
+
+if __name__ == "__main__":
+    main()
