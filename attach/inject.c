@@ -511,6 +511,12 @@ static bool at_marker(struct rcall *c)
 	memset(&info, 0, sizeof(info));
 	if (ptrace(PTRACE_GET_SYSCALL_INFO, c->tid, (void *)sizeof(info), &info) <= 0)
 		return false;
+	if (pk_log_enabled(PK_LOG_DEBUG))
+		pk_log(PK_LOG_DEBUG, "thread %d: syscall-%s-stop, %s %" PRIu64 " at pc 0x%" PRIx64, (int)c->tid,
+		       info.op == PTRACE_SYSCALL_INFO_ENTRY ? "entry" : "exit",
+		       info.op == PTRACE_SYSCALL_INFO_ENTRY ? "nr" : "ret",
+		       info.op == PTRACE_SYSCALL_INFO_ENTRY ? info.entry.nr : (uint64_t)info.exit.rval,
+		       info.instruction_pointer);
 	return info.op == PTRACE_SYSCALL_INFO_ENTRY && info.instruction_pointer == c->cave + c->marker_end &&
 	       pk_arch_is_marker(info.arch, info.entry.nr, info.entry.args, c->fr.lo);
 }

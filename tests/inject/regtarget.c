@@ -10,7 +10,8 @@
  *   epoll  epoll_wait(empty set, MS), retried on EINTR        (-EINTR)
  *   main   nanosleep(MS) then feeds the pipe
  * Each blocking call goes through rt_probe (regtarget_x86_64.S) with
- * patterns in rbx rbp r8 r9 r12-r15, the syscall arguments, ymm0-15, MXCSR
+ * patterns in rbx rbp r8 r9 r12-r15, the syscall arguments, ymm0-15 (or
+ * zmm0-31 and k0-7 with AVX-512), MXCSR
  * 0x7f80, x87 CW 0x27f, CF and DF set, 15 red-zone qwords, errno = 12345;
  * afterwards every one is compared, and the sleeps must last their full
  * length and no more than the slack (50 ms) longer: FAIL when cut short or
@@ -64,6 +65,12 @@ struct rt_probe {
 	uint8_t pad1[256 - 206];
 	uint8_t ymm_in[16 * 32];
 	uint8_t ymm_out[16 * 32];
+	uint8_t zmm_in[32 * 64];
+	uint8_t zmm_out[32 * 64];
+	uint64_t k_in[8];
+	uint64_t k_out[8];
+	uint64_t use_avx512;
+	uint8_t pad2[56];
 };
 
 _Static_assert(offsetof(struct rt_probe, nr) == RT_NR, "layout");
@@ -78,9 +85,15 @@ _Static_assert(offsetof(struct rt_probe, mxcsr_out) == RT_MXCSR_OUT, "layout");
 _Static_assert(offsetof(struct rt_probe, fcw_out) == RT_FCW_OUT, "layout");
 _Static_assert(offsetof(struct rt_probe, ymm_in) == RT_YMM_IN, "layout");
 _Static_assert(offsetof(struct rt_probe, ymm_out) == RT_YMM_OUT, "layout");
+_Static_assert(offsetof(struct rt_probe, zmm_in) == RT_ZMM_IN, "layout");
+_Static_assert(offsetof(struct rt_probe, zmm_out) == RT_ZMM_OUT, "layout");
+_Static_assert(offsetof(struct rt_probe, k_in) == RT_K_IN, "layout");
+_Static_assert(offsetof(struct rt_probe, k_out) == RT_K_OUT, "layout");
+_Static_assert(offsetof(struct rt_probe, use_avx512) == RT_USE_AVX512, "layout");
 _Static_assert(sizeof(struct rt_probe) == RT_SIZE, "layout");
 
 long rt_probe(struct rt_probe *p);
+void rt_clobber_avx512(void);
 long rt_ensure(void);
 long rt_call(unsigned long a0, unsigned long a1);
 void rt_release(int g);
@@ -96,7 +109,7 @@ static _Atomic int any_fail;
 static int out_fd = -1;
 static unsigned loops = 3;
 static unsigned sleep_ms = 1000;
-static int use_avx;
+static int use_avx, use_avx512;
 static int feed_pipe[2];
 
 #define RT_ENSURE_RET 7
@@ -164,6 +177,8 @@ static void check_env(void)
 static void clobber(void)
 {
 	errno = 999;
+	if (use_avx512)
+		rt_clobber_avx512();
 	if (use_avx)
 		__asm__ volatile("vpcmpeqd %%ymm0, %%ymm0, %%ymm0\n\t"
 				 "vpcmpeqd %%ymm1, %%ymm1, %%ymm1\n\t"
@@ -273,10 +288,15 @@ static void probe_setup(struct rt_probe *p, unsigned tag, unsigned iter)
 	memset(p, 0, sizeof(*p));
 	p->pat = 0x5a00000000000000ull | ((uint64_t)tag << 40) | ((uint64_t)iter << 16);
 	p->use_avx = (uint64_t)use_avx;
+	p->use_avx512 = (uint64_t)use_avx512;
 	p->mxcsr_in = 0x7f80; /* round toward zero, all exceptions masked */
 	p->fcw_in = 0x27f;    /* double precision */
 	for (i = 0; i < sizeof(p->ymm_in); i++)
 		p->ymm_in[i] = (uint8_t)(0x11 * tag + 7 * i + iter);
+	for (i = 0; i < sizeof(p->zmm_in); i++)
+		p->zmm_in[i] = (uint8_t)(0x13 * tag + 5 * i + iter);
+	for (i = 0; i < 8; i++)
+		p->k_in[i] = 0x0101010101010101ull * (i + 1) ^ ((uint64_t)tag << 40) ^ iter;
 }
 
 /* Run the syscall through the probe and check everything it preserved. */
@@ -316,7 +336,18 @@ static long probe_run(struct rt_probe *p, struct check *c, long nr, uint64_t a0,
 		fail(c, "mxcsr=%#x", p->mxcsr_out);
 	if (p->fcw_out != p->fcw_in)
 		fail(c, "fcw=%#x", p->fcw_out);
-	if (use_avx && memcmp(p->ymm_in, p->ymm_out, sizeof(p->ymm_in)) != 0) {
+	if (use_avx512) {
+		for (i = 0; i < 32; i++)
+			if (memcmp(p->zmm_in + 64 * i, p->zmm_out + 64 * i, 64) != 0) {
+				fail(c, "zmm%d", i);
+				break;
+			}
+		for (i = 0; i < 8; i++)
+			if (p->k_in[i] != p->k_out[i]) {
+				fail(c, "k%d=%#" PRIx64, i, p->k_out[i]);
+				break;
+			}
+	} else if (use_avx && memcmp(p->ymm_in, p->ymm_out, sizeof(p->ymm_in)) != 0) {
 		for (i = 0; i < 16; i++)
 			if (memcmp(p->ymm_in + 32 * i, p->ymm_out + 32 * i, 32) != 0) {
 				fail(c, "ymm%d", i);
@@ -526,6 +557,7 @@ int main(int argc, char **argv)
 	}
 	__builtin_cpu_init();
 	use_avx = __builtin_cpu_supports("avx") != 0;
+	use_avx512 = __builtin_cpu_supports("avx512bw") != 0; /* kmovq needs BW */
 	if (pipe(feed_pipe) != 0)
 		return 1;
 	tids[4] = gettid_();
@@ -534,9 +566,9 @@ int main(int argc, char **argv)
 			return 1;
 	while (tids[0] == 0 || tids[1] == 0 || tids[2] == 0 || tids[3] == 0)
 		usleep(1000);
-	say("READY pid=%d rel=%d abs=%d read=%d epoll=%d main=%d ensure=%p call=%p release=%p errno=%p avx=%d",
+	say("READY pid=%d rel=%d abs=%d read=%d epoll=%d main=%d ensure=%p call=%p release=%p errno=%p avx=%d avx512=%d",
 	    (int)getpid(), (int)tids[0], (int)tids[1], (int)tids[2], (int)tids[3], (int)tids[4], (void *)rt_ensure,
-	    (void *)rt_call, (void *)rt_release, (void *)__errno_location, use_avx);
+	    (void *)rt_call, (void *)rt_release, (void *)__errno_location, use_avx, use_avx512);
 
 	/* main: relative nanosleep, then one byte for the read thread. */
 	for (it = 1; loops == 0 || it <= loops; it++) {

@@ -17,7 +17,12 @@
 #define RT_FCW_OUT 204
 #define RT_YMM_IN 256   /* 16 x 32 bytes */
 #define RT_YMM_OUT 768  /* 16 x 32 bytes */
-#define RT_SIZE 1280
+#define RT_ZMM_IN 1280  /* 32 x 64 bytes, used instead of ymm with AVX-512 */
+#define RT_ZMM_OUT 3328
+#define RT_K_IN 5376    /* k0-k7, 8 bytes each */
+#define RT_K_OUT 5440
+#define RT_USE_AVX512 5504
+#define RT_SIZE 5568
 
 /* Slots of gpr_out. */
 #define RT_G_RBX 0

@@ -18,6 +18,16 @@ rt_probe:
 	pushq %r15
 	pushq %rdi                          /* p, at (%rsp) across the syscall */
 
+	cmpq $0, RT_USE_AVX512(%rdi)
+	je 3f
+	.irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	vmovdqu64 RT_ZMM_IN+\i*64(%rdi), %zmm\i
+	.endr
+	.irp i, 0,1,2,3,4,5,6,7
+	kmovq RT_K_IN+\i*8(%rdi), %k\i
+	.endr
+	jmp 1f
+3:
 	cmpq $0, RT_USE_AVX(%rdi)
 	je 1f
 	vmovdqu RT_YMM_IN+0*32(%rdi), %ymm0
@@ -107,6 +117,17 @@ rt_probe:
 
 	stmxcsr RT_MXCSR_OUT(%rcx)
 	fnstcw RT_FCW_OUT(%rcx)
+	cmpq $0, RT_USE_AVX512(%rcx)
+	je 4f
+	.irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	vmovdqu64 %zmm\i, RT_ZMM_OUT+\i*64(%rcx)
+	.endr
+	.irp i, 0,1,2,3,4,5,6,7
+	kmovq %k\i, RT_K_OUT+\i*8(%rcx)
+	.endr
+	vzeroupper
+	jmp 2f
+4:
 	cmpq $0, RT_USE_AVX(%rcx)
 	je 2f
 	vmovdqu %ymm0, RT_YMM_OUT+0*32(%rcx)
@@ -166,6 +187,21 @@ rt_probe:
 	jmp \impl
 	.size \name, .-\name
 .endm
+
+/* void rt_clobber_avx512(void): every AVX-512 register is call-clobbered,
+ * so a callee may do this; the trampoline's XRSTOR must undo it. */
+	.globl rt_clobber_avx512
+	.type rt_clobber_avx512, @function
+rt_clobber_avx512:
+	vpternlogd $0xff, %zmm0, %zmm0, %zmm0
+	vpternlogd $0xff, %zmm9, %zmm9, %zmm9
+	vpternlogd $0xff, %zmm16, %zmm16, %zmm16
+	vpternlogd $0xff, %zmm31, %zmm31, %zmm31
+	kxnorq %k1, %k1, %k1
+	kxnorq %k7, %k7, %k7
+	vzeroupper
+	ret
+	.size rt_clobber_avx512, .-rt_clobber_avx512
 
 	ENTRY rt_ensure, rt_ensure_c
 	ENTRY rt_call, rt_call_c

@@ -1,8 +1,9 @@
 /* Remote calls into every blocked thread of regtarget, twice per sleep,
  * checking the results and that each thread finds all its state intact and
  * its sleep exactly as long as asked (regtarget checks, we read its verdict).
- * Then one call with a signal delivered to the thread during the call, and
- * one with the whole process stopped and continued during the call.
+ * Then one call with a signal delivered to the thread during the call, one
+ * with the whole process stopped and continued during the call, and calls
+ * 600 ms into 1 s relative sleeps (a restart from scratch would show).
  *
  *   test_inject_regs [REGTARGET]      exit 0 pass, 1 fail, 77 skip */
 #include "harness.h"
@@ -122,7 +123,7 @@ static void log_stderr(enum pk_log_level level, const char *msg, void *ud)
 
 int main(int argc, char **argv)
 {
-	char *targv[] = { (char *)(argc > 1 ? argv[1] : REGTARGET_PATH), "@FD", "--loops", "3", "--sleep-ms",
+	char *targv[] = { (char *)(argc > 1 ? argv[1] : REGTARGET_PATH), "@FD", "--loops", "5", "--sleep-ms",
 			  "1000", NULL };
 	struct child t;
 	char line[2048], why[256];
@@ -231,15 +232,44 @@ int main(int argc, char **argv)
 			CHECK(r.group_stops >= 1, "job-control stop not seen");
 	}
 
+	/* Round 5: late in a relative sleep (600 ms into 1 s), in the two
+	 * RESTARTBLOCK sleepers: resumed through restart_syscall the sleep
+	 * ends on time; re-executed from scratch it would end 600 ms late,
+	 * which regtarget reports as FAIL. */
+	for (i = 0; i < NTHREADS; i++) {
+		struct pk_rcall_spec spec = {
+			.fn_ensure = fn_ensure,
+			.fn_call = fn_call,
+			.fn_release = fn_release,
+			.fn_errno = fn_errno,
+			.call_arg0 = 0x5000u + (unsigned)i,
+			.cave = cave,
+			.timeout_ms = 5000,
+		};
+		struct pk_rcall_result r;
+
+		if (i != 0 && i != 4)
+			continue;
+		CHECK(consume(&t, &ty, names[i], 5000), "no new iteration of %s", names[i]);
+		usleep(600000);
+		ret = wait_injectable(t.pid, tid[i], 1000, why, sizeof(why));
+		CHECK(ret == 0, "thread %s not injectable: %s", names[i], why);
+		pk_error_clear();
+		ret = pk_rcall_run(t.pid, tid[i], &spec, &r);
+		print_result(i == 0 ? "rel@600" : "main@600", &r);
+		CHECK(ret == 0 && r.completed, "pk_rcall_run: %d %s", ret, pk_error_message());
+		CHECK(r.syscall_ret == -516, "not a RESTARTBLOCK sleep: %" PRId64, r.syscall_ret);
+	}
+
 	consume(&t, &ty, NULL, 8000);
 	if (ty.done) {
 		char s[16];
 		const char *line_ = ty.done_line;
 
 		CHECK(kv(line_, "status", s, sizeof(s)) && strcmp(s, "PASS") == 0, "%s", line_);
-		CHECK(kv_u64(line_, "calls") == 2 * NTHREADS + 2, "calls %" PRIu64, kv_u64(line_, "calls"));
-		CHECK(kv_u64(line_, "ensure") == 2 * NTHREADS + 2, "ensure calls");
-		CHECK(kv_u64(line_, "release") == 2 * NTHREADS + 2, "release calls");
+		CHECK(kv_u64(line_, "calls") == 2 * NTHREADS + 4, "calls %" PRIu64, kv_u64(line_, "calls"));
+		CHECK(kv_u64(line_, "ensure") == 2 * NTHREADS + 4, "ensure calls");
+		CHECK(kv_u64(line_, "release") == 2 * NTHREADS + 4, "release calls");
 		CHECK(kv_u64(line_, "bad") == 0, "environment violations in the callees");
 		CHECK(kv_u64(line_, "usr1") == 1, "SIGUSR1 handler ran %" PRIu64 " times", kv_u64(line_, "usr1"));
 	}
@@ -247,7 +277,7 @@ int main(int argc, char **argv)
 	/* LATE (woke more than 50 ms after the deadline but not cut short,
 	 * not restarted from scratch) is what load does to any sleeper: it is
 	 * reported, not failed. */
-	CHECK(ty.results == 3 * NTHREADS && ty.pass + ty.late == ty.results, "%u/%u results PASS (%u LATE)",
+	CHECK(ty.results == 5 * NTHREADS && ty.pass + ty.late == ty.results, "%u/%u results PASS (%u LATE)",
 	      ty.pass, ty.results, ty.late);
 	if (ty.late > 0)
 		printf("warning: %u sleeps woke more than 50 ms late (machine load?)\n", ty.late);
