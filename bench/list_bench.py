@@ -564,7 +564,7 @@ def main():
     status = 0
     try:
         hb_lib = build_heartbeat(tmpdir)
-        austin = find_austin(args)
+        austin = args.austin = find_austin(args)
         floor = [timed_run([args.pykill, "--version"], tmpdir)[0] for _ in range(args.runs)]
         meta = {
             "date": time.strftime("%Y-%m-%d"), "kernel": platform.release(),
