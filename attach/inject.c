@@ -510,7 +510,7 @@ static bool at_marker(struct rcall *c)
 
 	memset(&info, 0, sizeof(info));
 	if (ptrace(PTRACE_GET_SYSCALL_INFO, c->tid, (void *)sizeof(info), &info) <= 0)
-		return false;
+		return errno == EIO && pk_arch_at_marker(c->tid, c->cave + c->marker_end, c->fr.lo);
 	if (pk_log_enabled(PK_LOG_DEBUG))
 		pk_log(PK_LOG_DEBUG, "thread %d: syscall-%s-stop, %s %" PRIu64 " at pc 0x%" PRIx64, (int)c->tid,
 		       info.op == PTRACE_SYSCALL_INFO_ENTRY ? "entry" : "exit",

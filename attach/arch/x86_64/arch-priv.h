@@ -151,6 +151,11 @@ int pk_arch_enter(pid_t tid, const struct pk_arch_state *st, uint64_t cave, uint
  * arguments) the trampoline's marker for this frame? */
 bool pk_arch_is_marker(uint32_t audit_arch, uint64_t nr, const uint64_t args[6], uint64_t frame);
 
+/* The same from the registers of a thread in a syscall stop (kernels
+ * without PTRACE_GET_SYSCALL_INFO, before 5.3): pc is where the marker's
+ * syscall instruction ends. Entry and exit stop both qualify. */
+bool pk_arch_at_marker(pid_t tid, uint64_t pc, uint64_t frame);
+
 /* The trampoline as linked into pykill: its bytes, and the offset of the
  * instruction after the marker system call (the pc the kernel reports at
  * the marker's syscall-entry-stop, relative to the cave). */

@@ -438,3 +438,13 @@ bool pk_arch_is_marker(uint32_t audit_arch, uint64_t nr, const uint64_t args[6],
 	return audit_arch == AUDIT_ARCH_X86_64 && nr == PK_X86_MARKER_NR && args[0] == PK_X86_MARKER_MAGIC &&
 	       args[1] == frame;
 }
+
+bool pk_arch_at_marker(pid_t tid, uint64_t pc, uint64_t frame)
+{
+	struct user_regs_struct r;
+
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &r) < 0)
+		return false;
+	return r.rip == pc && r.orig_rax == PK_X86_MARKER_NR && r.rdi == PK_X86_MARKER_MAGIC && r.rsi == frame &&
+	       r.cs == USER_CS_64;
+}
