@@ -34,6 +34,13 @@
  * handler runs on the stack below the frame); a Python-level SIGINT
  * arriving in that window is only acted on once the restarted call returns.
  *
+ * Limits: x86_64 refuses threads with a user shadow stack (the trampoline
+ * returns with "ret"); the trampoline's marker is getpid(), so a seccomp
+ * filter that kills on getpid would kill the target. The cave keeps the
+ * trampoline after the call (harmless, reused by the next pykill).
+ * ptrace requests must all come from one thread of the caller: call
+ * pk_rcall_run() from the thread that does every other ptrace work.
+ *
  * Every function returns 0 or -errno and describes failures with pk_error()
  * unless said otherwise. */
 #ifndef PK_INJECT_H
