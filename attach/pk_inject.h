@@ -147,4 +147,10 @@ int pk_cave_install(struct pk_mem *mem, uint64_t cave);
  * thread was resumed untouched). -ESRCH: the process or thread is gone. */
 int pk_rcall_run(pid_t pid, pid_t tid, const struct pk_rcall_spec *spec, struct pk_rcall_result *out);
 
+/* Make the system call thread tid is blocked in return EINTR (instead of
+ * being restarted transparently, as after any ptrace stop). *nr gets the
+ * call, *was the result it was going to have (-ERESTART*). -EAGAIN if the
+ * thread was not in a system call. */
+int pk_interrupt_syscall(pid_t pid, pid_t tid, long *nr, int64_t *was);
+
 #endif

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA };
+enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT };
 
 static const char *via_name(enum pk_raise_via via)
 {
@@ -44,6 +44,14 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	else
 		pk_json_null(&j, "syscall");
 	pk_json_str(&j, "where", r->where);
+	if (r->interrupt_note[0] != '\0') {
+		pk_json_obj_begin(&j, "interrupt");
+		pk_json_str(&j, "syscall", r->interrupted_nr >= 0 ? pk_syscall_name(r->interrupted_nr) : NULL);
+		pk_json_str(&j, "note", r->interrupt_note);
+		pk_json_obj_end(&j);
+	} else {
+		pk_json_null(&j, "interrupt");
+	}
 	pk_json_obj_end(&j);
 	pk_json_end(&j);
 }
@@ -68,6 +76,8 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 		if (r->where != NULL)
 			printf("  at %s\n", r->where);
 	}
+	if (r->interrupt_note[0] != '\0')
+		printf("  --interrupt: %s\n", r->interrupt_note);
 	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via), r->via_reason,
 	       (double)r->freeze_ns / 1e6);
 	fflush(stdout);
@@ -79,6 +89,7 @@ int pk_cmd_raise(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "via", required_argument, NULL, OPT_VIA },
+		{ "interrupt", no_argument, NULL, OPT_INTERRUPT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -113,6 +124,9 @@ int pk_cmd_raise(int argc, char **argv)
 				ro.via = PK_VIA_AUTO;
 			else
 				return pk_usage_error("raise: --via must be auto, call or write, not '%s'", optarg);
+			break;
+		case OPT_INTERRUPT:
+			ro.interrupt = true;
 			break;
 		case 'v':
 			pk_cli_more_verbose();

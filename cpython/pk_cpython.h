@@ -120,6 +120,7 @@ struct pk_raise_opts {
 	const char *exception;   /* built-in exception class name, e.g. "SystemExit" */
 	enum pk_raise_via via;
 	unsigned wait_ms;        /* how long to watch for delivery */
+	bool interrupt;          /* make the system call the thread is blocked in return EINTR */
 };
 
 struct pk_raise_result {
@@ -138,6 +139,8 @@ struct pk_raise_result {
 	uint64_t syscall_args[6];
 	char state;
 	char *where;             /* innermost Python frame "func (file:line)", or NULL */
+	long interrupted_nr;     /* --interrupt: the system call made to return EINTR, -1 if none */
+	char interrupt_note[256]; /* --interrupt: what happened (or why nothing was interrupted) */
 };
 
 /* Queue exception opts->exception in the chosen thread and watch it for

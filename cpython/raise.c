@@ -521,6 +521,43 @@ out:
 	pk_py_snapshot_free(snap);
 }
 
+/* --interrupt: if the thread is blocked in a system call (and has not taken
+ * the exception yet), make that call return EINTR. Whether the thread then
+ * raises at once depends on the version: 3.15+ checks asynchronous
+ * exceptions on its EINTR retry path (gh-144748); older versions retry the
+ * call, and the exception waits for it to return. The verdict says which. */
+static void interrupt_target(struct pk_py *py, uint64_t ident, uint64_t tstate, struct pk_raise_result *res)
+{
+	struct pk_syscall sc;
+	long nr = -1;
+	int64_t was = 0;
+	int rc;
+
+	res->interrupted_nr = -1;
+	if (consumed(py, tstate, ident, res->tid)) {
+		snprintf(res->interrupt_note, sizeof(res->interrupt_note), "nothing to interrupt: already delivered");
+		return;
+	}
+	if (pk_proc_syscall(py->pid, res->tid, &sc) < 0 || sc.nr < 0) {
+		pk_error_clear();
+		snprintf(res->interrupt_note, sizeof(res->interrupt_note),
+			 "nothing to interrupt: the thread is not blocked in a system call");
+		return;
+	}
+	rc = pk_interrupt_syscall(py->pid, res->tid, &nr, &was);
+	if (rc < 0) {
+		snprintf(res->interrupt_note, sizeof(res->interrupt_note), "could not interrupt: %s",
+			 pk_error_message());
+		pk_error_clear();
+		return;
+	}
+	res->interrupted_nr = nr;
+	snprintf(res->interrupt_note, sizeof(res->interrupt_note), "made %s return EINTR",
+		 pk_syscall_name(nr) ? pk_syscall_name(nr) : "the system call");
+	pk_log(PK_LOG_INFO, "interrupted %s in thread %d (its pending result was %lld)",
+	       pk_syscall_name(nr) ? pk_syscall_name(nr) : "?", (int)res->tid, (long long)was);
+}
+
 int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *res)
 {
 	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true,
@@ -533,6 +570,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 
 	memset(res, 0, sizeof(*res));
 	res->syscall_nr = -1;
+	res->interrupted_nr = -1;
 	rc = exception_type(py, opts->exception, &exc);
 	if (rc < 0) {
 		if (rc == -ENOENT)
@@ -618,6 +656,8 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		goto out;
 	tq = pk_now_ns();
 	res->inject_ns = tq - t0;
+	if (opts->interrupt)
+		interrupt_target(py, ident, tstate, res);
 
 	/* The verdict. */
 	for (;;) {
@@ -632,8 +672,17 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		sleep_ns(500000);
 	}
 	res->waited_ns = pk_now_ns() - tq;
-	if (res->verdict == PK_VERDICT_PENDING)
+	if (res->verdict == PK_VERDICT_PENDING) {
 		explain_pending(py, ident, res);
+		if (res->interrupted_nr >= 0) {
+			char tmp[sizeof(res->reason)];
+			snprintf(tmp, sizeof(tmp), "%s", res->reason);
+			snprintf(res->reason, sizeof(res->reason), "%s returned EINTR but was retried (Python %s does not "
+				 "check asynchronous exceptions there); now %.400s",
+				 pk_syscall_name(res->interrupted_nr) ? pk_syscall_name(res->interrupted_nr) : "the call",
+				 py->version, tmp);
+		}
+	}
 	rc = 0;
 out:
 	pk_py_snapshot_free(snap);

@@ -119,7 +119,8 @@ for name, fn in specs:
 while len(ids) < len(specs):
     time.sleep(0.001)
 spawned = [0]
-emit("ready " + json.dumps({"pid": os.getpid(), "threads": dict((k, list(v)) for k, v in ids.items())}))
+emit("ready " + json.dumps({"pid": os.getpid(), "version": list(sys.version_info[:2]),
+                            "threads": dict((k, list(v)) for k, v in ids.items())}))
 
 buf = b""
 while True:

@@ -132,8 +132,33 @@ def main():
         if rc != 3 or not r["syscall"] or r["syscall"]["name"] not in ("recvfrom", "recvmsg", "read") \
                 or "socket:" not in json.dumps(r["syscall"]["fds"]):
             fail("receiver: exit %d %r" % (rc, r))
-        t.send("send")
-        t.expect("finally receiver SystemExit", 10)
+        # --interrupt: the call returns EINTR. 3.15+ raises on that path at
+        # once; older versions retry the call, and pykill must say so.
+        rc, r = raise_json(binary, pid, t.tid("receiver"), "--wait", "0.5", "--interrupt")
+        if not r["interrupt"] or r["interrupt"]["syscall"] not in ("recvfrom", "recvmsg", "read"):
+            fail("receiver --interrupt: exit %d %r" % (rc, r))
+        ver = tuple(t.info["version"])
+        if ver >= (3, 15) or ver < (3, 5):
+            # 3.15+: the EINTR path raises the queued exception. Before PEP 475
+            # (2.7) recv() does not retry: it raises EINTR, and the queued
+            # exception fires at the next check in whatever handles that.
+            if rc != 0 or r["verdict"] != "delivered":
+                fail("receiver --interrupt on %s: exit %d %r" % (ver, rc, r))
+            if ver >= (3, 15):
+                t.expect("finally receiver SystemExit", 10)
+            else:
+                # 2.7: recv raised EINTR and the queued SystemExit fired inside the
+                # handler of that: the thread ends either way.
+                deadline = time.time() + 10
+                while t.status()["alive"]["receiver"]:
+                    if time.time() > deadline:
+                        fail("receiver --interrupt on 2.7: thread still alive")
+                    time.sleep(0.01)
+        else:
+            if rc != 3 or "retried" not in r["reason"]:
+                fail("receiver --interrupt on %s: exit %d %r" % (ver, rc, r))
+            t.send("send")
+            t.expect("finally receiver SystemExit", 10)
         # Lock wait: pending in futex; fires when the lock is released.
         wait_blocked(pid, t.tid("lock-waiter"))
         rc, r = raise_json(binary, pid, t.tid("lock-waiter"), "--wait", "0.3")

@@ -142,6 +142,11 @@ void pk_arch_frame_free(struct pk_arch_frame *fr);
 int pk_arch_frame_results(const uint8_t *hdr, size_t len, struct pk_arch_results *res);
 #define PK_ARCH_FRAME_HEADER PK_X86_F_HEADER
 
+/* Make the system call the stopped thread is parked in return ret (e.g.
+ * -EINTR) instead of being restarted. Only at a stop inside get_signal()
+ * (PTRACE_INTERRUPT's event stop). */
+int pk_arch_fail_syscall(pid_t tid, const struct pk_arch_state *st, int64_t ret);
+
 /* Point the stopped thread at the trampoline: rip = cave, rsp = rbx =
  * frame, orig_rax = -1, TF and DF cleared. From here the thread finishes on
  * its own. */

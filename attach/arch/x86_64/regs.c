@@ -448,3 +448,21 @@ bool pk_arch_at_marker(pid_t tid, uint64_t pc, uint64_t frame)
 	return r.rip == pc && r.orig_rax == PK_X86_MARKER_NR && r.rdi == PK_X86_MARKER_MAGIC && r.rsi == frame &&
 	       r.cs == USER_CS_64;
 }
+
+int pk_arch_fail_syscall(pid_t tid, const struct pk_arch_state *st, int64_t ret)
+{
+	struct user_regs_struct r = st->regs;
+	int err;
+
+	/* At a stop inside get_signal() the kernel decides on the way out
+	 * whether to restart: it restarts only for -ERESTART* in rax, so a
+	 * plain error value makes the interrupted call return it. orig_rax
+	 * stays: the thread is still "in" that system call. */
+	r.rax = (unsigned long long)ret;
+	if (ptrace(PTRACE_SETREGS, tid, NULL, &r) < 0) {
+		err = errno;
+		pk_error("write registers of thread %d: %s", (int)tid, strerror(err));
+		return -err;
+	}
+	return 0;
+}
