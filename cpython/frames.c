@@ -8,6 +8,7 @@
 #include "py-priv.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,19 @@ struct pk_code {
 
 #define CODE_CACHE_MIN 256u
 
+/* One walk (every thread of a snapshot) shares a budget. Thread states and
+ * frames may overlap in hostile memory, so a few kilobytes of target can
+ * hold 100000 threads whose 2048-frame stacks all name one code object with
+ * a 4096-character name: without a budget that is terabytes of strings and
+ * hours of reads. Real processes stay far below both. */
+#define WALK_MAX_STEPS (1u << 23)   /* frames visited, all threads */
+#define WALK_MAX_BYTES (256u << 20) /* strings, line tables and cache slots kept */
+
 struct pk_code_cache {
 	struct pk_code *slots;
 	size_t cap, used;
+	uint64_t steps;
+	uint64_t bytes;
 };
 
 struct pk_code_cache *pk_code_cache_new(void)
@@ -98,7 +109,7 @@ static char *join_qualname(const char *name, const char *qual)
 }
 
 /* Read what a frame needs from a code object: names, first line, line table. */
-static void code_load(struct pk_py *py, struct pk_code *code)
+static void code_load(struct pk_py *py, struct pk_code_cache *c, struct pk_code *code)
 {
 	const struct pk_layout *L = &py->layout;
 	uint8_t buf[512];
@@ -130,10 +141,13 @@ static void code_load(struct pk_py *py, struct pk_code *code)
 	code->firstlineno = pk_get_i32(buf, len, L->co_firstlineno);
 	code->firsttraceable = L->co_firsttraceable >= 0 ? pk_get_i32(buf, len, L->co_firsttraceable) : 0;
 	table_obj = pk_get_u64(buf, len, L->co_linetable >= 0 ? L->co_linetable : L->co_lnotab);
-	if (table_obj != 0)
+	if (table_obj != 0 && c->bytes < WALK_MAX_BYTES)
 		pk_rd_bytes(py, table_obj, PK_MAX_LINETABLE, &code->table, &code->table_len);
-	if (code->function == NULL || code->file == NULL)
+	if (code->function == NULL || code->file == NULL) {
 		code->err = -ENOMEM;
+		return;
+	}
+	c->bytes += strlen(code->function) + strlen(code->file) + 2 + code->table_len;
 }
 
 static struct pk_code *code_get(struct pk_py *py, struct pk_code_cache *c, uint64_t addr)
@@ -150,7 +164,8 @@ static struct pk_code *code_get(struct pk_py *py, struct pk_code_cache *c, uint6
 	}
 	c->slots[h].addr = addr;
 	c->used++;
-	code_load(py, &c->slots[h]);
+	c->bytes += 2 * sizeof(*c->slots); /* the table is kept at most half full */
+	code_load(py, c, &c->slots[h]);
 	return &c->slots[h];
 }
 
@@ -169,7 +184,8 @@ static int code_line(const struct pk_py *py, const struct pk_code *code, int add
 	return pk_linetable311_line(code->table, code->table_len, code->firstlineno, addr_bytes);
 }
 
-static int push_frame(struct pk_py_thread *t, size_t *cap, const struct pk_code *code, int line, bool entry)
+static int push_frame(struct pk_code_cache *c, struct pk_py_thread *t, size_t *cap, const struct pk_code *code,
+		      int line, bool entry)
 {
 	struct pk_py_frame *f;
 
@@ -192,6 +208,7 @@ static int push_frame(struct pk_py_thread *t, size_t *cap, const struct pk_code 
 		return -ENOMEM;
 	}
 	t->nframes++;
+	c->bytes += sizeof(*f) + strlen(f->function) + strlen(f->file) + 2;
 	return 0;
 }
 
@@ -205,19 +222,25 @@ static void set_error(struct pk_py_thread *t, const char *what, uint64_t addr)
 	t->frames_error = strdup(buf);
 }
 
-/* The first frame of the chain, from the thread state. */
-static uint64_t first_frame(struct pk_py *py, const uint8_t *ts, size_t tslen)
+/* The first frame of the chain, from the thread state; -EFAULT (and *cframe
+ * set) when the 3.11-3.12 _PyCFrame in between cannot be read. */
+static int first_frame(struct pk_py *py, const uint8_t *ts, size_t tslen, uint64_t *frame, uint64_t *cframe)
 {
 	const struct pk_layout *L = &py->layout;
 	uint64_t p = pk_get_u64(ts, tslen, L->ts_frame);
 
+	*cframe = 0;
 	if (p != 0 && L->cframe_current_frame >= 0) {
 		uint64_t cur = 0;
-		if (pk_rd_u64(py, p + (uint64_t)L->cframe_current_frame, &cur) < 0)
-			return 0;
+		if (pk_rd_u64(py, p + (uint64_t)L->cframe_current_frame, &cur) < 0) {
+			*frame = 0;
+			*cframe = p;
+			return -EFAULT;
+		}
 		p = cur;
 	}
-	return p;
+	*frame = p;
+	return 0;
 }
 
 int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t *ts, size_t tslen,
@@ -226,13 +249,17 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 	const struct pk_layout *L = &py->layout;
 	bool new_frames = py->major == 3 && py->minor >= 11;
 	size_t cap = 0;
-	uint64_t frame = first_frame(py, ts, tslen);
-	/* Brent's cycle detection: a chain that loops is corrupt (or torn). */
-	uint64_t tortoise = frame;
+	uint64_t frame, cframe, tortoise;
 	unsigned power = 1, lam = 0;
 	unsigned steps = 0;
 	const unsigned max_steps = max_frames * 4 + 64; /* shim and incomplete frames count too */
 
+	if (first_frame(py, ts, tslen, &frame, &cframe) < 0) {
+		set_error(t, "unreadable _PyCFrame", cframe);
+		return 0;
+	}
+	/* Brent's cycle detection: a chain that loops is corrupt (or torn). */
+	tortoise = frame;
 	while (frame != 0) {
 		uint8_t fb[128];
 		size_t flen = (size_t)L->fr_size;
@@ -244,6 +271,11 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 		if (++steps > max_steps || t->nframes >= max_frames) {
 			t->frames_truncated = true;
 			break;
+		}
+		if (++cache->steps > WALK_MAX_STEPS || cache->bytes > WALK_MAX_BYTES) {
+			t->frames_truncated = true;
+			set_error(t, "too many frames in the process, walk budget exhausted", frame);
+			return 0;
 		}
 		if (flen == 0 || flen > sizeof(fb))
 			flen = sizeof(fb);
@@ -291,7 +323,8 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 			/* An incomplete frame (being set up) is invisible to Python too. */
 			if (owner != L->fr_owner_generator && instr < code_units + (uint64_t)code->firsttraceable * 2)
 				goto next_frame;
-			line = code_line(py, code, (int)(instr - code_units));
+			/* A position outside any real code object is no position. */
+			line = code_line(py, code, instr - code_units <= (uint64_t)INT_MAX ? (int)(instr - code_units) : -1);
 			entry = false;
 		} else {
 			if (code_addr == 0) {
@@ -308,11 +341,11 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 			{
 				int lasti = pk_get_i32(fb, flen, L->fr_lasti);
 				if (py->major == 3 && py->minor == 10)
-					lasti = lasti < 0 ? -1 : lasti * 2;
+					lasti = (lasti < 0 || lasti > INT_MAX / 2) ? -1 : lasti * 2;
 				line = code_line(py, code, lasti);
 			}
 		}
-		if (push_frame(t, &cap, code, line, entry) < 0)
+		if (push_frame(cache, t, &cap, code, line, entry) < 0)
 			return -ENOMEM;
 next_frame:
 		frame = next;
@@ -342,7 +375,7 @@ void pk_frames_prefetch(struct pk_py *py, const uint64_t *first, size_t n, unsig
 	uint64_t *cur = NULL, *codes = NULL;
 	uint8_t *scratch = NULL;
 	struct pk_mem_iov *iov = NULL;
-	size_t ncodes = 0, codes_cap = 0, stride;
+	size_t ncodes = 0, codes_cap = 0, stride, total = 0;
 
 	if (n == 0)
 		return;
@@ -387,8 +420,9 @@ void pk_frames_prefetch(struct pk_py *py, const uint64_t *first, size_t n, unsig
 			iov[k].len = flen;
 			k++;
 		}
-		if (k == 0)
-			break;
+		total += k;
+		if (k == 0 || total > WALK_MAX_STEPS)
+			break; /* the walk itself stops there too */
 		pk_mem_readv(py->mem, iov, k, NULL);
 		for (size_t i = 0; i < n; i++) {
 			const uint8_t *fb = scratch + stride * i;
