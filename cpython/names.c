@@ -15,6 +15,10 @@
 #include <string.h>
 
 #define NAMES_MAX_ENTRIES (1u << 17)
+/* Dict entries and key strings looked at in one pk_names_read(). Each dict
+ * is bounded, but _active may hold 2^17 entries for one thread whose
+ * instance dict has 2^17 keys: without a total, that is 2^34 string reads. */
+#define NAMES_MAX_WORK (1u << 22)
 
 /* Layout of PyDictKeysObject before 3.11, when it was private to
  * Objects/dict-common.h and so absent from the installed headers the
@@ -54,6 +58,8 @@ static int read_long(struct pk_py *py, uint64_t obj, uint64_t *out)
 		sign = 1 - (int)(tag & 3);
 	} else {
 		ndigits = (int64_t)pk_get_u64(buf, sizeof(buf), L->var_ob_size);
+		if (ndigits < -3)
+			return -ERANGE; /* and -INT64_MIN would overflow */
 		if (ndigits < 0) {
 			sign = -1;
 			ndigits = -ndigits;
@@ -83,7 +89,8 @@ static int index_bytes_for(uint64_t size)
 
 /* The live entries of a keys object: (key, value-or-index). When values is
  * non-zero the dict is split and the values are read from there. */
-static int keys_entries(struct pk_py *py, uint64_t keys, uint64_t values, struct entry **out, size_t *nout)
+static int keys_entries(struct pk_py *py, uint64_t keys, uint64_t values, struct entry **out, size_t *nout,
+			uint64_t *work)
 {
 	const struct pk_layout *L = &py->layout;
 	uint8_t hdr[64];
@@ -130,6 +137,9 @@ static int keys_entries(struct pk_py *py, uint64_t keys, uint64_t values, struct
 		return -EINVAL;
 	if (nentries == 0)
 		return 0;
+	*work += nentries;
+	if (*work > NAMES_MAX_WORK)
+		return -E2BIG;
 	raw = malloc(nentries * esize);
 	ents = calloc(nentries, sizeof(*ents));
 	if (raw == NULL || ents == NULL) {
@@ -165,7 +175,7 @@ out:
 	return rc;
 }
 
-static int dict_entries27(struct pk_py *py, uint64_t dict, struct entry **out, size_t *nout)
+static int dict_entries27(struct pk_py *py, uint64_t dict, struct entry **out, size_t *nout, uint64_t *work)
 {
 	const struct pk_layout *L = &py->layout;
 	uint64_t mask = 0, table = 0;
@@ -179,6 +189,9 @@ static int dict_entries27(struct pk_py *py, uint64_t dict, struct entry **out, s
 	if (mask >= NAMES_MAX_ENTRIES)
 		return -EINVAL;
 	n = (size_t)mask + 1;
+	*work += n;
+	if (*work > NAMES_MAX_WORK)
+		return -E2BIG;
 	raw = malloc(n * 24);
 	ents = calloc(n, sizeof(*ents));
 	if (raw == NULL || ents == NULL || pk_mem_read(py->mem, table, raw, n * 24) < 0) {
@@ -202,7 +215,7 @@ static int dict_entries27(struct pk_py *py, uint64_t dict, struct entry **out, s
 	return 0;
 }
 
-static int dict_entries(struct pk_py *py, uint64_t dict, struct entry **out, size_t *nout)
+static int dict_entries(struct pk_py *py, uint64_t dict, struct entry **out, size_t *nout, uint64_t *work)
 {
 	const struct pk_layout *L = &py->layout;
 	uint64_t keys = 0, values = 0;
@@ -215,19 +228,20 @@ static int dict_entries(struct pk_py *py, uint64_t dict, struct entry **out, siz
 			return -EINVAL;
 	}
 	if (py->major == 2)
-		return dict_entries27(py, dict, out, nout);
+		return dict_entries27(py, dict, out, nout, work);
 	if (pk_rd_u64(py, dict + (uint64_t)L->dict_ma_keys, &keys) < 0 ||
 	    pk_rd_u64(py, dict + (uint64_t)L->dict_ma_values, &values) < 0)
 		return -EFAULT;
 	if (values != 0 && L->dv_values > 0)
 		values += (uint64_t)L->dv_values;
-	return keys_entries(py, keys, values, out, nout);
+	return keys_entries(py, keys, values, out, nout, work);
 }
 
 /* Find the value whose key is the string want. *hint remembers the key
  * object that matched last time: attribute names are interned, so every
  * instance's dict holds the same key object. */
-static uint64_t find_str(struct pk_py *py, const struct entry *ents, size_t n, const char *want, uint64_t *hint)
+static uint64_t find_str(struct pk_py *py, const struct entry *ents, size_t n, const char *want, uint64_t *hint,
+			 uint64_t *work)
 {
 	for (size_t i = 0; i < n && *hint; i++)
 		if (ents[i].key == *hint)
@@ -235,7 +249,10 @@ static uint64_t find_str(struct pk_py *py, const struct entry *ents, size_t n, c
 	for (size_t i = 0; i < n; i++) {
 		char *s = NULL;
 		bool eq;
-		if (pk_rd_string(py, ents[i].key, &s) < 0)
+		if (++*work > NAMES_MAX_WORK)
+			return 0;
+		/* Only a key as short as want can be want: longer ones are not read. */
+		if (pk_rd_string_upto(py, ents[i].key, strlen(want), &s) < 0)
 			continue;
 		eq = strcmp(s, want) == 0;
 		free(s);
@@ -247,20 +264,20 @@ static uint64_t find_str(struct pk_py *py, const struct entry *ents, size_t n, c
 	return 0;
 }
 
-static uint64_t dict_get(struct pk_py *py, uint64_t dict, const char *want, uint64_t *hint)
+static uint64_t dict_get(struct pk_py *py, uint64_t dict, const char *want, uint64_t *hint, uint64_t *work)
 {
 	struct entry *ents = NULL;
 	size_t n = 0;
 	uint64_t v = 0;
 
-	if (dict_entries(py, dict, &ents, &n) == 0)
-		v = find_str(py, ents, n, want, hint);
+	if (dict_entries(py, dict, &ents, &n, work) == 0)
+		v = find_str(py, ents, n, want, hint, work);
 	free(ents);
 	return v;
 }
 
 /* An instance attribute, wherever this version keeps the instance dict. */
-static uint64_t attr_get(struct pk_py *py, uint64_t obj, const char *want, uint64_t *hint)
+static uint64_t attr_get(struct pk_py *py, uint64_t obj, const char *want, uint64_t *hint, uint64_t *work)
 {
 	const struct pk_layout *L = &py->layout;
 	uint8_t tb[1024];
@@ -305,13 +322,13 @@ static uint64_t attr_get(struct pk_py *py, uint64_t obj, const char *want, uint6
 			dict = slot;
 		}
 		if (dict != 0)
-			return dict_get(py, dict, want, hint);
+			return dict_get(py, dict, want, hint, work);
 		if (values != 0 && keys != 0) {
 			struct entry *ents = NULL;
 			size_t n = 0;
 			uint64_t v = 0;
-			if (keys_entries(py, keys, values, &ents, &n) == 0)
-				v = find_str(py, ents, n, want, hint);
+			if (keys_entries(py, keys, values, &ents, &n, work) == 0)
+				v = find_str(py, ents, n, want, hint, work);
 			free(ents);
 			return v;
 		}
@@ -324,7 +341,7 @@ static uint64_t attr_get(struct pk_py *py, uint64_t obj, const char *want, uint6
 		uint64_t dict = 0;
 		if (pk_rd_u64(py, obj + (uint64_t)dictoffset, &dict) < 0)
 			return 0;
-		return dict_get(py, dict, want, hint);
+		return dict_get(py, dict, want, hint, work);
 	}
 }
 
@@ -348,12 +365,48 @@ static uint64_t module_dict(struct pk_py *py, uint64_t module)
 	return dict;
 }
 
+struct by_ident {
+	uint64_t ident;
+	size_t i;
+};
+
+static int cmp_ident(const void *a, const void *b)
+{
+	const struct by_ident *x = a, *y = b;
+
+	if (x->ident != y->ident)
+		return x->ident < y->ident ? -1 : 1;
+	return x->i < y->i ? -1 : (x->i > y->i);
+}
+
+/* The first thread of ident that has no name yet, or NULL. Idents are
+ * unique in a sane process; corrupt memory may repeat one many times, so
+ * only the first few threads of an ident are considered. */
+static struct pk_py_thread *thread_of(struct pk_py_thread *threads, const struct by_ident *sorted, size_t n,
+				      uint64_t ident)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sorted[mid].ident < ident)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; k < n && k < lo + 8 && sorted[k].ident == ident; k++)
+		if (threads[sorted[k].i].name == NULL)
+			return &threads[sorted[k].i];
+	return NULL;
+}
+
 int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n)
 {
 	const struct pk_layout *L = &py->layout;
 	uint64_t modules = 0, module, md_dict = 0, active;
-	uint64_t hint_mod = 0, hint_active = 0, hint_name = 0;
+	uint64_t hint_mod = 0, hint_active = 0, hint_name = 0, work = 0;
 	struct entry *ents = NULL;
+	struct by_ident *sorted;
 	size_t nents = 0;
 	const char *attr = py->major == 2 ? "_Thread__name" : "_name";
 
@@ -361,32 +414,43 @@ int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *thread
 		pk_log(PK_LOG_DEBUG, "names: no modules dict in interpreter 0x%llx", (unsigned long long)interp);
 		return -ENOENT;
 	}
-	module = dict_get(py, modules, "threading", &hint_mod);
+	module = dict_get(py, modules, "threading", &hint_mod, &work);
 	if (module == 0) {
 		pk_log(PK_LOG_DEBUG, "names: no 'threading' in sys.modules (dict 0x%llx)", (unsigned long long)modules);
 		return -ENOENT; /* threading never imported: no thread has a name */
 	}
 	md_dict = module_dict(py, module);
-	active = md_dict ? dict_get(py, md_dict, "_active", &hint_active) : 0;
-	if (active == 0 || dict_entries(py, active, &ents, &nents) < 0) {
+	active = md_dict ? dict_get(py, md_dict, "_active", &hint_active, &work) : 0;
+	if (active == 0 || dict_entries(py, active, &ents, &nents, &work) < 0) {
 		pk_log(PK_LOG_DEBUG, "names: threading._active not found (module 0x%llx, dict 0x%llx)",
 		       (unsigned long long)module, (unsigned long long)md_dict);
 		return -ENOENT;
 	}
+	/* Threads by ident: _active and the thread list may both be long. */
+	sorted = malloc((n ? n : 1) * sizeof(*sorted));
+	if (sorted == NULL) {
+		free(ents);
+		return -ENOMEM;
+	}
+	for (size_t j = 0; j < n; j++) {
+		sorted[j].ident = threads[j].ident;
+		sorted[j].i = j;
+	}
+	qsort(sorted, n, sizeof(*sorted), cmp_ident);
 	for (size_t i = 0; i < nents; i++) {
 		uint64_t ident, name_obj;
+		struct pk_py_thread *t;
 
 		if (read_long(py, ents[i].key, &ident) < 0)
 			continue;
-		for (size_t j = 0; j < n; j++) {
-			if (threads[j].ident != ident || threads[j].name != NULL)
-				continue;
-			name_obj = attr_get(py, ents[i].value, attr, &hint_name);
-			if (name_obj != 0)
-				pk_rd_string(py, name_obj, &threads[j].name);
-			break;
-		}
+		t = thread_of(threads, sorted, n, ident);
+		if (t == NULL)
+			continue;
+		name_obj = attr_get(py, ents[i].value, attr, &hint_name, &work);
+		if (name_obj != 0)
+			pk_rd_string(py, name_obj, &t->name);
 	}
+	free(sorted);
 	free(ents);
 	return 0;
 }

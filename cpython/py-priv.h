@@ -110,4 +110,8 @@ int pk_py_read_image(struct pk_py *py, const struct pk_snapshot_opts *opts, stru
  * threads, ninterps and finalizing; no task is known, so tid stays 0. */
 int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot *snap);
 
+/* pk_rd_string() for comparisons (read.c): -ERANGE, without reading the
+ * characters, when the string is longer than max. */
+int pk_rd_string_upto(struct pk_py *py, uint64_t obj, size_t max, char **out);
+
 #endif

@@ -90,7 +90,7 @@ static int read_units(struct pk_py *py, uint64_t addr, size_t n, unsigned kind, 
 	return rc;
 }
 
-static int read_str27(struct pk_py *py, uint64_t obj, const uint8_t *hdr, size_t hlen, char **out)
+static int read_str27(struct pk_py *py, uint64_t obj, const uint8_t *hdr, size_t hlen, size_t max, char **out)
 {
 	const struct pk_layout *L = &py->layout;
 	int64_t size = (int64_t)pk_get_u64(hdr, hlen, L->var_ob_size);
@@ -99,6 +99,8 @@ static int read_str27(struct pk_py *py, uint64_t obj, const uint8_t *hdr, size_t
 
 	if (size < 0 || size > (int64_t)PK_MAX_STRING)
 		return -EINVAL;
+	if ((uint64_t)size > max)
+		return -ERANGE;
 	s = malloc((size_t)size + 1);
 	if (s == NULL)
 		return -ENOMEM;
@@ -123,7 +125,9 @@ static int read_str27(struct pk_py *py, uint64_t obj, const uint8_t *hdr, size_t
 	return 0;
 }
 
-int pk_rd_string(struct pk_py *py, uint64_t obj, char **out)
+/* At most max characters: a longer string is cut there when truncate, else
+ * refused with -ERANGE before its characters are read. */
+static int rd_string(struct pk_py *py, uint64_t obj, size_t max, bool truncate, char **out)
 {
 	const struct pk_layout *L = &py->layout;
 	uint8_t hdr[128];
@@ -142,6 +146,8 @@ int pk_rd_string(struct pk_py *py, uint64_t obj, char **out)
 	if (rc < 0) {
 		/* A small object near the end of a mapping: the exact fields only. */
 		hlen = (size_t)(L->uni_ascii_size > 0 ? L->uni_ascii_size : 0x30);
+		if (hlen > sizeof(hdr))
+			hlen = sizeof(hdr); /* a size from _Py_DebugOffsets is the target's word */
 		rc = pk_mem_read(py->mem, obj, hdr, hlen);
 		if (rc < 0)
 			return rc;
@@ -149,12 +155,14 @@ int pk_rd_string(struct pk_py *py, uint64_t obj, char **out)
 	if (py->major == 2) {
 		uint64_t type = pk_get_u64(hdr, hlen, L->ob_type);
 		if (py->str_type == 0 || type == py->str_type)
-			return read_str27(py, obj, hdr, hlen, out);
+			return read_str27(py, obj, hdr, hlen, truncate ? PK_MAX_STRING : max, out);
 		/* 2.7 unicode object: Py_UNICODE (UCS4 on Linux) array. */
 		int64_t n = (int64_t)pk_get_u64(hdr, hlen, L->uni27_length);
 		uint64_t data = pk_get_u64(hdr, hlen, L->uni27_str);
 		if (L->uni27_length < 0 || n < 0 || n > (int64_t)PK_MAX_STRING)
 			return -EINVAL;
+		if (!truncate && (uint64_t)n > max)
+			return -ERANGE;
 		return read_units(py, data, (size_t)n, 4, out);
 	}
 
@@ -172,6 +180,8 @@ int pk_rd_string(struct pk_py *py, uint64_t obj, char **out)
 			return -EINVAL;
 		if (n < 0 || (kind != 1 && kind != 2 && kind != 4))
 			return -EINVAL;
+		if (!truncate && (uint64_t)n > max)
+			return -ERANGE;
 		if (n > (int64_t)PK_MAX_STRING)
 			n = PK_MAX_STRING; /* show the start of an absurdly long name */
 		if (compact)
@@ -180,6 +190,16 @@ int pk_rd_string(struct pk_py *py, uint64_t obj, char **out)
 			data = pk_get_u64(hdr, hlen, L->uni_data_any);
 		return read_units(py, data, (size_t)n, kind, out);
 	}
+}
+
+int pk_rd_string(struct pk_py *py, uint64_t obj, char **out)
+{
+	return rd_string(py, obj, PK_MAX_STRING, true, out);
+}
+
+int pk_rd_string_upto(struct pk_py *py, uint64_t obj, size_t max, char **out)
+{
+	return rd_string(py, obj, max < PK_MAX_STRING ? max : PK_MAX_STRING, false, out);
 }
 
 int pk_rd_bytes(struct pk_py *py, uint64_t obj, size_t max, uint8_t **out, size_t *len)
