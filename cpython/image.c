@@ -36,8 +36,8 @@ int pk_py_open_image(const struct pk_layout *layout, int major, int minor, uint6
 	py->minor = minor;
 	snprintf(py->version, sizeof(py->version), "%d.%d", major, minor);
 	py->layout = *layout;
-	snprintf(py->layout_source, sizeof(py->layout_source), "memory image %d.%d (%s)", major, minor,
-		 layout->source != NULL ? layout->source : "?");
+	/* Short: dbgoff.c appends what _Py_DebugOffsets changed. */
+	snprintf(py->layout_source, sizeof(py->layout_source), "memory image %d.%d", major, minor);
 	py->path = strdup("<memory image>");
 	if (py->path == NULL) {
 		free(py);
@@ -51,10 +51,11 @@ int pk_py_open_image(const struct pk_layout *layout, int major, int minor, uint6
 		py->runtime = runtime_or_interp_head;
 	py->mem = mem;
 	if (major == 3 && minor >= 13) {
-		/* As pk_py_open: offsets the image publishes win, a missing or
-		 * invalid _Py_DebugOffsets leaves the table's. */
+		/* Offsets the image publishes win; a missing or invalid
+		 * _Py_DebugOffsets leaves the table's. A free-threaded build is
+		 * refused: its object headers are not the table's. */
 		rc = pk_dbgoff_apply(py);
-		if (rc == -ENOMEM) {
+		if (rc == -ENOMEM || rc == -ENOTSUP) {
 			py->mem = NULL; /* the caller keeps it on failure */
 			pk_py_close(py);
 			return rc;
