@@ -101,10 +101,13 @@ static int try_object(struct pk_py *py, const struct pk_map *map)
 
 static int find_object(struct pk_py *py)
 {
+	int denied = 0;
+
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < py->maps.n; i++) {
 			const struct pk_map *m = &py->maps.v[i];
 			bool seen = false;
+			int rc;
 
 			if (m->path[0] != '/')
 				continue;
@@ -118,11 +121,16 @@ static int find_object(struct pk_py *py)
 					seen = true;
 			if (seen)
 				continue;
-			if (try_object(py, m) == 0)
+			rc = try_object(py, m);
+			if (rc == 0)
 				return 0;
+			if ((rc == -EACCES || rc == -EPERM) && denied == 0)
+				denied = rc;
 		}
 	}
-	return -ENOEXEC;
+	/* A file we may not open may be the interpreter: that is a permission
+	 * problem, not proof that this is not Python. */
+	return denied ? denied : -ENOEXEC;
 }
 
 static void set_version_hex(struct pk_py *py, uint64_t hex)
@@ -272,9 +280,14 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 		goto fail;
 	}
 	rc = find_object(py);
+	if (rc == -EACCES || rc == -EPERM) {
+		pk_error_set("inspect process %d (%s): permission denied opening its mapped files", (int)pid, st.name);
+		pk_attach_explain_eperm(pid);
+		goto fail;
+	}
 	if (rc < 0) {
-		pk_error("inspect process %d (%s): not a Python process (no mapped object defines the "
-			 "interpreter's globals)", (int)pid, st.name);
+		pk_error_set("inspect process %d (%s): not a Python process (no mapped object defines the "
+			     "interpreter's globals)", (int)pid, st.name);
 		goto fail;
 	}
 	rc = detect_version(py);
