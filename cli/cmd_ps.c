@@ -149,6 +149,10 @@ int pk_cmd_ps(int argc, char **argv)
 	/* --pids is for shell completion: identifying is enough, counting threads is not needed. */
 	po.count_threads = !only_pids;
 
+	/* A scan meets many processes: a library warning about one of them
+	 * (an odd interpreter) belongs in its row, not on stderr, unless -v. */
+	if (pk_cli.verbose == 0)
+		pk_log_set_handler(NULL, NULL, PK_LOG_ERROR);
 	rc = pk_py_ps(&po, &ps);
 	free(pids);
 	if (rc < 0)

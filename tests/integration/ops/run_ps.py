@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Integration test of `pykill ps`.
 
-  run_ps.py PYKILL PYTHON [OTHER_PYTHON...]
+  run_ps.py PYKILL PYTHON [OTHER_PYTHON...] [--unsupported=FAKEPY]
 
 Starts target.py under PYTHON (required; skip 77 if absent) and each
 OTHER_PYTHON that exists, two renamed copies of Debian's static
@@ -82,7 +82,9 @@ def start(python, sleepers, prefix=(), uid=0, user="root", path_suffix=None):
 
 
 def main():
-    pykill, python, others = sys.argv[1], sys.argv[2], sys.argv[3:]
+    pykill, python = sys.argv[1], sys.argv[2]
+    others = [a for a in sys.argv[3:] if not a.startswith("--unsupported=")]
+    fakes = [a.split("=", 1)[1] for a in sys.argv[3:] if a.startswith("--unsupported=")]
     if not os.path.exists(python):
         skip("%s is not installed" % python)
     targets = [("main", start(python, 3))]
@@ -99,6 +101,10 @@ def main():
         print("note: %s absent, the renamed-interpreter case is not run" % STATIC_PY)
     sleeper = subprocess.Popen(["sleep", "600"])
     started.append(sleeper)
+    fake = None
+    if fakes:
+        fake = subprocess.Popen([fakes[0]], stdin=subprocess.PIPE)
+        started.append(fake)
     nobody = None
     if os.geteuid() == 0 and os.path.exists("/usr/bin/python3") and \
             version_of("/usr/bin/python3", as_user(NOBODY)) is not None:
@@ -115,6 +121,12 @@ def main():
             check_entry(got, nobody, "target of nobody")
         if any(p["pid"] == sleeper.pid for p in got["processes"]):
             fail("the non-Python process %d is listed: %r" % (sleeper.pid, got))
+        if fake is not None:
+            e = [p for p in got["processes"] if p["pid"] == fake.pid]
+            if len(e) != 1 or e[0]["version"] is not None or e[0]["threads"] is not None or \
+                    "3.99" not in (e[0]["error"] or "") or e[0]["cmdline"] != fakes[0]:
+                fail("the unsupported Python %d must be listed with version and threads null and why: %r" %
+                     (fake.pid, e))
 
         # A PID filter: a Python PID, a non-Python PID, a TID of a Python process.
         main = targets[0][1]
@@ -143,6 +155,11 @@ def main():
         lines = res.out.splitlines()
         if not lines or lines[0].split() != ["PID", "USER", "PYTHON", "THREADS", "COMMAND"]:
             fail("ps table header: %s" % show([pykill, "ps"], res))
+        if fake is not None:
+            rows = [l.split() for l in lines[1:] if l.split()[:1] == [str(fake.pid)]]
+            why = [l for l in lines if l.startswith("%d: " % fake.pid) and "3.99" in l]
+            if len(rows) != 1 or rows[0][1:5] != ["root", "?", "?", fakes[0]] or len(why) != 1:
+                fail("the unsupported Python in the table (a row with '?' and a line saying why):\n%s" % res.out)
         for what, t in targets:
             rows = [l.split() for l in lines[1:] if l.split()[:1] == [str(t.proc.pid)]]
             if len(rows) != 1 or rows[0][1:4] != [t.user, t.version, str(t.nthreads)] or \
@@ -190,6 +207,10 @@ def main():
                      (t.proc.pid, t.switches, now))
         for t in everyone:
             t.quit()
+        if fake is not None:
+            fake.stdin.close()
+            if fake.wait(timeout=20) != 0:
+                fail("the fake Python exited %d" % fake.returncode)
     finally:
         cleanup()
         for d in copies:
