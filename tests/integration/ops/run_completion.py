@@ -11,6 +11,7 @@ process not), the TIDs of the PID given to raise, exception names.
 Exits 0, 1 on failure, 77 when bash or PYTHON is missing.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,14 @@ def main():
         expect(["pykill", "l"], ["list"])
         expect(["pykill", "--v"], ["--verbose", "--version"])
         expect(["pykill", "-v", "r"], ["raise"])
+        # Every command's options, as --help lists them (with '=' when they take a value).
+        helptext = subprocess.run([pykill, "--help"], stdout=subprocess.PIPE, universal_newlines=True).stdout
+        for cmd in ("ps", "list", "raise"):
+            section = helptext.split("Options for %s:\n" % cmd)[1].split("\n\n")[0]
+            opts = re.findall(r"^  (--[a-z-]+=?)", section, re.M)
+            if not opts:
+                fail("no options for %s in --help:\n%s" % (cmd, helptext))
+            expect(["pykill", cmd, "--"], opts + ["--verbose"])
         expect(["pykill", "ps", "--"], ["--json", "--pids", "--verbose"])
         expect(["pykill", "list", "--fr"], ["--freeze="])
         expect(["pykill", "raise", "--v"], ["--verbose", "--via="])
