@@ -115,10 +115,13 @@ static int find_object(struct pk_py *py)
 				continue;
 			if (pass == 1 && !(m->prot & PK_MAP_X))
 				continue;
-			for (size_t j = 0; j < i; j++)
-				if (strcmp(py->maps.v[j].path, m->path) == 0 &&
-				    (pass == 1 || contains_python(m->path)))
-					seen = true;
+			/* Each file once per pass: pass 0 tries every "*python*" file, pass 1
+			 * the files with code that pass 0 did not try. */
+			if (pass == 1 && contains_python(m->path))
+				continue;
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = strcmp(py->maps.v[j].path, m->path) == 0 &&
+				       (pass == 0 || (py->maps.v[j].prot & PK_MAP_X) != 0);
 			if (seen)
 				continue;
 			rc = try_object(py, m);
