@@ -406,7 +406,8 @@ static void check_bias_of_mapped(const char *lib_substr, const char *symbol)
 	FILE *f;
 
 	addr = (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, symbol);
-	assert_true(addr != 0);
+	if (addr == 0)
+		skip(); /* linked statically (-DPYKILL_STATIC=ON): no shared object to check */
 	f = fopen("/proc/self/maps", "r");
 	assert_non_null(f);
 	while (fgets(line, sizeof(line), f) != NULL && nmaps < 64) {
