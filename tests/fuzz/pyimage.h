@@ -9,7 +9,7 @@
  * Thread.__dict__. Tests then break them on purpose; the fuzzer takes raw
  * bytes as the image, seeded with well-formed ones written by walker_seeds.c.
  *
- * Header-only: every function is static, so each user compiles its own copy. */
+ * Header-only: every function is static inline, so each user compiles its own copy. */
 #ifndef PK_TEST_PYIMAGE_H
 #define PK_TEST_PYIMAGE_H
 
@@ -44,7 +44,7 @@ struct pyimg {
 	uint64_t reads;      /* backend calls */
 };
 
-static int pyimg_read(void *ctx, uint64_t addr, void *buf, size_t len)
+static inline int pyimg_read(void *ctx, uint64_t addr, void *buf, size_t len)
 {
 	struct pyimg *im = ctx;
 	size_t lim = im->readable ? im->readable : im->used;
@@ -61,9 +61,9 @@ static int pyimg_read(void *ctx, uint64_t addr, void *buf, size_t len)
 	return 0;
 }
 
-static const struct pk_mem_ops pyimg_ops = { pyimg_read, NULL };
+static const struct pk_mem_ops pyimg_ops __attribute__((unused)) = { pyimg_read, NULL };
 
-static int pyimg_init(struct pyimg *im, int major, int minor, size_t cap)
+static inline int pyimg_init(struct pyimg *im, int major, int minor, size_t cap)
 {
 	memset(im, 0, sizeof(*im));
 	im->L = pk_layout_find(major, minor);
@@ -78,19 +78,19 @@ static int pyimg_init(struct pyimg *im, int major, int minor, size_t cap)
 	return 0;
 }
 
-static void pyimg_free(struct pyimg *im)
+static inline void pyimg_free(struct pyimg *im)
 {
 	free(im->bytes);
 	im->bytes = NULL;
 }
 
-static bool pyimg_new_frames(const struct pyimg *im)
+static inline bool pyimg_new_frames(const struct pyimg *im)
 {
 	return im->major == 3 && im->minor >= 11;
 }
 
 /* Make [addr, addr+len) unreadable. */
-static void pyimg_hole(struct pyimg *im, uint64_t addr, uint64_t len)
+static inline void pyimg_hole(struct pyimg *im, uint64_t addr, uint64_t len)
 {
 	if (im->nholes < PYIMG_MAX_HOLES) {
 		im->hole_lo[im->nholes] = addr;
@@ -99,7 +99,7 @@ static void pyimg_hole(struct pyimg *im, uint64_t addr, uint64_t len)
 	}
 }
 
-static uint64_t pyimg_alloc(struct pyimg *im, size_t size)
+static inline uint64_t pyimg_alloc(struct pyimg *im, size_t size)
 {
 	size_t at = (im->used + 15) & ~(size_t)15;
 
@@ -113,7 +113,7 @@ static uint64_t pyimg_alloc(struct pyimg *im, size_t size)
 	return PYIMG_BASE + at;
 }
 
-static void pyimg_put(struct pyimg *im, uint64_t addr, int32_t off, const void *src, size_t n)
+static inline void pyimg_put(struct pyimg *im, uint64_t addr, int32_t off, const void *src, size_t n)
 {
 	uint64_t a;
 
@@ -127,22 +127,22 @@ static void pyimg_put(struct pyimg *im, uint64_t addr, int32_t off, const void *
 	memcpy(im->bytes + a, src, n);
 }
 
-static void pyimg_u64(struct pyimg *im, uint64_t addr, int32_t off, uint64_t v)
+static inline void pyimg_u64(struct pyimg *im, uint64_t addr, int32_t off, uint64_t v)
 {
 	pyimg_put(im, addr, off, &v, 8);
 }
 
-static void pyimg_u32(struct pyimg *im, uint64_t addr, int32_t off, uint32_t v)
+static inline void pyimg_u32(struct pyimg *im, uint64_t addr, int32_t off, uint32_t v)
 {
 	pyimg_put(im, addr, off, &v, 4);
 }
 
-static void pyimg_u8(struct pyimg *im, uint64_t addr, int32_t off, uint8_t v)
+static inline void pyimg_u8(struct pyimg *im, uint64_t addr, int32_t off, uint8_t v)
 {
 	pyimg_put(im, addr, off, &v, 1);
 }
 
-static uint64_t pyimg_get_u64(const struct pyimg *im, uint64_t addr)
+static inline uint64_t pyimg_get_u64(const struct pyimg *im, uint64_t addr)
 {
 	uint64_t v = 0;
 
@@ -151,25 +151,25 @@ static uint64_t pyimg_get_u64(const struct pyimg *im, uint64_t addr)
 	return v;
 }
 
-static uint8_t pyimg_get_u8(const struct pyimg *im, uint64_t addr)
+static inline uint8_t pyimg_get_u8(const struct pyimg *im, uint64_t addr)
 {
 	return addr >= PYIMG_BASE && addr - PYIMG_BASE < im->cap ? im->bytes[addr - PYIMG_BASE] : 0;
 }
 
-static int32_t pyimg_max(int32_t a, int32_t b)
+static inline int32_t pyimg_max(int32_t a, int32_t b)
 {
 	return a > b ? a : b;
 }
 
 /* ------------------------------------------------------------ objects */
 
-static uint32_t pyimg_mask(uint32_t m, uint32_t dflt)
+static inline uint32_t pyimg_mask(uint32_t m, uint32_t dflt)
 {
 	return m ? m : dflt;
 }
 
 /* A str: 2.7 PyStringObject, 3.x compact ASCII. */
-static uint64_t pyimg_str(struct pyimg *im, const char *s)
+static inline uint64_t pyimg_str(struct pyimg *im, const char *s)
 {
 	const struct pk_layout *L = im->L;
 	size_t n = strlen(s);
@@ -199,7 +199,7 @@ static uint64_t pyimg_str(struct pyimg *im, const char *s)
 	}
 }
 
-static uint64_t pyimg_bytes(struct pyimg *im, const void *data, size_t n)
+static inline uint64_t pyimg_bytes(struct pyimg *im, const void *data, size_t n)
 {
 	const struct pk_layout *L = im->L;
 	uint64_t o = pyimg_alloc(im, (size_t)L->bytes_ob_sval + n + 1);
@@ -214,7 +214,7 @@ static uint64_t pyimg_bytes(struct pyimg *im, const void *data, size_t n)
  * 3.10: 2 code units, 3.11+: instr_ptr at code + 4). This table puts those
  * bytes on line firstlineno + delta (0 <= delta < 32) in the version's own
  * format. */
-static uint64_t pyimg_linetable(struct pyimg *im, unsigned delta)
+static inline uint64_t pyimg_linetable(struct pyimg *im, unsigned delta)
 {
 	uint8_t t[2];
 
@@ -231,7 +231,7 @@ static uint64_t pyimg_linetable(struct pyimg *im, unsigned delta)
 	return pyimg_bytes(im, t, 2);
 }
 
-static uint64_t pyimg_code(struct pyimg *im, const char *name, const char *qualname, const char *file,
+static inline uint64_t pyimg_code(struct pyimg *im, const char *name, const char *qualname, const char *file,
 			   int firstlineno, uint64_t table)
 {
 	const struct pk_layout *L = im->L;
@@ -253,7 +253,7 @@ static uint64_t pyimg_code(struct pyimg *im, const char *name, const char *qualn
 }
 
 /* A frame of code, called from back (0: the outermost). */
-static uint64_t pyimg_frame(struct pyimg *im, uint64_t code, uint64_t back)
+static inline uint64_t pyimg_frame(struct pyimg *im, uint64_t code, uint64_t back)
 {
 	const struct pk_layout *L = im->L;
 	uint64_t f = pyimg_alloc(im, (size_t)pyimg_max(L->fr_size, 0x80));
@@ -273,7 +273,7 @@ static uint64_t pyimg_frame(struct pyimg *im, uint64_t code, uint64_t back)
 
 /* A thread state whose innermost frame is frame (0: none). 3.11-3.12 point
  * at a _PyCFrame, which points at the frame. */
-static uint64_t pyimg_tstate(struct pyimg *im, uint64_t ident, uint64_t native_tid, uint64_t frame, uint64_t next)
+static inline uint64_t pyimg_tstate(struct pyimg *im, uint64_t ident, uint64_t native_tid, uint64_t frame, uint64_t next)
 {
 	const struct pk_layout *L = im->L;
 	uint64_t ts = pyimg_alloc(im, (size_t)pyimg_max(L->ts_size, 0x100));
@@ -292,7 +292,7 @@ static uint64_t pyimg_tstate(struct pyimg *im, uint64_t ident, uint64_t native_t
 }
 
 /* The frame pointer field of a thread state: where the chain starts. */
-static uint64_t pyimg_ts_frame_slot(const struct pyimg *im, uint64_t ts)
+static inline uint64_t pyimg_ts_frame_slot(const struct pyimg *im, uint64_t ts)
 {
 	const struct pk_layout *L = im->L;
 
@@ -301,7 +301,7 @@ static uint64_t pyimg_ts_frame_slot(const struct pyimg *im, uint64_t ts)
 	return ts + (uint64_t)L->ts_frame;
 }
 
-static uint64_t pyimg_interp(struct pyimg *im, uint64_t tstate_head, uint64_t modules)
+static inline uint64_t pyimg_interp(struct pyimg *im, uint64_t tstate_head, uint64_t modules)
 {
 	const struct pk_layout *L = im->L;
 	int32_t size = pyimg_max(pyimg_max(L->is_next, L->is_id), pyimg_max(L->is_tstate_head, L->is_modules));
@@ -318,7 +318,7 @@ static uint64_t pyimg_interp(struct pyimg *im, uint64_t tstate_head, uint64_t mo
 #define PYIMG_DBG(f) { offsetof(struct pk_layout, dbg_##f), offsetof(struct pk_layout, f) }
 static const struct {
 	size_t dbg, field;
-} pyimg_dbg_pairs[] = {
+} pyimg_dbg_pairs[] __attribute__((unused)) = {
 	PYIMG_DBG(rt_size), PYIMG_DBG(rt_finalizing), PYIMG_DBG(rt_interpreters_head),
 	PYIMG_DBG(is_size), PYIMG_DBG(is_id), PYIMG_DBG(is_next), PYIMG_DBG(is_tstate_head),
 	PYIMG_DBG(is_threads_main), PYIMG_DBG(is_modules), PYIMG_DBG(is_ceval_gil), PYIMG_DBG(is_gil),
@@ -335,7 +335,7 @@ static const struct {
 	PYIMG_DBG(uni_ascii_size), PYIMG_DBG(uni_compact_size),
 };
 
-static int32_t pyimg_field(const struct pk_layout *L, size_t off)
+static inline int32_t pyimg_field(const struct pk_layout *L, size_t off)
 {
 	int32_t v;
 
@@ -346,7 +346,7 @@ static int32_t pyimg_field(const struct pk_layout *L, size_t off)
 /* _PyRuntime (3.7+; 3.13+ opening with a _Py_DebugOffsets that agrees with
  * the table), or the interp_head variable (2.7, 3.6). Allocate it first: the
  * image's head is then PYIMG_BASE. */
-static uint64_t pyimg_runtime(struct pyimg *im)
+static inline uint64_t pyimg_runtime(struct pyimg *im)
 {
 	const struct pk_layout *L = im->L;
 	int32_t size;
@@ -376,7 +376,7 @@ static uint64_t pyimg_runtime(struct pyimg *im)
 	return rt;
 }
 
-static void pyimg_set_head(struct pyimg *im, uint64_t rt, uint64_t interp)
+static inline void pyimg_set_head(struct pyimg *im, uint64_t rt, uint64_t interp)
 {
 	const struct pk_layout *L = im->L;
 
@@ -391,7 +391,7 @@ static void pyimg_set_head(struct pyimg *im, uint64_t rt, uint64_t interp)
 /* ------------------------------------------------------------ names */
 
 /* A non-negative int: 2.7 PyIntObject, 3.x PyLongObject of 30-bit digits. */
-static uint64_t pyimg_long(struct pyimg *im, uint64_t v)
+static inline uint64_t pyimg_long(struct pyimg *im, uint64_t v)
 {
 	const struct pk_layout *L = im->L;
 	uint32_t d[3];
@@ -422,12 +422,12 @@ static uint64_t pyimg_long(struct pyimg *im, uint64_t v)
 /* A dict of n (key, value) object pairs. unicode_keys picks the 3.11+
  * PyDictUnicodeEntry form (string keys), else the general form. */
 /* Bytes per index of a table of 2^log2 slots (CPython's DK_IXSIZE). */
-static unsigned pyimg_ixsize(unsigned log2)
+static inline unsigned pyimg_ixsize(unsigned log2)
 {
 	return log2 < 8 ? 1 : log2 < 16 ? 2 : 4;
 }
 
-static uint64_t pyimg_dict(struct pyimg *im, size_t n, const uint64_t *keys, const uint64_t *values, bool unicode_keys)
+static inline uint64_t pyimg_dict(struct pyimg *im, size_t n, const uint64_t *keys, const uint64_t *values, bool unicode_keys)
 {
 	const struct pk_layout *L = im->L;
 	unsigned log2 = 3, ix;
@@ -486,7 +486,7 @@ static uint64_t pyimg_dict(struct pyimg *im, size_t n, const uint64_t *keys, con
 /* An object whose instance dict is at offset 16, found through its type's
  * tp_dictoffset (a module on versions without md_dict in the headers, a
  * Thread). */
-static uint64_t pyimg_dict_object(struct pyimg *im, uint64_t dict)
+static inline uint64_t pyimg_dict_object(struct pyimg *im, uint64_t dict)
 {
 	const struct pk_layout *L = im->L;
 	uint64_t type = pyimg_alloc(im, 0x400);
@@ -501,7 +501,7 @@ static uint64_t pyimg_dict_object(struct pyimg *im, uint64_t dict)
 }
 
 /* Where the value of entry i of a dict made by pyimg_dict is. */
-static uint64_t pyimg_dict_value_slot(const struct pyimg *im, uint64_t dict, size_t i)
+static inline uint64_t pyimg_dict_value_slot(const struct pyimg *im, uint64_t dict, size_t i)
 {
 	const struct pk_layout *L = im->L;
 	uint64_t keys;
@@ -531,7 +531,7 @@ struct pyimg_names_out {
 
 /* sys.modules with a threading module whose _active maps each ident to a
  * Thread named names[i] (n <= 2). Returns the modules dict. */
-static uint64_t pyimg_names(struct pyimg *im, size_t n, const uint64_t *idents, const char *const *names,
+static inline uint64_t pyimg_names(struct pyimg *im, size_t n, const uint64_t *idents, const char *const *names,
 			    struct pyimg_names_out *o)
 {
 	const char *attr = im->major == 2 ? "_Thread__name" : "_name";
@@ -593,7 +593,7 @@ struct pyimg_std {
 #define PYIMG_TID0 4242
 #define PYIMG_TID1 4243
 
-static void pyimg_standard(struct pyimg *im, struct pyimg_std *s, bool names)
+static inline void pyimg_standard(struct pyimg *im, struct pyimg_std *s, bool names)
 {
 	static const char *const thread_names[2] = { "MainThread", "Worker-1" };
 
@@ -617,7 +617,7 @@ static void pyimg_standard(struct pyimg *im, struct pyimg_std *s, bool names)
 }
 
 /* The interpreter model around the image (which must outlive it). */
-static int pyimg_open(struct pyimg *im, bool types, struct pk_py **out)
+static inline int pyimg_open(struct pyimg *im, bool types, struct pk_py **out)
 {
 	struct pk_mem *mem;
 	int rc;
