@@ -8,10 +8,17 @@
 
 /* <= 3.9 co_lnotab: (address increment, line increment) byte pairs. Line
  * increments are signed from 3.6 on, unsigned in 2.7. */
+/* Lines are accumulated in 64 bits: the first line and the deltas come from
+ * the target, and a lie must give "no line" (-1), not an overflow. */
+static int clamp_line(int64_t line)
+{
+	return (line < INT32_MIN || line > INT32_MAX) ? -1 : (int)line;
+}
+
 int pk_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, int lasti_bytes, bool signed_deltas)
 {
-	int line = firstlineno;
-	int addr = 0;
+	int64_t line = firstlineno;
+	int64_t addr = 0;
 
 	for (size_t i = 0; i + 1 < len; i += 2) {
 		addr += tab[i];
@@ -19,7 +26,7 @@ int pk_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, int lasti_by
 			break;
 		line += signed_deltas ? (int)(int8_t)tab[i + 1] : (int)tab[i + 1];
 	}
-	return line;
+	return clamp_line(line);
 }
 
 /* 3.10 co_linetable (PEP 626): (code-byte delta, signed line delta) pairs,
@@ -27,8 +34,7 @@ int pk_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, int lasti_by
  * until the one containing addr; ranges of zero length are merged forward. */
 int pk_linetable310_line(const uint8_t *tab, size_t len, int firstlineno, int addr_bytes)
 {
-	int computed = firstlineno;
-	int start = 0, end = 0, line = -1;
+	int64_t computed = firstlineno, start = 0, end = 0, line = -1;
 
 	if (addr_bytes < 0)
 		return firstlineno;
@@ -46,7 +52,7 @@ int pk_linetable310_line(const uint8_t *tab, size_t len, int firstlineno, int ad
 		if (start == end)
 			continue;
 		if (addr_bytes >= start && addr_bytes < end)
-			return line;
+			return clamp_line(line);
 	}
 	return -1;
 }
@@ -88,8 +94,8 @@ static int scan_signed_varint(const uint8_t *tab, size_t len, size_t *pos)
 
 int pk_linetable311_line(const uint8_t *tab, size_t len, int firstlineno, int addr_bytes)
 {
-	int computed = firstlineno;
-	int start, end = 0;
+	int64_t computed = firstlineno;
+	int64_t start, end = 0;
 	size_t pos = 0;
 
 	if (addr_bytes < 0)
@@ -98,7 +104,7 @@ int pk_linetable311_line(const uint8_t *tab, size_t len, int firstlineno, int ad
 		uint8_t first = tab[pos];
 		int kind = (first >> 3) & 15;
 		int delta = 0;
-		int line;
+		int64_t line;
 		size_t p = pos + 1;
 
 		if (!(first & 128))
@@ -124,7 +130,7 @@ int pk_linetable311_line(const uint8_t *tab, size_t len, int firstlineno, int ad
 		start = end;
 		end += ((first & 7) + 1) * 2;
 		if (addr_bytes >= start && addr_bytes < end)
-			return line;
+			return clamp_line(line);
 		/* Skip the rest of this entry: up to the next byte with the top bit set. */
 		pos++;
 		while (pos < len && !(tab[pos] & 128))

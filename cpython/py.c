@@ -326,6 +326,8 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 		goto fail;
 	if (py->major == 3 && py->minor >= 13) {
 		rc = pk_dbgoff_apply(py);
+		if (rc == -ENOTSUP)
+			goto fail; /* e.g. free-threaded: the table's object layout does not apply */
 		if (rc < 0 && layout == NULL) {
 			pk_error("inspect Python %s in %s: no layout table and no valid _Py_DebugOffsets", py->version,
 				 py->path);

@@ -89,6 +89,24 @@ static void test_linetable311_hostile(void **state)
 	assert_int_equal(pk_linetable311_line(cont, 0, 1, 0), -1);
 }
 
+static void test_line_overflow(void **state)
+{
+	/* The first line and the deltas come from the target: a sum outside
+	 * int is "no line", never undefined behaviour. */
+	const uint8_t lnotab[] = { 0, 100 };
+	uint8_t big[36];
+	(void)state;
+	assert_int_equal(pk_lnotab_line(lnotab, sizeof(lnotab), INT32_MAX - 10, 5, true), -1);
+	for (size_t i = 0; i < sizeof(big); i += 6) {
+		/* NO_COLUMNS, 1 unit, line delta +2^29-ish (svarint 7e 7f 7f 7f 3f) */
+		const uint8_t e[] = { 0xE8, 0x7E, 0x7F, 0x7F, 0x7F, 0x3F };
+		for (size_t k = 0; k < 6; k++)
+			big[i + k] = e[k];
+	}
+	assert_int_equal(pk_linetable311_line(big, sizeof(big), INT32_MAX - 5, 10), -1);
+	assert_int_equal(pk_linetable310_line(lnotab, sizeof(lnotab), INT32_MAX - 10, 0), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -97,6 +115,7 @@ int main(void)
 		cmocka_unit_test(test_linetable310),
 		cmocka_unit_test(test_linetable311),
 		cmocka_unit_test(test_linetable311_hostile),
+		cmocka_unit_test(test_line_overflow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
