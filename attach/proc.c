@@ -1108,6 +1108,22 @@ void pk_attach_explain_eperm(pid_t pid)
 	if (have_self)
 		has_cap = (self.cap_eff >> PK_CAP_SYS_PTRACE) & 1;
 
+	/* ptrace is per thread: another tracer may hold a thread, not the leader. */
+	if (have_st && (st.tracer_pid <= 0 || st.tracer_pid == getpid())) {
+		pid_t *tids = NULL;
+		size_t n = 0;
+		if (pk_proc_tasks(pid, &tids, &n) == 0) {
+			for (size_t i = 0; i < n && i < 100000; i++) {
+				struct pk_status ts;
+				if (pk_proc_status_quiet(pid, tids[i], &ts) == 0 && ts.tracer_pid > 0 &&
+				    ts.tracer_pid != getpid()) {
+					st.tracer_pid = ts.tracer_pid;
+					break;
+				}
+			}
+			free(tids);
+		}
+	}
 	if (have_st && st.tracer_pid > 0 && st.tracer_pid != getpid()) {
 		const char *comm = "?";
 

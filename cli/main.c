@@ -134,6 +134,7 @@ void pk_cli_more_verbose(void)
 {
 	pk_cli.verbose++;
 	pk_log_set_handler(log_to_stderr, NULL, pk_cli.verbose > 1 ? PK_LOG_DEBUG : PK_LOG_INFO);
+	/* INFO includes WARN: -v shows warnings too. */
 }
 
 int main(int argc, char **argv)
@@ -141,7 +142,8 @@ int main(int argc, char **argv)
 	int i;
 
 	pk_cli.argv0 = argv[0];
-	pk_log_set_handler(log_to_stderr, NULL, PK_LOG_WARN);
+	/* One line per failure by default; warnings come with -v. */
+	pk_log_set_handler(log_to_stderr, NULL, PK_LOG_ERROR);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 

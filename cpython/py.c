@@ -246,6 +246,23 @@ static int find_runtime(struct pk_py *py)
 	return -ENOTSUP;
 }
 
+/* A failure while the target exits says little about the target: it
+ * exited. Said once, as "no such process". */
+int pk_py_gone_check(pid_t pid, int rc)
+{
+	struct pk_status st;
+	int err;
+
+	if (rc == -ESRCH)
+		return rc;
+	err = pk_proc_status(pid, 0, &st);
+	if (err == -ESRCH || (err == 0 && (st.state == 'Z' || st.state == 'X'))) {
+		pk_error_set("inspect process %d: it exited while pykill was reading it", (int)pid);
+		return -ESRCH;
+	}
+	return rc;
+}
+
 int pk_py_open(pid_t pid, struct pk_py **out)
 {
 	struct pk_py *py;
@@ -344,7 +361,7 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 	return 0;
 fail:
 	pk_py_close(py);
-	return rc;
+	return pk_py_gone_check(pid, rc);
 }
 
 void pk_py_close(struct pk_py *py)

@@ -476,7 +476,7 @@ static bool consumed(struct pk_py *py, uint64_t tstate, uint64_t ident, pid_t ti
 
 static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_result *res)
 {
-	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = false,
+	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true,
 				       .max_frames = 4 };
 	struct pk_py_snapshot *snap = NULL;
 	struct pk_py_thread *t = NULL, *h;
@@ -502,11 +502,15 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 		res->where = NULL;
 	h = gil_holder(snap);
 	sc = t->syscall_nr >= 0 ? pk_syscall_name(t->syscall_nr) : NULL;
-	if (t->gil == PK_GIL_WAITS && h != NULL) {
-		describe_thread(h, who, sizeof(who));
-		snprintf(res->reason, sizeof(res->reason), "waiting for the GIL, held by %s", who);
-	} else if (t->gil == PK_GIL_WAITS) {
-		snprintf(res->reason, sizeof(res->reason), "waiting for the GIL");
+	if (t->gil == PK_GIL_WAITS || (t->gil != PK_GIL_HOLDS && t->syscall_nr < 0 && h != NULL && h != t)) {
+		/* A thread on a CPU without the GIL while another holds it is, in
+		 * all likelihood, between two waits for the GIL. */
+		if (h != NULL) {
+			describe_thread(h, who, sizeof(who));
+			snprintf(res->reason, sizeof(res->reason), "waiting for the GIL, held by %s", who);
+		} else {
+			snprintf(res->reason, sizeof(res->reason), "waiting for the GIL");
+		}
 	} else if (t->syscall_nr >= 0) {
 		snprintf(res->reason, sizeof(res->reason), "blocked in system call %s%s; the exception stays queued and "
 			 "fires when the call returns", sc ? sc : "?", t->gil == PK_GIL_HOLDS ? " while holding the GIL" : "");
@@ -516,6 +520,11 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 	} else {
 		snprintf(res->reason, sizeof(res->reason), "running outside the interpreter loop (in C code); the "
 			 "exception fires when it returns to Python code");
+	}
+	if (py->major == 2) {
+		size_t len = strlen(res->reason);
+		snprintf(res->reason + len, sizeof(res->reason) - len, " (Python 2.7 looks at asynchronous exceptions "
+			 "only every sys.getcheckinterval() ticks of a thread that runs)");
 	}
 out:
 	pk_py_snapshot_free(snap);
@@ -686,5 +695,5 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	rc = 0;
 out:
 	pk_py_snapshot_free(snap);
-	return rc;
+	return rc < 0 && rc != -ENOENT ? pk_py_gone_check(py->pid, rc) : rc;
 }

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define PK_ROUNDS 3
 #define TSTATE_READ_MAX 0x400
@@ -629,7 +631,48 @@ static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, s
 	}
 }
 
+static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
+
+/* Is some thread of pid traced by another process right now? */
+static bool traced_by_other(pid_t pid)
+{
+	pid_t *tids = NULL;
+	size_t n = 0;
+	bool traced = false;
+
+	if (pk_proc_tasks(pid, &tids, &n) < 0)
+		return false;
+	for (size_t i = 0; i < n && !traced; i++) {
+		struct pk_status st;
+		if (pk_proc_status(pid, tids[i], &st) == 0 && st.tracer_pid > 0 && st.tracer_pid != getpid())
+			traced = true;
+	}
+	free(tids);
+	return traced;
+}
+
+/* Two pykills (or pykill and a short-lived tracer) may each hold threads
+ * the other needs: back off, with everything released, and try again a
+ * few times before reporting "already traced". */
 int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out)
+{
+	int rc = -EPERM;
+
+	for (unsigned attempt = 0; attempt < 4; attempt++) {
+		rc = snapshot_once(py, opts, out);
+		if (rc != -EPERM || !traced_by_other(py->pid))
+			break;
+		if (attempt < 3) {
+			struct timespec ts = { 0, (long)(5000000u * (attempt + 1) + (unsigned)(pk_now_ns() % 5000000u)) };
+			pk_log(PK_LOG_INFO, "another tracer holds a thread of process %d; trying again", (int)py->pid);
+			pk_error_clear();
+			nanosleep(&ts, NULL);
+		}
+	}
+	return rc;
+}
+
+static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out)
 {
 	struct pk_py_snapshot *snap;
 	struct pk_status st;
@@ -766,6 +809,12 @@ int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct
 	pk_watch_close(watch);
 	free(ids);
 	free(tasks);
+	/* A process that died while being read leaves a picture of nothing. */
+	rc = pk_py_gone_check(py->pid, 0);
+	if (rc < 0) {
+		pk_py_snapshot_free(snap);
+		return rc;
+	}
 	*out = snap;
 	return 0;
 fail:
@@ -778,7 +827,7 @@ fail:
 	free(ids);
 	free(tasks);
 	pk_py_snapshot_free(snap);
-	return rc;
+	return pk_py_gone_check(py->pid, rc);
 }
 
 /* The memory walk alone, for memory images (image.c): what pk_py_snapshot
