@@ -257,6 +257,18 @@ def case_usage(pykill, args):
         (["list", "--max-frames=0", me], "--max-frames"),
         (["list", "--max-frames=-1", me], "--max-frames"),
         (["list", "--max-frames=abc", me], "--max-frames"),
+        (["raise"], "PID"),
+        (["raise", me], "THREAD"),
+        (["raise", "abc", "1"], "abc"),
+        (["raise", me, "1", "SystemExit", "extra"], "extra"),
+        (["raise", me, "-3"], "-3"),
+        (["raise", me, "0xzz"], "0xzz"),
+        (["raise", me, "12x"], "12x"),
+        (["raise", "--wait=-1", me, "1"], "--wait"),
+        (["raise", "--wait=abc", me, "1"], "--wait"),
+        (["raise", "--via=bogus", me, "1"], "bogus"),
+        (["raise", "--bogus", me, "1"], "--bogus"),
+        (["ps", "--bogus"], "--bogus"),
     ]
     for argv, word in bad:
         cmd = [pykill] + argv
