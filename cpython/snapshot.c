@@ -633,24 +633,6 @@ static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, s
 
 static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
 
-/* Is some thread of pid traced by another process right now? */
-static bool traced_by_other(pid_t pid)
-{
-	pid_t *tids = NULL;
-	size_t n = 0;
-	bool traced = false;
-
-	if (pk_proc_tasks(pid, &tids, &n) < 0)
-		return false;
-	for (size_t i = 0; i < n && !traced; i++) {
-		struct pk_status st;
-		if (pk_proc_status(pid, tids[i], &st) == 0 && st.tracer_pid > 0 && st.tracer_pid != getpid())
-			traced = true;
-	}
-	free(tids);
-	return traced;
-}
-
 /* Two pykills (or pykill and a short-lived tracer) may each hold threads
  * the other needs: back off, with everything released, and try again a
  * few times before reporting "already traced". */
@@ -660,7 +642,10 @@ int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct
 
 	for (unsigned attempt = 0; attempt < 4; attempt++) {
 		rc = snapshot_once(py, opts, out);
-		if (rc != -EPERM || !traced_by_other(py->pid))
+		/* The other tracer may have let go before we could see it: an
+		 * EPERM is worth another try either way (a lasting one costs
+		 * ~30 ms more before it is reported). */
+		if (rc != -EPERM)
 			break;
 		if (attempt < 3) {
 			struct timespec ts = { 0, (long)(5000000u * (attempt + 1) + (unsigned)(pk_now_ns() % 5000000u)) };
