@@ -25,8 +25,8 @@
 
 #define PK_MEM_MAX_READ (64u << 20)    /* one request; target-derived sizes are capped by callers too */
 #define PK_MEM_MAX_BATCH (256u << 20)   /* bytes in one process_vm_readv call */
-#define PK_PAGE_SIZE 4096u
-#define PK_CACHE_PAGES 16384u           /* 64 MiB (touched lazily), then the cache is cleared */
+#define PK_PAGE_SIZE 1024u /* cache line: a quarter page (never crosses a page, so it is mapped whole or not at all); smaller lines copy far less for sparse reads */
+#define PK_CACHE_PAGES 65536u           /* 64 MiB of lines (touched lazily), then the cache is cleared */
 #define PK_CACHE_SLOTS (2 * PK_CACHE_PAGES) /* open addressing, load <= 0.5 */
 #define PK_CACHE_MAX_READ (64u << 10)   /* larger reads bypass the cache */
 
@@ -48,6 +48,7 @@ struct pk_mem {
 	bool cache_on;
 	struct cslot *slots;
 	uint8_t *pages;
+	uint32_t *line_slot;          /* slot index of each line in use, in load order */
 	uint32_t used;                /* pages in use */
 
 	struct pk_mem_stats st;
@@ -265,6 +266,7 @@ static struct cslot *slot_insert(struct pk_mem *mem, uint64_t page)
 
 		if (s->state == SLOT_EMPTY) {
 			s->page = page;
+			mem->line_slot[mem->used] = (uint32_t)(s - mem->slots);
 			s->idx = mem->used++;
 			s->state = SLOT_LOADING;
 			return s;
@@ -280,8 +282,10 @@ static uint8_t *slot_data(struct pk_mem *mem, const struct cslot *s)
 
 static void cache_clear(struct pk_mem *mem)
 {
-	if (mem->slots != NULL && mem->used > 0)
-		memset(mem->slots, 0, PK_CACHE_SLOTS * sizeof(*mem->slots));
+	/* Clear only the slots in use: a clear happens inside a freeze. */
+	if (mem->slots != NULL)
+		for (uint32_t i = 0; i < mem->used; i++)
+			memset(&mem->slots[mem->line_slot[i]], 0, sizeof(mem->slots[0]));
 	mem->used = 0;
 }
 
@@ -523,6 +527,7 @@ void pk_mem_close(struct pk_mem *mem)
 		close(mem->fd_w);
 	free(mem->slots);
 	free(mem->pages);
+	free(mem->line_slot);
 	if (mem->ops != NULL && mem->ops->destroy != NULL)
 		mem->ops->destroy(mem->ctx);
 	free(mem);
@@ -615,23 +620,142 @@ void pk_mem_cache_enable(struct pk_mem *mem, bool on)
 	if (mem == NULL)
 		return;
 	if (on && mem->slots == NULL) {
-		/* 16 MiB reserved, touched only as pages are cached. */
+		/* Reserved, touched only as lines are cached. */
 		mem->slots = calloc(PK_CACHE_SLOTS, sizeof(*mem->slots));
 		mem->pages = malloc((size_t)PK_CACHE_PAGES * PK_PAGE_SIZE);
-		if (mem->slots == NULL || mem->pages == NULL) {
+		mem->line_slot = malloc(PK_CACHE_PAGES * sizeof(*mem->line_slot));
+		if (mem->slots == NULL || mem->pages == NULL || mem->line_slot == NULL) {
 			free(mem->slots);
 			free(mem->pages);
+			free(mem->line_slot);
 			mem->slots = NULL;
 			mem->pages = NULL;
+			mem->line_slot = NULL;
 			mem->used = 0;
 			pk_log(PK_LOG_WARN, "memory cache disabled: out of memory");
 			return;
 		}
 		mem->used = 0;
 	}
-	/* Pages kept while off could be stale when it is turned on again. */
-	cache_clear(mem);
+	/* Lines kept while off could be stale when it is turned on again; turning
+	 * it on while on keeps them (callers refresh or drop explicitly). */
+	if (on != mem->cache_on)
+		cache_clear(mem);
 	mem->cache_on = on;
+}
+
+static int cmp_line(const void *a, const void *b, void *ctx)
+{
+	const struct pk_mem *mem = ctx;
+	uint64_t x = mem->slots[*(const uint32_t *)a].page, y = mem->slots[*(const uint32_t *)b].page;
+
+	return (x > y) - (x < y);
+}
+
+/* The fast refresh: lines sorted by address, the lines of one page read
+ * through one remote iovec (the kernel pins each remote range once) into
+ * their scattered buffers. A batch that does not come back whole is done
+ * again line by line by the caller. Returns the number of lines refreshed
+ * from the start of order[]. */
+static size_t refresh_batched(struct pk_mem *mem, const uint32_t *order, size_t n)
+{
+	struct iovec loc[IOV_MAX], rem[IOV_MAX];
+	size_t done = 0;
+
+	while (done < n) {
+		size_t nl = 0, nr = 0, total = 0, j = done;
+		ssize_t r;
+
+		for (; j < n && nl < IOV_MAX; j++) {
+			struct cslot *s = &mem->slots[order[j]];
+			bool extend = nr > 0 && (uint64_t)(uintptr_t)rem[nr - 1].iov_base + rem[nr - 1].iov_len == s->page &&
+				      ((s->page ^ (uint64_t)(uintptr_t)rem[nr - 1].iov_base) & ~(uint64_t)4095) == 0;
+
+			if (!extend && nr == IOV_MAX)
+				break;
+			loc[nl].iov_base = slot_data(mem, s);
+			loc[nl++].iov_len = PK_PAGE_SIZE;
+			if (extend) {
+				rem[nr - 1].iov_len += PK_PAGE_SIZE;
+			} else {
+				rem[nr].iov_base = (void *)(uintptr_t)s->page;
+				rem[nr++].iov_len = PK_PAGE_SIZE;
+			}
+			total += PK_PAGE_SIZE;
+		}
+		r = process_vm_readv(mem->pid, loc, nl, rem, nr, 0);
+		mem->st.syscalls++;
+		if (r < 0 || (size_t)r != total)
+			return done;
+		mem->st.bytes += (uint64_t)r;
+		for (size_t k = done; k < j; k++)
+			mem->slots[order[k]].state = SLOT_GOOD;
+		done = j;
+	}
+	return done;
+}
+
+int pk_mem_cache_refresh(struct pk_mem *mem)
+{
+	struct pk_mem_iov *iov;
+	struct cslot **which;
+	bool *ok;
+	size_t n = 0;
+	int rc;
+
+	if (mem == NULL || !mem->cache_on || mem->slots == NULL || mem->used == 0)
+		return 0;
+	iov = malloc(mem->used * sizeof(*iov));
+	which = malloc(mem->used * sizeof(*which));
+	ok = malloc(mem->used * sizeof(*ok));
+	if (iov == NULL || which == NULL || ok == NULL) {
+		free(iov);
+		free(which);
+		free(ok);
+		cache_clear(mem);
+		return 0; /* correct either way: the lines are read again on demand */
+	}
+	if (mem->ops == NULL && !mem->no_pvr) {
+		uint32_t *order = malloc(mem->used * sizeof(*order));
+		size_t done = 0;
+
+		if (order != NULL) {
+			memcpy(order, mem->line_slot, mem->used * sizeof(*order));
+			qsort_r(order, mem->used, sizeof(*order), cmp_line, mem);
+			done = refresh_batched(mem, order, mem->used);
+			/* What is left (a batch with an unreadable line) goes line by line. */
+			for (size_t k = done; k < mem->used; k++) {
+				struct cslot *s = &mem->slots[order[k]];
+				iov[n].addr = s->page;
+				iov[n].buf = slot_data(mem, s);
+				iov[n].len = PK_PAGE_SIZE;
+				ok[n] = true;
+				which[n++] = s;
+			}
+			free(order);
+			goto read_rest;
+		}
+	}
+	for (uint32_t k = 0; k < mem->used; k++) {
+		struct cslot *s = &mem->slots[mem->line_slot[k]];
+
+		iov[n].addr = s->page;
+		iov[n].buf = slot_data(mem, s);
+		iov[n].len = PK_PAGE_SIZE;
+		ok[n] = true;
+		which[n++] = s;
+	}
+read_rest:
+	rc = n > 0 ? raw_readv(mem, iov, n, ok) : 0;
+	if (rc < 0)
+		cache_clear(mem);
+	else
+		for (size_t k = 0; k < n; k++)
+			which[k]->state = ok[k] ? SLOT_GOOD : SLOT_BAD;
+	free(iov);
+	free(which);
+	free(ok);
+	return rc;
 }
 
 void pk_mem_cache_drop(struct pk_mem *mem)

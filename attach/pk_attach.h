@@ -150,6 +150,11 @@ int pk_mem_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, boo
  * may have changed. Off by default. */
 void pk_mem_cache_enable(struct pk_mem *mem, bool on);
 void pk_mem_cache_drop(struct pk_mem *mem);
+/* Read every cached line again, in as few system calls as possible: a
+ * reading done while the target ran tells which memory a consistent
+ * reading will need; refreshed once the target is frozen, that reading is
+ * served from the cache. */
+int pk_mem_cache_refresh(struct pk_mem *mem);
 /* Counters for -v and benchmarks. */
 struct pk_mem_stats {
 	uint64_t reads, syscalls, bytes, cache_hits;

@@ -47,6 +47,8 @@ struct reading {
 	size_t n, cap;
 	size_t ninterps;
 	bool finalizing;
+	uint64_t main_interp;   /* where the main interpreter's threads are: names are read for them */
+	size_t main_first, main_count;
 };
 
 static void thread_clear(struct pk_py_thread *t)
@@ -122,6 +124,23 @@ static bool must_stop(const struct task *t, enum pk_freeze_mode mode)
 	if (t->state == 'T' || t->state == 't' || t->state == 'Z' || t->state == 'X')
 		return false; /* cannot run anyway */
 	return t->state == 'R' || t->sc.nr < 0;
+}
+
+/* tasks[] is in ascending TID order (from /proc/PID/task). */
+static struct task *task_by_tid(struct task *tasks, size_t n, pid_t tid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (tasks[mid].tid == tid)
+			return &tasks[mid];
+		if (tasks[mid].tid < tid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
 }
 
 static struct task *task_by_ns_tid(struct task *tasks, size_t n, pid_t ns_tid)
@@ -254,10 +273,23 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 	size_t tslen = (size_t)L->ts_size;
 	size_t first = r->n, nts = 0, cap = 0;
 	unsigned max_frames = opts->max_frames ? opts->max_frames : PK_DEFAULT_MAX_FRAMES;
+	uint64_t t_start = pk_now_ns(), t_list = 0, t_pre = 0, t_walk = 0;
 	uint8_t *bufs = NULL;
 	uint64_t *addrs = NULL;
 	int rc;
 
+	/* Only the fields used: a thread state is up to a kilobyte, and every
+	 * byte read is copied again when the cache is refreshed in the freeze. */
+	{
+		const int32_t used[] = { L->ts_next, L->ts_frame, L->ts_thread_id, L->ts_native_thread_id,
+					 L->ts_async_exc, L->ts_interp };
+		int32_t hi = 0;
+		for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++)
+			if (used[i] > hi)
+				hi = used[i];
+		if ((size_t)hi + 8 < tslen)
+			tslen = (size_t)hi + 8;
+	}
 	if (tslen == 0 || tslen > TSTATE_READ_MAX)
 		tslen = TSTATE_READ_MAX;
 	read_gil(py, interp, &gil);
@@ -312,6 +344,7 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 			lam = 0;
 		}
 	}
+	t_list = pk_now_ns();
 	/* Pass 2: every thread's frames, a depth level at a time, in batched reads. */
 	if (opts->want_frames && nts > 1) {
 		uint64_t *firsts = malloc(nts * sizeof(*firsts));
@@ -322,6 +355,7 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 			free(firsts);
 		}
 	}
+	t_pre = pk_now_ns();
 	/* Pass 3: the threads, from the warm cache. */
 	for (size_t i = 0; i < nts; i++) {
 		const uint8_t *buf = bufs + i * tslen;
@@ -346,8 +380,17 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 				goto out;
 		}
 	}
+	t_walk = pk_now_ns();
+	if (main_interp) {
+		r->main_interp = interp;
+		r->main_first = first;
+		r->main_count = r->n - first;
+	}
 	if (main_interp && opts->want_names && r->n > first)
 		pk_names_read(py, interp, &r->threads[first], r->n - first);
+	pk_log(PK_LOG_DEBUG, "interpreter %lld: %zu thread states in %.3f ms, frames prefetched in %.3f ms, walked in "
+	       "%.3f ms, names in %.3f ms", (long long)interp_id, nts, (double)(t_list - t_start) / 1e6,
+	       (double)(t_pre - t_list) / 1e6, (double)(t_walk - t_pre) / 1e6, (double)(pk_now_ns() - t_walk) / 1e6);
 	rc = 0;
 out:
 	free(bufs);
@@ -509,37 +552,43 @@ static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, si
 	}
 }
 
-/* A thread blocked taking the GIL wakes up every switch interval (5 ms) to
- * ask the holder to drop it, then sleeps again. While the holder is stopped
- * it cannot get the GIL, so it cannot run Python code: such wake-ups do not
- * make the reading stale. */
-static void mark_gil_waiters(struct reading *r, struct task *tasks, size_t ntasks)
+/* While the GIL holder is stopped, no other thread of its interpreter can
+ * run Python code: a thread that wakes up (a sleep ends, data arrives, the
+ * GIL wait times out every switch interval) blocks taking the GIL before it
+ * can touch its frames, the thread list or any object. So when the holder
+ * is among the stopped threads, the threads left running cannot make the
+ * reading stale, however often they wake: they need no check. (When the
+ * GIL is free, or its holder is blocked in a system call and so not
+ * stopped, every thread is checked.) */
+static void mark_gil_waiters(struct reading *r, struct task *tasks, size_t ntasks, pid_t *holder_tid)
 {
-	long futex_nr = pk_syscall_number("futex");
+	uint64_t last_holder = 0;
+	struct task *holder = NULL;
 
+	*holder_tid = 0;
 	for (size_t i = 0; i < ntasks; i++)
 		tasks[i].waits_for_held_gil = false;
 	for (size_t i = 0; i < r->n; i++) {
 		const struct gil_info *g = &r->gils[i];
-		struct task *task = NULL, *holder = NULL;
+		struct task *task;
 
-		if (r->threads[i].tid == 0)
+		if (r->threads[i].tid == 0 || g->holder == 0)
 			continue;
-		for (size_t j = 0; j < ntasks; j++)
-			if (tasks[j].tid == r->threads[i].tid)
-				task = &tasks[j];
-		if (task == NULL || task->stopped || task->sc.nr != futex_nr ||
-		    !(in_range(task->sc.args[0], g->wait_lo, g->wait_hi) || in_range(task->sc.args[0], g->drop_lo, g->drop_hi)))
+		task = task_by_tid(tasks, ntasks, r->threads[i].tid);
+		if (task == NULL || task->stopped)
 			continue;
-		for (size_t k = 0; k < r->n && holder == NULL; k++) {
-			if (r->threads[k].tstate != g->holder || g->holder == 0 || r->threads[k].tid == 0)
-				continue;
-			for (size_t j = 0; j < ntasks; j++)
-				if (tasks[j].tid == r->threads[k].tid)
-					holder = &tasks[j];
+		/* Threads of one interpreter share a GIL: look its holder up once. */
+		if (g->holder != last_holder) {
+			last_holder = g->holder;
+			holder = NULL;
+			for (size_t k = 0; k < r->n; k++)
+				if (r->threads[k].tstate == g->holder && r->threads[k].tid != 0)
+					holder = task_by_tid(tasks, ntasks, r->threads[k].tid);
 		}
 		if (holder != NULL && holder->stopped)
 			task->waits_for_held_gil = true;
+		else if (holder != NULL && *holder_tid == 0)
+			*holder_tid = holder->tid;
 	}
 }
 
@@ -668,6 +717,9 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	pid_t *ids = NULL;
 	size_t ntasks = 0, nids;
 	uint64_t t0, tr, tc;
+	pid_t holder_tid = 0;
+	struct pk_snapshot_opts ropts;
+	bool want_names = opts->want_names;
 	int rc;
 
 	*out = NULL;
@@ -700,6 +752,30 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	for (size_t i = 0; i < ntasks; i++)
 		if (must_stop(&tasks[i], opts->freeze))
 			ids[nids++] = tasks[i].tid;
+	/* A first reading while nothing is stopped (possibly torn, never shown)
+	 * tells which memory the real one needs; once the threads are stopped,
+	 * all of it is fetched again in a few batched system calls, and the
+	 * reading that counts is served from the cache. This keeps the freeze
+	 * short where it matters: a sequential walk of a thousand thread states
+	 * is a thousand system calls. */
+	/* Thread names live in Python objects (threading._active): many small
+	 * reads for something that is only a label. With threads stopped they
+	 * are read after the release instead (validated like everything else),
+	 * which keeps them out of the freeze. */
+	if (fz != NULL) {
+		ropts = *opts;
+		ropts.want_names = false;
+		opts = &ropts;
+	}
+	if (fz != NULL && nids > 0) {
+		uint64_t tw = pk_now_ns();
+		pk_mem_cache_drop(py->mem);
+		pk_mem_cache_enable(py->mem, true);
+		if (read_all(py, opts, &r) < 0)
+			pk_error_clear();
+		reading_clear(&r);
+		pk_log(PK_LOG_DEBUG, "warm-up reading (nothing stopped) in %.3f ms", (double)(pk_now_ns() - tw) / 1e6);
+	}
 	for (unsigned round = 1;; round++) {
 		if (fz != NULL && nids > 0) {
 			rc = pk_freeze_add(fz, ids, nids);
@@ -710,8 +786,17 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 					tasks[i].stopped = true;
 		}
 		snap->rounds = round;
-		pk_mem_cache_drop(py->mem);
-		pk_mem_cache_enable(py->mem, fz != NULL);
+		if (fz != NULL && pk_freeze_count(fz) > 0) {
+			uint64_t tf = pk_now_ns();
+			pk_mem_cache_enable(py->mem, true);
+			if (pk_mem_cache_refresh(py->mem) < 0)
+				goto fail;
+			pk_log(PK_LOG_DEBUG, "round %u: cache refreshed in %.3f ms", round, (double)(pk_now_ns() - tf) / 1e6);
+		} else {
+			/* Nothing stopped: nothing read earlier can be trusted to hold. */
+			pk_mem_cache_drop(py->mem);
+			pk_mem_cache_enable(py->mem, fz != NULL);
+		}
 		reading_clear(&r);
 		tr = pk_now_ns();
 		rc = read_all(py, opts, &r);
@@ -723,10 +808,22 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms", round, (double)(tc - tr) / 1e6);
 			break;
 		}
-		mark_gil_waiters(&r, tasks, ntasks);
+		mark_gil_waiters(&r, tasks, ntasks, &holder_tid);
 		nids = moved_threads(py->pid, watch, tasks, ntasks, ids, round >= PK_ROUNDS);
-		pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms, checked %zu threads left running in %.3f ms", round,
-		       (double)(tc - tr) / 1e6, ntasks - pk_freeze_count(fz), (double)(pk_now_ns() - tc) / 1e6);
+		/* Threads ran while the GIL holder was running: stopping the holder
+		 * is enough for the next reading (see mark_gil_waiters). */
+		if (nids > 0 && holder_tid != 0 && round < PK_ROUNDS) {
+			ids[0] = holder_tid;
+			nids = 1;
+		}
+		if (pk_log_enabled(PK_LOG_DEBUG)) {
+			size_t exempt = 0;
+			for (size_t i = 0; i < ntasks; i++)
+				exempt += tasks[i].waits_for_held_gil;
+			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms; of %zu threads left running, %zu need no check "
+			       "(GIL holder stopped); checked in %.3f ms", round, (double)(tc - tr) / 1e6,
+			       ntasks - pk_freeze_count(fz), exempt, (double)(pk_now_ns() - tc) / 1e6);
+		}
 		if (nids == 0)
 			break;
 		pk_log(PK_LOG_DEBUG, "round %u: %zu thread(s) ran while being read; stopping them and reading again",
@@ -755,13 +852,22 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		       (unsigned long long)ms.reads, (unsigned long long)ms.syscalls, (unsigned long long)ms.bytes,
 		       (unsigned long long)ms.cache_hits);
 	}
-	pk_mem_cache_enable(py->mem, false);
-	pk_mem_cache_drop(py->mem);
+	/* Release first: nothing below needs the target stopped. */
 	if (fz != NULL) {
 		snap->nstopped = pk_freeze_count(fz);
 		snap->freeze_ns = pk_freeze_end(fz);
 		pk_freeze_free(fz);
 		fz = NULL;
+	}
+	pk_mem_cache_enable(py->mem, false);
+	pk_mem_cache_drop(py->mem);
+	if (want_names && !opts->want_names && r.main_count > 0) {
+		uint64_t tn = pk_now_ns();
+		pk_mem_cache_enable(py->mem, true);
+		pk_names_read(py, r.main_interp, &r.threads[r.main_first], r.main_count);
+		pk_mem_cache_enable(py->mem, false);
+		pk_mem_cache_drop(py->mem);
+		pk_log(PK_LOG_DEBUG, "names read after the release in %.3f ms", (double)(pk_now_ns() - tn) / 1e6);
 	}
 	snap->read_ns = pk_now_ns() - t0;
 
@@ -803,10 +909,9 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	*out = snap;
 	return 0;
 fail:
-	if (fz != NULL) {
-		pk_mem_cache_enable(py->mem, false);
+	if (fz != NULL)
 		pk_freeze_free(fz);
-	}
+	pk_mem_cache_enable(py->mem, false);
 	reading_clear(&r);
 	pk_watch_close(watch);
 	free(ids);
