@@ -49,7 +49,31 @@ struct reading {
 	bool finalizing;
 	uint64_t main_interp;   /* where the main interpreter's threads are: names are read for them */
 	size_t main_first, main_count;
+	/* Every link of the thread lists as read (the head, each next): read
+	 * again, uncached, before the threads are released, they tell whether
+	 * the list changed under us. */
+	uint64_t *link_addr, *link_val;
+	size_t nlinks, links_cap;
 };
+
+static void link_add(struct reading *r, uint64_t addr, uint64_t val)
+{
+	if (r->nlinks == r->links_cap) {
+		size_t ncap = r->links_cap ? r->links_cap * 2 : 256;
+		uint64_t *a = realloc(r->link_addr, ncap * sizeof(*a));
+		uint64_t *v;
+		if (a == NULL)
+			return;
+		r->link_addr = a;
+		v = realloc(r->link_val, ncap * sizeof(*v));
+		if (v == NULL)
+			return;
+		r->link_val = v;
+		r->links_cap = ncap;
+	}
+	r->link_addr[r->nlinks] = addr;
+	r->link_val[r->nlinks++] = val;
+}
 
 static void thread_clear(struct pk_py_thread *t)
 {
@@ -69,6 +93,8 @@ static void reading_clear(struct reading *r)
 		thread_clear(&r->threads[i]);
 	free(r->threads);
 	free(r->gils);
+	free(r->link_addr);
+	free(r->link_val);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -294,6 +320,8 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 		tslen = TSTATE_READ_MAX;
 	read_gil(py, interp, &gil);
 	rc = pk_rd_u64(py, interp + (uint64_t)L->is_tstate_head, &ts);
+	if (rc == 0)
+		link_add(r, interp + (uint64_t)L->is_tstate_head, ts);
 	if (rc < 0) {
 		pk_error("read the thread list of interpreter %lld at 0x%llx: unreadable", (long long)interp_id,
 			 (unsigned long long)interp);
@@ -331,6 +359,7 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 			goto out;
 		}
 		addrs[nts++] = ts;
+		link_add(r, ts + (uint64_t)L->ts_next, pk_get_u64(buf, tslen, L->ts_next));
 		ts = pk_get_u64(buf, tslen, L->ts_next);
 		if (ts == tortoise && ts != 0) {
 			pk_error("read the thread list of interpreter %lld: it loops at 0x%llx", (long long)interp_id,
@@ -613,6 +642,68 @@ static struct pk_watch *watch_tasks(pid_t pid, struct task *tasks, size_t ntasks
 	return w;
 }
 
+/* Did a thread list change while it was read? Every link is read again
+ * from the live process, in batched reads that bypass the cache. */
+static bool links_changed(struct pk_py *py, const struct reading *r)
+{
+	struct pk_mem_iov *iov;
+	uint64_t *now;
+	bool changed = false;
+
+	if (r->nlinks == 0)
+		return false;
+	iov = malloc(r->nlinks * sizeof(*iov));
+	now = malloc(r->nlinks * sizeof(*now));
+	if (iov == NULL || now == NULL) {
+		free(iov);
+		free(now);
+		return true;
+	}
+	for (size_t i = 0; i < r->nlinks; i++) {
+		iov[i].addr = r->link_addr[i];
+		iov[i].buf = &now[i];
+		iov[i].len = sizeof(now[i]);
+	}
+	pk_mem_cache_enable(py->mem, false);
+	if (pk_mem_readv(py->mem, iov, r->nlinks, NULL) < 0) {
+		changed = true;
+		pk_error_clear();
+	}
+	for (size_t i = 0; i < r->nlinks && !changed; i++)
+		changed = now[i] != r->link_val[i];
+	free(iov);
+	free(now);
+	return changed;
+}
+
+/* Threads born since /proc was read: never watched, never stopped, and a
+ * new thread may well be running Python code. */
+static size_t new_threads(pid_t pid, struct task *tasks, size_t ntasks, const struct pk_freeze *fz, pid_t **out)
+{
+	pid_t *now = NULL, *fresh;
+	size_t n = 0, k = 0;
+
+	*out = NULL;
+	if (pk_proc_tasks(pid, &now, &n) < 0) {
+		pk_error_clear();
+		return 0;
+	}
+	fresh = calloc(n ? n : 1, sizeof(*fresh));
+	if (fresh == NULL) {
+		free(now);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (task_by_tid(tasks, ntasks, now[i]) == NULL && !pk_freeze_has(fz, now[i]))
+			fresh[k++] = now[i];
+	free(now);
+	if (k == 0)
+		free(fresh);
+	else
+		*out = fresh;
+	return k;
+}
+
 /* Did any Python thread we left running run since /proc was read? */
 static size_t moved_threads(pid_t pid, struct pk_watch *w, struct task *tasks, size_t ntasks, pid_t *moved,
 			    bool all)
@@ -776,7 +867,13 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		reading_clear(&r);
 		pk_log(PK_LOG_DEBUG, "warm-up reading (nothing stopped) in %.3f ms", (double)(pk_now_ns() - tw) / 1e6);
 	}
+	/* Rounds 1..PK_ROUNDS stop what must be stopped; if threads keep running
+	 * (or the reading comes out torn, or threads are born), the round after
+	 * stops everything that can be stopped and is the last. */
 	for (unsigned round = 1;; round++) {
+		bool last = round > PK_ROUNDS, stop_all = false;
+		int read_rc;
+
 		if (fz != NULL && nids > 0) {
 			rc = pk_freeze_add(fz, ids, nids);
 			if (rc < 0)
@@ -799,50 +896,87 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		}
 		reading_clear(&r);
 		tr = pk_now_ns();
-		rc = read_all(py, opts, &r);
-		if (rc < 0)
-			goto fail;
-		map_tids(py, &r, tasks, ntasks);
-		tc = pk_now_ns();
-		if (fz == NULL || opts->freeze != PK_FREEZE_AUTO) {
-			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms", round, (double)(tc - tr) / 1e6);
-			break;
+		read_rc = read_all(py, opts, &r);
+		if (read_rc == 0 && fz != NULL && links_changed(py, &r)) {
+			pk_error("read the thread list of process %d: it changed while it was read", (int)py->pid);
+			read_rc = -EAGAIN;
 		}
-		mark_gil_waiters(&r, tasks, ntasks, &holder_tid);
-		nids = moved_threads(py->pid, watch, tasks, ntasks, ids, round >= PK_ROUNDS);
-		/* Threads ran while the GIL holder was running: stopping the holder
-		 * is enough for the next reading (see mark_gil_waiters). */
-		if (nids > 0 && holder_tid != 0 && round < PK_ROUNDS) {
-			ids[0] = holder_tid;
-			nids = 1;
-		}
-		if (pk_log_enabled(PK_LOG_DEBUG)) {
-			size_t exempt = 0;
-			for (size_t i = 0; i < ntasks; i++)
-				exempt += tasks[i].waits_for_held_gil;
-			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms; of %zu threads left running, %zu need no check "
-			       "(GIL holder stopped); checked in %.3f ms", round, (double)(tc - tr) / 1e6,
-			       ntasks - pk_freeze_count(fz), exempt, (double)(pk_now_ns() - tc) / 1e6);
-		}
-		if (nids == 0)
-			break;
-		pk_log(PK_LOG_DEBUG, "round %u: %zu thread(s) ran while being read; stopping them and reading again",
-		       round, nids);
-		if (round >= PK_ROUNDS) {
-			/* Give up being gentle: stop everything that can be stopped. */
-			nids = 0;
-			for (size_t i = 0; i < ntasks; i++)
-				if (!tasks[i].stopped && must_stop(&tasks[i], PK_FREEZE_ALL))
-					ids[nids++] = tasks[i].tid;
-			rc = pk_freeze_add(fz, ids, nids);
-			if (rc < 0)
-				goto fail;
-			reading_clear(&r);
-			rc = read_all(py, opts, &r);
-			if (rc < 0)
-				goto fail;
+		if (read_rc == 0)
 			map_tids(py, &r, tasks, ntasks);
+		tc = pk_now_ns();
+		if (fz == NULL || last) {
+			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms", round, (double)(tc - tr) / 1e6);
+			rc = read_rc;
+			if (rc < 0)
+				goto fail;
 			break;
+		}
+		nids = 0;
+		if (read_rc == 0 && opts->freeze == PK_FREEZE_AUTO) {
+			mark_gil_waiters(&r, tasks, ntasks, &holder_tid);
+			nids = moved_threads(py->pid, watch, tasks, ntasks, ids, false);
+			/* Threads ran while the GIL holder was running: stopping the
+			 * holder is enough for the next reading (see mark_gil_waiters). */
+			if (nids > 0 && holder_tid != 0 && round < PK_ROUNDS) {
+				ids[0] = holder_tid;
+				nids = 1;
+			}
+			if (pk_log_enabled(PK_LOG_DEBUG)) {
+				size_t exempt = 0;
+				for (size_t i = 0; i < ntasks; i++)
+					exempt += tasks[i].waits_for_held_gil;
+				pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms; of %zu threads left running, %zu need no "
+				       "check (GIL holder stopped); checked in %.3f ms", round, (double)(tc - tr) / 1e6,
+				       ntasks - pk_freeze_count(fz), exempt, (double)(pk_now_ns() - tc) / 1e6);
+			}
+		}
+		{
+			/* Threads born since /proc was read were never stopped or watched. */
+			pid_t *born = NULL;
+			size_t nborn = new_threads(py->pid, tasks, ntasks, fz, &born);
+			if (nborn > 0) {
+				pid_t *more = realloc(ids, (nids + nborn + ntasks) * sizeof(*more));
+				if (more == NULL) {
+					free(born);
+					rc = -ENOMEM;
+					goto fail;
+				}
+				ids = more;
+				memcpy(ids + nids, born, nborn * sizeof(*born));
+				nids += nborn;
+				free(born);
+			}
+		}
+		if (read_rc < 0) {
+			/* Torn by something we did not see run: stop everything. */
+			pk_log(PK_LOG_DEBUG, "round %u: reading failed (%s); stopping every thread", round,
+			       pk_error_message());
+			pk_error_clear();
+			stop_all = true;
+		}
+		if (nids == 0 && !stop_all)
+			break;
+		pk_log(PK_LOG_DEBUG, "round %u: %zu thread(s) ran or were born while being read; reading again", round,
+		       nids);
+		if (stop_all || round >= PK_ROUNDS) {
+			/* Give up being gentle: everything that can be stopped, threads
+			 * born meanwhile included, then one last reading. */
+			size_t keep = 0;
+			pid_t *more = realloc(ids, (nids + ntasks) * sizeof(*more));
+			if (more == NULL) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			ids = more;
+			/* Keep the newborns (not in tasks[]); every known thread is added below. */
+			for (size_t i = 0; i < nids; i++)
+				if (task_by_tid(tasks, ntasks, ids[i]) == NULL)
+					ids[keep++] = ids[i];
+			nids = keep;
+			for (size_t i = 0; i < ntasks; i++)
+				if (!tasks[i].stopped && must_stop(&tasks[i], PK_FREEZE_ALL) && !pk_freeze_has(fz, tasks[i].tid))
+					ids[nids++] = tasks[i].tid;
+			round = PK_ROUNDS; /* the next round is the last */
 		}
 	}
 	if (pk_log_enabled(PK_LOG_DEBUG)) {
