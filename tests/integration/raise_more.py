@@ -16,12 +16,15 @@ target:
               while it raises into a thread in a long sleep: pykill ends, the
               target is unharmed and no sleep is cut short
   sigkill     SIGKILL of pykill at seeded random instants of raise (call and
-              write paths), then health checks of the target after each
+              write paths), then health checks of the target after each; then
+              kills while the thread the call path borrowed (from a relative
+              nanosleep) sits in a ptrace stop at a futex
   lock        a thread busy inside `with lock:` gets SystemExit, the lock is
               released (call and write paths)
-  join        the main thread in t.join() (futex) while the worker is busy:
-              the raise works, never through the main thread, and the JSON
-              says which path and why
+  join        the main thread in t.join() (futex) while the worker is busy,
+              also in a timed join whose futex a stop turned into
+              restart_syscall: the raise works, never through the main
+              thread, and the JSON says which path and why
 "Unharmed" means: no thread stopped (t/T) or traced, the background threads
 alive and working, no sleep cut short or doubled, no thread saw an exception
 it was not sent, and the target answers over its pipe.
@@ -44,7 +47,8 @@ sys.path.insert(0, HERE)
 from run_list import resolve_python  # noqa: E402
 
 SEED = int(os.environ.get("PYKILL_TEST_SEED", "4"))
-SYSCALLS = {"x86_64": {"read": 0, "futex": 202}, "aarch64": {"read": 63, "futex": 98}}[platform.machine()]
+SYSCALLS = {"x86_64": {"read": 0, "futex": 202, "restart_syscall": 219},
+            "aarch64": {"read": 63, "futex": 98, "restart_syscall": 128}}[platform.machine()]
 
 
 class Fail(Exception):
@@ -503,7 +507,8 @@ def sc_sigkill(binary, python):
             delay = rng.uniform(0, span[via])
             what = "SIGKILL %d, %.2f ms into pykill raise --via %s%s (seed %d)" % (
                 i, delay * 1e3, via, " (main thread busy)" if hold else "", SEED)
-            p = subprocess.Popen([binary, "raise", "--via", via, "--wait", "2", str(t.pid), str(fresh["tid"])],
+            # -v: what it did before the kill goes into a failure message.
+            p = subprocess.Popen([binary, "-v", "raise", "--via", via, "--wait", "2", str(t.pid), str(fresh["tid"])],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             time.sleep(delay)
             p.kill()
@@ -515,23 +520,107 @@ def sc_sigkill(binary, python):
             if p.returncode == -signal.SIGKILL:
                 kills[via] += 1
             if via == "call" and refused(p.returncode, err):
-                refusals.append(err.strip())
+                refusals.append(err.strip().splitlines()[-1])
             else:
                 check(p.returncode in (0, -signal.SIGKILL),
                       "%s: pykill exited %d before the kill: %s" % (what, p.returncode, err.strip()))
-            if hold:
-                t.expect("held", 10)
             allowed[fresh["name"]] = "SystemExit"
-            health(t, what, allowed)
+            try:
+                if hold:
+                    t.expect("held", 10)
+                health(t, what, allowed)
+            except Fail as e:
+                raise Fail("%s: %s\n    pykill -v said before the kill:\n      %s" %
+                           (what, e, "\n      ".join(err.strip().splitlines())))
             t.send("stop %s" % fresh["name"])
             t.expect("end %s " % fresh["name"])
         health(t, "after the SIGKILLs", allowed)
         check(min(kills.values()) >= 25, "only %r kills landed while pykill ran" % kills)
     finally:
         t.close()
+    targeted = sigkill_in_call(binary, python)
     print("  sigkill: %r; raise wall time per path %r ms; --via call refused %d times%s" % (
         stats, dict((k, round(v * 1e3, 1)) for k, v in span.items()), len(refusals),
         "".join("\n    " + r for r in refusals[:3])))
+    print("  sigkill: %d of %d kills while the borrowed thread sat in a ptrace stop at a timed futex" % targeted)
+
+
+def proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (IOError, OSError):
+        return "X"
+
+
+def stopped_at_timed_futex(pid, tid):
+    """Is thread tid in a ptrace stop at a futex wait with a timeout (one that
+    the kernel restarts through restart_syscall when interrupted)?"""
+    try:
+        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+            sc = f.read().split()
+    except (IOError, OSError):
+        return False
+    if state != "t" or len(sc) < 5 or sc[0] != str(SYSCALLS["futex"]):
+        return False
+    op = int(sc[2], 16) & 0x7f
+    return op in (0, 9) and int(sc[4], 16) != 0  # FUTEX_WAIT(_BITSET) with a timeout
+
+
+def sigkill_in_call(binary, python):
+    """SIGKILL of pykill at the worst instant of the call path: the borrowed
+    thread, taken from a relative nanosleep (restarted through
+    restart_syscall), sits in a ptrace stop at a timed futex of
+    PyGILState_Ensure (waiting for the GIL a busy thread holds). pykill is
+    stopped there (SIGSTOP) and killed; the sleep must neither end early nor
+    fail."""
+    t = Target(python, "nsleeper")
+    ns = t.tid("nsleeper")
+    allowed = {}
+    hits = tries = 0
+    try:
+        for i in range(12):
+            if hits >= 6:
+                break
+            tries += 1
+            fresh = spawn(t)[0]
+            # The main thread busy on a futex: the call path borrows the sleeper.
+            t.send("hold 0.3")
+            wait_in_syscall(t.pid, t.main_tid, not_nr=SYSCALLS["read"])
+            p = subprocess.Popen([binary, "raise", "--via", "call", str(t.pid), str(fresh["tid"])],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            # Sample with pykill stopped: a ptrace stop of the thread then
+            # lasts until pykill goes on, so the sample cannot race it.
+            deadline = time.time() + 5
+            while p.poll() is None and time.time() < deadline:
+                p.send_signal(signal.SIGSTOP)
+                while p.poll() is None and proc_state(p.pid) not in "Tt":
+                    pass
+                if stopped_at_timed_futex(t.pid, ns):
+                    p.kill()
+                    hits += 1
+                    break
+                p.send_signal(signal.SIGCONT)
+                time.sleep(0.0002)
+            try:
+                err = p.communicate(timeout=10)[1].decode(errors="replace")
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+                raise Fail("pykill raise --via call %d %d hung" % (t.pid, fresh["tid"]))
+            check(p.returncode in (0, -signal.SIGKILL) or refused(p.returncode, err),
+                  "pykill raise --via call %d %d: exit %d: %s" % (t.pid, fresh["tid"], p.returncode, err.strip()))
+            t.expect("held", 10)
+            allowed[fresh["name"]] = "SystemExit"
+            health(t, "SIGKILL %d while the borrowed thread (nsleeper, %d) sat in a ptrace stop at a timed futex" %
+                   (i, ns), allowed)
+            t.send("stop %s" % fresh["name"])
+            t.expect("end %s " % fresh["name"])
+    finally:
+        t.close()
+    return hits, tries
 
 
 def sc_lock(binary, python):
@@ -565,17 +654,30 @@ def sc_lock(binary, python):
 
 def sc_join(binary, python):
     """The main thread in t.join() (futex): never the hijacked thread."""
-    for background, want in (("parked", "call"), ("", "write")):
+    for background, want, timed in (("parked", "call", False), ("", "write", False), ("parked", "call", True)):
         t = Target(python, background)
         try:
-            name = "worker-" + want
-            t.send("joinwork %s" % name)
+            if timed and t.info["version"][0] == 2:
+                print("  join: no timed-join case on 2.7 (its join(timeout) polls with short sleeps)")
+                continue
+            name = "worker-" + want + ("-timed" if timed else "")
+            t.send("joinwork %s%s" % (name, " 3600" if timed else ""))
             w = t.expect_json("worker")
-            wait_in_syscall(t.pid, t.main_tid, SYSCALLS["futex"])
+            how = "join()"
+            if timed:
+                # A timed futex that a ptrace stop interrupted goes on as
+                # restart_syscall: still a futex, not a safe point.
+                wait_in_syscall(t.pid, t.main_tid, SYSCALLS["futex"])
+                rc, out, err = run_pykill(binary, ["list", "--freeze=all", str(t.pid)])
+                check(rc == 0, "pykill list --freeze=all %d: exit %d: %s" % (t.pid, rc, err.strip()))
+                wait_in_syscall(t.pid, t.main_tid, SYSCALLS["restart_syscall"], limit=5)
+                how = "join(3600), its futex interrupted by a stop so that it shows as restart_syscall"
+            else:
+                wait_in_syscall(t.pid, t.main_tid, SYSCALLS["futex"])
             # No name: the main thread, in join(), cannot answer "progress".
             r = raise_json(binary, t, w["tid"])
-            what = "raise into %s with the main thread (%d) in join()%s" % (
-                name, t.main_tid, " and a parked thread (%d)" % t.tid("parked") if background else "")
+            what = "raise into %s with the main thread (%d) in %s%s" % (
+                name, t.main_tid, how, " and a parked thread (%d)" % t.tid("parked") if background else "")
             # With a parked thread the call path is expected; the write path
             # only when pykill judged the GIL holder (the busy worker) stuck, as
             # it may on a loaded machine: counted and said.

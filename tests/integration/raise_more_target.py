@@ -25,8 +25,9 @@ ident and TID. Commands on CMD_FD, one per line:
   lockheld             - "lockheld <true|false>": is the lock held now
   checklock            - "lock <true|false>": could the lock be acquired
                          within 1 s (then released)
-  joinwork NAME        - a fresh busy thread, "worker <json>", then the main
-                         thread blocks in its join() and says "joined <name>"
+  joinwork NAME [SECS] - a fresh busy thread, "worker <json>", then the main
+                         thread blocks in its join() (join(SECS)) and says
+                         "joined <name>"
   hold SECS            - the main thread waits SECS on an Event (a futex, or
                          short sleeps on 2.7), then says "held"
   health               - "health <json>": threads alive, which background
@@ -319,7 +320,10 @@ while True:
         elif cmd == "joinwork":
             t = start(args[1], busy)
             emit("worker " + json.dumps(describe(args[1])))
-            t.join()
+            if len(args) > 2:
+                t.join(float(args[2]))
+            else:
+                t.join()
             emit("joined %s" % args[1])
         elif cmd == "hold":
             threading.Event().wait(float(args[1]))
