@@ -37,6 +37,7 @@
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 /* How long the first stop may take: the thread is asleep in a syscall, so
@@ -102,6 +103,24 @@ static const char *sc_name(long nr, char *buf, size_t cap)
 
 /* ---------------------------------------------------------------- pre-flight */
 
+static bool restarts_a_sleep(pid_t pid, pid_t tid)
+{
+	char path[64], buf[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)pid, (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strstr(buf, "nanosleep") != NULL;
+}
+
 int pk_rcall_check_thread(pid_t pid, pid_t tid, char *why, size_t cap)
 {
 	struct pk_status ps, ts;
@@ -147,6 +166,13 @@ int pk_rcall_check_thread(pid_t pid, pid_t tid, char *why, size_t cap)
 	if (!pk_rcall_syscall_allowed(sc.nr)) {
 		snprintf(why, cap, "thread %d is blocked in %s, which is not a safe point to borrow it", (int)tid,
 			 sc_name(sc.nr, nb, sizeof(nb)));
+		return -EAGAIN;
+	}
+	/* restart_syscall hides what it restarts: a sleep, or a futex (a lock
+	 * or condition wait with a timeout, e.g. Thread.join(timeout)) that a
+	 * stop interrupted. Where the thread sleeps in the kernel tells. */
+	if (sc.nr == pk_syscall_number("restart_syscall") && !restarts_a_sleep(pid, tid)) {
+		snprintf(why, cap, "thread %d is in restart_syscall of something other than a sleep", (int)tid);
 		return -EAGAIN;
 	}
 	return pk_arch_check_thread(pid, tid, why, cap);
@@ -399,6 +425,14 @@ static int check_stopped_thread(struct rcall *c, char *why, size_t cap)
 		return ret;
 	c->out->syscall_nr = nr;
 	c->out->syscall_ret = rv;
+	/* A call resumed through restart_syscall depends on the thread's
+	 * restart block, which the borrowed calls may overwrite (a timed futex
+	 * wait in PyGILState_Ensure that a stop interrupts does): the sleep
+	 * would then end early with EINTR. */
+	if (c->spec->refuse_restart_block && (rv == -516 || nr == pk_syscall_number("restart_syscall"))) {
+		snprintf(why, cap, "thread %d is in a system call that resumes through restart_syscall", (int)c->tid);
+		return -EAGAIN;
+	}
 	if (!pk_rcall_syscall_allowed(nr)) {
 		snprintf(why, cap, "thread %d is in %s, which is not a safe point to borrow it", (int)c->tid,
 			 sc_name(nr, nb, sizeof(nb)));

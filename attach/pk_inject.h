@@ -92,6 +92,12 @@ struct pk_rcall_spec {
 	 * pk_code_is_syscall_before() fits. Called with the 16 bytes that end at
 	 * the thread's pc. */
 	bool (*is_syscall_before)(uint16_t machine, const uint8_t *bytes_before, size_t n, uint64_t end);
+	/* Refuse a thread whose system call resumes through restart_syscall
+	 * (-ERESTART_RESTARTBLOCK: relative sleeps): the called code may
+	 * overwrite the thread's restart block, and the sleep would then end
+	 * early with EINTR. The engine copes with it; a caller that must never
+	 * cut a sleep short sets this. */
+	bool refuse_restart_block;
 	void (*hook)(enum pk_rcall_phase phase, void *ctx);
 	void *hook_ctx;
 };

@@ -285,6 +285,7 @@ static int call_path(struct pk_py *py, const struct pk_py_thread *hijack, uint64
 	spec.call_arg1 = exc;
 	spec.timeout_ms = 2000;
 	spec.is_syscall_before = pk_code_is_syscall_before;
+	spec.refuse_restart_block = true;
 	rc = pk_rcall_run(py->pid, hijack->tid, &spec, &out);
 	res->freeze_ns = out.freeze_ns;
 	res->hijacked_tid = hijack->tid;
