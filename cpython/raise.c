@@ -198,8 +198,12 @@ static bool holder_makes_progress(struct pk_py *py, const struct pk_py_thread *h
 	uint64_t f0 = 0, f1 = 0, i0 = 0, i1 = 0, t0 = pk_now_ns();
 	int32_t field = L->fr_instr >= 0 ? L->fr_instr : L->fr_lasti;
 
+	uint64_t cpu0 = 0, cpu1 = 0;
+	bool have_cpu;
+
 	if (h->syscall_nr >= 0 && (h->state == 'S' || h->state == 'D'))
 		return false;
+	have_cpu = h->tid != 0 && pk_proc_cputime(py->pid, h->tid, &cpu0) == 0;
 	for (int round = 0; pk_now_ns() - t0 < GIL_PROGRESS_NS; round++) {
 		uint64_t frame = 0, cf = 0, instr = 0;
 		if (pk_rd_u64(py, h->tstate + (uint64_t)L->ts_frame, &frame) < 0)
@@ -222,6 +226,12 @@ static bool holder_makes_progress(struct pk_py *py, const struct pk_py_thread *h
 		}
 		sleep_ns(1000000);
 	}
+	/* Not a single instruction moved. Stuck in C code only if it ran: on a
+	 * loaded machine a holder may simply not have had a CPU (it will drop
+	 * the GIL on request when it gets one). */
+	if (have_cpu && pk_proc_cputime(py->pid, h->tid, &cpu1) == 0 && cpu1 == cpu0)
+		return true;
+	pk_error_clear();
 	return false;
 }
 
