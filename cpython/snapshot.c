@@ -1011,6 +1011,8 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	snap->finalizing = r.finalizing;
 	classify(snap, r.gils, tasks, ntasks);
 	free(r.gils);
+	free(r.link_addr);
+	free(r.link_val);
 	memset(&r, 0, sizeof(r));
 
 	/* Native threads: no thread state. */
@@ -1073,6 +1075,8 @@ int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, st
 	snap->finalizing = r.finalizing;
 	classify(snap, r.gils, NULL, 0);
 	free(r.gils);
+	free(r.link_addr);
+	free(r.link_val);
 	return 0;
 }
 
