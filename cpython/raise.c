@@ -651,6 +651,9 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 					 c->syscall_nr >= 0 && pk_syscall_name(c->syscall_nr) ? pk_syscall_name(c->syscall_nr)
 											      : "a system call");
 				rc = call_path(py, c, ident, exc, res);
+				/* EPERM: another tracer (often another pykill) holds it for a moment. */
+				if (rc == -EPERM)
+					rc = -EAGAIN;
 				if (rc == -EAGAIN) {
 					pk_log(PK_LOG_INFO, "thread %d woke up before it could be used; trying another",
 					       (int)c->tid);
@@ -670,7 +673,15 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		}
 		res->via = PK_VIA_WRITE;
 		snprintf(res->via_reason, sizeof(res->via_reason), "%s", opts->via == PK_VIA_WRITE ? "asked for" : why);
-		rc = write_path(py, ident, exc, res);
+		/* Every thread must be stopped: another pykill holding some for a few
+		 * milliseconds is waited out (everything released between tries). */
+		for (unsigned attempt = 0;; attempt++) {
+			rc = write_path(py, ident, exc, res);
+			if (rc != -EPERM || attempt >= 3)
+				break;
+			pk_error_clear();
+			sleep_ns(5000000ull * (attempt + 1) + pk_now_ns() % 5000000ull);
+		}
 	}
 	if (rc < 0)
 		goto out;
