@@ -24,7 +24,10 @@ read() again; a measured window around the tool:
            -ex 'call (int)PyThreadState_SetAsyncExc((unsigned long)IDENT,
            (PyObject*)PyExc_SystemExit)' -ex 'call (void)PyGILState_Release($1)'`
            (must exit 0 and print 1 as SetAsyncExc's result);
-then the finally line must arrive on the event pipe within 10 s.
+then the finally line must arrive on the event pipe within 10 s. A run that
+pykill refuses (exit 1, "refused": it judged the call path unsafe) is counted
+in the "refused" column, left out of the figures, and its busy thread is
+ended by the write path so that the next run starts from the same state.
 Figures per row (median and p90 over --runs):
   verdict   command start to the tool's exit (pykill: its verdict);
   delivered command start to the finally's timestamp in the target;
@@ -267,6 +270,17 @@ def one_run(args, target, tool, tmpdir, base_len_s):
     target.window_begin()
     target.wait_parked()
     t0, t1, rc, out, err = timed_spawn(tool_argv(args, tool, target, tid, ident), tmpdir, tool_env(tool))
+    if tool[0] == "pykill" and rc == 1 and "refused" in err:
+        # pykill judged the call path unsafe (a real outcome, counted and
+        # reported): queue the exception by the write path so that the next
+        # run starts from the same state, and leave this run out of the figures.
+        reason = err.strip().splitlines()[-1] if err.strip() else ""
+        target.window_end()
+        _, _, rc2, _, err2 = timed_spawn([args.pykill, "raise", "--via", "write", str(target.pid), str(tid)],
+                                         tmpdir)
+        if rc2 != 0 or target.wait_finally(tid, DELIVERY_TIMEOUT)[0] is None:
+            raise BenchError("busy thread %d: could not be ended after a refusal: %s" % (tid, err2.strip()))
+        return {"refused": reason}, base
     fin_ns, exc = target.wait_finally(tid, DELIVERY_TIMEOUT)
     if fin_ns is None:
         raise BenchError("%s: the busy thread %d did not report its finally within %.0f s "
@@ -310,8 +324,8 @@ def measure(args, target, tool, tmpdir):
     base_len = 0.0
     for _ in range(args.warmup):
         rec, _ = one_run(args, target, tool, tmpdir, base_len)
-        base_len = rec["wall_ms"] / 1000.0
-    runs, base, redone = [], [], 0
+        base_len = rec.get("wall_ms", base_len * 1000.0) / 1000.0
+    runs, base, redone, refused = [], [], 0, []
     while len(runs) < args.runs:
         if args.quiet is not None:
             a = cpu_snapshot(target.pid)
@@ -321,6 +335,13 @@ def measure(args, target, tool, tmpdir):
                 a = cpu_snapshot(target.pid)
                 time.sleep(0.5)
         rec, b = one_run(args, target, tool, tmpdir, base_len)
+        if "refused" in rec:
+            refused.append(rec["refused"])
+            log("  refused: %s" % rec["refused"])
+            if len(refused) > args.runs:
+                raise BenchError("%s refused more often than --runs (%d) times" % (row_name(
+                    {"tool": tool[0], "via": tool[1]}), args.runs))
+            continue
         base_len = rec["wall_ms"] / 1000.0
         if args.quiet is not None:
             rec["foreign_load_pct"] = foreign_load(a, cpu_snapshot(target.pid))
@@ -332,6 +353,7 @@ def measure(args, target, tool, tmpdir):
         runs.append(rec)
         base.append(b)
     res = {"tool": tool[0], "via": tool[1], "runs": runs, "baseline": base, "redone": redone,
+           "refused": refused,
            "foreign_load_pct": foreign_load(snap0, cpu_snapshot(target.pid))}
     if args.quiet is not None:
         # The row's span includes the waits for a quiet machine: the runs kept say more.
@@ -450,9 +472,9 @@ def markdown(meta, blocks):
         lines.append("Python %s (%s):" % (blk["python_version"], blk["python"]))
         lines.append("")
         lines.append("| tool | verdict ms med / p90 | delivered ms med / p90 | freeze ms (reported) med / p90 "
-                     "| target-seen extra ms med / p90 | call-path stops | spawn floor ms | others' CPU (redone) "
+                     "| target-seen extra ms med / p90 | call-path stops | refused | spawn floor ms | others' CPU (redone) "
                      "| brief: verdict < %.0f ms, freeze < %.0f ms |" % (TARGET_VERDICT_MS, TARGET_FREEZE_MS))
-        lines.append("|---|---|---|---|---|---:|---:|---:|---|")
+        lines.append("|---|---|---|---|---|---:|---:|---:|---:|---|")
         for r in blk["results"]:
             verdict = ""
             if r["tool"] == "pykill":
@@ -461,9 +483,10 @@ def markdown(meta, blocks):
                 verdict = "verdict %.2fx %s, freeze %.2fx %s" % (
                     w / TARGET_VERDICT_MS, "ok" if w < TARGET_VERDICT_MS else "MISSED",
                     fz / TARGET_FREEZE_MS, "ok" if fz < TARGET_FREEZE_MS else "MISSED")
-            lines.append("| %s | %s | %s | %s | %s | %s | %s | %.0f%% (%d) | %s |" % (
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% (%d) | %s |" % (
                 row_name(r), mp(r["wall_ms"]), mp(r["delivered_ms"]), mp(r.get("freeze_ms")),
                 mp(r["extra_gap_ms"]), fmt(r["rcall_stops"]["median"], 0) if "rcall_stops" in r else "-",
+                len(r.get("refused", [])) if r["tool"] == "pykill" else "-",
                 fmt(r["spawn_floor_ms"]["median"]), r["foreign_load_pct"], r["redone"], verdict))
         g = [r for r in blk["results"] if r["tool"] == "gdb"]
         if g:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the time of one `pykill raise` goes, phase by phase, from uprobes.
 
-  raise_phases.py [--pykill PATH] [--python PATH] [--runs N] [--via VIA]
+  raise_phases.py [--pykill PATH] [--python PATH] [--runs N] [--via VIA] [--no-probes]
 
 Starts bench/raise_target.py under --python (a busy thread per run, the main
 thread parked in read()), puts uprobes (perf probe, group "pkraise") on a
@@ -28,6 +28,16 @@ the median and p90 of each phase in ms:
   reap      process exit to waitpid's return in the harness
   total     posix_spawn to waitpid's return (the bench's "verdict")
   delivered posix_spawn to the busy thread's finally (the target's clock)
+  freeze_us what pykill reported
+  busy stop / main stop / other stop
+            what the kernel saw: time the busy thread, the main thread and
+            (the largest of) the other target threads spent in a ptrace stop
+            within the run, from sched:sched_switch (switched out in state t
+            until switched in again)
+
+With --no-probes only the kernel's events are recorded (exec, exit, the
+switches): no uprobe cost, only total, delivered and the stop figures. A run
+pykill refuses is left out (and its busy thread ended by the write path).
 
 Needs root and perf. Only probes of the group pkraise are added and deleted;
 only processes this script started are signalled, by PID.
@@ -226,6 +236,12 @@ def main():
             target.wait_parked()
             t0, t1, rc, out, err = rb.timed_spawn(rb.tool_argv(args, ("pykill", args.via), target, tid, ident),
                                                   tmp)
+            if rc == 1 and "refused" in err:
+                sys.stderr.write("raise_phases: run left out: %s\n" % err.strip().splitlines()[-1])
+                rb.timed_spawn([binary, "raise", "--via", "write", str(target.pid), str(tid)], tmp)
+                if target.wait_finally(tid, rb.DELIVERY_TIMEOUT)[0] is None:
+                    raise BenchError("busy thread %d could not be ended after a refusal" % tid)
+                continue
             fin, exc = target.wait_finally(tid, rb.DELIVERY_TIMEOUT)
             if rc != 0 or fin is None:
                 raise BenchError("pykill raise exited %d, finally %s: %s" % (rc, fin, err.strip()[-400:]))
