@@ -584,7 +584,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 				       .max_frames = 8 };
 	struct pk_py_snapshot *snap = NULL;
 	struct pk_py_thread *target, *holder;
-	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident;
+	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident, snap_freeze = 0;
 	char why[512] = "", who[200];
 	int rc;
 
@@ -598,9 +598,19 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 				 py->version, opts->exception);
 		return rc;
 	}
+	/* Finding the thread and the GIL holder needs no consistent picture of
+	 * every stack: read without stopping anything, and stop only if that
+	 * reading comes out torn. */
+	so.freeze = PK_FREEZE_NONE;
 	rc = pk_py_snapshot(py, &so, &snap);
+	if (rc < 0 && rc != -ESRCH && rc != -EPERM && rc != -EACCES) {
+		pk_error_clear();
+		so.freeze = PK_FREEZE_AUTO;
+		rc = pk_py_snapshot(py, &so, &snap);
+	}
 	if (rc < 0)
 		return rc;
+	snap_freeze = snap->freeze_ns;
 	target = find_thread(py, snap, opts->thread);
 	if (target == NULL) {
 		rc = -ESRCH;
@@ -685,6 +695,8 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	}
 	if (rc < 0)
 		goto out;
+	/* Everything this run stopped counts, the first reading included. */
+	res->freeze_ns += snap_freeze;
 	tq = pk_now_ns();
 	res->inject_ns = tq - t0;
 	if (opts->interrupt)
