@@ -598,16 +598,10 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 				 py->version, opts->exception);
 		return rc;
 	}
-	/* Finding the thread and the GIL holder needs no consistent picture of
-	 * every stack: read without stopping anything, and stop only if that
-	 * reading comes out torn. */
-	so.freeze = PK_FREEZE_NONE;
+	/* A consistent picture (the thread list may change while a thread
+	 * starts or ends, and a torn reading could miss the thread): its stop,
+	 * short, is counted in freeze_us below. */
 	rc = pk_py_snapshot(py, &so, &snap);
-	if (rc < 0 && rc != -ESRCH && rc != -EPERM && rc != -EACCES) {
-		pk_error_clear();
-		so.freeze = PK_FREEZE_AUTO;
-		rc = pk_py_snapshot(py, &so, &snap);
-	}
 	if (rc < 0)
 		return rc;
 	snap_freeze = snap->freeze_ns;
