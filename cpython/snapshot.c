@@ -169,8 +169,17 @@ static struct task *task_by_tid(struct task *tasks, size_t n, pid_t tid)
 	return NULL;
 }
 
+static struct task *task_by_tid(struct task *tasks, size_t n, pid_t tid);
+
+/* In pykill's own PID namespace a thread's two ids are equal: the binary
+ * search on the TID finds it (this runs inside the freeze, once per thread).
+ * Only a target in another namespace needs the scan. */
 static struct task *task_by_ns_tid(struct task *tasks, size_t n, pid_t ns_tid)
 {
+	struct task *t = task_by_tid(tasks, n, ns_tid);
+
+	if (t != NULL && t->ns_tid == ns_tid)
+		return t;
 	for (size_t i = 0; i < n; i++)
 		if (tasks[i].ns_tid == ns_tid)
 			return &tasks[i];
@@ -749,11 +758,8 @@ static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, s
 	for (size_t i = 0; i < snap->nthreads; i++) {
 		struct pk_py_thread *t = &snap->threads[i];
 		const struct gil_info *g = &gils[i];
-		struct task *task = NULL;
+		struct task *task = t->tid ? task_by_tid(tasks, ntasks, t->tid) : NULL;
 
-		for (size_t j = 0; j < ntasks && t->tid; j++)
-			if (tasks[j].tid == t->tid)
-				task = &tasks[j];
 		if (t->ns_tid == 0)
 			t->ns_tid = t->tid;
 		t->is_main = t->main_interp && t->ns_tid != 0 && t->ns_tid == snap->ns_pid;
