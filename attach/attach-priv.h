@@ -27,11 +27,6 @@ int pk_proc_read_alloc(pid_t pid, pid_t tid, const char *name, size_t max, char 
  * the file is guarded by a ptrace access check. */
 int pk_proc_errno(int err, pid_t pid, pid_t tid, const char *what, int ptrace_rights);
 
-/* pk_proc_status() that describes nothing (for diagnostics of another
- * failure); 16 KiB of status at most. */
-struct pk_status;
-int pk_proc_status_quiet(pid_t pid, pid_t tid, struct pk_status *out);
-
 /* Whether /proc/PID (or /proc/PID/task/TID) still exists. */
 int pk_proc_exists(pid_t pid, pid_t tid);
 

@@ -22,9 +22,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +62,13 @@ uint64_t pk_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void pk_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+
+	nanosleep(&ts, NULL);
 }
 
 /* ---------------------------------------------------------------- signals */
@@ -172,6 +181,135 @@ static bool handle_status(struct pk_freeze *fz, struct fthread *t, int st)
 	return true;
 }
 
+/* ---------------------------------------------------------------- exec */
+
+/* An exec by one thread of the target kills the others and waits, holding
+ * the process's cred_guard_mutex, until every one of them is reaped; a
+ * thread we trace is reaped by us only. PTRACE_SEIZE takes that mutex: a
+ * SEIZE made while a thread we hold lies dead would wait for ever on the
+ * exec that waits on us. So dead tracees are reaped before the SEIZEs, and
+ * a SEIZE that waits is interrupted by a timer whose handler reaps them
+ * (the mutex wait is interruptible; the SEIZE restarts after the handler).
+ * A timer, not SIGCHLD: every stop we cause sends one, and a handler run
+ * per stop would cost more than the SEIZEs. The period bounds the wait. */
+#define PK_SEIZE_TICK_NS (50ull * 1000000)
+#define PK_SEIZE_TICK_SIG SIGURG /* ignored by default: a late one harms nothing */
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+/* Exits only: a stop must stay for wait_stops to see. */
+static bool reap_if_dead(pid_t tid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)tid, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) < 0 || si.si_pid != tid)
+		return false;
+	if (si.si_code != CLD_EXITED && si.si_code != CLD_KILLED && si.si_code != CLD_DUMPED)
+		return false;
+	return waitpid(tid, NULL, WNOHANG | __WALL) == tid;
+}
+
+static struct pk_freeze *volatile seizing; /* for the handler; set during the SEIZEs */
+
+static void reap_on_tick(int sig)
+{
+	int saved_errno = errno;
+	struct pk_freeze *fz = seizing;
+
+	(void)sig;
+	if (fz != NULL)
+		for (size_t i = 0; i < fz->n; i++)
+			if (fz->v[i].state != T_GONE)
+				reap_if_dead(fz->v[i].tid);
+	errno = saved_errno;
+}
+
+/* Settle the dead among the threads held: reaped, gone. */
+static void reap_dead(struct pk_freeze *fz)
+{
+	for (size_t i = 0; i < fz->n; i++) {
+		struct fthread *t = &fz->v[i];
+
+		if (t->state == T_GONE || !reap_if_dead(t->tid))
+			continue;
+		if (t->state == T_STOPPED)
+			fz->nstopped--;
+		t->state = T_GONE;
+	}
+}
+
+struct seize_guard {
+	bool armed;
+	struct sigaction old_act;
+	sigset_t old_mask;
+};
+
+static timer_t tick_timer;
+static bool tick_timer_made;
+static pid_t tick_tid;
+
+static void seize_guard_on(struct pk_freeze *fz, struct seize_guard *g)
+{
+	struct itimerspec its = { .it_interval = { 0, (long)PK_SEIZE_TICK_NS }, .it_value = { 0, (long)PK_SEIZE_TICK_NS } };
+	struct sigaction sa;
+	sigset_t tick;
+
+	pid_t self = (pid_t)syscall(SYS_gettid);
+
+	reap_dead(fz);
+	g->armed = false;
+	if (tick_timer_made && tick_tid != self) {
+		timer_delete(tick_timer);
+		tick_timer_made = false;
+	}
+	if (!tick_timer_made) {
+		struct sigevent sev;
+
+		memset(&sev, 0, sizeof(sev));
+		sev.sigev_notify = SIGEV_THREAD_ID;
+		sev.sigev_signo = PK_SEIZE_TICK_SIG;
+		sev.sigev_notify_thread_id = self; /* the tracer thread, which makes the SEIZEs */
+		tick_tid = self;
+		if (timer_create(CLOCK_MONOTONIC, &sev, &tick_timer) < 0) {
+			pk_log(PK_LOG_DEBUG, "timer_create: %s; an exec during the freeze may delay it", strerror(errno));
+			return;
+		}
+		tick_timer_made = true;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = reap_on_tick;
+	sigemptyset(&sa.sa_mask);
+	seizing = fz;
+	sigaction(PK_SEIZE_TICK_SIG, &sa, &g->old_act);
+	sigemptyset(&tick);
+	sigaddset(&tick, PK_SEIZE_TICK_SIG);
+	pthread_sigmask(SIG_UNBLOCK, &tick, &g->old_mask);
+	timer_settime(tick_timer, 0, &its, NULL);
+	g->armed = true;
+}
+
+static void seize_guard_off(struct seize_guard *g)
+{
+	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
+	struct timespec zero = { 0, 0 };
+	sigset_t tick;
+
+	if (!g->armed)
+		return;
+	timer_settime(tick_timer, 0, &off, NULL);
+	sigemptyset(&tick);
+	sigaddset(&tick, PK_SEIZE_TICK_SIG);
+	pthread_sigmask(SIG_BLOCK, &tick, NULL);
+	while (sigtimedwait(&tick, NULL, &zero) == PK_SEIZE_TICK_SIG)
+		;
+	sigaction(PK_SEIZE_TICK_SIG, &g->old_act, NULL);
+	seizing = NULL;
+	if (!sigismember(&g->old_mask, PK_SEIZE_TICK_SIG))
+		pthread_sigmask(SIG_UNBLOCK, &tick, NULL);
+}
+
 static bool is_ours(const struct pk_freeze *fz, pid_t tid)
 {
 	for (size_t i = 0; i < fz->n; i++)
@@ -236,11 +374,17 @@ static int wait_stops(struct pk_freeze *fz, size_t from, uint64_t timeout_ns)
 				left = slice;
 			if (slice < 2000000u)
 				slice *= 2;
+			else
+				reap_dead(fz); /* slow to stop: maybe an exec waiting on a
+						* death whose SIGCHLD merged with another */
 			ts.tv_sec = 0;
 			ts.tv_nsec = (long)left;
-			if (sigtimedwait(&chld, &si, &ts) == SIGCHLD && si.si_code != CLD_TRAPPED &&
-			    !is_ours(fz, si.si_pid))
-				foreign = true;
+			if (sigtimedwait(&chld, &si, &ts) == SIGCHLD && si.si_code != CLD_TRAPPED) {
+				if (!is_ours(fz, si.si_pid))
+					foreign = true;
+				else
+					reap_dead(fz); /* one held may block an exec (see above) */
+			}
 		}
 	}
 	if (!sigismember(&old, SIGCHLD))
@@ -396,6 +540,7 @@ static bool has_other_threads(pid_t pid)
 
 int pk_freeze_add(struct pk_freeze *fz, const pid_t *tids, size_t n)
 {
+	struct seize_guard guard;
 	uint64_t t_start, t_seized;
 	size_t from;
 	bool sorted = true;
@@ -429,6 +574,7 @@ int pk_freeze_add(struct pk_freeze *fz, const pid_t *tids, size_t n)
 
 	from = fz->n;
 	t_start = pk_now_ns();
+	seize_guard_on(fz, &guard);
 	for (size_t i = 0; i < n; i++) {
 		pid_t tid = tids[i];
 		struct fthread *t;
@@ -451,14 +597,17 @@ int pk_freeze_add(struct pk_freeze *fz, const pid_t *tids, size_t n)
 				pk_attach_explain_eperm(fz->pid);
 			break;
 		}
-		t = &fz->v[fz->n++];
+		t = &fz->v[fz->n];
 		t->tid = tid;
 		t->state = T_SEIZED;
 		t->group_stop = false;
 		t->sig = 0;
+		atomic_signal_fence(memory_order_release); /* the handler reads v[0..n) */
+		fz->n++;
 		/* ESRCH: it died just now; the wait reaps it. */
 		ptrace(PTRACE_INTERRUPT, tid, NULL, NULL);
 	}
+	seize_guard_off(&guard);
 
 	t_seized = pk_now_ns();
 	if (rc == 0) {

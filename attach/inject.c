@@ -58,6 +58,7 @@ struct rcall {
 	const struct pk_rcall_spec *spec;
 	struct pk_rcall_result *out;
 	struct pk_mem *mem;
+	bool own_mem;
 	struct pk_maps maps;
 	bool have_maps;
 	bool seized;
@@ -233,6 +234,29 @@ static int resume(struct rcall *c, int req, int sig)
 	return 0;
 }
 
+/* A tracee killed meanwhile (the process exits, or another thread execs)
+ * must be reaped by its tracer: until then an exec waits for it, and
+ * keeps its process's other threads from going. Bounded: a SIGKILLed
+ * thread is a zombie within microseconds; a stuck one is released when
+ * pykill exits. */
+static void reap_killed(struct rcall *c)
+{
+	uint64_t deadline = pk_now_ns() + 500ull * 1000000;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(c->tid, &status, __WALL | WNOHANG);
+
+		if ((r == c->tid && (WIFEXITED(status) || WIFSIGNALED(status))) || (r < 0 && errno != EINTR))
+			break;
+		if (pk_now_ns() >= deadline)
+			break;
+		if (r == 0)
+			pk_sleep_ns(200000);
+	}
+	c->seized = false;
+}
+
 static int detach(struct rcall *c, int sig)
 {
 	int err;
@@ -242,6 +266,8 @@ static int detach(struct rcall *c, int sig)
 	if (ptrace(PTRACE_DETACH, c->tid, NULL, (void *)(intptr_t)sig) < 0) {
 		err = errno;
 		pk_error("detach from thread %d: %s", (int)c->tid, strerror(err));
+		if (err == ESRCH)
+			reap_killed(c);
 		return -err;
 	}
 	account_resume(c);
@@ -575,7 +601,7 @@ static int give_up(struct rcall *c)
 	char buf[96];
 
 	if (ptrace(PTRACE_INTERRUPT, c->tid, NULL, NULL) < 0 && errno == ESRCH) {
-		c->seized = false;
+		reap_killed(c);
 		return -ESRCH;
 	}
 	for (;;) {
@@ -681,9 +707,14 @@ static int prepare(struct rcall *c)
 	const struct pk_rcall_spec *s = c->spec;
 	int ret;
 
-	ret = pk_mem_open_pid(c->pid, &c->mem);
-	if (ret < 0)
-		return ret;
+	if (s->mem != NULL) {
+		c->mem = s->mem;
+	} else {
+		ret = pk_mem_open_pid(c->pid, &c->mem);
+		if (ret < 0)
+			return ret;
+		c->own_mem = true;
+	}
 	ret = pk_proc_maps(c->pid, &c->maps);
 	if (ret < 0)
 		return ret;
@@ -778,6 +809,15 @@ int pk_rcall_run(pid_t pid, pid_t tid, const struct pk_rcall_spec *spec, struct 
 		pk_error("borrow thread %d of process %d: %s", (int)tid, (int)pid, why);
 		goto out_detach;
 	}
+	/* The thread we hold must live in the address space the caller read
+	 * (an exec elsewhere in the process replaces it). */
+	if (pk_mem_same_space(c.mem) < 0) {
+		pk_error("borrow thread %d of process %d: the process executed a new program (or exited) since it "
+			 "was read",
+			 (int)tid, (int)pid);
+		ret = -ESRCH;
+		goto out_detach;
+	}
 	out->frame = c.fr.lo;
 	ret = pk_mem_write(c.mem, c.fr.lo, c.fr.image, c.fr.len);
 	if (ret < 0) {
@@ -839,7 +879,7 @@ out:
 	pk_arch_frame_free(&c.fr);
 	if (c.have_maps)
 		pk_maps_free(&c.maps);
-	if (c.mem != NULL)
+	if (c.own_mem)
 		pk_mem_close(c.mem);
 	out->wall_ns = pk_now_ns() - t0;
 	return ret;

@@ -42,8 +42,13 @@ struct pk_mem {
 	pid_t pid;
 	const struct pk_mem_ops *ops; /* NULL for the live process */
 	void *ctx;
-	int fd_r, fd_w;               /* /proc/PID/mem, opened on first need */
-	bool no_pvr, no_pvw;          /* process_vm_readv/writev unusable (ENOSYS, seccomp EPERM) */
+	/* /proc/PID/mem, opened with the pk_mem: it stays bound to the address
+	 * space of that moment (the kernel pins the mm at open), so writes
+	 * through it can never land in a program the process exec'ed later,
+	 * and pk_mem_same_space() can tell whether that space still exists. */
+	int fd;
+	bool fd_writable;
+	bool no_pvr;                  /* process_vm_readv unusable (ENOSYS, seccomp EPERM) */
 
 	bool cache_on;
 	struct cslot *slots;
@@ -67,16 +72,33 @@ static int gone(struct pk_mem *mem)
 	return -ESRCH;
 }
 
-static int open_mem(struct pk_mem *mem, int flags, int *fd)
+/* Open the anchor. Read and write need the same ptrace access, but the
+ * file is also subject to permission bits: a caller with CAP_SYS_PTRACE
+ * and not CAP_DAC_OVERRIDE (setcap'ed pykill, another user's process) may
+ * not open it at all. Then pykill works without: reads by
+ * process_vm_readv, writes by process_vm_writev (not into read-only
+ * pages), and an exec during the run cannot be told. Returns -ESRCH for
+ * a process that is gone, not described. */
+static int open_mem(struct pk_mem *mem)
 {
 	char path[64];
 
-	if (*fd >= 0)
-		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)mem->pid);
-	*fd = open(path, flags | O_CLOEXEC);
-	if (*fd < 0)
-		return pk_proc_errno(errno, mem->pid, 0, path, 1);
+	mem->fd = open(path, O_RDWR | O_CLOEXEC);
+	mem->fd_writable = mem->fd >= 0;
+	if (mem->fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS))
+		mem->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (mem->fd < 0) {
+		int err = errno;
+
+		if ((err == ENOENT || err == ESRCH) && !pk_proc_exists(mem->pid, 0))
+			return -ESRCH;
+		/* Also a kernel thread (no address space: ESRCH) lands here,
+		 * to be told as such by what reads its maps. */
+		pk_log(PK_LOG_INFO, "open %s: %s; going on without it (an exec of the process during this run "
+				    "cannot be detected)",
+		       path, strerror(err));
+	}
 	return 0;
 }
 
@@ -89,7 +111,7 @@ static int procmem_read_one(struct pk_mem *mem, uint64_t addr, void *buf, size_t
 	if (addr > (uint64_t)INT64_MAX - len)
 		return 0;
 	while (off < len) {
-		ssize_t r = pread(mem->fd_r, (char *)buf + off, len - off, (off_t)(addr + off));
+		ssize_t r = pread(mem->fd, (char *)buf + off, len - off, (off_t)(addr + off));
 
 		mem->st.syscalls++;
 		if (r > 0) {
@@ -112,10 +134,14 @@ static int procmem_read_one(struct pk_mem *mem, uint64_t addr, void *buf, size_t
 
 static int procmem_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok)
 {
-	int rc = open_mem(mem, O_RDONLY, &mem->fd_r);
+	int rc;
 
-	if (rc < 0)
-		return rc;
+	if (mem->fd < 0) {
+		pk_error("read memory of process %d: process_vm_readv is refused and /proc/%d/mem could not be "
+			 "opened",
+			 (int)mem->pid, (int)mem->pid);
+		return -EACCES;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (!ok[i])
 			continue;
@@ -471,14 +497,14 @@ static struct pk_mem *mem_new(void)
 
 	if (mem == NULL)
 		return NULL;
-	mem->fd_r = -1;
-	mem->fd_w = -1;
+	mem->fd = -1;
 	return mem;
 }
 
 int pk_mem_open_pid(pid_t pid, struct pk_mem **out)
 {
 	struct pk_mem *mem;
+	int rc;
 
 	if (out == NULL)
 		return -EINVAL;
@@ -493,8 +519,34 @@ int pk_mem_open_pid(pid_t pid, struct pk_mem **out)
 		return -ENOMEM;
 	}
 	mem->pid = pid;
+	rc = open_mem(mem);
+	if (rc < 0) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+		rc = pk_proc_errno(-rc, pid, 0, path, 1);
+		free(mem);
+		return rc;
+	}
 	*out = mem;
 	return 0;
+}
+
+int pk_mem_same_space(struct pk_mem *mem)
+{
+	uint8_t byte;
+	ssize_t r;
+
+	if (mem == NULL || mem->ops != NULL || mem->fd < 0)
+		return 0;
+	/* Whatever the address: while the address space lives the read
+	 * returns data or fails with EIO; once it is gone (exit, exec) the
+	 * kernel returns 0 bytes. */
+	do {
+		r = pread(mem->fd, &byte, 1, 0);
+	} while (r < 0 && errno == EINTR);
+	mem->st.syscalls++;
+	return r == 0 ? -ESRCH : 0;
 }
 
 int pk_mem_open_ops(const struct pk_mem_ops *ops, void *ctx, struct pk_mem **out)
@@ -521,10 +573,8 @@ void pk_mem_close(struct pk_mem *mem)
 {
 	if (mem == NULL)
 		return;
-	if (mem->fd_r >= 0)
-		close(mem->fd_r);
-	if (mem->fd_w >= 0)
-		close(mem->fd_w);
+	if (mem->fd >= 0)
+		close(mem->fd);
 	free(mem->slots);
 	free(mem->pages);
 	free(mem->line_slot);
@@ -775,13 +825,45 @@ void pk_mem_get_stats(const struct pk_mem *mem, struct pk_mem_stats *out)
 	*out = mem->st;
 }
 
-/* process_vm_writev honours page protections; /proc/PID/mem writes with
- * FOLL_FORCE, like a debugger's breakpoint, so read-only pages (code,
- * RELRO) are written there. */
+/* Without the anchor (see open_mem): as good as it gets, the address
+ * space checked first when a read-only anchor exists. */
+static int pvw_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec loc = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
+	struct iovec rem = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	ssize_t r;
+
+	if (pk_mem_same_space(mem) < 0) {
+		pk_error("write memory of process %d: its address space is gone (it exited, or executed a new "
+			 "program)",
+			 (int)mem->pid);
+		return -ESRCH;
+	}
+	do {
+		r = process_vm_writev(mem->pid, &loc, 1, &rem, 1, 0);
+	} while (r < 0 && errno == EINTR);
+	mem->st.syscalls++;
+	if (r == (ssize_t)len)
+		return 0;
+	if (r >= 0 || errno == EFAULT) {
+		pk_error("write %zu bytes at 0x%" PRIx64 " of process %d: address not mapped, or read-only (and "
+			 "/proc/%d/mem could not be opened for writing)",
+			 len, addr, (int)mem->pid, (int)mem->pid);
+		return -EFAULT;
+	}
+	if (errno == ESRCH)
+		return gone(mem);
+	pk_error("write memory of process %d: %s", (int)mem->pid, strerror(errno));
+	return -errno;
+}
+
+/* Through the anchor only: process_vm_writev would find the process's
+ * current address space, which after an exec is another program's. The
+ * anchor also writes with FOLL_FORCE, like a debugger's breakpoint, so
+ * read-only pages (code, RELRO) are written too. */
 int pk_mem_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len)
 {
 	size_t off = 0;
-	int rc;
 
 	if (mem == NULL)
 		return -EINVAL;
@@ -793,64 +875,34 @@ int pk_mem_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len)
 		pk_error("write memory at 0x%" PRIx64 ": the memory image is read-only", addr);
 		return -EOPNOTSUPP;
 	}
-	if (len > PK_MEM_MAX_READ || addr > UINT64_MAX - len) {
+	if (len > PK_MEM_MAX_READ || addr > (uint64_t)INT64_MAX - len) {
 		pk_error("write %zu bytes at 0x%" PRIx64 " of process %d: invalid range", len, addr,
 			 (int)mem->pid);
 		return -EINVAL;
 	}
 	/* Whatever was cached of these pages is now wrong. */
 	cache_clear(mem);
-
-	if (!mem->no_pvw) {
-		struct iovec loc = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
-		struct iovec rem = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
-		ssize_t r;
-
-		do {
-			r = process_vm_writev(mem->pid, &loc, 1, &rem, 1, 0);
-		} while (r < 0 && errno == EINTR);
-		mem->st.syscalls++;
-		if (r == (ssize_t)len)
-			return 0;
-		if (r > 0) {
-			off = (size_t)r;
-		} else if (errno == ESRCH) {
-			return gone(mem);
-		} else if (errno == ENOSYS || errno == EPERM) {
-			mem->no_pvw = true;
-		} else if (errno != EFAULT) {
-			pk_error("write memory of process %d: %s", (int)mem->pid, strerror(errno));
-			return -errno;
-		}
-	}
-
-	rc = open_mem(mem, O_RDWR, &mem->fd_w);
-	if (rc < 0)
-		return rc;
+	if (!mem->fd_writable)
+		return pvw_write(mem, addr, buf, len);
 	while (off < len) {
-		ssize_t r;
+		ssize_t r = pwrite(mem->fd, (const char *)buf + off, len - off, (off_t)(addr + off));
 
-		if (addr + off > (uint64_t)INT64_MAX) {
-			errno = EIO;
-			r = -1;
-		} else {
-			r = pwrite(mem->fd_w, (const char *)buf + off, len - off, (off_t)(addr + off));
-			mem->st.syscalls++;
-		}
+		mem->st.syscalls++;
 		if (r > 0) {
 			off += (size_t)r;
 			continue;
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r == 0 || errno == ESRCH) {
-			if (!pk_proc_exists(mem->pid, 0))
-				return gone(mem);
-			errno = EIO;
+		if (r == 0) {
+			pk_error("write memory of process %d: its address space is gone (it exited, or executed a "
+				 "new program)",
+				 (int)mem->pid);
+			return -ESRCH;
 		}
 		if (errno == EIO || errno == EFAULT) {
-			pk_error("write %zu bytes at 0x%" PRIx64 " of process %d: address not mapped", len,
-				 addr, (int)mem->pid);
+			pk_error("write %zu bytes at 0x%" PRIx64 " of process %d: address not mapped, or not writable",
+				 len, addr, (int)mem->pid);
 			return -EFAULT;
 		}
 		pk_error("write /proc/%d/mem: %s", (int)mem->pid, strerror(errno));

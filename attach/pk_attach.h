@@ -49,6 +49,7 @@ struct pk_status {
 	char state;          /* R S D T t Z X I ... */
 	pid_t tgid;
 	pid_t tracer_pid;
+	int threads;         /* of the thread group, the leader included even as a zombie; 0 if not shown */
 	uid_t uid_real, uid_effective;
 	int ns_levels;       /* entries in nspid (1 when not in a child PID namespace) */
 	pid_t nspid[PK_MAX_NS_LEVELS]; /* NSpid: [0] as seen from the caller's... see below */
@@ -60,6 +61,8 @@ struct pk_status {
  * lists the ids from the outermost namespace the proc mount knows to the
  * innermost; nspid[ns_levels-1] is the id inside the target's own namespace. */
 int pk_proc_status(pid_t pid, pid_t tid, struct pk_status *out);
+/* The same, describing nothing (for diagnostics of another failure). */
+int pk_proc_status_quiet(pid_t pid, pid_t tid, struct pk_status *out);
 int pk_status_parse(const char *text, size_t len, struct pk_status *out);
 
 struct pk_stat {
@@ -101,6 +104,11 @@ int pk_watch_moved(struct pk_watch *w, size_t i);
 uint64_t pk_watch_cpu_ns(const struct pk_watch *w, size_t i);
 void pk_watch_close(struct pk_watch *w);
 
+/* Is a thread of pid inside execve/execveat right now (as far as /proc
+ * shows a thread not running)? An exec kills the other threads before it
+ * replaces the address space: their deaths are its doing. No pk_error(). */
+bool pk_proc_exec_in_flight(pid_t pid);
+
 /* Kernel TIDs of the process, ascending. *tids is malloc'ed. */
 int pk_proc_tasks(pid_t pid, pid_t **tids, size_t *n);
 
@@ -127,6 +135,9 @@ struct pk_mem_ops {
 	void (*destroy)(void *ctx);
 };
 
+/* Opens /proc/PID/mem at once: that descriptor stays bound to the address
+ * space the process has now (see pk_mem_same_space, pk_mem_write). Open it
+ * before reading anything a decision will rest on (maps included). */
 int pk_mem_open_pid(pid_t pid, struct pk_mem **out);
 int pk_mem_open_ops(const struct pk_mem_ops *ops, void *ctx, struct pk_mem **out);
 void pk_mem_close(struct pk_mem *mem);
@@ -161,7 +172,14 @@ struct pk_mem_stats {
 };
 void pk_mem_get_stats(const struct pk_mem *mem, struct pk_mem_stats *out);
 
-/* Write (for the write path of raise). Uses process_vm_writev, falling back to /proc/PID/mem. */
+/* Is the address space of pk_mem_open_pid's moment still alive? 0 yes (or a
+ * memory image), -ESRCH no: the process exited or executed a new program
+ * since; reads through process_vm_readv may have seen the new one. Not
+ * described with pk_error(). One system call. */
+int pk_mem_same_space(struct pk_mem *mem);
+
+/* Write (for raise), through the descriptor opened by pk_mem_open_pid: into
+ * that address space only (-ESRCH once it is gone), read-only pages too. */
 int pk_mem_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len);
 
 /* ---------------------------------------------------------------- freeze */
@@ -192,5 +210,6 @@ void pk_freeze_free(struct pk_freeze *fz); /* ends it first if still active */
 void pk_attach_explain_eperm(pid_t pid);
 
 uint64_t pk_now_ns(void); /* CLOCK_MONOTONIC */
+void pk_sleep_ns(uint64_t ns);
 
 #endif

@@ -98,6 +98,12 @@ struct pk_rcall_spec {
 	 * early with EINTR. The engine copes with it; a caller that must never
 	 * cut a sleep short sets this. */
 	bool refuse_restart_block;
+	/* The caller's memory of the process (not closed here), opened before
+	 * the caller read what it chose this call by: the frame and the
+	 * trampoline are written into that address space only, so an exec
+	 * since then makes the call fail instead of reaching the new program.
+	 * NULL: the engine opens its own when it starts. */
+	struct pk_mem *mem;
 	void (*hook)(enum pk_rcall_phase phase, void *ctx);
 	void *hook_ctx;
 };

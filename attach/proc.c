@@ -631,6 +631,11 @@ static int parse_status_line(const char *p, const char *le, struct pk_status *ou
 		memcpy(out->nspid, ids, sizeof(ids[0]) * (size_t)n);
 		out->ns_levels = n;
 		*seen |= 0x10u;
+	} else if (line_key(p, le, "Threads", &v)) {
+		v = skip_blanks(v, le);
+		if (scan_u64(&v, le, 10, &u) < 0 || u > INT32_MAX)
+			return -EINVAL;
+		out->threads = (int)u;
 	} else if (line_key(p, le, "TracerPid", &v)) {
 		v = skip_blanks(v, le);
 		if (scan_pid(&v, le, &out->tracer_pid) < 0)
@@ -886,6 +891,38 @@ int pk_proc_syscall(pid_t pid, pid_t tid, struct pk_syscall *out)
 			pk_error("parse /proc/%d/syscall: unexpected format", (int)pid);
 	}
 	return rc;
+}
+
+bool pk_proc_exec_in_flight(pid_t pid)
+{
+	static long nr_execve = -2, nr_execveat = -2;
+	char path[96], buf[512];
+	struct dirent *de;
+	unsigned seen = 0;
+	bool found = false;
+	DIR *d;
+
+	if (nr_execve == -2) {
+		nr_execve = pk_syscall_number("execve");
+		nr_execveat = pk_syscall_number("execveat");
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (d == NULL)
+		return false;
+	while (!found && seen < PK_PROC_MAX_TASKS && (de = readdir(d)) != NULL) {
+		struct pk_syscall sc;
+		size_t len;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		seen++;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/syscall", (int)pid, de->d_name);
+		if (read_path_small(path, buf, sizeof(buf), &len) == 0 && pk_syscall_parse(buf, len, &sc) == 0)
+			found = sc.nr >= 0 && (sc.nr == nr_execve || sc.nr == nr_execveat);
+	}
+	closedir(d);
+	return found;
 }
 
 /* ---------------------------------------------------------------- cputime */

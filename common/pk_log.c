@@ -66,6 +66,7 @@ void pk_error_set(const char *fmt, ...)
 	va_start(ap, fmt);
 	vset(error_buf, sizeof(error_buf), fmt, ap);
 	va_end(ap);
+	hint_buf[0] = '\0'; /* it was about the message replaced */
 	errno = saved_errno;
 }
 

@@ -27,7 +27,8 @@ void pk_log(enum pk_log_level level, const char *fmt, ...) __attribute__((format
  * The first error recorded since pk_error_clear() wins: inner layers know the
  * precise cause, outer layers must not overwrite it. Preserves errno. */
 void pk_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Replace the recorded message unconditionally (an outer layer that knows better). */
+/* Replace the recorded message unconditionally (an outer layer that knows
+ * better), dropping the hint that went with the old one. */
 void pk_error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Append a hint line shown after the message (e.g. how to get ptrace rights). */
 void pk_error_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -26,6 +26,7 @@
 
 #include "pk_attach.h"
 #include "pk_log.h"
+#include "unit-util.h"
 
 #define MAXT 1100
 
@@ -739,6 +740,85 @@ static void measure(int block, int spin, int rounds, uint64_t limit_median_ns)
 	reap(&ch);
 }
 
+/* The exec child: a second thread blocked in read(); the main thread execs
+ * /bin/sleep on a byte from the test. */
+static int g_exec_go;
+
+static void *exec_child_thread(void *p)
+{
+	char c;
+
+	(void)p;
+	say_tid(K_BLOCK);
+	for (;;)
+		if (read(g_hold, &c, 1) >= 0)
+			break;
+	return NULL;
+}
+
+static void exec_child_main(void)
+{
+	pthread_t th;
+	char c;
+
+	if (pthread_create(&th, NULL, exec_child_thread, NULL) != 0)
+		_exit(5);
+	if (read(g_exec_go, &c, 1) == 1)
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+	_exit(6);
+}
+
+/* An exec kills the other threads and, holding the process's
+ * cred_guard_mutex, waits until each is reaped -- a thread we hold, by us.
+ * A PTRACE_SEIZE needs that mutex: seizing the execing thread while a dead
+ * thread of ours is unreaped would wait for ever. pk_freeze_add must reap
+ * first; afterwards nothing is left stopped or traced in the new program. */
+static void test_exec_while_frozen(void **state)
+{
+	struct pk_freeze *fz;
+	pid_t pid, tid;
+	int up[2], hold[2], go[2], msg[2], st;
+	pid_t tracer = -1;
+
+	(void)state;
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(hold), 0);
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(up[0]);
+		close(hold[1]);
+		close(go[1]);
+		g_up = up[1];
+		g_hold = hold[0];
+		g_exec_go = go[0];
+		exec_child_main();
+	}
+	close(up[1]);
+	close(hold[0]);
+	close(go[0]);
+	assert_int_equal(read(up[0], msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	tid = msg[0];
+	close(up[0]);
+
+	assert_int_equal(pk_freeze_new(pid, &fz), 0);
+	assert_int_equal(pk_freeze_add(fz, &tid, 1), 0);
+	assert_true(pk_freeze_has(fz, tid));
+	assert_int_equal(write(go[1], "x", 1), 1);
+	/* The exec has killed our stopped thread and waits for its reaping. */
+	WAIT_FOR(pk_proc_exec_in_flight(pid));
+	assert_int_equal(pk_freeze_add(fz, &pid, 1), 0);
+	pk_freeze_free(fz);
+
+	WAIT_FOR(unit_exe_contains(pid, "sleep"));
+	WAIT_FOR(state_of(pid, 0, &tracer) == 'S' && tracer == 0);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	close(hold[1]);
+	close(go[1]);
+}
+
 static void test_freeze_speed(void **state)
 {
 	(void)state;
@@ -762,6 +842,7 @@ int main(void)
 		cmocka_unit_test(test_dead_process),
 		cmocka_unit_test(test_no_sigchld_for_stops),
 		cmocka_unit_test(test_eperm_hints),
+		cmocka_unit_test(test_exec_while_frozen),
 		cmocka_unit_test(test_freeze_speed),
 	};
 

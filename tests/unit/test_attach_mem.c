@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 
 #include "pk_attach.h"
 #include "pk_log.h"
+#include "unit-util.h"
 
 #define PAGE 4096u
 #define NPAGES 8u
@@ -556,6 +559,77 @@ static int fallback_checks(void)
 	return 0;
 }
 
+/* A child that execs /bin/sleep when told to (a byte on the returned fd). */
+static pid_t exec_child(int *go)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[1]);
+		if (read(p[0], &c, 1) == 1)
+			execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(7);
+	}
+	close(p[0]);
+	*go = p[1];
+	return pid;
+}
+
+/* The descriptor opened with the pk_mem stays with the address space of
+ * that moment: after an exec, writes reach nothing (the new program is
+ * untouched) and pk_mem_same_space says so, while a fresh pk_mem sees the
+ * new program. */
+static void test_exec_anchor(void **state)
+{
+	struct pk_mem *mem, *fresh;
+	uint64_t word = 0x1122334455667788ull, back = 0;
+	int go, st;
+	pid_t pid;
+	uint64_t t0;
+
+	(void)state;
+	pid = exec_child(&go);
+	assert_int_equal(pk_mem_open_pid(pid, &mem), 0);
+	assert_int_equal(pk_mem_same_space(mem), 0);
+	assert_int_equal(write(go, "x", 1), 1);
+	t0 = pk_now_ns();
+	while (!unit_exe_contains(pid, "sleep")) {
+		if (pk_now_ns() - t0 > 10000000000ull)
+			fail_msg("the child did not exec");
+		sched_yield();
+	}
+	assert_int_equal(pk_mem_same_space(mem), -ESRCH);
+	assert_int_equal(pk_mem_open_pid(pid, &fresh), 0);
+	assert_int_equal(pk_mem_same_space(fresh), 0);
+	/* An address of the new program's stack, writable there: the old
+	 * space's descriptor must not reach it. */
+	{
+		struct pk_maps maps;
+		uint64_t addr = 0;
+
+		assert_int_equal(pk_proc_maps(pid, &maps), 0);
+		for (size_t i = 0; i < maps.n; i++)
+			if (strcmp(maps.v[i].path, "[stack]") == 0)
+				addr = maps.v[i].end - 64;
+		pk_maps_free(&maps);
+		assert_true(addr != 0);
+		assert_int_equal(pk_mem_read(fresh, addr, &back, sizeof(back)), 0);
+		assert_int_equal(pk_mem_write(mem, addr, &word, sizeof(word)), -ESRCH);
+		assert_int_equal(pk_mem_read(fresh, addr, &word, sizeof(word)), 0);
+		assert_memory_equal(&word, &back, sizeof(word));
+	}
+	pk_mem_close(fresh);
+	pk_mem_close(mem);
+	close(go);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+}
+
 static void test_procmem_fallback(void **state)
 {
 	pid_t pid;
@@ -586,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_ops_backend),
 		cmocka_unit_test(test_write),
 		cmocka_unit_test(test_procmem_fallback),
+		cmocka_unit_test(test_exec_anchor),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -215,6 +215,7 @@ static void test_status_parse(void **state)
 		"NStgid:\t4242\t12\t1\n"
 		"NSpid:\t4243\t13\t2\n"
 		"CapEff:\t000001fffeffffff\n"
+		"Threads:\t12\n"
 		"voluntary_ctxt_switches:\t18446744073709551615\n"
 		"nonvoluntary_ctxt_switches:\t3";
 	struct pk_status st;
@@ -225,6 +226,7 @@ static void test_status_parse(void **state)
 	assert_int_equal(st.state, 't');
 	assert_int_equal(st.tgid, 4242);
 	assert_int_equal(st.tracer_pid, 77);
+	assert_int_equal(st.threads, 12);
 	assert_int_equal(st.uid_real, 1000);
 	assert_int_equal(st.uid_effective, 1001);
 	assert_int_equal(st.ns_levels, 3);
@@ -248,6 +250,7 @@ static void test_status_parse_edge(void **state)
 	assert_int_equal(st.ns_levels, 1);
 	assert_int_equal(st.nspid[0], 6);
 	assert_int_equal(st.tracer_pid, 0);
+	assert_int_equal(st.threads, 0); /* not shown: unknown */
 
 	/* deeper than PK_MAX_NS_LEVELS: first stays ours, last the innermost */
 	off = (size_t)snprintf(deep, sizeof(deep), "State:\tS\nTgid:\t1\nPid:\t100\nNSpid:");
@@ -270,6 +273,7 @@ static void test_status_parse_edge(void **state)
 	assert_int_equal(pk_status_parse(S("State:\tS\nTgid:\t1\n"), &st), -EINVAL);        /* no Pid */
 	assert_int_equal(pk_status_parse(S("State:\nTgid:\t1\nPid:\t1\n"), &st), -EINVAL);   /* empty State */
 	assert_int_equal(pk_status_parse(S("State:\tS\nTgid:\t99999999999\nPid:\t1\n"), &st), -EINVAL);
+	assert_int_equal(pk_status_parse(S("State:\tS\nTgid:\t1\nPid:\t1\nThreads:\t-3\n"), &st), -EINVAL);
 	assert_int_equal(pk_status_parse(S("State:\tS\nTgid:\t1\nPid:\t1\nNSpid:\n"), &st), -EINVAL);
 	assert_int_equal(pk_status_parse(S("State:\tS\nTgid:\t1\nPid:\t1\nUid:\t1\n"), &st), -EINVAL);
 	assert_int_equal(pk_status_parse(S("State:\tS\nTgid:\t1\nPid:\t1\nCapEff:\t1ffffffffffffffff\n"), &st),

@@ -1,0 +1,26 @@
+/* Helpers shared by the unit tests (included by a test_*.c, after cmocka). */
+#ifndef PK_UNIT_UTIL_H
+#define PK_UNIT_UTIL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* Does the program process pid runs (/proc/PID/exe) have name in its path?
+ * (How a test sees that an exec has completed.) */
+static inline bool unit_exe_contains(pid_t pid, const char *name)
+{
+	char path[64], target[256];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	return strstr(target, name) != NULL;
+}
+
+#endif
