@@ -43,8 +43,9 @@ struct pk_py {
 	int pthread_tid_offset;    /* <3.11: offset of the kernel tid in struct pthread, -1 unknown */
 };
 
-/* rc, or -ESRCH (with the message) if process pid has exited meanwhile. */
-int pk_py_gone_check(pid_t pid, int rc);
+/* rc, or -ESRCH (with the message) if the process has exited meanwhile or
+ * executed a new program since pk_py_open. */
+int pk_py_gone_check(const struct pk_py *py, int rc);
 
 /* Reading helpers (read.c). All bounded; return 0 / -errno. */
 int pk_rd_u64(struct pk_py *py, uint64_t addr, uint64_t *out);

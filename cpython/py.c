@@ -246,18 +246,59 @@ static int find_runtime(struct pk_py *py)
 	return -ENOTSUP;
 }
 
-/* A failure while the target exits says little about the target: it
- * exited. Said once, as "no such process". */
-int pk_py_gone_check(pid_t pid, int rc)
+#define PK_EXEC_SETTLE_NS (2000ull * 1000000)
+#define PK_EXEC_GRACE_NS (10ull * 1000000)
+
+/* Has the process ended (not merely its leader: a leader that called
+ * pthread_exit, or is being replaced by an exec from another thread, is a
+ * zombie while the process lives on)? */
+static bool process_ended(pid_t pid)
 {
 	struct pk_status st;
-	int err;
+	int err = pk_proc_status_quiet(pid, 0, &st);
 
-	if (rc == -ESRCH)
-		return rc;
-	err = pk_proc_status(pid, 0, &st);
-	if (err == -ESRCH || (err == 0 && (st.state == 'Z' || st.state == 'X'))) {
-		pk_error_set("inspect process %d: it exited while pykill was reading it", (int)pid);
+	if (err == -ESRCH || err == -ENOENT)
+		return true;
+	return err == 0 && (st.state == 'Z' || st.state == 'X') && st.threads <= 1;
+}
+
+/* An exec first kills the other threads, then replaces the address space.
+ * A failure in between (a thread gone, a leader turned zombie) is the
+ * exec's doing: wait until it is done, so it can be told as it is. A
+ * briefly running exec'ing thread does not show in /proc as inside execve:
+ * the old address space gets a short grace to die even when none is seen. */
+static void settle_exec(const struct pk_py *py)
+{
+	uint64_t t0 = pk_now_ns();
+	bool seen = false;
+
+	if (py->mem == NULL)
+		return;
+	while (pk_mem_same_space(py->mem) == 0 && !process_ended(py->pid)) {
+		uint64_t waited = pk_now_ns() - t0;
+
+		seen |= pk_proc_exec_in_flight(py->pid);
+		if (waited >= (seen ? PK_EXEC_SETTLE_NS : PK_EXEC_GRACE_NS))
+			break;
+		pk_sleep_ns(1000000);
+	}
+}
+
+/* A failure while the target exits says little about the target: it
+ * exited. Said once, as "no such process". Likewise an exec: whatever was
+ * read may come from the new program, and the thread asked for is gone. */
+int pk_py_gone_check(const struct pk_py *py, int rc)
+{
+	if (rc < 0 || process_ended(py->pid))
+		settle_exec(py);
+	if (py->mem != NULL && pk_mem_same_space(py->mem) < 0 && !process_ended(py->pid)) {
+		pk_error_set("inspect process %d: it executed a new program (execve) while pykill was at work; the "
+			     "new program was not touched",
+			     (int)py->pid);
+		return -ESRCH;
+	}
+	if (rc != -ESRCH && process_ended(py->pid)) {
+		pk_error_set("inspect process %d: it exited while pykill was reading it", (int)py->pid);
 		return -ESRCH;
 	}
 	return rc;
@@ -285,7 +326,11 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 		rc = -ESRCH;
 		goto fail;
 	}
-	rc = pk_proc_maps(pid, &py->maps);
+	/* First: everything read from here on is checked against the address
+	 * space of this moment (an exec replaces it). */
+	rc = pk_mem_open_pid(pid, &py->mem);
+	if (rc == 0)
+		rc = pk_proc_maps(pid, &py->maps);
 	if (rc == -EACCES || rc == -EPERM) {
 		pk_error_set("inspect process %d (%s): permission denied", (int)pid, st.name);
 		pk_attach_explain_eperm(pid);
@@ -338,9 +383,6 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 		goto fail;
 	}
 
-	rc = pk_mem_open_pid(pid, &py->mem);
-	if (rc < 0)
-		goto fail;
 	if (py->major == 3 && py->minor >= 13) {
 		rc = pk_dbgoff_apply(py);
 		if (rc == -ENOTSUP)
@@ -360,8 +402,9 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 	*out = py;
 	return 0;
 fail:
+	rc = pk_py_gone_check(py, rc);
 	pk_py_close(py);
-	return pk_py_gone_check(pid, rc);
+	return rc;
 }
 
 void pk_py_close(struct pk_py *py)

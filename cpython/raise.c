@@ -34,12 +34,6 @@ void pk_raise_result_clear(struct pk_raise_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
-	nanosleep(&ts, NULL);
-}
-
 static bool parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
@@ -224,7 +218,7 @@ static bool holder_makes_progress(struct pk_py *py, const struct pk_py_thread *h
 			if (f1 != f0 || i1 != i0)
 				return true;
 		}
-		sleep_ns(1000000);
+		pk_sleep_ns(1000000);
 	}
 	/* Not a single instruction moved. Stuck in C code only if it ran: on a
 	 * loaded machine a holder may simply not have had a CPU (it will drop
@@ -296,6 +290,7 @@ static int call_path(struct pk_py *py, const struct pk_py_thread *hijack, uint64
 	spec.timeout_ms = 2000;
 	spec.is_syscall_before = pk_code_is_syscall_before;
 	spec.refuse_restart_block = true;
+	spec.mem = py->mem;
 	rc = pk_rcall_run(py->pid, hijack->tid, &spec, &out);
 	res->freeze_ns = out.freeze_ns;
 	res->hijacked_tid = hijack->tid;
@@ -381,6 +376,11 @@ static int write_path(struct pk_py *py, uint64_t ident, uint64_t exc, struct pk_
 	if (rc < 0)
 		goto out;
 	rc = pk_freeze_add(fz, tids, ntids);
+	if (rc < 0)
+		goto out;
+	/* Still the program that was read? (A thread in the middle of an exec
+	 * stops only once it runs the new one.) */
+	rc = pk_mem_same_space(py->mem);
 	if (rc < 0)
 		goto out;
 	/* Everything is stopped: find the thread state again, it may have gone. */
@@ -596,7 +596,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		if (rc == -ENOENT)
 			pk_error("raise in process %d: Python %s has no built-in exception '%s'", (int)py->pid,
 				 py->version, opts->exception);
-		return rc;
+		return rc == -ENOENT ? rc : pk_py_gone_check(py, rc);
 	}
 	/* A consistent picture (the thread list may change while a thread
 	 * starts or ends, and a torn reading could miss the thread): its stop,
@@ -684,7 +684,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			if (rc != -EPERM || attempt >= 3)
 				break;
 			pk_error_clear();
-			sleep_ns(5000000ull * (attempt + 1) + pk_now_ns() % 5000000ull);
+			pk_sleep_ns(5000000ull * (attempt + 1) + pk_now_ns() % 5000000ull);
 		}
 	}
 	if (rc < 0)
@@ -706,9 +706,20 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			res->verdict = PK_VERDICT_PENDING;
 			break;
 		}
-		sleep_ns(500000);
+		pk_sleep_ns(500000);
 	}
 	res->waited_ns = pk_now_ns() - tq;
+	/* The verdict came from reading the thread state: of no worth if the
+	 * process has become another program meanwhile. A thread that ended
+	 * counts as delivered, unless an exec (in flight: let it finish)
+	 * ended it. */
+	if (res->verdict == PK_VERDICT_DELIVERED)
+		for (unsigned i = 0; i < 2000 && pk_proc_exec_in_flight(py->pid); i++)
+			pk_sleep_ns(1000000);
+	if (pk_mem_same_space(py->mem) < 0) {
+		rc = -ESRCH;
+		goto out;
+	}
 	if (res->verdict == PK_VERDICT_PENDING) {
 		explain_pending(py, ident, res);
 		if (res->interrupted_nr >= 0) {
@@ -723,5 +734,5 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	rc = 0;
 out:
 	pk_py_snapshot_free(snap);
-	return rc < 0 && rc != -ENOENT ? pk_py_gone_check(py->pid, rc) : rc;
+	return rc < 0 && rc != -ENOENT ? pk_py_gone_check(py, rc) : rc;
 }

@@ -1043,7 +1043,7 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	free(ids);
 	free(tasks);
 	/* A process that died while being read leaves a picture of nothing. */
-	rc = pk_py_gone_check(py->pid, 0);
+	rc = pk_py_gone_check(py, 0);
 	if (rc < 0) {
 		pk_py_snapshot_free(snap);
 		return rc;
@@ -1059,7 +1059,7 @@ fail:
 	free(ids);
 	free(tasks);
 	pk_py_snapshot_free(snap);
-	return pk_py_gone_check(py->pid, rc);
+	return pk_py_gone_check(py, rc);
 }
 
 /* The memory walk alone, for memory images (image.c): what pk_py_snapshot

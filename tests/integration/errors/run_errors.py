@@ -14,6 +14,7 @@ skip code) naming what is missing.
 Targets are started by this script, synchronised by a ready pipe (or by the
 kernel's view of them in /proc, polled), and killed on every path.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -413,6 +414,46 @@ def case_other_user(pykill, pythons):
     print("ok: uid %d vs root's pid %d: %s" % (NOBODY, t.pid, res.err.strip().replace("\n", " | ")))
 
 
+def case_ptrace_only(pykill, pythons):
+    """Root with CAP_SYS_PTRACE but without the file-permission capabilities
+    (a setcap'ed pykill, or a container so configured) against another
+    user's process: /proc/PID/mem cannot be opened, ptrace and
+    process_vm_readv/writev still work. list and a write-path raise must
+    work; nothing is left stopped."""
+    need_root("dropping the file-permission capabilities")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        skip("setpriv (util-linux) is not installed")
+    caps = "-dac_override,-dac_read_search,-fowner"
+    drop = [setpriv, "--inh-caps=" + caps, "--bounding-set=" + caps]
+    python = pick_python(pythons, runnable_by=NOBODY)
+    t = Target(python, prefix=as_user(NOBODY))
+    probe = run(drop + ["head", "-c", "1", "/proc/%d/mem" % t.pid])
+    if "denied" not in probe.err.lower():
+        skip("dropping %s did not take /proc/%d/mem away: %s" % (caps, t.pid, probe.err.strip()))
+    cmd = drop + [pykill, "list", "--json", str(t.pid)]
+    res = run(cmd)
+    if res.returncode != EXIT_OK or res.err:
+        fail("list without /proc/PID/mem: %s" % show(cmd, res))
+    names = [th["name"] for th in json.loads(res.out)["threads"]]
+    if "busy" not in names:
+        fail("list without /proc/PID/mem misses the busy thread: %s" % show(cmd, res))
+    check_untouched(t.pid)
+    t.ping()
+    cmd = drop + [pykill, "raise", "--via=write", "--json", str(t.pid), str(t.busy_tid)]
+    res = run(cmd)
+    if res.returncode != EXIT_OK or json.loads(res.out)["verdict"] != "delivered":
+        fail("raise --via=write without /proc/PID/mem: %s" % show(cmd, res))
+    deadline = time.monotonic() + 20
+    while os.path.exists("/proc/%d/task/%d" % (t.pid, t.busy_tid)):
+        if time.monotonic() > deadline:
+            fail("the busy thread did not end after SystemExit was delivered")
+        time.sleep(0.01)
+    check_untouched(t.pid)
+    t.quit()
+    print("ok: without /proc/PID/mem (%s): list and raise --via=write work" % caps)
+
+
 def case_already_traced(pykill, pythons, tracer):
     if not tracer or not os.access(tracer, os.X_OK):
         skip("the tracer helper %s was not built" % tracer)
@@ -494,6 +535,7 @@ CASES = {
     "pid1": case_pid1,
     "other-user": case_other_user,
     "already-traced": case_already_traced,
+    "ptrace-only": case_ptrace_only,
     "yama": case_yama,
 }
 

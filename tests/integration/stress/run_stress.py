@@ -11,6 +11,10 @@ CASE is one of the case_* functions below; PYTHON a path or "sid:3.X"
   churn       list while a thread starts short-lived threads without pause
   exit        the target exits (os._exit, SIGKILL, sys.exit) while pykill
               lists: exit 0, or 4 with one clean line
+  exec        the target execs a new program (this script again, same pid)
+              while pykill lists or raises: pykill ends with 0, 3 or 4
+              and one clean line, and the new program is unharmed (no
+              exception it was not sent, nothing stopped or traced)
   itimer      list under a 1 ms ITIMER_REAL, with acknowledged SIGUSR1s
               sent throughout: none lost
   concurrent  two `pykill list` at once: both exit 0, or one exits 5 saying
@@ -553,6 +557,153 @@ def case_exit(pykill, python):
     if problems:
         fail("target exited during pykill list (%s):\n  %s" % (summary, "\n  ".join(problems)))
     print("ok: target exited during pykill list: %s" % summary)
+
+
+EXEC_RUNS = (
+    # (pykill arguments before PID, thread to name if raise, who execs)
+    (["list", "--freeze=auto"], None, "main"),
+    (["list", "--freeze=all"], None, "execer"),
+    (["list", "--freeze=auto"], None, "execer"),
+    (["list", "--freeze=all"], None, "main"),
+    # The main thread keeps its TID through an exec by another thread:
+    # pykill must not raise into the new program's main thread.
+    (["raise", "--via=call", "--wait=0.2"], "MainThread", "execer"),
+    (["raise", "--via=write", "--wait=0.2"], "MainThread", "execer"),
+    (["raise", "--wait=0.2"], "busy", "main"),
+    (["raise", "--via=call", "--wait=0.2"], "recv", "main"),
+)
+
+
+def hang_state(*pids):
+    """What the kernel says of a hung pykill and its target (for the report)."""
+    out = []
+    for pid in pids:
+        try:
+            tids = sorted(os.listdir("/proc/%d/task" % pid), key=int)
+        except OSError:
+            out.append("  %d: gone" % pid)
+            continue
+        for tid in tids:
+            row = []
+            for f in ("stat", "wchan", "syscall", "stack"):
+                try:
+                    with open("/proc/%d/task/%s/%s" % (pid, tid, f)) as fh:
+                        v = fh.read()
+                except OSError as e:
+                    v = "(%s)" % e.strerror
+                if f == "stat":
+                    v = v.rsplit(")", 1)[-1].split()[0] if ")" in v else v
+                row.append("%s=%s" % (f, " | ".join(v.split("\n")).strip()))
+            out.append("  %d/%s: %s" % (pid, tid, "; ".join(row)))
+    return "\n".join(out)
+
+
+def holds_mem(pk_pid, pid):
+    """Has pykill opened /proc/PID/mem (the first thing it does to a
+    target: from then on an exec must be noticed)?"""
+    want = "/proc/%d/mem" % pid
+    try:
+        fds = os.listdir("/proc/%d/fd" % pk_pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pk_pid, fd)) == want:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def exec_argv(pykill, t, run):
+    args, victim, _ = run
+    argv = [pykill, args[0]] + args[1:] + [str(t.pid)]
+    if victim is not None:
+        argv += [str(t.tid(victim)), "BufferError"]
+    return argv
+
+
+def new_program(t, what, p):
+    """Read the ready line of the program the target became."""
+    line = t._line(t.rep_r, 120.0, keep=t.rbuf)
+    if line is None or not line.startswith("ready "):
+        fail("%s: no new program after the exec (pykill exited %s, stderr %r): %r\n%s" % (
+            what, p.returncode, p.err, line, t.output()))
+    t.info = json.loads(line[6:])
+    t.threads = t.info["threads"]
+    if t.info["pid"] != t.pid:
+        fail("%s: the new program reports pid %d" % (what, t.info["pid"]))
+
+
+EXEC_SAID = "executed a new program"
+
+
+def case_exec(pykill, python):
+    """Once pykill has opened the target, an exec at a random instant must
+    end in a result about the old program (0, 3) or exit 4 saying the
+    process executed a new program; never anything done to the new one.
+    A few runs exec just as pykill starts (it may then meet the new
+    program starting up: any clean one-line answer will do)."""
+    rng, seed = seed_rng()
+    t = Target(python, "basic")
+    walls = {"list": calibrate(pykill, t)}
+    # A raise's length: into busy, which ends by it (this target is not
+    # checked afterwards).
+    p = run_pykill([pykill, "raise", "--wait=0.2", str(t.pid), str(t.tid("busy")), "BufferError"])
+    walls["raise"] = p.wall
+    t.close()
+    statuses = {}
+    problems = []
+    runs = nkills(18)
+    for i in range(runs):
+        early = i % 9 == 8
+        run = (["list", "--freeze=auto"], None, "main") if early else EXEC_RUNS[i % 9]
+        kind = run[0][0]
+        exec_r, exec_w = os.pipe()
+        t = Target(python, "exec", exec_r, extra_fds=(exec_r,))
+        argv = exec_argv(pykill, t, run)
+        what = "exec run %d (seed %d, %s execs%s, %s)" % (i, seed, run[2], ", early" if early else "",
+                                                           " ".join(argv))
+        p = PkRun(argv)
+        if not early:
+            while not holds_mem(p.pid, t.pid) and not p.exited():
+                time.sleep(0.0002)
+            time.sleep(rng.uniform(0, 1.2 * walls[kind]))
+        if run[2] == "main":
+            os.write(t.cmd_w, b"exec\n")
+        else:
+            os.write(exec_w, b"x")
+        os.close(exec_w)
+        if not p.finish():
+            state = hang_state(p.pid, t.pid)
+            p.kill()
+            fail("%s: pykill hung while the target execed:\n%s" % (what, state))
+        new_program(t, what, p)
+        key = "%s%s:%d" % (kind, "-early" if early else "", p.returncode)
+        statuses[key] = statuses.get(key, 0) + 1
+        lines = p.err.splitlines()
+        one_line = not p.out and len(lines) == 1 and lines[0].startswith("pykill: ")
+        if p.returncode == EXIT_OK and kind == "list":
+            if not p.out.startswith("PID %d " % t.pid) or p.err:
+                problems.append("%s: exit 0 but output %r stderr %r" % (what, p.out[:300], p.err))
+        elif p.returncode in (EXIT_OK, EXIT_PENDING) and kind == "raise":
+            if not p.out:
+                problems.append("%s: exit %d without a verdict: stderr %r" % (what, p.returncode, p.err))
+        elif p.returncode == EXIT_NO_PROCESS and one_line and (early or EXEC_SAID in lines[0]):
+            pass
+        elif early and p.returncode != EXIT_FAILURE and one_line:
+            pass  # e.g. 6: Python not initialised yet -- true of a program starting up
+        else:
+            problems.append("%s: expected exit 0%s, or 4 saying %r, got %d: stdout %r stderr %r" % (
+                what, ", 3" if kind == "raise" else "", EXEC_SAID, p.returncode, p.out[:300], p.err))
+        check_target(t, what)
+        t.quit()
+        t.close()
+    summary = ", ".join("%s x%d" % kv for kv in sorted(statuses.items()))
+    if problems:
+        fail("target execed during pykill (%s):\n  %s" % (summary, "\n  ".join(problems)))
+    print("ok: %d execs of the target during pykill (list and raise, exec by the main thread or another; "
+          "the new program unharmed every time): %s" % (runs, summary))
 
 
 def case_itimer(pykill, python):

@@ -16,6 +16,13 @@ it sees):
           request: the GIL is held by C code for seconds), busy-victim and
           sleep-victim (catch BufferError, the exception the test raises)
   scale   ARG sleeping threads (64 KiB stacks) and 2 busy threads
+  exec    basic + execer, blocked in a read of ARG (a file descriptor):
+          a byte there makes execer exec this script again (in basic
+          mode, same pid, same command and reply pipes, ready line on the
+          reply pipe); the command "exec" makes the main thread do it.
+          The main thread catches BufferError (the test raises it there)
+          and counts it; in the program after the exec that is an error:
+          nobody sent it one
 
 Once the threads are started and those meant to block are blocked in their
 system calls (as /proc shows), one line "ready <json>" goes to READY_FD:
@@ -30,6 +37,7 @@ on REPLY_FD:
               CPU meanwhile) for the test to weigh against pykill's runs
   quit        check, then exit 0
   exit        os._exit(0) at once;  sysexit: sys.exit(0) (finalisation)
+  exec        the main thread execs this script again (exec mode only)
   regex N     start re.match(r'(a+)+$', 'a'*N+'b') in the regex thread
   itimer on|off   a 1 ms ITIMER_REAL
   count       handler counts and the monotonic clock
@@ -49,6 +57,7 @@ import time
 PY3 = sys.version_info[0] >= 3
 READY_FD, CMD_FD, REPLY_FD = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 MODE = sys.argv[4]
+EXECED = os.environ.get("PYKILL_STRESS_EXECED") == "1"  # the program after an exec
 ARG = sys.argv[5] if len(sys.argv) > 5 else None
 SHORT = 0.05
 CHECK_LIMIT = float(os.environ.get("PYKILL_STRESS_CHECK_S", "10"))
@@ -292,6 +301,21 @@ def sleep_victim(info):
             victims["sleep-victim"].append(monotonic())
 
 
+def exec_again():
+    """Become a new program in the same process: this script, basic mode,
+    same command and reply pipes (inheritable since the test passed them),
+    its ready line on the reply pipe."""
+    os.environ["PYKILL_STRESS_EXECED"] = "1"
+    os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), str(REPLY_FD), str(CMD_FD),
+                              str(REPLY_FD), "basic"])
+
+
+def execer(info):
+    if not eintr_retry(os.read, EXEC_FD, 1):
+        return
+    exec_again()
+
+
 scale_stop = threading.Event()
 
 
@@ -348,6 +372,10 @@ else:
         spawn("regex", regex)
         spawn("sleep-victim", sleep_victim)
         spawn("busy-victim", busy_victim)
+    if MODE == "exec":
+        EXEC_FD = int(ARG)
+        spawn("execer", execer)
+        BLOCKED = BLOCKED + ("execer",)
 spawn("busy", busy)
 if MODE == "scale":
     spawn("busy2", busy)
@@ -388,7 +416,8 @@ if MODE == "gil":
     ready["regex_n"] = regex_state["n"]
     ready["regex_estimate"] = regex_state["estimate"]
 write_all(READY_FD, ("ready %s\n" % json.dumps(ready)).encode())
-os.close(READY_FD)
+if READY_FD != REPLY_FD:  # after an exec the ready line goes to the reply pipe
+    os.close(READY_FD)
 
 
 # ------------------------------------------------------------------ commands
@@ -428,6 +457,9 @@ def check():
             problems.append("recv did not answer")
         sock_b.settimeout(None)
     problems.extend(errors)
+    if EXECED and main_caught:
+        problems.append("the program after the exec got %d exception(s) in its main thread: %s"
+                        % (len(main_caught), ", ".join(main_caught[:3])))
     log = sleep_log[:]
     del sleep_log[:len(log)]
     return {"ok": not problems, "problems": problems, "sleeps": sleep_stats, "sleep_log": log,
@@ -435,7 +467,21 @@ def check():
             "threads": threading.active_count()}
 
 
+main_caught = []
+
+
 def serve():
+    """Commands until told to end. A BufferError the test raises into the
+    main thread is counted (in the program after an exec: an error), and
+    the serving goes on; a command it interrupted is lost."""
+    while True:
+        try:
+            serve_commands()
+        except BufferError as e:
+            main_caught.append("%s: %r" % (type(e).__name__, e))
+
+
+def serve_commands():
     buf = b""
     while True:
         while b"\n" not in buf:
@@ -457,6 +503,10 @@ def serve():
             os._exit(0)
         elif cmd == "sysexit":
             sys.exit(0)
+        elif cmd == "exec":
+            exec_again()
+        elif cmd == "main-caught":
+            reply = {"caught": main_caught}
         elif cmd == "regex":
             regex_state["n"] = int(args[0])
             regex_go.set()
