@@ -255,7 +255,6 @@ static void seize_guard_on(struct pk_freeze *fz, struct seize_guard *g)
 	struct itimerspec its = { .it_interval = { 0, (long)PK_SEIZE_TICK_NS }, .it_value = { 0, (long)PK_SEIZE_TICK_NS } };
 	struct sigaction sa;
 	sigset_t tick;
-
 	pid_t self = (pid_t)syscall(SYS_gettid);
 
 	reap_dead(fz);

@@ -72,6 +72,14 @@ static int gone(struct pk_mem *mem)
 	return -ESRCH;
 }
 
+/* The address space pk_mem_open_pid saw is no more. */
+static int space_gone(struct pk_mem *mem)
+{
+	pk_error("write memory of process %d: its address space is gone (it exited, or executed a new program)",
+		 (int)mem->pid);
+	return -ESRCH;
+}
+
 /* Open the anchor. Read and write need the same ptrace access, but the
  * file is also subject to permission bits: a caller with CAP_SYS_PTRACE
  * and not CAP_DAC_OVERRIDE (setcap'ed pykill, another user's process) may
@@ -833,12 +841,8 @@ static int pvw_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t 
 	struct iovec rem = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
 	ssize_t r;
 
-	if (pk_mem_same_space(mem) < 0) {
-		pk_error("write memory of process %d: its address space is gone (it exited, or executed a new "
-			 "program)",
-			 (int)mem->pid);
-		return -ESRCH;
-	}
+	if (pk_mem_same_space(mem) < 0)
+		return space_gone(mem);
 	do {
 		r = process_vm_writev(mem->pid, &loc, 1, &rem, 1, 0);
 	} while (r < 0 && errno == EINTR);
@@ -894,12 +898,8 @@ int pk_mem_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len)
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r == 0) {
-			pk_error("write memory of process %d: its address space is gone (it exited, or executed a "
-				 "new program)",
-				 (int)mem->pid);
-			return -ESRCH;
-		}
+		if (r == 0)
+			return space_gone(mem);
 		if (errno == EIO || errno == EFAULT) {
 			pk_error("write %zu bytes at 0x%" PRIx64 " of process %d: address not mapped, or not writable",
 				 len, addr, (int)mem->pid);

@@ -289,15 +289,19 @@ static void settle_exec(const struct pk_py *py)
  * read may come from the new program, and the thread asked for is gone. */
 int pk_py_gone_check(const struct pk_py *py, int rc)
 {
-	if (rc < 0 || process_ended(py->pid))
+	bool ended = process_ended(py->pid);
+
+	if (rc < 0 || ended) {
 		settle_exec(py);
-	if (py->mem != NULL && pk_mem_same_space(py->mem) < 0 && !process_ended(py->pid)) {
+		ended = process_ended(py->pid);
+	}
+	if (!ended && pk_mem_same_space(py->mem) < 0) {
 		pk_error_set("inspect process %d: it executed a new program (execve) while pykill was at work; the "
 			     "new program was not touched",
 			     (int)py->pid);
 		return -ESRCH;
 	}
-	if (rc != -ESRCH && process_ended(py->pid)) {
+	if (rc != -ESRCH && ended) {
 		pk_error_set("inspect process %d: it exited while pykill was reading it", (int)py->pid);
 		return -ESRCH;
 	}
