@@ -661,6 +661,11 @@ def case_exec(pykill, python):
         kind = run[0][0]
         exec_r, exec_w = os.pipe()
         t = Target(python, "exec", exec_r, extra_fds=(exec_r,))
+        # One answered request: the main thread is in its serving loop,
+        # where a BufferError raised into it is caught (right after the
+        # ready line it is not yet).
+        if t.request("main-caught") is None:
+            fail("exec run %d: the target does not answer" % i)
         argv = exec_argv(pykill, t, run)
         what = "exec run %d (seed %d, %s execs%s, %s)" % (i, seed, run[2], ", early" if early else "",
                                                            " ".join(argv))
