@@ -17,6 +17,7 @@
  * All ptrace requests must come from one thread of pykill (the tracer). */
 #include "pk_attach.h"
 #include "attach-priv.h"
+#include "arch-priv.h"
 #include "pk_log.h"
 
 #include <errno.h>
@@ -673,6 +674,13 @@ bool pk_freeze_has(const struct pk_freeze *fz, pid_t tid)
 		return false;
 	t = find(fz, tid);
 	return t != NULL && t->state == T_STOPPED;
+}
+
+int pk_freeze_pc(const struct pk_freeze *fz, pid_t tid, uint64_t *pc)
+{
+	if (!pk_freeze_has(fz, tid))
+		return -ESRCH;
+	return pk_arch_read_pc(tid, pc);
 }
 
 size_t pk_freeze_count(const struct pk_freeze *fz)

@@ -80,9 +80,9 @@ static void hook(const struct rcall *c, enum pk_rcall_phase ph)
 		c->spec->hook(ph, c->spec->hook_ctx);
 }
 
-bool pk_rcall_syscall_allowed(long nr)
+bool pk_rcall_syscall_allowed(long nr, const uint64_t args[6])
 {
-	return nr >= 0 && pk_arch_syscall_allowed(nr);
+	return nr >= 0 && pk_arch_syscall_allowed(nr, args);
 }
 
 const uint8_t *pk_rcall_trampoline(size_t *len, uint16_t *elf_machine)
@@ -153,6 +153,14 @@ int pk_rcall_check_thread(pid_t pid, pid_t tid, char *why, size_t cap)
 		snprintf(why, cap, "thread %d is already traced by process %d", (int)tid, (int)ts.tracer_pid);
 		return -EAGAIN;
 	}
+	/* The trampoline's marker is a system call (getpid): a filter could
+	 * kill the process, kill the thread or fail the call for it. What a
+	 * filter does cannot be known without running it: no call. */
+	if (ts.seccomp != 0) {
+		snprintf(why, cap, "thread %d runs under a seccomp %s", (int)tid,
+			 ts.seccomp == 1 ? "strict mode" : ts.seccomp == 2 ? "filter" : "mode pykill cannot see");
+		return -EAGAIN;
+	}
 	if (ts.state != 'S') {
 		snprintf(why, cap, "thread %d is not asleep (state %c)", (int)tid, ts.state);
 		return -EAGAIN;
@@ -164,9 +172,9 @@ int pk_rcall_check_thread(pid_t pid, pid_t tid, char *why, size_t cap)
 		snprintf(why, cap, "thread %d is not blocked in a system call", (int)tid);
 		return -EAGAIN;
 	}
-	if (!pk_rcall_syscall_allowed(sc.nr)) {
-		snprintf(why, cap, "thread %d is blocked in %s, which is not a safe point to borrow it", (int)tid,
-			 sc_name(sc.nr, nb, sizeof(nb)));
+	if (!pk_rcall_syscall_allowed(sc.nr, sc.args)) {
+		snprintf(why, cap, "thread %d is blocked in %s, not in a pure sleep (borrowing it could keep others "
+			 "waiting on it)", (int)tid, sc_name(sc.nr, nb, sizeof(nb)));
 		return -EAGAIN;
 	}
 	/* restart_syscall hides what it restarts: a sleep, or a futex (a lock
@@ -436,10 +444,74 @@ static int stop_thread(struct rcall *c, uint64_t *t_interrupt)
 
 /* ---------------------------------------------------------------- checks */
 
+/* The lowest address the call may use on the thread's stack, from the
+ * thread's own records, never from the mapping alone (a stack carved from a
+ * malloc'ed buffer sits inside a large heap mapping). The main thread runs
+ * on [stack]. Any other thread: its struct pthread (at the thread pointer)
+ * records the stack block glibc allocated or was given (stackblock,
+ * stackblock_size); it must be exactly the mapping sp is in, with at most a
+ * no-access guard below it. A thread running on any other stack (a
+ * user-made one, makecontext) has bounds pykill cannot know: refused. */
+#define PTHREAD_SCAN_BYTES 4096u
+static int stack_floor(struct rcall *c, const struct pk_map *stack, uint64_t sp, uint64_t *floor, char *why,
+		       size_t cap)
+{
+	uint64_t tp = pk_arch_thread_pointer(&c->st);
+	const struct pk_map *tm = pk_maps_find(&c->maps, tp);
+	uint64_t *words = NULL;
+	size_t nbytes;
+	int ret = -EAGAIN;
+
+	(void)sp;
+	if (c->tid == c->pid) {
+		if (strcmp(stack->path, "[stack]") != 0) {
+			snprintf(why, cap, "main thread %d runs on a stack other than [stack]", (int)c->tid);
+			return -EAGAIN;
+		}
+		*floor = stack->start;
+		return 0;
+	}
+	words = malloc(PTHREAD_SCAN_BYTES);
+	if (words == NULL) {
+		pk_error("check the stack of thread %d: out of memory", (int)c->tid);
+		return -ENOMEM;
+	}
+	/* glibc puts the descriptor at the very top of the block. */
+	nbytes = tm == NULL ? 0 : tm->end - tp < PTHREAD_SCAN_BYTES ? (size_t)(tm->end - tp) & ~(size_t)7 : PTHREAD_SCAN_BYTES;
+	if (tp == 0 || nbytes < 16 || pk_mem_read(c->mem, tp, words, nbytes) != 0) {
+		snprintf(why, cap, "thread %d: its thread descriptor at 0x%" PRIx64 " is unreadable", (int)c->tid, tp);
+		goto out;
+	}
+	for (size_t i = 0; i + 1 < nbytes / 8; i++) {
+		uint64_t block = words[i], size = words[i + 1], guard_ok = 1;
+
+		if (size == 0 || size > (1ull << 36) || block > stack->start || block + size != stack->end)
+			continue;
+		/* Below the mapping, down to the block's start: the guard only. */
+		for (uint64_t a = block; a < stack->start && guard_ok;) {
+			const struct pk_map *g = pk_maps_find(&c->maps, a);
+			if (g == NULL || (g->prot & (PK_MAP_R | PK_MAP_W | PK_MAP_X)) != 0)
+				guard_ok = 0;
+			else
+				a = g->end;
+		}
+		if (!guard_ok)
+			continue;
+		*floor = stack->start;
+		ret = 0;
+		goto out;
+	}
+	snprintf(why, cap, "thread %d runs on a stack its thread descriptor does not record (its bounds are unknown)",
+		 (int)c->tid);
+out:
+	free(words);
+	return ret;
+}
+
 static int check_stopped_thread(struct rcall *c, char *why, size_t cap)
 {
 	uint8_t before[16];
-	uint64_t pc = pk_arch_pc(&c->st), sp = pk_arch_sp(&c->st);
+	uint64_t pc = pk_arch_pc(&c->st), sp = pk_arch_sp(&c->st), args[6], stack_lo;
 	const struct pk_map *stack;
 	char nb[32];
 	long nr;
@@ -459,9 +531,10 @@ static int check_stopped_thread(struct rcall *c, char *why, size_t cap)
 		snprintf(why, cap, "thread %d is in a system call that resumes through restart_syscall", (int)c->tid);
 		return -EAGAIN;
 	}
-	if (!pk_rcall_syscall_allowed(nr)) {
-		snprintf(why, cap, "thread %d is in %s, which is not a safe point to borrow it", (int)c->tid,
-			 sc_name(nr, nb, sizeof(nb)));
+	pk_arch_syscall_args(&c->st, args);
+	if (!pk_rcall_syscall_allowed(nr, args)) {
+		snprintf(why, cap, "thread %d is in %s, not in a pure sleep (borrowing it could keep others waiting "
+			 "on it)", (int)c->tid, sc_name(nr, nb, sizeof(nb)));
 		return -EAGAIN;
 	}
 	if (pc >= c->cave && pc < c->cave + c->tramp_len) {
@@ -490,10 +563,13 @@ static int check_stopped_thread(struct rcall *c, char *why, size_t cap)
 		snprintf(why, cap, "cannot build a call frame below sp 0x%" PRIx64, sp);
 		return ret == -ENOMEM ? ret : -EAGAIN;
 	}
-	if (c->fr.lo < stack->start || c->fr.lo - stack->start < PK_RCALL_STACK_HEADROOM) {
+	ret = stack_floor(c, stack, sp, &stack_lo, why, cap);
+	if (ret < 0)
+		return ret;
+	if (c->fr.lo < stack_lo || c->fr.lo - stack_lo < PK_RCALL_STACK_HEADROOM) {
 		snprintf(why, cap,
 			 "stack of thread %d has %" PRIu64 " bytes below the call frame, %u needed",
-			 (int)c->tid, c->fr.lo >= stack->start ? c->fr.lo - stack->start : 0,
+			 (int)c->tid, c->fr.lo >= stack_lo ? c->fr.lo - stack_lo : 0,
 			 PK_RCALL_STACK_HEADROOM);
 		return -EAGAIN;
 	}

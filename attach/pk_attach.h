@@ -56,6 +56,7 @@ struct pk_status {
 	uint64_t cap_eff;
 	uint64_t voluntary_ctxt_switches, nonvoluntary_ctxt_switches;
 	char name[64];
+	int seccomp;         /* 0 none, 1 strict, 2 filter; -1 not shown (kernel without seccomp) */
 };
 /* /proc/PID/status or /proc/PID/task/TID/status (tid 0 = the process). NSpid
  * lists the ids from the outermost namespace the proc mount knows to the
@@ -201,9 +202,19 @@ int pk_freeze_new(pid_t pid, struct pk_freeze **out);
 int pk_freeze_add(struct pk_freeze *fz, const pid_t *tids, size_t n);
 bool pk_freeze_has(const struct pk_freeze *fz, pid_t tid);
 size_t pk_freeze_count(const struct pk_freeze *fz);
+/* Where a stopped thread of the freeze is (its program counter): -ESRCH when
+ * tid is not stopped by this freeze, other -errno from ptrace. No pk_error(). */
+int pk_freeze_pc(const struct pk_freeze *fz, pid_t tid, uint64_t *pc);
 /* Release every stopped thread. Returns how long the first one was stopped, in ns. */
 uint64_t pk_freeze_end(struct pk_freeze *fz);
 void pk_freeze_free(struct pk_freeze *fz); /* ends it first if still active */
+
+/* Claim the thread of pid with this Python ident (unique among its live
+ * threads) for this pykill (claim.c): waits up to timeout_ms
+ * while another pykill holds it (-EBUSY then). Released by
+ * pk_thread_unclaim() or when pykill exits, however it exits. */
+int pk_thread_claim(pid_t pid, uint64_t ident, unsigned timeout_ms, int *fd);
+void pk_thread_unclaim(int fd);
 
 /* Why ptrace of pid would fail, as a hint for messages (already traced by pid
  * N, yama ptrace_scope, another user, missing CAP_SYS_PTRACE). */

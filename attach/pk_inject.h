@@ -6,8 +6,8 @@
  * come back exactly where it was. Design (research notes, "D2"):
  *  - only the chosen thread is stopped (PTRACE_SEIZE + PTRACE_INTERRUPT; never
  *    PTRACE_ATTACH, never PTRACE_O_EXITKILL, no int3, no single-step), and
- *    only if it is parked in an allow-listed blocking system call, so it holds
- *    none of the locks the called functions take;
+ *    only if it is parked in a pure sleep, so it holds none of the locks the
+ *    called functions take and nobody waits on what its call would do;
  *  - a self-restoring trampoline in a code cave (constant code, shareable by
  *    concurrent pykills) runs the calls on the thread's own stack, below its
  *    red zone, then restores errno, the extended FP state, every register and
@@ -35,8 +35,9 @@
  * arriving in that window is only acted on once the restarted call returns.
  *
  * Limits: x86_64 refuses threads with a user shadow stack (the trampoline
- * returns with "ret"); the trampoline's marker is getpid(), so a seccomp
- * filter that kills on getpid would kill the target. The cave keeps the
+ * returns with "ret"); the trampoline's marker is getpid(), so a thread under
+ * any seccomp filter is refused; a thread whose stack its own struct pthread
+ * does not record (a stack carved from a buffer) is refused. The cave keeps the
  * trampoline after the call (harmless, reused by the next pykill).
  * ptrace requests must all come from one thread of the caller: call
  * pk_rcall_run() from the thread that does every other ptrace work.
@@ -126,10 +127,12 @@ struct pk_rcall_result {
 	unsigned group_stops;  /* job-control stops waited out (PTRACE_LISTEN) */
 };
 
-/* Is nr (this architecture's numbering) a blocking system call a thread may
- * be hijacked in? Never futex: the thread may be inside a lock the called
- * functions need. No pk_error(). */
-bool pk_rcall_syscall_allowed(long nr);
+/* Is nr (this architecture's numbering) with these arguments a system call a
+ * thread may be borrowed in? Only a pure sleep (nanosleep, clock_nanosleep,
+ * select/poll on no descriptor, restart_syscall of a sleep): borrowing a
+ * thread postpones what its call does for others, and a GIL holder may wait
+ * on exactly that. Never futex. No pk_error(). */
+bool pk_rcall_syscall_allowed(long nr, const uint64_t args[6]);
 
 /* Pre-flight, nothing stopped: is tid (a thread of pid) a safe hijack point
  * right now: process not stopped, not traced, thread asleep in an

@@ -664,6 +664,11 @@ static int parse_status_line(const char *p, const char *le, struct pk_status *ou
 		v = skip_blanks(v, le);
 		if (scan_u64(&v, le, 10, &out->nonvoluntary_ctxt_switches) < 0)
 			return -EINVAL;
+	} else if (line_key(p, le, "Seccomp", &v)) {
+		v = skip_blanks(v, le);
+		if (scan_u64(&v, le, 10, &u) < 0 || u > 2)
+			return -EINVAL;
+		out->seccomp = (int)u;
 	}
 	return 0;
 }
@@ -676,6 +681,7 @@ int pk_status_parse(const char *text, size_t len, struct pk_status *out)
 	if (out == NULL)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
+	out->seccomp = -1;
 	if (text == NULL || len > PK_PROC_MAX_FILE)
 		return -EINVAL;
 	for (p = text, end = text + len; p < end;) {

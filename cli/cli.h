@@ -39,5 +39,7 @@ const char *pk_gil_name(enum pk_gil_role role);
 int pk_cmd_ps(int argc, char **argv);
 int pk_cmd_list(int argc, char **argv);
 int pk_cmd_raise(int argc, char **argv);
+int pk_cmd_withdraw(int argc, char **argv);
+bool pk_parse_thread_arg(const char *s);
 
 #endif

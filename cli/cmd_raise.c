@@ -10,11 +10,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT };
+enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT, OPT_WITHDRAW };
 
 static const char *via_name(enum pk_raise_via via)
 {
 	return via == PK_VIA_CALL ? "call" : via == PK_VIA_WRITE ? "write" : "auto";
+}
+
+static const char *verdict_name(enum pk_verdict v)
+{
+	switch (v) {
+	case PK_VERDICT_DELIVERED:
+		return "delivered";
+	case PK_VERDICT_PENDING:
+		return "pending";
+	case PK_VERDICT_ENDED:
+		return "ended";
+	case PK_VERDICT_REPLACED:
+		return "replaced";
+	case PK_VERDICT_WITHDRAWN:
+		return "withdrawn";
+	}
+	return "?";
+}
+
+static int verdict_exit(enum pk_verdict v)
+{
+	switch (v) {
+	case PK_VERDICT_DELIVERED:
+	case PK_VERDICT_ENDED:
+		return PK_EXIT_OK;
+	case PK_VERDICT_PENDING:
+		return PK_EXIT_PENDING;
+	case PK_VERDICT_REPLACED:
+	case PK_VERDICT_WITHDRAWN:
+		return PK_EXIT_NOT_DELIVERED;
+	}
+	return PK_EXIT_FAILURE;
 }
 
 static void print_json(pid_t pid, const char *exc, const struct pk_raise_result *r)
@@ -35,10 +67,11 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	pk_json_str(&j, "exception", exc);
 	pk_json_str(&j, "via", via_name(r->via));
 	pk_json_str(&j, "via_reason", r->via_reason);
-	pk_json_str(&j, "verdict", r->verdict == PK_VERDICT_DELIVERED ? "delivered" : "pending");
+	pk_json_str(&j, "verdict", verdict_name(r->verdict));
 	pk_json_uint(&j, "waited_ms", (unsigned long long)(r->waited_ns / 1000000));
 	pk_json_uint(&j, "freeze_us", (unsigned long long)(r->freeze_ns / 1000));
-	pk_json_str(&j, "reason", r->verdict == PK_VERDICT_PENDING ? r->reason : NULL);
+	pk_json_str(&j, "reason", r->reason[0] != '\0' ? r->reason : NULL);
+	pk_json_str(&j, "withdraw", r->withdraw_note[0] != '\0' ? r->withdraw_note : NULL);
 	if (r->verdict == PK_VERDICT_PENDING)
 		pk_json_syscall(&j, pid, r->syscall_nr, r->syscall_args);
 	else
@@ -65,6 +98,15 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 	if (r->verdict == PK_VERDICT_DELIVERED) {
 		printf("%s delivered to %s of process %d in %.1f ms\n", exc, who, (int)pid,
 		       (double)(r->inject_ns + r->waited_ns) / 1e6);
+	} else if (r->verdict == PK_VERDICT_ENDED) {
+		printf("%s queued for %s of process %d; the thread ended within %.1f ms (whether it raised the "
+		       "exception first cannot be told)\n", exc, who, (int)pid, (double)(r->inject_ns + r->waited_ns) / 1e6);
+	} else if (r->verdict == PK_VERDICT_REPLACED) {
+		printf("%s not delivered to %s of process %d: %s\n", exc, who, (int)pid,
+		       r->reason[0] ? r->reason : "another exception replaced it");
+	} else if (r->verdict == PK_VERDICT_WITHDRAWN) {
+		printf("%s not delivered to %s of process %d within %.1f s, and withdrawn (it will not fire): %s\n", exc,
+		       who, (int)pid, (double)r->waited_ns / 1e9, r->reason);
 	} else {
 		printf("%s queued for %s of process %d, not delivered after %.1f s: %s\n", exc, who, (int)pid,
 		       (double)r->waited_ns / 1e9, r->reason);
@@ -78,6 +120,8 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 	}
 	if (r->interrupt_note[0] != '\0')
 		printf("  --interrupt: %s\n", r->interrupt_note);
+	if (r->withdraw_note[0] != '\0' && r->verdict != PK_VERDICT_WITHDRAWN)
+		printf("  --withdraw-if-pending: %s\n", r->withdraw_note);
 	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via), r->via_reason,
 	       (double)r->freeze_ns / 1e6);
 	fflush(stdout);
@@ -90,6 +134,7 @@ int pk_cmd_raise(int argc, char **argv)
 		{ "wait", required_argument, NULL, OPT_WAIT },
 		{ "via", required_argument, NULL, OPT_VIA },
 		{ "interrupt", no_argument, NULL, OPT_INTERRUPT },
+		{ "withdraw-if-pending", no_argument, NULL, OPT_WITHDRAW },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -128,6 +173,9 @@ int pk_cmd_raise(int argc, char **argv)
 		case OPT_INTERRUPT:
 			ro.interrupt = true;
 			break;
+		case OPT_WITHDRAW:
+			ro.withdraw_if_pending = true;
+			break;
 		case 'v':
 			pk_cli_more_verbose();
 			break;
@@ -144,12 +192,8 @@ int pk_cmd_raise(int argc, char **argv)
 	ro.thread = argv[optind + 1];
 	if (argc - optind == 3)
 		ro.exception = argv[optind + 2];
-	{
-		const char *t = ro.thread;
-		char *end;
-		if (*t == '-' || *t == '\0' || (strtoull(t, &end, (t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) ? 16 : 10), *end != '\0'))
-			return pk_usage_error("raise: '%s' is not a thread ID or a Python thread ident", t);
-	}
+	if (!pk_parse_thread_arg(ro.thread))
+		return pk_usage_error("raise: '%s' is not a thread ID or a Python thread ident", ro.thread);
 
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
@@ -174,7 +218,7 @@ int pk_cmd_raise(int argc, char **argv)
 		print_json(pid, ro.exception, &res);
 	else
 		print_human(pid, ro.exception, &res);
-	rc = res.verdict == PK_VERDICT_DELIVERED ? PK_EXIT_OK : PK_EXIT_PENDING;
+	rc = verdict_exit(res.verdict);
 	pk_raise_result_clear(&res);
 	pk_py_close(py);
 	return rc;

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "pk_log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,9 @@ static const char usage_text[] =
 	"                      make THREAD (a TID, or a Python ident in decimal or\n"
 	"                      0x-hex) raise EXCEPTION (default SystemExit), then\n"
 	"                      say whether it was delivered\n"
+	"  withdraw PID THREAD remove the exception queued for THREAD (by pykill or by\n"
+	"                      the program) before it fires; says whether one was\n"
+	"                      queued (--json: one JSON object)\n"
 	"\n"
 	"Options for ps:\n"
 	"  --json              one JSON object (schema 1) instead of the table\n"
@@ -38,10 +42,13 @@ static const char usage_text[] =
 	"\n"
 	"Options for raise:\n"
 	"  --wait=SECONDS      watch the thread this long for delivery (default 2)\n"
-	"  --via=PATH          auto (default): call the C API from a thread parked at a\n"
-	"                      safe point when there is one, else write; call: only\n"
-	"                      the call; write: stop every thread and write the thread\n"
-	"                      state directly\n"
+	"  --via=PATH          auto (default): write; call where pykill does not know\n"
+	"                      the version's layout exactly; write: stop every thread\n"
+	"                      and write the thread state (runs nothing in the\n"
+	"                      target); call: run PyThreadState_SetAsyncExc in a\n"
+	"                      thread borrowed from a pure sleep (refused otherwise)\n"
+	"  --withdraw-if-pending  if the exception has not fired within --wait, take\n"
+	"                      it back (now or never; exit 8)\n"
 	"  --interrupt         if the thread is blocked in a system call, make the call\n"
 	"                      return EINTR (Python 3.15+ then raises at once; older\n"
 	"                      versions retry the call)\n"
@@ -54,12 +61,15 @@ static const char usage_text[] =
 	"\n"
 	"Exit status:\n"
 	"  0  success\n"
-	"  1  other failure, or raise refused for safety\n"
+	"  1  other failure\n"
 	"  2  usage error\n"
 	"  3  raise: the exception is queued but not delivered yet\n"
 	"  4  no such process or thread\n"
 	"  5  permission denied (ptrace rights)\n"
 	"  6  not a Python process, or an unsupported Python version\n"
+	"  7  raise/withdraw refused, nothing done (unsafe now, another exception\n"
+	"     already queued, an exception that needs arguments)\n"
+	"  8  raise: not delivered and no longer queued (withdrawn, or replaced)\n"
 	"\n"
 	"See pykill(1) for details.\n";
 
@@ -86,6 +96,10 @@ int pk_exit_for_errno(int err)
 	case ENOEXEC:
 	case ENOTSUP:
 		return PK_EXIT_NOT_PYTHON;
+	case EBUSY:
+	case EEXIST:
+	case ECANCELED:
+		return PK_EXIT_REFUSED;
 	default:
 		return PK_EXIT_FAILURE;
 	}
@@ -118,6 +132,20 @@ bool pk_parse_pid(const char *s, pid_t *out)
 		return false;
 	*out = (pid_t)v;
 	return true;
+}
+
+/* THREAD of raise and withdraw: a TID, or an ident in decimal or 0x-hex;
+ * no sign, no blank, no overflow. */
+bool pk_parse_thread_arg(const char *s)
+{
+	char *end;
+	int base = (s != NULL && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10;
+
+	if (s == NULL || *s == '\0' || !isxdigit((unsigned char)s[base == 16 ? 2 : 0]))
+		return false;
+	errno = 0;
+	(void)strtoull(s, &end, base);
+	return errno == 0 && *end == '\0' && (base == 16 || isdigit((unsigned char)*s));
 }
 
 static void log_to_stderr(enum pk_log_level level, const char *msg, void *userdata)
@@ -172,6 +200,8 @@ int main(int argc, char **argv)
 		return pk_cmd_list(argc - i, argv + i);
 	if (strcmp(argv[i], "raise") == 0)
 		return pk_cmd_raise(argc - i, argv + i);
+	if (strcmp(argv[i], "withdraw") == 0)
+		return pk_cmd_withdraw(argc - i, argv + i);
 	if (strcmp(argv[i], "help") == 0) {
 		fputs(usage_text, stdout);
 		return PK_EXIT_OK;

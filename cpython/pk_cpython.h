@@ -105,14 +105,17 @@ void pk_py_snapshot_free(struct pk_py_snapshot *snap);
 /* ------------------------------------------------------------ raise */
 
 enum pk_raise_via {
-	PK_VIA_AUTO = 0,  /* the API path at a safe point when there is one, else the write path */
-	PK_VIA_CALL,      /* PyGILState_Ensure / PyThreadState_SetAsyncExc / PyGILState_Release in the target */
+	PK_VIA_AUTO = 0,  /* the write path where the layout is known exactly, else the call path if safe */
+	PK_VIA_CALL,      /* PyGILState_Ensure / PyThreadState_SetAsyncExc / PyGILState_Release in a borrowed thread */
 	PK_VIA_WRITE,     /* every thread stopped, async_exc and the eval breaker written directly */
 };
 
 enum pk_verdict {
-	PK_VERDICT_DELIVERED = 0, /* the thread consumed the exception, or ended */
+	PK_VERDICT_DELIVERED = 0, /* this run's exception left async_exc while the thread was there: it fired */
 	PK_VERDICT_PENDING,       /* queued; the reason says why it has not fired yet */
+	PK_VERDICT_ENDED,         /* the thread ended with it still queued or just taken (cannot be told apart) */
+	PK_VERDICT_REPLACED,      /* another exception replaced it before it fired (reason names it) */
+	PK_VERDICT_WITHDRAWN,     /* --withdraw-if-pending took it back: it will not fire */
 };
 
 struct pk_raise_opts {
@@ -121,6 +124,7 @@ struct pk_raise_opts {
 	enum pk_raise_via via;
 	unsigned wait_ms;        /* how long to watch for delivery */
 	bool interrupt;          /* make the system call the thread is blocked in return EINTR */
+	bool withdraw_if_pending; /* take the exception back if still pending after wait_ms ("now or never") */
 };
 
 struct pk_raise_result {
@@ -141,16 +145,32 @@ struct pk_raise_result {
 	char *where;             /* innermost Python frame "func (file:line)", or NULL */
 	long interrupted_nr;     /* --interrupt: the system call made to return EINTR, -1 if none */
 	char interrupt_note[256]; /* --interrupt: what happened (or why nothing was interrupted) */
+	char withdraw_note[256];  /* --withdraw-if-pending: what happened, "" if not asked or not pending */
 };
 
 /* Queue exception opts->exception in the chosen thread and watch it for
  * opts->wait_ms. -ESRCH: no such thread (or it has no Python thread state,
  * or ended before the exception was queued); -ENOENT: no such exception
- * class in this interpreter (see pk_py_exception_suggest); -EBUSY: refused
- * for safety (finalizing interpreter, the call path cannot be taken safely
- * and --via call was forced); other -errno on failure. */
+ * class in this interpreter (see pk_py_exception_suggest); -ECANCELED: an
+ * exception class that cannot be raised without arguments; -EEXIST: another
+ * exception is already queued for the thread (never replaced); -EBUSY:
+ * refused for safety (finalizing interpreter, no safe path); other -errno
+ * on failure. Every refusal leaves the target untouched. */
 int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *out);
 void pk_raise_result_clear(struct pk_raise_result *res);
+
+/* pykill withdraw: remove the exception queued for one thread (whoever
+ * queued it), every thread stopped, as the write path does. */
+struct pk_withdraw_result {
+	pid_t tid;
+	uint64_t ident;
+	char *name;              /* the thread's threading name, or NULL */
+	bool withdrawn;          /* an exception was queued and is removed */
+	char exception[128];     /* its name, when withdrawn */
+	uint64_t freeze_ns;
+};
+int pk_py_withdraw(struct pk_py *py, const char *thread, struct pk_withdraw_result *res);
+void pk_withdraw_result_clear(struct pk_withdraw_result *res);
 
 /* Close matches for an unknown exception name, "A, B, C" (empty if none). */
 void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size_t cap);

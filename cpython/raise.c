@@ -19,6 +19,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,7 +187,7 @@ static void describe_thread(const struct pk_py_thread *t, char *buf, size_t cap)
 /* Is the GIL holder executing bytecode (it will hand the GIL over on
  * request), or stuck in a system call or in long C code? Watched without
  * stopping anything: its innermost frame and instruction must move. */
-static bool holder_makes_progress(struct pk_py *py, const struct pk_py_thread *h)
+static bool holder_makes_progress(struct pk_py *py, const struct pk_py_thread *h, bool idle_counts)
 {
 	const struct pk_layout *L = &py->layout;
 	uint64_t f0 = 0, f1 = 0, i0 = 0, i1 = 0, t0 = pk_now_ns();
@@ -223,8 +224,10 @@ static bool holder_makes_progress(struct pk_py *py, const struct pk_py_thread *h
 	/* Not a single instruction moved. Stuck in C code only if it ran: on a
 	 * loaded machine a holder may simply not have had a CPU (it will drop
 	 * the GIL on request when it gets one). */
-	if (have_cpu && pk_proc_cputime(py->pid, h->tid, &cpu1) == 0 && cpu1 == cpu0)
-		return true;
+	if (have_cpu && pk_proc_cputime(py->pid, h->tid, &cpu1) == 0 && cpu1 == cpu0) {
+		pk_error_clear();
+		return idle_counts;
+	}
 	pk_error_clear();
 	return false;
 }
@@ -294,9 +297,18 @@ static int call_path(struct pk_py *py, const struct pk_py_thread *hijack, uint64
 	rc = pk_rcall_run(py->pid, hijack->tid, &spec, &out);
 	res->freeze_ns = out.freeze_ns;
 	res->hijacked_tid = hijack->tid;
+	res->via = PK_VIA_CALL;
+	snprintf(res->via_reason, sizeof(res->via_reason), "thread %d (%s) was borrowed from its %s", (int)hijack->tid,
+		 hijack->name ? hijack->name : "-",
+		 pk_syscall_name(out.syscall_nr) ? pk_syscall_name(out.syscall_nr) : "sleep");
 	pk_log(PK_LOG_INFO, "call path: thread %d parked in %s ran the call: stopped %.3f ms, %u stop(s), %.3f ms wall",
 	       (int)hijack->tid, pk_syscall_name(out.syscall_nr) ? pk_syscall_name(out.syscall_nr) : "?",
 	       (double)out.freeze_ns / 1e6, out.stops, (double)out.wall_ns / 1e6);
+	if (rc == -ETIMEDOUT && out.step >= PK_RCALL_CALLED) {
+		/* The exception is queued; only the GIL's release is late. */
+		pk_error_clear();
+		return 0;
+	}
 	if (rc < 0)
 		return rc;
 	if (out.call_ret == 0) {
@@ -311,6 +323,52 @@ nosym:
 	return -ENOTSUP;
 }
 
+/* The call path: a thread parked in a pure sleep (checked again by the
+ * engine once stopped), main thread first, while the GIL can be had.
+ * -EAGAIN with why when no thread is safe to borrow now. */
+static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint64_t ident, uint64_t exc,
+			    struct pk_raise_result *res, char *why, size_t cap)
+{
+	struct pk_py_thread *holder = gil_holder(snap);
+	char who[200], tw[200] = "";
+	int rc = -EAGAIN;
+
+	if (holder != NULL && !holder_makes_progress(py, holder, true)) {
+		describe_thread(holder, who, sizeof(who));
+		if (holder->syscall_nr >= 0)
+			snprintf(why, cap, "the GIL is held by %s, blocked in %s", who,
+				 pk_syscall_name(holder->syscall_nr) ? pk_syscall_name(holder->syscall_nr) : "a system call");
+		else
+			snprintf(why, cap, "the GIL is held by %s, which ran no bytecode while pykill watched", who);
+		return -EAGAIN;
+	}
+	for (int pass = 0; pass < 2 && rc == -EAGAIN; pass++) {
+		for (size_t i = 0; i < snap->nthreads && rc == -EAGAIN; i++) {
+			struct pk_py_thread *c = &snap->threads[i];
+			if (c->tid == 0 || !c->main_interp || (pass == 0) != c->is_main || c == holder)
+				continue;
+			if (pk_rcall_check_thread(py->pid, c->tid, tw, sizeof(tw)) < 0) {
+				pk_error_clear();
+				continue;
+			}
+			rc = call_path(py, c, ident, exc, res);
+			/* EPERM: another tracer (often another pykill) holds it for a moment. */
+			if (rc == -EPERM || rc == -EAGAIN) {
+				pk_log(PK_LOG_INFO, "thread %d could not be used: %s; trying another", (int)c->tid,
+				       pk_error_message());
+				pk_error_clear();
+				rc = -EAGAIN;
+			}
+		}
+	}
+	if (rc == -EAGAIN)
+		snprintf(why, cap, "no Python thread is parked in a pure sleep where a call is safe%s%s",
+			 tw[0] ? " (last refusal: " : "", tw[0] ? tw : "");
+	if (rc == -EAGAIN && tw[0])
+		strncat(why, ")", cap - strlen(why) - 1);
+	return rc;
+}
+
 /* ------------------------------------------------------------ write path */
 
 static int write_u32(struct pk_py *py, uint64_t addr, uint32_t v)
@@ -318,15 +376,18 @@ static int write_u32(struct pk_py *py, uint64_t addr, uint32_t v)
 	return pk_mem_write(py->mem, addr, &v, sizeof(v));
 }
 
-/* The eval-breaker signal that makes this version's eval loop look at async_exc. */
-static int signal_async_exc(struct pk_py *py, uint64_t tstate, uint64_t interp)
+/* Where the eval-breaker signal of this version lives, for setting it
+ * (value 1) or, on withdrawal, clearing the async-exception flag. */
+static int signal_async_exc(struct pk_py *py, uint64_t tstate, uint64_t interp, bool set)
 {
 	const struct pk_layout *L = &py->layout;
 	uint64_t v, size, targets[2];
 	int rc;
 
 	if (py->major == 2) {
-		/* The 2.7 ticker: polled at every "slow" opcode. */
+		/* The 2.7 ticker: polled at every "slow" opcode. Nothing to clear. */
+		if (!set)
+			return 0;
 		if (pk_elf_symbol(py->elf, "_Py_Ticker", &v, &size) < 0)
 			return -ENOTSUP;
 		return write_u32(py, v + py->bias, 0);
@@ -336,39 +397,213 @@ static int signal_async_exc(struct pk_py *py, uint64_t tstate, uint64_t interp)
 		if (pk_elf_symbol(py->elf, "_PyEval_SignalAsyncExc", &v, &size) < 0 ||
 		    pk_elf_rip_targets(py->elf, v, 8, targets, 2) != 2)
 			return -ENOTSUP;
-		rc = write_u32(py, targets[0] + py->bias, 1);
-		return rc < 0 ? rc : write_u32(py, targets[1] + py->bias, 1);
+		rc = write_u32(py, targets[0] + py->bias, set);
+		return rc < 0 || !set ? rc : write_u32(py, targets[1] + py->bias, 1);
 	}
 	if (L->rt_ceval_pending_async_exc >= 0 && L->rt_ceval_eval_breaker >= 0) {
-		rc = write_u32(py, py->runtime + (uint64_t)L->rt_ceval_pending_async_exc, 1);
-		return rc < 0 ? rc : write_u32(py, py->runtime + (uint64_t)L->rt_ceval_eval_breaker, 1);
+		rc = write_u32(py, py->runtime + (uint64_t)L->rt_ceval_pending_async_exc, set);
+		return rc < 0 || !set ? rc : write_u32(py, py->runtime + (uint64_t)L->rt_ceval_eval_breaker, 1);
 	}
 	if (L->is_ceval_pending_async_exc >= 0 && L->is_ceval_eval_breaker >= 0) {
-		rc = write_u32(py, interp + (uint64_t)L->is_ceval_pending_async_exc, 1);
-		return rc < 0 ? rc : write_u32(py, interp + (uint64_t)L->is_ceval_eval_breaker, 1);
+		rc = write_u32(py, interp + (uint64_t)L->is_ceval_pending_async_exc, set);
+		return rc < 0 || !set ? rc : write_u32(py, interp + (uint64_t)L->is_ceval_eval_breaker, 1);
 	}
 	if (L->ts_eval_breaker >= 0) {
-		/* 3.13+: a per-thread word; high bits hold the instrumentation version: OR the bit in. */
+		/* 3.13+: a per-thread word; high bits hold the instrumentation
+		 * version: OR the bit in (or out). Everything is stopped, and the
+		 * target's own updates of it are compare-and-swap loops, so a
+		 * thread stopped inside one retries with our value. */
 		uint64_t eb = 0;
 		rc = pk_rd_u64(py, tstate + (uint64_t)L->ts_eval_breaker, &eb);
 		if (rc < 0)
 			return rc;
-		eb |= 0x8; /* _PY_ASYNC_EXCEPTION_BIT */
+		eb = set ? eb | 0x8 : eb & ~(uint64_t)0x8; /* _PY_ASYNC_EXCEPTION_BIT */
 		return pk_mem_write(py->mem, tstate + (uint64_t)L->ts_eval_breaker, &eb, sizeof(eb));
 	}
 	return -ENOTSUP;
 }
 
-static int write_path(struct pk_py *py, uint64_t ident, uint64_t exc, struct pk_raise_result *res)
+/* Code that reads or writes a thread's async_exc, or the async-exception
+ * signal, in several steps: a thread stopped inside it would, once resumed,
+ * overwrite what pykill wrote (PyThreadState_SetAsyncExc between reading
+ * the old value and storing the new one) or clear our signal (the eval
+ * loop between taking an exception and unsignalling). The write path never
+ * writes while a thread is inside one of these; functions a stripped
+ * build does not name are covered by the checks after the write (the
+ * verdict sees a replacement; a lost signal only delays delivery). */
+static const char *const async_exc_code[] = {
+	"PyThreadState_SetAsyncExc", "_PyThreadState_SetAsyncExc", "_PyEval_SignalAsyncExc",
+	"_Py_HandlePending",         "eval_frame_handle_pending",  "PyThreadState_Clear",
+	"_PyThreadState_ClearAsyncExc", "_PyEval_EvalFrame_HandlePending",
+};
+
+struct code_range {
+	uint64_t lo, hi;
+	const char *name;
+};
+
+static size_t async_exc_ranges(struct pk_py *py, struct code_range *r, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(async_exc_code) / sizeof(async_exc_code[0]) && n < cap; i++) {
+		uint64_t v, size;
+		if (pk_elf_symbol(py->elf, async_exc_code[i], &v, &size) < 0 || size == 0 || size > (1u << 20))
+			continue;
+		r[n].lo = v + py->bias;
+		r[n].hi = v + py->bias + size;
+		r[n].name = async_exc_code[i];
+		n++;
+	}
+	pk_error_clear();
+	return n;
+}
+
+/* Is the thread in one of the ranges? For a thread that could not be
+ * stopped, /proc's pc of its system call stands in (a thread in neither is
+ * running: unknown, so "inside"). */
+static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *r,
+				     size_t nr)
+{
+	struct pk_syscall sc;
+	uint64_t pc = 0;
+
+	if (pk_freeze_pc(fz, tid, &pc) < 0) {
+		if (pk_proc_syscall(py->pid, tid, &sc) < 0) {
+			pk_error_clear();
+			return NULL; /* gone meanwhile */
+		}
+		if (sc.nr < 0)
+			return "code pykill could not stop";
+		pc = sc.pc;
+	}
+	for (size_t i = 0; i < nr; i++)
+		if (pc >= r[i].lo && pc < r[i].hi)
+			return r[i].name;
+	return NULL;
+}
+
+/* The work done while everything is stopped is bounded in steps and in
+ * time: a forged or cyclic chain must not keep the target frozen. */
+#define WALK_BUDGET_NS 20000000ull
+
+/* Find tstate in the thread lists of every interpreter (it is still a live
+ * thread state, not freed memory), and its interpreter. 0, -ESRCH when it
+ * is not there, -ELOOP when the lists are longer than any real process
+ * or the time budget ran out. */
+static int locate_tstate(struct pk_py *py, uint64_t tstate, size_t nthreads_seen, uint64_t *interp_out)
 {
 	const struct pk_layout *L = &py->layout;
+	uint64_t head = 0, t0 = pk_now_ns();
+	size_t steps = 0, max_steps = nthreads_seen * 2 + 4096;
+	unsigned ninterp = 0;
+	int rc;
+
+	if (py->runtime != 0)
+		rc = pk_rd_u64(py, py->runtime + (uint64_t)L->rt_interpreters_head, &head);
+	else
+		rc = pk_rd_u64(py, py->interp_head_var, &head);
+	if (rc < 0)
+		return rc;
+	for (uint64_t it = head; it != 0; ninterp++) {
+		uint64_t ts = 0;
+		if (ninterp >= PK_MAX_INTERPS)
+			return -ELOOP;
+		rc = pk_rd_u64(py, it + (uint64_t)L->is_tstate_head, &ts);
+		if (rc < 0)
+			return rc;
+		while (ts != 0) {
+			if (ts == tstate) {
+				*interp_out = it;
+				return 0;
+			}
+			if (++steps > max_steps || ((steps & 63) == 0 && pk_now_ns() - t0 > WALK_BUDGET_NS))
+				return -ELOOP;
+			rc = pk_rd_u64(py, ts + (uint64_t)L->ts_next, &ts);
+			if (rc < 0)
+				return rc;
+		}
+		rc = pk_rd_u64(py, it + (uint64_t)L->is_next, &it);
+		if (rc < 0)
+			return rc;
+	}
+	return -ESRCH;
+}
+
+/* Another thread of the same interpreter with an async exception queued? */
+static bool others_pending(struct pk_py *py, uint64_t interp, uint64_t tstate)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t ts = 0, t0 = pk_now_ns();
+
+	if (pk_rd_u64(py, interp + (uint64_t)L->is_tstate_head, &ts) < 0)
+		return true;
+	for (size_t n = 0; ts != 0 && n < PK_MAX_THREADS; n++) {
+		uint64_t exc = 0;
+		if (ts != tstate && (pk_rd_u64(py, ts + (uint64_t)L->ts_async_exc, &exc) < 0 || exc != 0))
+			return true;
+		if (pk_rd_u64(py, ts + (uint64_t)L->ts_next, &ts) < 0 || pk_now_ns() - t0 > WALK_BUDGET_NS)
+			return true;
+	}
+	return false;
+}
+
+/* Reference counts: until 3.12 exception types are not immortal, and the
+ * reference async_exc holds must be counted. An object is never freed by
+ * pykill: a count that would reach 0 is left at 1 (a leak, not a crash). */
+static int refcount_add(struct pk_py *py, uint64_t obj, int delta)
+{
+	const struct pk_layout *L = &py->layout;
+	int64_t refcnt = 0;
+	int rc;
+
+	if (py->major == 3 && py->minor >= 12)
+		return 0;
+	rc = pk_rd_u64(py, obj + (uint64_t)L->ob_refcnt, (uint64_t *)&refcnt);
+	if (rc < 0)
+		return rc;
+	if (refcnt <= 0 || refcnt > (1ll << 40))
+		return -EINVAL;
+	if (refcnt + delta < 1)
+		return 0;
+	refcnt += delta;
+	return pk_mem_write(py->mem, obj + (uint64_t)L->ob_refcnt, &refcnt, sizeof(refcnt));
+}
+
+static bool has_python_frame(struct pk_py *py, uint64_t tstate);
+
+enum write_op { OP_RAISE, OP_WITHDRAW, OP_RESIGNAL };
+
+struct write_job {
+	enum write_op op;
+	uint64_t tstate, ident, exc;
+	pid_t ns_tid;            /* 3.11+: must match native_thread_id */
+	size_t nthreads_seen;
+	/* out */
+	uint64_t old;            /* async_exc found (RAISE: non-zero means refused) */
+	bool framed;             /* RAISE: the thread was inside Python code when it was queued */
+	const char *busy;        /* retry: a thread was inside this code */
+	pid_t busy_tid;
+	uint64_t freeze_ns;
+	unsigned stopped;
+};
+
+/* One attempt, everything stopped: 0 done, -EAGAIN a thread was inside
+ * async-exception code (released untouched: try again), -EEXIST (RAISE)
+ * another exception is queued (nothing written), -ESRCH the thread state
+ * has gone, other -errno. */
+static int write_once(struct pk_py *py, struct write_job *job)
+{
+	const struct pk_layout *L = &py->layout;
+	struct code_range ranges[sizeof(async_exc_code) / sizeof(async_exc_code[0])];
+	size_t nranges = async_exc_ranges(py, ranges, sizeof(ranges) / sizeof(ranges[0]));
 	struct pk_freeze *fz = NULL;
 	pid_t *tids = NULL;
 	size_t ntids = 0;
-	uint64_t tstate = 0, interp = 0, old = 0, head = 0, ts;
-	unsigned count = 0;
+	uint64_t interp = 0, id = 0, cur = 0;
 	int rc;
 
+	job->busy = NULL;
 	rc = pk_proc_tasks(py->pid, &tids, &ntids);
 	if (rc < 0)
 		return rc;
@@ -378,87 +613,131 @@ static int write_path(struct pk_py *py, uint64_t ident, uint64_t exc, struct pk_
 	rc = pk_freeze_add(fz, tids, ntids);
 	if (rc < 0)
 		goto out;
+	job->stopped = (unsigned)pk_freeze_count(fz);
 	/* Still the program that was read? (A thread in the middle of an exec
 	 * stops only once it runs the new one.) */
 	rc = pk_mem_same_space(py->mem);
 	if (rc < 0)
 		goto out;
-	/* Everything is stopped: find the thread state again, it may have gone. */
-	if (py->runtime != 0)
-		rc = pk_rd_u64(py, py->runtime + (uint64_t)L->rt_interpreters_head, &head);
-	else
-		rc = pk_rd_u64(py, py->interp_head_var, &head);
-	for (uint64_t it = head; rc == 0 && it != 0 && tstate == 0 && count < PK_MAX_INTERPS; count++) {
-		unsigned n = 0;
-		if (pk_rd_u64(py, it + (uint64_t)L->is_tstate_head, &ts) < 0)
-			break;
-		for (; ts != 0 && n < PK_MAX_THREADS; n++) {
-			uint64_t id = 0;
-			if (pk_rd_u64(py, ts + (uint64_t)L->ts_thread_id, &id) < 0)
-				break;
-			if (id == ident) {
-				tstate = ts;
-				interp = it;
-				break;
-			}
-			if (pk_rd_u64(py, ts + (uint64_t)L->ts_next, &ts) < 0)
-				break;
+	for (size_t i = 0; i < ntids; i++) {
+		const char *in = inside_async_code(py, fz, tids[i], ranges, nranges);
+		if (in != NULL) {
+			job->busy = in;
+			job->busy_tid = tids[i];
+			rc = -EAGAIN;
+			goto out;
 		}
-		if (pk_rd_u64(py, it + (uint64_t)L->is_next, &it) < 0)
-			break;
 	}
-	if (tstate == 0) {
-		pk_error("raise in thread %d of process %d: the thread ended before the exception could be queued",
-			 (int)res->tid, (int)py->pid);
+	rc = locate_tstate(py, job->tstate, job->nthreads_seen, &interp);
+	if (rc == -ESRCH || (rc == 0 && (pk_rd_u64(py, job->tstate + (uint64_t)L->ts_thread_id, &id) < 0 ||
+					 id != job->ident))) {
 		rc = -ESRCH;
 		goto out;
 	}
-	rc = pk_rd_u64(py, tstate + (uint64_t)L->ts_async_exc, &old);
+	if (rc == -ELOOP) {
+		pk_error("raise in process %d: its thread list is longer than any real process's (or cyclic): "
+			 "nothing written", (int)py->pid);
+		rc = -EBADMSG;
+		goto out;
+	}
 	if (rc < 0)
 		goto out;
-	if (old != exc) {
-		/* Until 3.12 exception types are not immortal: the reference async_exc
-		 * holds must be counted (the eval loop drops it after raising). */
-		if (py->major == 2 || py->minor < 12) {
-			int64_t refcnt = 0;
-			rc = pk_rd_u64(py, exc + (uint64_t)L->ob_refcnt, (uint64_t *)&refcnt);
-			if (rc == 0 && (refcnt <= 0 || refcnt > (1ll << 40)))
-				rc = -EINVAL;
-			if (rc == 0) {
-				refcnt++;
-				rc = pk_mem_write(py->mem, exc + (uint64_t)L->ob_refcnt, &refcnt, sizeof(refcnt));
-			}
-			if (rc < 0) {
-				pk_error("raise via write in process %d: the exception type's reference count is unreadable",
-					 (int)py->pid);
-				goto out;
-			}
-		}
-		rc = pk_mem_write(py->mem, tstate + (uint64_t)L->ts_async_exc, &exc, sizeof(exc));
-		if (rc < 0)
+	if (L->ts_native_thread_id >= 0 && job->ns_tid > 0) {
+		uint64_t native = 0;
+		if (pk_rd_u64(py, job->tstate + (uint64_t)L->ts_native_thread_id, &native) == 0 &&
+		    native != (uint64_t)job->ns_tid) {
+			rc = -ESRCH; /* the state now belongs to another thread */
 			goto out;
-		/* The replaced exception (a type, never freed) loses the reference. */
-		if (old != 0 && (py->major == 2 || py->minor < 12)) {
-			int64_t refcnt = 0;
-			if (pk_rd_u64(py, old + (uint64_t)L->ob_refcnt, (uint64_t *)&refcnt) == 0 && refcnt > 1) {
-				refcnt--;
-				pk_mem_write(py->mem, old + (uint64_t)L->ob_refcnt, &refcnt, sizeof(refcnt));
-			}
 		}
 	}
-	rc = signal_async_exc(py, tstate, interp);
-	if (rc < 0 && rc != -ENOTSUP)
+	rc = pk_rd_u64(py, job->tstate + (uint64_t)L->ts_async_exc, &cur);
+	if (rc < 0)
 		goto out;
-	if (rc == -ENOTSUP)
+	job->old = cur;
+	switch (job->op) {
+	case OP_RAISE:
+		/* Never replace an exception queued by someone else (another
+		 * pykill, the program): it would be lost without a word. */
+		if (cur != 0) {
+			rc = -EEXIST;
+			goto out;
+		}
+		rc = refcount_add(py, job->exc, +1);
+		if (rc < 0) {
+			pk_error("raise via write in process %d: the exception type's reference count is unreadable",
+				 (int)py->pid);
+			goto out;
+		}
+		rc = pk_mem_write(py->mem, job->tstate + (uint64_t)L->ts_async_exc, &job->exc, sizeof(job->exc));
+		if (rc < 0)
+			goto out;
+		job->framed = has_python_frame(py, job->tstate);
+		rc = signal_async_exc(py, job->tstate, interp, true);
+		break;
+	case OP_RESIGNAL:
+		/* Only while our exception is still the one queued. */
+		rc = cur == job->exc ? signal_async_exc(py, job->tstate, interp, true) : 0;
+		break;
+	case OP_WITHDRAW:
+		if (cur == 0 || (job->exc != 0 && cur != job->exc)) {
+			rc = 0;
+			break;
+		}
+		{
+			uint64_t zero = 0;
+			rc = pk_mem_write(py->mem, job->tstate + (uint64_t)L->ts_async_exc, &zero, sizeof(zero));
+		}
+		if (rc < 0)
+			goto out;
+		refcount_add(py, cur, -1);
+		/* The version's flag, unless another thread still needs it (the
+		 * eval breaker itself is left set: a spurious check is harmless). */
+		if (L->ts_eval_breaker >= 0 || !others_pending(py, interp, job->tstate))
+			signal_async_exc(py, job->tstate, interp, false);
+		rc = 0;
+		break;
+	}
+	if (rc == -ENOTSUP) {
 		pk_log(PK_LOG_WARN, "no eval-breaker signal for Python %s: delivery waits for the thread's next GIL "
 		       "switch", py->version);
-	rc = 0;
+		rc = 0;
+	}
 out:
 	if (fz != NULL) {
-		res->freeze_ns = pk_freeze_end(fz);
+		job->freeze_ns += pk_freeze_end(fz);
 		pk_freeze_free(fz);
 	}
 	free(tids);
+	return rc;
+}
+
+#define WRITE_TRIES 50
+#define WRITE_BUDGET_NS 500000000ull
+
+/* write_once until no thread is inside async-exception code, other
+ * pykills' short holds waited out; bounded in tries and time. */
+static int write_path(struct pk_py *py, struct write_job *job)
+{
+	uint64_t t0 = pk_now_ns();
+	int rc;
+
+	for (unsigned attempt = 0;; attempt++) {
+		rc = write_once(py, job);
+		if ((rc != -EAGAIN && rc != -EPERM) || attempt + 1 >= WRITE_TRIES || pk_now_ns() - t0 > WRITE_BUDGET_NS)
+			break;
+		pk_error_clear();
+		if (rc == -EAGAIN)
+			pk_log(PK_LOG_INFO, "thread %d was inside %s: released everything, trying again",
+			       (int)job->busy_tid, job->busy);
+		/* Let it leave the code (or the other tracer finish), jittered so
+		 * that two pykills do not keep meeting. */
+		pk_sleep_ns(1000000ull * (attempt < 5 ? attempt + 1 : 5) + pk_now_ns() % 1000000ull);
+	}
+	if (rc == -EAGAIN) {
+		pk_error("raise in process %d: thread %d stayed inside %s (code that touches asynchronous exceptions) "
+			 "for %u tries; nothing was written", (int)py->pid, (int)job->busy_tid, job->busy, WRITE_TRIES);
+		rc = -EBUSY;
+	}
 	return rc;
 }
 
@@ -472,17 +751,95 @@ static bool thread_alive(pid_t pid, pid_t tid)
 	return access(path, F_OK) == 0;
 }
 
-static bool consumed(struct pk_py *py, uint64_t tstate, uint64_t ident, pid_t tid)
+enum watch_state {
+	W_QUEUED,    /* our exception is still in async_exc */
+	W_TAKEN,     /* async_exc empty, the thread still there: it raised ours */
+	W_REPLACED,  /* another exception is in async_exc */
+	W_GONE,      /* the thread (or its thread state) is gone */
+	W_UNFRAMED,  /* async_exc empty, the thread alive but outside Python code: taken, or cleared at its end */
+};
+
+/* Does the thread run Python code right now (a current frame)? */
+static bool has_python_frame(struct pk_py *py, uint64_t tstate)
 {
 	const struct pk_layout *L = &py->layout;
-	uint64_t exc = 1, id = 0;
+	uint64_t frame = 0;
 
-	if (tid != 0 && !thread_alive(py->pid, tid))
-		return true;
-	/* Freed thread state (the thread is ending): its ident no longer matches. */
-	if (pk_rd_u64(py, tstate + (uint64_t)L->ts_thread_id, &id) < 0 || id != ident)
-		return true;
-	return pk_rd_u64(py, tstate + (uint64_t)L->ts_async_exc, &exc) == 0 && exc == 0;
+	if (pk_rd_u64(py, tstate + (uint64_t)L->ts_frame, &frame) < 0 || frame == 0)
+		return false;
+	if (L->cframe_current_frame >= 0 && pk_rd_u64(py, frame + (uint64_t)L->cframe_current_frame, &frame) < 0)
+		return false;
+	return frame != 0;
+}
+
+/* One look at the thread. Read in this order: async_exc, then the ident
+ * (a freed state no longer matches, or is scribbled over in debug builds),
+ * then whether the thread is alive. An empty async_exc counts as taken
+ * only while the thread is inside Python code: a thread that ends with the
+ * exception still queued empties it too (PyThreadState_Clear), with no
+ * frame left. */
+static enum watch_state watch(struct pk_py *py, uint64_t tstate, uint64_t ident, pid_t tid, uint64_t exc,
+			      uint64_t *seen)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t cur = 1, id = 0;
+	bool framed;
+
+	if (pk_rd_u64(py, tstate + (uint64_t)L->ts_async_exc, &cur) < 0) {
+		pk_error_clear();
+		return W_GONE;
+	}
+	framed = cur == 0 && has_python_frame(py, tstate);
+	if (pk_rd_u64(py, tstate + (uint64_t)L->ts_thread_id, &id) < 0 || id != ident ||
+	    (tid != 0 && !thread_alive(py->pid, tid))) {
+		pk_error_clear();
+		return W_GONE;
+	}
+	*seen = cur;
+	if (cur == exc)
+		return W_QUEUED;
+	if (cur == 0)
+		return framed ? W_TAKEN : W_UNFRAMED;
+	return W_REPLACED;
+}
+
+/* The name of an exception object (a type, or an instance: its type's). */
+static void exception_name(struct pk_py *py, uint64_t obj, char *buf, size_t cap)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t type = 0, meta = 0, meta_type = 0, name = 0, named;
+	char raw[96];
+
+	snprintf(buf, cap, "an exception object at 0x%" PRIx64, obj);
+	if (pk_rd_u64(py, obj + (uint64_t)L->ob_type, &type) < 0 || type == 0 ||
+	    pk_rd_u64(py, type + (uint64_t)L->ob_type, &meta) < 0 ||
+	    pk_rd_u64(py, meta + (uint64_t)L->ob_type, &meta_type) < 0) {
+		pk_error_clear();
+		return;
+	}
+	/* A type's type is a metatype whose own type is itself (type). */
+	named = (meta == meta_type) ? obj : type;
+	if (pk_rd_u64(py, named + (uint64_t)L->tp_name, &name) < 0 || name == 0 ||
+	    pk_mem_read(py->mem, name, raw, sizeof(raw) - 1) < 0) {
+		pk_error_clear();
+		return;
+	}
+	raw[sizeof(raw) - 1] = '\0';
+	if (strncmp(raw, "exceptions.", 11) == 0) /* 2.7 */
+		memmove(raw, raw + 11, strlen(raw + 11) + 1);
+	for (char *p = raw; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
+			*p = '?';
+	snprintf(buf, cap, "%s%s", raw, named == obj ? "" : " (an instance)");
+}
+
+static bool process_job_stopped(struct pk_py *py)
+{
+	struct pk_status st;
+
+	if (pk_proc_status_quiet(py->pid, 0, &st) < 0)
+		return false;
+	return st.state == 'T';
 }
 
 static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_result *res)
@@ -494,12 +851,18 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 	char who[200];
 	const char *sc;
 
+	if (process_job_stopped(py)) {
+		snprintf(res->reason, sizeof(res->reason), "the process is stopped (SIGSTOP or job control); the "
+			 "exception fires once it is continued (kill -CONT %d)", (int)py->pid);
+		return;
+	}
 	if (pk_py_snapshot(py, &so, &snap) < 0) {
+		pk_error_clear();
 		snprintf(res->reason, sizeof(res->reason), "not delivered yet");
 		return;
 	}
 	for (size_t i = 0; i < snap->nthreads; i++)
-		if (snap->threads[i].ident == ident)
+		if (snap->threads[i].ident == ident && snap->threads[i].tid == res->tid)
 			t = &snap->threads[i];
 	if (t == NULL) {
 		snprintf(res->reason, sizeof(res->reason), "not delivered yet");
@@ -525,9 +888,12 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 	} else if (t->syscall_nr >= 0) {
 		snprintf(res->reason, sizeof(res->reason), "blocked in system call %s%s; the exception stays queued and "
 			 "fires when the call returns", sc ? sc : "?", t->gil == PK_GIL_HOLDS ? " while holding the GIL" : "");
+	} else if (t->gil == PK_GIL_HOLDS && holder_makes_progress(py, t, false)) {
+		snprintf(res->reason, sizeof(res->reason), "running Python code; its eval loop has not looked at the "
+			 "exception yet");
 	} else if (t->gil == PK_GIL_HOLDS) {
-		snprintf(res->reason, sizeof(res->reason), "running C code while holding the GIL; the exception fires "
-			 "at its next bytecode boundary");
+		snprintf(res->reason, sizeof(res->reason), "running C code while holding the GIL (no bytecode ran "
+			 "while pykill watched); the exception fires at its next bytecode boundary");
 	} else {
 		snprintf(res->reason, sizeof(res->reason), "running outside the interpreter loop (in C code); the "
 			 "exception fires when it returns to Python code");
@@ -545,24 +911,37 @@ out:
  * the exception yet), make that call return EINTR. Whether the thread then
  * raises at once depends on the version: 3.15+ checks asynchronous
  * exceptions on its EINTR retry path (gh-144748); older versions retry the
- * call, and the exception waits for it to return. The verdict says which. */
-static void interrupt_target(struct pk_py *py, uint64_t ident, uint64_t tstate, struct pk_raise_result *res)
+ * call, and the exception waits for it to return. The verdict says which.
+ * A thread pykill has just stopped and released (the write path) or
+ * borrowed (the call path) is back in its call within moments: the reading
+ * of /proc is waited for, as long as the reading before the raise said it
+ * was blocked. */
+#define INTERRUPT_SETTLE_NS 200000000ull
+static void interrupt_target(struct pk_py *py, uint64_t ident, uint64_t tstate, uint64_t exc, bool was_blocked,
+			     struct pk_raise_result *res)
 {
 	struct pk_syscall sc;
+	uint64_t seen, t0 = pk_now_ns();
 	long nr = -1;
 	int64_t was = 0;
 	int rc;
 
 	res->interrupted_nr = -1;
-	if (consumed(py, tstate, ident, res->tid)) {
-		snprintf(res->interrupt_note, sizeof(res->interrupt_note), "nothing to interrupt: already delivered");
-		return;
-	}
-	if (pk_proc_syscall(py->pid, res->tid, &sc) < 0 || sc.nr < 0) {
+	for (;;) {
+		if (watch(py, tstate, ident, res->tid, exc, &seen) != W_QUEUED) {
+			snprintf(res->interrupt_note, sizeof(res->interrupt_note),
+				 "nothing to interrupt: the exception is no longer queued");
+			return;
+		}
+		if (pk_proc_syscall(py->pid, res->tid, &sc) == 0 && sc.nr >= 0)
+			break;
 		pk_error_clear();
-		snprintf(res->interrupt_note, sizeof(res->interrupt_note),
-			 "nothing to interrupt: the thread is not blocked in a system call");
-		return;
+		if (!was_blocked || pk_now_ns() - t0 > INTERRUPT_SETTLE_NS) {
+			snprintf(res->interrupt_note, sizeof(res->interrupt_note),
+				 "nothing to interrupt: the thread is not blocked in a system call");
+			return;
+		}
+		pk_sleep_ns(200000);
 	}
 	rc = pk_interrupt_syscall(py->pid, res->tid, &nr, &was);
 	if (rc < 0) {
@@ -578,14 +957,138 @@ static void interrupt_target(struct pk_py *py, uint64_t ident, uint64_t tstate, 
 	       pk_syscall_name(nr) ? pk_syscall_name(nr) : "?", (int)res->tid, (long long)was);
 }
 
+/* Built-in exceptions whose constructor needs arguments: raised from
+ * async_exc (called with none) they turn into a TypeError. */
+static const char *needs_arguments(const char *name)
+{
+	static const struct {
+		const char *name, *why;
+	} v[] = {
+		{ "UnicodeDecodeError", "its constructor needs 5 arguments" },
+		{ "UnicodeEncodeError", "its constructor needs 5 arguments" },
+		{ "UnicodeTranslateError", "its constructor needs 4 arguments" },
+		{ "BaseExceptionGroup", "its constructor needs a message and a list of exceptions" },
+		{ "ExceptionGroup", "its constructor needs a message and a list of exceptions" },
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (strcmp(name, v[i].name) == 0)
+			return v[i].why;
+	return NULL;
+}
+
+/* --withdraw-if-pending: take our own exception back at the end of the
+ * wait ("now or never"). Only ours: a different one is left alone. */
+static void withdraw_own(struct pk_py *py, const struct write_job *raised, uint64_t tstate, uint64_t ident,
+			 uint64_t exc, const struct pk_py_thread *target, size_t nthreads, struct pk_raise_result *res)
+{
+	struct write_job w = { .op = OP_WITHDRAW, .tstate = tstate, .ident = ident, .exc = exc,
+			       .ns_tid = target->ns_tid, .nthreads_seen = nthreads };
+	int rc;
+
+	(void)raised;
+	rc = write_path(py, &w);
+	res->freeze_ns += w.freeze_ns;
+	if (rc < 0) {
+		snprintf(res->withdraw_note, sizeof(res->withdraw_note), "could not withdraw it: %s",
+			 pk_error_message());
+		pk_error_clear();
+		return;
+	}
+	if (w.old == exc) {
+		res->verdict = PK_VERDICT_WITHDRAWN;
+		snprintf(res->withdraw_note, sizeof(res->withdraw_note), "withdrawn: it will not fire");
+	} else if (w.old == 0) {
+		res->verdict = PK_VERDICT_DELIVERED;
+		snprintf(res->withdraw_note, sizeof(res->withdraw_note), "it fired just before it could be withdrawn");
+	} else {
+		res->verdict = PK_VERDICT_REPLACED;
+		snprintf(res->withdraw_note, sizeof(res->withdraw_note), "another exception had replaced it; that one "
+			 "was left queued");
+	}
+}
+
+int pk_py_withdraw(struct pk_py *py, const char *thread, struct pk_withdraw_result *res)
+{
+	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = false, .want_names = true };
+	struct pk_py_snapshot *snap = NULL;
+	struct pk_py_thread *target;
+	struct write_job w = { .op = OP_WITHDRAW };
+	int claim = -1;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (!pk_py_layout_exact(py)) {
+		pk_error("withdraw in process %d: refused: pykill does not know the layout of Python %s exactly "
+			 "enough to write into it", (int)py->pid, py->version);
+		return -ENOTSUP;
+	}
+	rc = pk_py_snapshot(py, &so, &snap);
+	if (rc < 0)
+		return rc;
+	res->freeze_ns = snap->freeze_ns;
+	target = find_thread(py, snap, thread);
+	if (target == NULL) {
+		rc = -ESRCH;
+		goto out;
+	}
+	res->tid = target->tid;
+	res->ident = target->ident;
+	res->name = target->name ? strdup(target->name) : NULL;
+	rc = pk_thread_claim(py->pid, target->ident, 5000u, &claim);
+	if (rc < 0)
+		goto out;
+	w.tstate = target->tstate;
+	w.ident = target->ident;
+	w.ns_tid = target->ns_tid;
+	w.nthreads_seen = snap->nthreads;
+	rc = write_path(py, &w);
+	res->freeze_ns += w.freeze_ns;
+	if (rc == -ESRCH)
+		pk_error("withdraw in thread %d of process %d: the thread has ended", (int)res->tid, (int)py->pid);
+	if (rc < 0)
+		goto out;
+	res->withdrawn = w.old != 0;
+	if (res->withdrawn)
+		exception_name(py, w.old, res->exception, sizeof(res->exception));
+out:
+	pk_thread_unclaim(claim);
+	pk_py_snapshot_free(snap);
+	return rc < 0 ? pk_py_gone_check(py, rc) : 0;
+}
+
+void pk_withdraw_result_clear(struct pk_withdraw_result *res)
+{
+	free(res->name);
+	memset(res, 0, sizeof(*res));
+}
+
+/* How often the verdict looks. A thread takes the exception within
+ * microseconds of getting the GIL, and a thread that then ends frees its
+ * state soon after: for the first 50 ms the verdict watches without a
+ * pause (a look costs a few microseconds), so "delivered" is seen rather
+ * than only "ended"; then every 50 us up to 0.5 s, then every 1 ms. */
+static void verdict_pause(uint64_t since_ns)
+{
+	if (since_ns < 50000000ull)
+		return;
+	pk_sleep_ns(since_ns < 500000000ull ? 50000 : 1000000);
+}
+
+#define RESIGNAL_AFTER_NS 100000000ull
+
 int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *res)
 {
 	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true,
 				       .max_frames = 8 };
 	struct pk_py_snapshot *snap = NULL;
-	struct pk_py_thread *target, *holder;
-	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident, snap_freeze = 0;
-	char why[512] = "", who[200];
+	struct pk_py_thread *target;
+	struct write_job job = { 0 };
+	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident, snap_freeze = 0, seen = 0;
+	char why[512] = "", qname[128];
+	const char *args_why;
+	bool was_blocked, resignalled = false, framed_at_queue = false;
+	int claim = -1;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -594,9 +1097,16 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	rc = exception_type(py, opts->exception, &exc);
 	if (rc < 0) {
 		if (rc == -ENOENT)
-			pk_error("raise in process %d: Python %s has no built-in exception '%s'", (int)py->pid,
-				 py->version, opts->exception);
+			pk_error("raise in process %d: Python %s has no built-in exception '%.64s%s'", (int)py->pid,
+				 py->version, opts->exception, strlen(opts->exception) > 64 ? "..." : "");
 		return rc == -ENOENT ? rc : pk_py_gone_check(py, rc);
+	}
+	args_why = needs_arguments(opts->exception);
+	if (args_why != NULL) {
+		pk_error("raise %s in process %d: refused: %s, and an asynchronous exception is raised without "
+			 "any (the thread would get a TypeError instead); use RuntimeError or SystemExit",
+			 opts->exception, (int)py->pid, args_why);
+		return -ECANCELED;
 	}
 	/* A consistent picture (the thread list may change while a thread
 	 * starts or ends, and a torn reading could miss the thread): its stop,
@@ -615,105 +1125,150 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	res->ident = ident = target->ident;
 	tstate = target->tstate;
 	res->name = target->name ? strdup(target->name) : NULL;
+	was_blocked = target->syscall_nr >= 0;
 	if (snap->finalizing) {
 		pk_error("raise in process %d: refused: the interpreter is shutting down", (int)py->pid);
 		rc = -EBUSY;
 		goto out;
 	}
-	if (!target->main_interp && opts->via != PK_VIA_WRITE) {
-		snprintf(why, sizeof(why), "the thread belongs to a subinterpreter, which PyGILState_Ensure cannot reach");
+	/* One pykill at a time on this thread: another one's verdict and ours
+	 * could not tell "replaced" from "taken, then another queued". */
+	rc = pk_thread_claim(py->pid, ident, opts->wait_ms + 5000u, &claim);
+	if (rc < 0)
+		goto out;
+	{
+		uint64_t cur = 0;
+		if (pk_rd_u64(py, tstate + (uint64_t)py->layout.ts_async_exc, &cur) == 0 && cur != 0) {
+			exception_name(py, cur, qname, sizeof(qname));
+			pk_error("raise in thread %d of process %d: refused: %s is already queued for it (by another "
+				 "pykill or by the program) and fires first; pykill does not replace it. 'pykill withdraw "
+				 "%d %d' removes it (then raise again)", (int)res->tid, (int)py->pid, qname, (int)py->pid, (int)res->tid);
+			rc = -EEXIST;
+			goto out;
+		}
+		pk_error_clear();
 	}
 
-	res->via = opts->via == PK_VIA_CALL ? PK_VIA_CALL : PK_VIA_WRITE;
-	holder = gil_holder(snap);
-	if (opts->via != PK_VIA_WRITE && why[0] == '\0' && holder != NULL && !holder_makes_progress(py, holder)) {
-		describe_thread(holder, who, sizeof(who));
-		if (holder->syscall_nr >= 0)
-			snprintf(why, sizeof(why), "the GIL is held by %s, blocked in %s", who,
-				 pk_syscall_name(holder->syscall_nr) ? pk_syscall_name(holder->syscall_nr) : "a system call");
-		else
-			snprintf(why, sizeof(why), "the GIL is held by %s, running C code", who);
-	}
-	rc = -EAGAIN;
-	if (opts->via != PK_VIA_WRITE && why[0] == '\0') {
-		/* A thread parked in a safe system call, main thread first. One
-		 * that woke up between the check and the stop is left untouched
-		 * by the engine (-EAGAIN): try the next. */
-		char tw[160];
-		for (int pass = 0; pass < 2 && rc == -EAGAIN; pass++) {
-			for (size_t i = 0; i < snap->nthreads && rc == -EAGAIN; i++) {
-				struct pk_py_thread *c = &snap->threads[i];
-				if (c->tid == 0 || !c->main_interp || (pass == 0) != c->is_main)
-					continue;
-				if (holder != NULL && holder != c && holder->syscall_nr >= 0)
-					continue;
-				if (pk_rcall_check_thread(py->pid, c->tid, tw, sizeof(tw)) < 0)
-					continue;
-				res->via = PK_VIA_CALL;
-				snprintf(res->via_reason, sizeof(res->via_reason), "thread %d (%s) was parked in %s",
-					 (int)c->tid, c->name ? c->name : "-",
-					 c->syscall_nr >= 0 && pk_syscall_name(c->syscall_nr) ? pk_syscall_name(c->syscall_nr)
-											      : "a system call");
-				rc = call_path(py, c, ident, exc, res);
-				/* EPERM: another tracer (often another pykill) holds it for a moment. */
-				if (rc == -EPERM)
-					rc = -EAGAIN;
-				if (rc == -EAGAIN) {
-					pk_log(PK_LOG_INFO, "thread %d woke up before it could be used; trying another",
-					       (int)c->tid);
-					pk_error_clear();
-				}
-			}
-		}
-		if (rc == -EAGAIN)
-			snprintf(why, sizeof(why), "no Python thread is parked in a system call where a call is safe");
-	}
-	if (rc == -EAGAIN) {
-		if (opts->via == PK_VIA_CALL) {
-			pk_error("raise in thread %d of process %d: refused: the call path is not safe now: %s",
-				 (int)res->tid, (int)py->pid, why);
+	/* The path. The write path needs nothing from the target: the
+	 * default wherever pykill knows this version's layout exactly. The
+	 * call path runs code in a borrowed thread: only on request, or where
+	 * the layout is not known exactly enough to write. */
+	if (opts->via == PK_VIA_WRITE || (opts->via == PK_VIA_AUTO && pk_py_layout_exact(py))) {
+		res->via = PK_VIA_WRITE;
+		snprintf(res->via_reason, sizeof(res->via_reason), "%s",
+			 opts->via == PK_VIA_WRITE ? "asked for"
+						   : "the default: every thread stopped, nothing run in the target");
+	} else if (!target->main_interp) {
+		pk_error("raise in thread %d of process %d: refused: the thread belongs to a subinterpreter, which "
+			 "the call path cannot reach (PyThreadState_SetAsyncExc searches the caller's interpreter "
+			 "only)%s", (int)res->tid, (int)py->pid,
+			 pk_py_layout_exact(py) ? "; use --via=write" : "");
+		rc = -EBUSY;
+		goto out;
+	} else {
+		rc = call_path_choose(py, snap, ident, exc, res, why, sizeof(why));
+		/* The call ran while the borrowed thread held the GIL, so the
+		 * target was not running then: inside Python code if the reading
+		 * just before found it there (it can leave only through the eval
+		 * loop, or by ending, which the call would have seen). */
+		framed_at_queue = rc == 0 && target->nframes > 0;
+		if (rc == -EAGAIN) {
+			pk_error("raise in thread %d of process %d: refused: the call path is not safe now: %s%s",
+				 (int)res->tid, (int)py->pid, why,
+				 opts->via == PK_VIA_AUTO ? " (and the write path needs a layout pykill knows "
+							    "exactly for this version)" : "");
 			rc = -EBUSY;
 			goto out;
 		}
-		res->via = PK_VIA_WRITE;
-		snprintf(res->via_reason, sizeof(res->via_reason), "%s", opts->via == PK_VIA_WRITE ? "asked for" : why);
-		/* Every thread must be stopped: another pykill holding some for a few
-		 * milliseconds is waited out (everything released between tries). */
-		for (unsigned attempt = 0;; attempt++) {
-			rc = write_path(py, ident, exc, res);
-			if (rc != -EPERM || attempt >= 3)
-				break;
-			pk_error_clear();
-			pk_sleep_ns(5000000ull * (attempt + 1) + pk_now_ns() % 5000000ull);
-		}
+		if (rc < 0)
+			goto out;
 	}
-	if (rc < 0)
-		goto out;
+	if (res->via == PK_VIA_WRITE) {
+		job.op = OP_RAISE;
+		job.tstate = tstate;
+		job.ident = ident;
+		job.exc = exc;
+		job.ns_tid = target->ns_tid;
+		job.nthreads_seen = snap->nthreads;
+		rc = write_path(py, &job);
+		res->freeze_ns += job.freeze_ns;
+		if (rc == -EEXIST) {
+			exception_name(py, job.old, qname, sizeof(qname));
+			pk_error("raise in thread %d of process %d: refused: %s is already queued for it (by another "
+				 "pykill or by the program) and fires first; pykill does not replace it. 'pykill withdraw "
+				 "%d %d' removes it (then raise again)", (int)res->tid, (int)py->pid, qname, (int)py->pid, (int)res->tid);
+			goto out;
+		}
+		if (rc == -ESRCH) {
+			pk_error("raise in thread %d of process %d: the thread ended before the exception could be queued",
+				 (int)res->tid, (int)py->pid);
+			goto out;
+		}
+		if (rc < 0)
+			goto out;
+		framed_at_queue = job.framed;
+	}
 	/* Everything this run stopped counts, the first reading included. */
 	res->freeze_ns += snap_freeze;
 	tq = pk_now_ns();
 	res->inject_ns = tq - t0;
 	if (opts->interrupt)
-		interrupt_target(py, ident, tstate, res);
+		interrupt_target(py, ident, tstate, exc, was_blocked, res);
 
-	/* The verdict. */
+	/* The verdict: "delivered" only when this run's exception left
+	 * async_exc while the thread was there to raise it. */
 	for (;;) {
-		if (consumed(py, tstate, ident, res->tid)) {
+		enum watch_state w = watch(py, tstate, ident, res->tid, exc, &seen);
+		uint64_t waited = pk_now_ns() - tq;
+
+		/* A thread that was inside Python code when the exception was
+		 * queued cannot leave it without the eval loop taking the
+		 * exception: before 3.10 it checks at almost every instruction,
+		 * since then at every call and backward jump, and a threading
+		 * thread makes calls after its function returns. If it is now
+		 * outside Python code, or gone, it took it. (One exception, in
+		 * DESIGN.md: a bare _thread thread queued at its last RETURN.) */
+		if (w == W_TAKEN || ((w == W_GONE || w == W_UNFRAMED) && framed_at_queue)) {
 			res->verdict = PK_VERDICT_DELIVERED;
 			break;
 		}
-		if (pk_now_ns() - tq >= (uint64_t)opts->wait_ms * 1000000ull) {
-			res->verdict = PK_VERDICT_PENDING;
+		if (w == W_GONE) {
+			res->verdict = PK_VERDICT_ENDED;
 			break;
 		}
-		pk_sleep_ns(500000);
+		if (w == W_REPLACED) {
+			res->verdict = PK_VERDICT_REPLACED;
+			exception_name(py, seen, qname, sizeof(qname));
+			snprintf(res->reason, sizeof(res->reason), "%s replaced it before it fired (queued by another "
+				 "pykill or by the program)", qname);
+			break;
+		}
+		if (waited >= (uint64_t)opts->wait_ms * 1000000ull) {
+			res->verdict = w == W_UNFRAMED ? PK_VERDICT_ENDED : PK_VERDICT_PENDING;
+			break;
+		}
+		/* A thread stopped where the eval loop recomputes its breaker
+		 * flag may have cleared our signal (code the write path cannot
+		 * see by name in every build): set it again, once, if the
+		 * exception is still ours and queued. */
+		if (res->via == PK_VIA_WRITE && !resignalled && waited > RESIGNAL_AFTER_NS) {
+			struct write_job rs = job;
+			resignalled = true;
+			rs.op = OP_RESIGNAL;
+			rs.freeze_ns = 0;
+			if (write_path(py, &rs) == 0)
+				res->freeze_ns += rs.freeze_ns;
+			pk_error_clear();
+			continue;
+		}
+		verdict_pause(waited);
 	}
 	res->waited_ns = pk_now_ns() - tq;
 	/* The verdict came from reading the thread state: of no worth if the
 	 * process has become another program meanwhile. A thread that ended
 	 * counts as delivered, unless an exec (in flight: let it finish)
 	 * ended it. */
-	if (res->verdict == PK_VERDICT_DELIVERED)
+	if (res->verdict == PK_VERDICT_ENDED)
 		for (unsigned i = 0; i < 2000 && pk_proc_exec_in_flight(py->pid); i++)
 			pk_sleep_ns(1000000);
 	if (pk_mem_same_space(py->mem) < 0) {
@@ -730,9 +1285,12 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 				 pk_syscall_name(res->interrupted_nr) ? pk_syscall_name(res->interrupted_nr) : "the call",
 				 py->version, tmp);
 		}
+		if (opts->withdraw_if_pending)
+			withdraw_own(py, &job, tstate, ident, exc, target, snap->nthreads, res);
 	}
 	rc = 0;
 out:
+	pk_thread_unclaim(claim);
 	pk_py_snapshot_free(snap);
-	return rc < 0 && rc != -ENOENT ? pk_py_gone_check(py, rc) : rc;
+	return rc < 0 && rc != -ENOENT && rc != -ECANCELED && rc != -EEXIST ? pk_py_gone_check(py, rc) : rc;
 }

@@ -22,6 +22,8 @@ ident and TID. Commands on CMD_FD, one per line:
                          "slept <name> <seconds> <exception or ->"
   locker NAME          - a fresh thread busy inside `with lock:`, "locked <json>"
                          once inside
+  catcher NAME         - a fresh busy thread that catches every exception and
+                         says "caught <name> <type>", then goes on
   lockheld             - "lockheld <true|false>": is the lock held now
   checklock            - "lock <true|false>": could the lock be acquired
                          within 1 s (then released)
@@ -132,6 +134,18 @@ def busy(name):
 
 def parked(name):
     time.sleep(3600)
+
+
+def catcher(name):
+    """Busy, and survives every exception: says which one it caught."""
+    x = 0
+    while not stop.get(name):
+        try:
+            while not stop.get(name):
+                x = f(x)
+                progress[name] = x
+        except BaseException as e:
+            emit("caught %s %s" % (name, type(e).__name__))
 
 
 def run_delay(tid):
@@ -313,6 +327,9 @@ while True:
             emit("sleeping " + json.dumps(describe(args[1])))
         elif cmd == "locker":
             start(args[1], locker)
+        elif cmd == "catcher":
+            start(args[1], catcher)
+            emit("catching " + json.dumps(describe(args[1])))
         elif cmd == "lockheld":
             emit("lockheld %s" % json.dumps(the_lock.locked()))
         elif cmd == "checklock":

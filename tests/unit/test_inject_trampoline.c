@@ -111,25 +111,35 @@ static void same_bytes_every_time(void **state)
 static void allow_list(void **state)
 {
 	(void)state;
-	assert_true(pk_rcall_syscall_allowed(SYS_clock_nanosleep));
-	assert_true(pk_rcall_syscall_allowed(SYS_nanosleep));
-	assert_true(pk_rcall_syscall_allowed(SYS_read));
-	assert_true(pk_rcall_syscall_allowed(SYS_pselect6));
-	assert_true(pk_rcall_syscall_allowed(SYS_ppoll));
-	assert_true(pk_rcall_syscall_allowed(SYS_epoll_pwait));
-	assert_true(pk_rcall_syscall_allowed(SYS_recvfrom));
-	assert_true(pk_rcall_syscall_allowed(SYS_accept4));
-	assert_true(pk_rcall_syscall_allowed(SYS_wait4));
-	assert_true(pk_rcall_syscall_allowed(SYS_restart_syscall));
-	/* Locks and everything that is not a parked blocking call. */
-	assert_false(pk_rcall_syscall_allowed(SYS_futex));
-	assert_false(pk_rcall_syscall_allowed(SYS_write));
-	assert_false(pk_rcall_syscall_allowed(SYS_mmap));
-	assert_false(pk_rcall_syscall_allowed(SYS_ioctl));
-	assert_false(pk_rcall_syscall_allowed(SYS_openat));
-	assert_false(pk_rcall_syscall_allowed(-1));
-	assert_false(pk_rcall_syscall_allowed(-2));
-	assert_false(pk_rcall_syscall_allowed(100000));
+	const uint64_t none[6] = { 0 }, fds[6] = { 3, 1, 0, 0, 0, 0 };
+
+	/* Pure sleeps only. */
+	assert_true(pk_rcall_syscall_allowed(SYS_clock_nanosleep, none));
+	assert_true(pk_rcall_syscall_allowed(SYS_nanosleep, none));
+	assert_true(pk_rcall_syscall_allowed(SYS_restart_syscall, none));
+	assert_true(pk_rcall_syscall_allowed(SYS_select, none));   /* 2.7's time.sleep */
+	assert_true(pk_rcall_syscall_allowed(SYS_pselect6, none));
+	assert_true(pk_rcall_syscall_allowed(SYS_poll, none));
+	assert_true(pk_rcall_syscall_allowed(SYS_ppoll, none));
+	/* A call others may wait on (a pipe drained, a connection accepted,
+	 * a child reaped) postpones them while the thread is borrowed. */
+	assert_false(pk_rcall_syscall_allowed(SYS_select, fds));
+	assert_false(pk_rcall_syscall_allowed(SYS_pselect6, fds));
+	assert_false(pk_rcall_syscall_allowed(SYS_poll, fds));
+	assert_false(pk_rcall_syscall_allowed(SYS_ppoll, fds));
+	assert_false(pk_rcall_syscall_allowed(SYS_read, none));
+	assert_false(pk_rcall_syscall_allowed(SYS_epoll_pwait, none));
+	assert_false(pk_rcall_syscall_allowed(SYS_recvfrom, none));
+	assert_false(pk_rcall_syscall_allowed(SYS_accept4, none));
+	assert_false(pk_rcall_syscall_allowed(SYS_wait4, none));
+	assert_false(pk_rcall_syscall_allowed(SYS_futex, none));
+	assert_false(pk_rcall_syscall_allowed(SYS_write, none));
+	assert_false(pk_rcall_syscall_allowed(SYS_mmap, none));
+	assert_false(pk_rcall_syscall_allowed(SYS_ioctl, none));
+	assert_false(pk_rcall_syscall_allowed(SYS_openat, none));
+	assert_false(pk_rcall_syscall_allowed(-1, none));
+	assert_false(pk_rcall_syscall_allowed(-2, none));
+	assert_false(pk_rcall_syscall_allowed(100000, none));
 }
 
 int main(void)

@@ -127,8 +127,14 @@ uint64_t pk_arch_pc(const struct pk_arch_state *st);
 int pk_arch_parked_syscall(const struct pk_arch_state *st, long *nr, int64_t *ret, char *why, size_t cap);
 /* Do these bytes (ending at the pc) hold the system call instruction? */
 bool pk_arch_is_syscall_insn(const uint8_t *before, size_t n);
-/* Allow-list of blocking system calls a thread may be hijacked in. */
-bool pk_arch_syscall_allowed(long nr);
+/* Is nr with these arguments a pure sleep, a system call a thread may be
+ * borrowed in (see regs.c)? */
+bool pk_arch_syscall_allowed(long nr, const uint64_t args[6]);
+void pk_arch_syscall_args(const struct pk_arch_state *st, uint64_t args[6]);
+/* The thread pointer (x86_64: fs_base == pthread_self() with glibc). */
+uint64_t pk_arch_thread_pointer(const struct pk_arch_state *st);
+/* The program counter of a thread in a ptrace stop. -errno. */
+int pk_arch_read_pc(pid_t tid, uint64_t *pc);
 /* Thread-level features that make the trampoline unsafe (shadow stack). */
 int pk_arch_check_thread(pid_t pid, pid_t tid, char *why, size_t cap);
 

@@ -240,26 +240,44 @@ bool pk_arch_is_syscall_insn(const uint8_t *before, size_t n)
 	return n >= 2 && before[n - 2] == 0x0f && before[n - 1] == 0x05;
 }
 
-bool pk_arch_syscall_allowed(long nr)
+bool pk_arch_syscall_allowed(long nr, const uint64_t args[6])
 {
-	/* Blocking calls that hold no user-space lock while they sleep.
-	 * Never futex: a thread in futex may be inside a mutex or condition
-	 * variable the called functions need (GIL, HEAD_LOCK, malloc). */
-	static const long allowed[] = {
-		SYS_clock_nanosleep, SYS_nanosleep, SYS_select,     SYS_pselect6,  SYS_poll,
-		SYS_ppoll,           SYS_epoll_wait, SYS_epoll_pwait, SYS_read,     SYS_readv,
-		SYS_recvfrom,        SYS_recvmsg,   SYS_accept,     SYS_accept4,   SYS_wait4,
-		SYS_waitid,          SYS_pause,     SYS_rt_sigsuspend, SYS_restart_syscall,
-#ifdef SYS_epoll_pwait2
-		SYS_epoll_pwait2,
-#endif
-	};
-	size_t i;
+	/* Only a pure sleep: a call nobody else can be waiting on. Borrowing a
+	 * thread postpones whatever its system call does for others (drain a
+	 * pipe, accept, reap a child, release a peer), and a GIL holder may be
+	 * waiting on exactly that while the borrowed thread waits for the GIL:
+	 * a deadlock. A sleep only delays the thread itself, which needs the
+	 * GIL next anyway. select/poll with no descriptor are sleeps (Python
+	 * 2.7's time.sleep is select(0, ...)). Never futex. */
+	switch (nr) {
+	case SYS_clock_nanosleep:
+	case SYS_nanosleep:
+	case SYS_restart_syscall: /* the caller checks that it restarts a sleep */
+		return true;
+	case SYS_select:
+	case SYS_pselect6:
+		return args[0] == 0; /* nfds */
+	case SYS_poll:
+	case SYS_ppoll:
+		return args[1] == 0; /* nfds */
+	default:
+		return false;
+	}
+}
 
-	for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if (allowed[i] == nr)
-			return true;
-	return false;
+void pk_arch_syscall_args(const struct pk_arch_state *st, uint64_t args[6])
+{
+	args[0] = st->regs.rdi;
+	args[1] = st->regs.rsi;
+	args[2] = st->regs.rdx;
+	args[3] = st->regs.r10;
+	args[4] = st->regs.r8;
+	args[5] = st->regs.r9;
+}
+
+uint64_t pk_arch_thread_pointer(const struct pk_arch_state *st)
+{
+	return st->regs.fs_base;
 }
 
 int pk_arch_check_thread(pid_t pid, pid_t tid, char *why, size_t cap)
@@ -437,6 +455,16 @@ bool pk_arch_is_marker(uint32_t audit_arch, uint64_t nr, const uint64_t args[6],
 {
 	return audit_arch == AUDIT_ARCH_X86_64 && nr == PK_X86_MARKER_NR && args[0] == PK_X86_MARKER_MAGIC &&
 	       args[1] == frame;
+}
+
+int pk_arch_read_pc(pid_t tid, uint64_t *pc)
+{
+	struct user_regs_struct r;
+
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &r) < 0)
+		return -errno;
+	*pc = r.rip;
+	return 0;
 }
 
 bool pk_arch_at_marker(pid_t tid, uint64_t pc, uint64_t frame)

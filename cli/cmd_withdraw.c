@@ -1,0 +1,92 @@
+/* pykill withdraw PID THREAD: remove the exception queued for one thread. */
+#include "cli.h"
+#include "pk_log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_JSON = 256 };
+
+static void print_json(pid_t pid, const struct pk_withdraw_result *r)
+{
+	struct pk_json j;
+
+	pk_json_init(&j, stdout);
+	pk_json_obj_begin(&j, NULL);
+	pk_json_int(&j, "schema", 1);
+	pk_json_int(&j, "pid", pid);
+	pk_json_int(&j, "tid", r->tid);
+	pk_json_uint(&j, "ident", (unsigned long long)r->ident);
+	pk_json_str(&j, "name", r->name);
+	pk_json_str(&j, "withdrawn", r->withdrawn ? r->exception : NULL);
+	pk_json_uint(&j, "freeze_us", (unsigned long long)(r->freeze_ns / 1000));
+	pk_json_obj_end(&j);
+	pk_json_end(&j);
+}
+
+int pk_cmd_withdraw(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pk_withdraw_result res;
+	struct pk_py *py = NULL;
+	bool json = false;
+	pid_t pid;
+	int c, rc;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case 'v':
+			pk_cli_more_verbose();
+			break;
+		default:
+			return pk_usage_error("withdraw: unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind < 2)
+		return pk_usage_error("withdraw: missing %s", argc - optind == 0 ? "PID and THREAD" : "THREAD");
+	if (argc - optind > 2)
+		return pk_usage_error("withdraw: unexpected argument '%s'", argv[optind + 2]);
+	if (!pk_parse_pid(argv[optind], &pid))
+		return pk_usage_error("withdraw: '%s' is not a process ID", argv[optind]);
+	if (!pk_parse_thread_arg(argv[optind + 1]))
+		return pk_usage_error("withdraw: '%s' is not a thread ID or a Python thread ident", argv[optind + 1]);
+
+	rc = pk_py_open(pid, &py);
+	if (rc < 0)
+		return pk_fail(rc, "inspect process");
+	rc = pk_py_withdraw(py, argv[optind + 1], &res);
+	if (rc < 0) {
+		rc = pk_fail(rc, "withdraw");
+		pk_withdraw_result_clear(&res);
+		pk_py_close(py);
+		return rc;
+	}
+	if (json) {
+		print_json(pid, &res);
+	} else {
+		char who[256];
+		snprintf(who, sizeof(who), "thread %d%s%s%s", (int)res.tid, res.name ? " (" : "",
+			 res.name ? res.name : "", res.name ? ")" : "");
+		if (res.withdrawn)
+			printf("withdrew %s queued for %s of process %d: it will not fire\n", res.exception, who, (int)pid);
+		else
+			printf("nothing was queued for %s of process %d\n", who, (int)pid);
+		printf("  target threads stopped for %.3f ms\n", (double)res.freeze_ns / 1e6);
+	}
+	fflush(stdout);
+	pk_withdraw_result_clear(&res);
+	pk_py_close(py);
+	return PK_EXIT_OK;
+}
