@@ -120,6 +120,7 @@ enum rule {
 	R_LOCK_OR_8,   /* lock or $0x8 (3.13+ _PY_ASYNC_EXCEPTION_BIT) */
 	R_SET1_FIRST,  /* the first of exactly two "store 1" (pending.async_exc) */
 	R_SET1_SECOND, /* the second (eval_breaker) */
+	R_REFCNT,      /* Py_IncRef: every 8-byte access to the argument, one of them a write */
 };
 
 struct fact {
@@ -141,6 +142,10 @@ static const struct fact facts[] = {
 	{ "_PyThreadState_UncheckedGet", PK_LF_RT_TSTATE_CURRENT, 0x0307, 0x030b, R_ONLY_RT, 0 },
 	{ "_Py_IsFinalizing", PK_LF_RT_FINALIZING, 0x0307, 0x030c, R_ONLY_RT, 0 },
 	{ "PyEval_ThreadsInitialized", PK_LF_RT_GIL_LOCKED, 0x0307, 0x030b, R_ONLY_RT_SUM, 0 },
+	/* Before 3.12 the write path counts the reference async_exc holds;
+	 * Py_IncRef is "ob_refcnt += 1" (a load/add/store in debug builds,
+	 * which also count _Py_RefTotal, a global). */
+	{ "Py_IncRef", PK_LF_OB_REFCNT, 0x0207, 0x030b, R_REFCNT, 0 },
 	{ "PyThreadState_SetAsyncExc", PK_LF_TS_THREAD_ID, 0x0207, 0xffff, R_CMP_ARG0, 0 },
 	{ "PyThreadState_SetAsyncExc", PK_LF_TS_ASYNC_EXC, 0x0207, 0xffff, R_STORE_ARG1, 0 },
 	{ "PyThreadState_SetAsyncExc", PK_LF_TS_EVAL_BREAKER, 0x030d, 0xffff, R_LOCK_OR_8, 0 },
@@ -156,6 +161,8 @@ static const struct fact facts[] = {
 
 struct ctx {
 	const struct pk_elf *elf;
+	pk_code_got_fn got;
+	void *got_ctx;
 	uint64_t runtime, rt_extent; /* link-time &_PyRuntime and the bytes it spans */
 	const char *cached_func;
 	struct pk_code_scan scan;
@@ -193,7 +200,7 @@ static int fact_value(struct ctx *c, const struct fact *f, int64_t *val)
 		if (pk_elf_symbol(c->elf, f->func, &addr, &size) < 0)
 			c->scan_rc = -ENOENT;
 		else
-			c->scan_rc = pk_elf_code_scan(c->elf, addr, size, &c->scan);
+			c->scan_rc = pk_elf_code_scan(c->elf, addr, size, c->got, c->got_ctx, &c->scan);
 	}
 	if (c->scan_rc < 0)
 		return c->scan_rc == -ENOENT || c->scan_rc == -ENOTSUP ? 0 : c->scan_rc;
@@ -233,6 +240,22 @@ static int fact_value(struct ctx *c, const struct fact *f, int64_t *val)
 				candidate(a->disp, &n, val);
 		}
 		return n == 1 && !s->truncated;
+	case R_REFCNT: {
+		bool wrote = false;
+
+		if (s->call_before_ret)
+			return 0;
+		for (size_t i = 0; i < s->n_before_ret; i++) {
+			a = &s->acc[i];
+			if (a->base != PK_CODE_ARG0)
+				continue;
+			if (a->size != 8 || a->disp < 0)
+				return 0;
+			candidate(a->disp, &n, val);
+			wrote |= a->kind == PK_CODE_RMW || a->kind == PK_CODE_STORE;
+		}
+		return n == 1 && wrote;
+	}
 	case R_SET1_FIRST:
 	case R_SET1_SECOND:
 		if (s->call_before_ret)
@@ -267,6 +290,12 @@ static int refuse(struct pk_layout_check *chk, const char *version, const struct
 int pk_layout_check_elf(struct pk_layout *L, const struct pk_elf *elf, uint64_t runtime, int major, int minor,
 			const char *version, struct pk_layout_check *chk)
 {
+	return pk_layout_check_elf_got(L, elf, runtime, major, minor, version, NULL, NULL, chk);
+}
+
+int pk_layout_check_elf_got(struct pk_layout *L, const struct pk_elf *elf, uint64_t runtime, int major, int minor,
+			    const char *version, pk_code_got_fn got, void *got_ctx, struct pk_layout_check *chk)
+{
 	uint16_t ver = (uint16_t)((major & 0xff) << 8 | (minor & 0xff));
 	uint64_t addr = 0, st_size = 0;
 	struct ctx c;
@@ -276,6 +305,8 @@ int pk_layout_check_elf(struct pk_layout *L, const struct pk_elf *elf, uint64_t 
 	chk->mismatch[0] = '\0';
 	memset(&c, 0, sizeof(c));
 	c.elf = elf;
+	c.got = got;
+	c.got_ctx = got_ctx;
 	c.runtime = runtime;
 
 	/* The runtime struct's size: its symbol's st_size. */
@@ -309,10 +340,12 @@ int pk_layout_check_elf(struct pk_layout *L, const struct pk_elf *elf, uint64_t 
 		if (f->lf == PK_LF_RT_GIL_LOCKED && L->gil_locked == PK_NOFF)
 			continue;
 		rc = fact_value(&c, f, &v);
-		if (rc < 0)
+		if (rc == -ENOMEM) {
+			pk_error("check the layout of Python %s in %s: out of memory", version, pk_elf_path(elf));
 			return rc;
-		if (rc == 0)
-			continue;
+		}
+		if (rc <= 0)
+			continue; /* the binary does not say (or its code is unreadable) */
 		table = f->lf == PK_LF_RT_GIL_LOCKED ? (int64_t)*field + L->gil_locked : *field;
 		if (v == table) {
 			chk->verified |= BIT(f->lf);

@@ -275,6 +275,7 @@ struct pk_layout_check {
 };
 
 struct pk_elf;
+typedef int (*pk_code_got_fn)(void *ctx, uint64_t slot, uint64_t *target);
 
 /* Compare L (the table entry, already patched from _Py_DebugOffsets on
  * 3.13+) with what elf says. runtime is the link-time address of
@@ -288,6 +289,9 @@ struct pk_elf;
  * caller's to fill. */
 int pk_layout_check_elf(struct pk_layout *L, const struct pk_elf *elf, uint64_t runtime, int major, int minor,
 			const char *version, struct pk_layout_check *chk);
+/* The same, with got resolving GOT slots (see pk_elf_code_scan). */
+int pk_layout_check_elf_got(struct pk_layout *L, const struct pk_elf *elf, uint64_t runtime, int major, int minor,
+			    const char *version, pk_code_got_fn got, void *got_ctx, struct pk_layout_check *chk);
 
 /* The fields the write path of `raise` stores through or walks (see
  * cpython/raise.c write_path and signal_async_exc), for this layout:

@@ -132,6 +132,11 @@ struct pk_code_scan {
 	bool truncated;       /* more accesses than acc holds */
 	struct pk_code_access acc[PK_CODE_MAX_ACCESS];
 };
-int pk_elf_code_scan(const struct pk_elf *elf, uint64_t func, uint64_t size, struct pk_code_scan *out);
+/* got, if not NULL, says what a GOT slot (link-time address) holds as a
+ * link-time address (e.g. read from the relocated slot of a live process:
+ * one read instead of a search of the dynamic relocations); 0 or -errno. */
+typedef int (*pk_code_got_fn)(void *ctx, uint64_t slot, uint64_t *target);
+int pk_elf_code_scan(const struct pk_elf *elf, uint64_t func, uint64_t size, pk_code_got_fn got, void *got_ctx,
+		     struct pk_code_scan *out);
 
 #endif

@@ -82,10 +82,6 @@ static int gpr(unsigned reg)
  * relocation tables are read from the file image, bounded by its size. */
 static int got_target(const struct pk_elf *e, uint64_t slot, uint64_t *out)
 {
-	const struct pk_elf_section *got = pk_elf_find_section(e, ".got");
-
-	if (got == NULL || slot < got->addr || slot - got->addr >= got->size)
-		return -ENOENT;
 	for (size_t s = 0; s < e->nsections; s++) {
 		const struct pk_elf_section *sec = &e->sections[s];
 		size_t n;
@@ -164,8 +160,24 @@ static void add_pending(struct pending *p, size_t *np, uint64_t target, const st
 }
 
 /* One instruction: record its memory access, then update the registers. */
-static void scan_insn(const struct pk_elf *e, csh handle, const cs_insn *insn, struct regval *regs,
-		      struct pk_code_scan *out, bool before_ret)
+struct resolver {
+	pk_code_got_fn fn;
+	void *ctx;
+};
+
+static int resolve_got(const struct pk_elf *e, const struct resolver *r, uint64_t slot, uint64_t *target)
+{
+	const struct pk_elf_section *got = pk_elf_find_section(e, ".got");
+
+	if (got == NULL || slot < got->addr || slot - got->addr >= got->size)
+		return -ENOENT;
+	if (r->fn != NULL)
+		return r->fn(r->ctx, slot, target);
+	return got_target(e, slot, target);
+}
+
+static void scan_insn(const struct pk_elf *e, const struct resolver *res, csh handle, const cs_insn *insn,
+		      struct regval *regs, struct pk_code_scan *out, bool before_ret)
 {
 	const cs_x86 *x = &insn->detail->x86;
 	const cs_x86_op *mem = NULL, *reg = NULL, *imm = NULL;
@@ -275,7 +287,7 @@ static void scan_insn(const struct pk_elf *e, csh handle, const cs_insn *insn, s
 		    rr >= 0) {
 			uint64_t target;
 
-			if (got_target(e, a.addr, &target) == 0) {
+			if (resolve_got(e, res, a.addr, &target) == 0) {
 				regs[rr].cls = PK_CODE_ADDR;
 				regs[rr].addr = target;
 				return;
@@ -301,8 +313,10 @@ static void scan_insn(const struct pk_elf *e, csh handle, const cs_insn *insn, s
 	}
 }
 
-int pk_elf_code_scan(const struct pk_elf *e, uint64_t func, uint64_t size, struct pk_code_scan *out)
+int pk_elf_code_scan(const struct pk_elf *e, uint64_t func, uint64_t size, pk_code_got_fn got, void *got_ctx,
+		     struct pk_code_scan *out)
 {
+	const struct resolver res = { got, got_ctx };
 	unsigned char code[SCAN_MAX_BYTES];
 	struct pending pend[SCAN_MAX_PENDING];
 	struct state st;
@@ -319,11 +333,11 @@ int pk_elf_code_scan(const struct pk_elf *e, uint64_t func, uint64_t size, struc
 		return -ENOTSUP;
 	want = size == 0 ? SCAN_DEFAULT_BYTES : (size > SCAN_MAX_BYTES ? SCAN_MAX_BYTES : (size_t)size);
 	while (len < want) {
-		ssize_t got = pk_elf_read_partial(e, func + len, code + len, want - len);
+		ssize_t nread = pk_elf_read_partial(e, func + len, code + len, want - len);
 
-		if (got <= 0)
+		if (nread <= 0)
 			break;
-		len += (size_t)got;
+		len += (size_t)nread;
 	}
 	if (len == 0)
 		return -EFAULT;
@@ -378,7 +392,7 @@ int pk_elf_code_scan(const struct pk_elf *e, uint64_t func, uint64_t size, struc
 		if (cs_insn_group(handle, insn, CS_GRP_JUMP) && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
 		    (uint64_t)x->operands[0].imm > insn->address && (uint64_t)x->operands[0].imm < func + want)
 			add_pending(pend, &npend, (uint64_t)x->operands[0].imm, &st);
-		scan_insn(e, handle, insn, st.r, out, before_ret);
+		scan_insn(e, &res, handle, insn, st.r, out, before_ret);
 		if (insn->id == X86_INS_RET || insn->id == X86_INS_JMP || insn->id == X86_INS_UD2 ||
 		    insn->id == X86_INS_HLT) {
 			before_ret = false;
