@@ -354,7 +354,7 @@ int pk_layout_check_elf_got(struct pk_layout *L, const struct pk_elf *elf, uint6
 		if (!strong || (chk->dbgoff & BIT(f->lf)) || v > INT32_MAX)
 			return refuse(chk, version, elf, pk_lf_info[f->lf].name, v, table,
 				      (chk->dbgoff & BIT(f->lf)) ? " (from _Py_DebugOffsets)" : "");
-		pk_log(PK_LOG_WARN, "layout of Python %s in %s: %s is at 0x%" PRIx64 " (%s), the table (%s) says 0x%" PRIx64
+		pk_log(PK_LOG_INFO, "layout of Python %s in %s: %s is at 0x%" PRIx64 " (%s), the table (%s) says 0x%" PRIx64
 		       ": using 0x%" PRIx64, version, pk_elf_path(elf), pk_lf_info[f->lf].name, (uint64_t)v, f->func,
 		       L->source, (uint64_t)table, (uint64_t)v);
 		*field = (int32_t)v;

@@ -334,8 +334,13 @@ static int check_layout(struct pk_py *py)
 
 	rc = pk_layout_check_elf_got(&py->layout, py->elf, runtime, py->major, py->minor, py->version,
 				     got_from_target, py, &py->lcheck);
-	if (rc < 0)
+	if (rc < 0) {
+		/* This is the cause, whatever probing recorded before. */
+		if (py->lcheck.mismatch[0] != '\0')
+			pk_error_set("layout of Python %s in %s does not match pykill's table: %s", py->version,
+				     py->path, py->lcheck.mismatch);
 		return rc;
+	}
 	for (int i = 0; i < PK_LF_COUNT; i++) {
 		nver += (py->lcheck.verified >> i) & 1;
 		nad += (py->lcheck.adapted >> i) & 1;
