@@ -3,8 +3,9 @@
  * Where the target says something, the target is right: its values replace
  * the generated table's (a mismatch is logged; a test cross-checks both on
  * the interpreters of the suite), provided they are consistent: the same
- * version as the object, every offset inside the struct size it reports. Fields it does not cover (async_exc,
- * eval_breaker on 3.13, GIL condition variables...) keep the table's value. */
+ * version as the object, every offset inside the struct size it reports.
+ * Fields it does not cover (async_exc, eval_breaker on 3.13, GIL condition
+ * variables...) keep the table's value. */
 #include "py-priv.h"
 
 #include <errno.h>

@@ -646,6 +646,69 @@ static void test_live_316(void **state)
 	pk_py_close(py);
 }
 
+/* A 3.16 whose PyThreadState_SetAsyncExc no longer has the shape the check
+ * knows (the exception reaches async_exc through another register): nothing
+ * confirms async_exc, _Py_DebugOffsets does not cover it, there is no 3.16
+ * table: readable, but not exact, and pk_py_open says so at INFO. */
+static void patch_316_opaque(uint8_t *img, size_t len, struct pk_elf *e)
+{
+	/* mov %r12,%rdi; xchg %rdi,0xa8(%rbx) */
+	static const uint8_t seq[] = { 0x4c, 0x89, 0xe7, 0x48, 0x87, 0xbb, 0xa8, 0x00, 0x00, 0x00 };
+	uint64_t fn, size;
+	size_t off;
+	int found = 0;
+
+	patch_316(img, len, e);
+	assert_int_equal(pk_elf_symbol(e, "PyThreadState_SetAsyncExc", &fn, &size), 0);
+	off = file_offset(img, len, fn);
+	assert_true(off + size <= len);
+	for (size_t i = 0; i + sizeof(seq) <= size; i++) {
+		if (memcmp(img + off + i, seq, sizeof(seq)) == 0) {
+			img[off + i + 2] = 0xef; /* mov %r13,%rdi */
+			found++;
+		}
+	}
+	if (found != 1)
+		fail_msg("python3.15's PyThreadState_SetAsyncExc: %d copies of the async_exc exchange", found);
+}
+
+static char logged[4096];
+
+static void keep_log(enum pk_log_level level, const char *msg, void *userdata)
+{
+	(void)level;
+	(void)userdata;
+	snprintf(logged + strlen(logged), sizeof(logged) - strlen(logged), "%s\n", msg);
+}
+
+static void test_live_316_not_exact(void **state)
+{
+	char dir[] = "/tmp/pk-layoutcheck-XXXXXX", dst[1100];
+	struct pk_py *py = NULL;
+	pid_t pid;
+	int rc;
+
+	(void)state;
+	pid = start_patched_315(patch_316_opaque, dir, dst, sizeof(dst));
+	if (pid == 0)
+		skip();
+	logged[0] = '\0';
+	pk_log_set_handler(keep_log, NULL, PK_LOG_INFO);
+	pk_error_clear();
+	rc = pk_py_open(pid, &py);
+	pk_log_set_handler(NULL, NULL, PK_LOG_WARN);
+	stop(pid);
+	remove_copy(dir, dst);
+	if (rc != 0)
+		fail_msg("pk_py_open on the 3.16 copy: %d %s", rc, pk_error_message());
+	assert_memory_equal(pk_py_version(py), "3.16.", 5);
+	assert_false(py->lcheck.verified & BIT(PK_LF_TS_ASYNC_EXC));
+	assert_false(pk_py_layout_exact(py));
+	assert_non_null(strstr(logged, "layout of Python 3.16.2 is not exact (no table for this version): the write "
+				       "path's ts_async_exc is unconfirmed"));
+	pk_py_close(py);
+}
+
 /* PyThreadState_SetAsyncExc stores async_exc 16 bytes further than the
  * table (and _Py_DebugOffsets does not cover it): the binary contradicts
  * the table on a field the write path stores through; pk_py_open refuses,
@@ -726,6 +789,7 @@ int main(void)
 		cmocka_unit_test(test_exact_316_image),
 		cmocka_unit_test(test_every_interpreter_live),
 		cmocka_unit_test(test_live_316),
+		cmocka_unit_test(test_live_316_not_exact),
 		cmocka_unit_test(test_live_mismatch_refused),
 	};
 
