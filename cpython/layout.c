@@ -109,17 +109,22 @@ bool pk_layout_check_exact(const struct pk_layout *L, int major, int minor, cons
 /* ------------------------------------------------------------------ facts */
 
 enum rule {
-	/* Strong: the accessor does nothing but this one access (before its
-	 * first ret, no call), so the offset is the field. */
-	R_ONLY_ARG0,  /* offset from the first argument */
-	R_ONLY_RT,    /* offset inside _PyRuntime */
-	/* Weak: a pattern inside a larger function, accepted when unique. */
-	R_ONLY_RT_SUM, /* one access inside _PyRuntime, the sum of two table fields */
+	/* Strong (a disagreement is adapted): the function does nothing but
+	 * this access before its first ret (no call), so the offset is the
+	 * field. */
+	R_ONLY_ARG0,   /* offset from the first argument */
+	R_ONLY_RT,     /* offset inside _PyRuntime */
+	R_ONLY_RT_SUM, /* offset inside _PyRuntime of rt_ceval_gil + gil_locked: the GIL struct
+			* moved (its inner offset is kept) */
+	R_SET1_FIRST,  /* the first of the function's only two accesses, both "store 1"
+			* (pending.async_exc) */
+	R_SET1_SECOND, /* the second (eval_breaker). The write path stores 1 to both, so
+			* even a swapped pair would do what the interpreter does */
+	/* Weak (a disagreement is refused): a pattern inside a larger
+	 * function, accepted when unique. */
 	R_CMP_ARG0,    /* compared with the first argument (thread id) */
 	R_STORE_ARG1,  /* the second argument stored or exchanged in (async_exc) */
 	R_LOCK_OR_8,   /* lock or $0x8 (3.13+ _PY_ASYNC_EXCEPTION_BIT) */
-	R_SET1_FIRST,  /* the first of exactly two "store 1" (pending.async_exc) */
-	R_SET1_SECOND, /* the second (eval_breaker) */
 	R_REFCNT,      /* Py_IncRef: every 8-byte access to the argument, one of them a write */
 };
 
@@ -332,8 +337,9 @@ int pk_layout_check_elf_got(struct pk_layout *L, const struct pk_elf *elf, uint6
 	for (size_t i = 0; i < sizeof(facts) / sizeof(facts[0]); i++) {
 		const struct fact *f = &facts[i];
 		int32_t *field = lf_field(L, f->lf);
-		int64_t v = 0, table;
-		bool strong = f->rule == R_ONLY_ARG0 || f->rule == R_ONLY_RT;
+		int64_t v = 0, nv, table;
+		bool strong = f->rule == R_ONLY_ARG0 || f->rule == R_ONLY_RT || f->rule == R_ONLY_RT_SUM ||
+			      f->rule == R_SET1_FIRST || f->rule == R_SET1_SECOND;
 
 		if (ver < f->min || ver > f->max || *field == PK_NOFF)
 			continue;
@@ -351,13 +357,15 @@ int pk_layout_check_elf_got(struct pk_layout *L, const struct pk_elf *elf, uint6
 			chk->verified |= BIT(f->lf);
 			continue;
 		}
-		if (!strong || (chk->dbgoff & BIT(f->lf)) || v > INT32_MAX)
+		/* The value to store: for the GIL, where its struct now begins. */
+		nv = f->lf == PK_LF_RT_GIL_LOCKED ? v - L->gil_locked : v;
+		if (!strong || (chk->dbgoff & BIT(f->lf)) || nv > INT32_MAX || nv < 0)
 			return refuse(chk, version, elf, pk_lf_info[f->lf].name, v, table,
 				      (chk->dbgoff & BIT(f->lf)) ? " (from _Py_DebugOffsets)" : "");
 		pk_log(PK_LOG_INFO, "layout of Python %s in %s: %s is at 0x%" PRIx64 " (%s), the table (%s) says 0x%" PRIx64
-		       ": using 0x%" PRIx64, version, pk_elf_path(elf), pk_lf_info[f->lf].name, (uint64_t)v, f->func,
-		       L->source, (uint64_t)table, (uint64_t)v);
-		*field = (int32_t)v;
+		       ": using the binary's", version, pk_elf_path(elf), pk_lf_info[f->lf].name, (uint64_t)v, f->func,
+		       L->source, (uint64_t)table);
+		*field = (int32_t)nv;
 		chk->adapted |= BIT(f->lf);
 		chk->verified |= BIT(f->lf);
 	}

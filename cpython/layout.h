@@ -280,10 +280,11 @@ typedef int (*pk_code_got_fn)(void *ctx, uint64_t slot, uint64_t *target);
 /* Compare L (the table entry, already patched from _Py_DebugOffsets on
  * 3.13+) with what elf says. runtime is the link-time address of
  * _PyRuntime (0 for 2.7/3.6). Fields the binary does not tell are left
- * alone. A field given unambiguously by a whole accessor (a function that
- * only loads and returns it) or by a symbol size replaces a wrong table
- * value (bit in chk->adapted); a disagreement found by pattern in a larger
- * function, or with a value _Py_DebugOffsets gave, is refused: -ENOTSUP with
+ * alone. A field given unambiguously by a whole function (one that only
+ * loads and returns it, or only stores the two eval-breaker flags) or by a
+ * symbol size replaces a wrong table value (bit in chk->adapted); a
+ * disagreement found by pattern in a larger function, or with a value
+ * _Py_DebugOffsets gave, is refused: -ENOTSUP with
  * pk_error() "layout of Python VERSION in PATH does not match pykill's table:
  * FIELD is at N, table says M". chk->table_exact and chk->dbgoff are the
  * caller's to fill. */

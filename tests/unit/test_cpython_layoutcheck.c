@@ -283,9 +283,10 @@ static void test_wrong_async_exc_refused(void **state)
 	close_pair(&im, py);
 }
 
-/* The eval-breaker fields of 3.10-3.12 come from _PyEval_SignalAsyncExc's
- * two stores: swapped in the table, refused. */
-static void test_wrong_eval_breaker_refused(void **state)
+/* The eval-breaker fields of 3.10-3.12 come from _PyEval_SignalAsyncExc,
+ * whose only accesses are two stores of 1: swapped in the table, the
+ * binary's order is taken. */
+static void test_wrong_eval_breaker_adapted(void **state)
 {
 	struct fileimg im;
 	struct pk_py *py;
@@ -298,8 +299,27 @@ static void test_wrong_eval_breaker_refused(void **state)
 	py->layout.is_ceval_eval_breaker = py->layout.is_ceval_pending_async_exc;
 	py->layout.is_ceval_pending_async_exc = t;
 	pk_error_clear();
-	assert_int_equal(pk_layout_check_elf(&py->layout, im.elf, im.rt, 3, 12, "3.12.1", &py->lcheck), -ENOTSUP);
-	assert_non_null(strstr(pk_error_message(), "is_ceval_pending_async_exc is at 0x1a4, table says 0x170"));
+	assert_int_equal(pk_layout_check_elf(&py->layout, im.elf, im.rt, 3, 12, "3.12.1", &py->lcheck), 0);
+	assert_int_equal(py->layout.is_ceval_pending_async_exc, 0x1a4);
+	assert_int_equal(py->layout.is_ceval_eval_breaker, 0x170);
+	assert_int_equal(py->lcheck.adapted, BIT(PK_LF_IS_EVAL_BREAKER) | BIT(PK_LF_IS_PENDING_ASYNC_EXC));
+	close_pair(&im, py);
+}
+
+/* The thread id is known from the comparison in PyThreadState_SetAsyncExc
+ * only (a pattern): refused, like async_exc. */
+static void test_wrong_thread_id_refused(void **state)
+{
+	struct fileimg im;
+	struct pk_py *py;
+
+	(void)state;
+	if (!open_pair(I_309, &im, &py))
+		skip();
+	py->layout.ts_thread_id += 8;
+	pk_error_clear();
+	assert_int_equal(pk_layout_check_elf(&py->layout, im.elf, im.rt, 3, 9, "3.9.18", &py->lcheck), -ENOTSUP);
+	assert_non_null(strstr(pk_error_message(), "ts_thread_id is at 0xb0, table says 0xb8"));
 	close_pair(&im, py);
 }
 
@@ -327,8 +347,10 @@ static void test_wrong_next_adapted(void **state)
 }
 
 /* The py-spy case: 3.7.0-3.7.3 keep gilstate.tstate_current elsewhere in
- * _PyRuntime than later 3.7, and the struct has another size. Both are
- * taken from the binary. */
+ * _PyRuntime than later 3.7, and the struct has another size. Simulated by
+ * moving the runtime's fields in the 3.7.16 table: every one the binary
+ * gives by a whole accessor, the symbol size, the GIL's place and the
+ * eval-breaker stores is taken from the binary. */
 static void test_runtime_drift_adapted(void **state)
 {
 	struct fileimg im;
@@ -339,14 +361,21 @@ static void test_runtime_drift_adapted(void **state)
 		skip();
 	py->layout.rt_gilstate_tstate_current -= 0x58;
 	py->layout.rt_size -= 0x58;
+	py->layout.rt_ceval_gil -= 0x58;
+	py->layout.rt_ceval_eval_breaker -= 0x58;
+	py->layout.rt_ceval_pending_async_exc -= 0x58;
 	assert_int_equal(pk_layout_check_elf(&py->layout, im.elf, im.rt, 3, 7, "3.7.16", &py->lcheck), 0);
 	assert_int_equal(py->layout.rt_gilstate_tstate_current, 0x5c8);
 	assert_int_equal(py->layout.rt_size, 0x5f0);
-	assert_int_equal(py->lcheck.adapted, BIT(PK_LF_RT_TSTATE_CURRENT) | BIT(PK_LF_RT_SIZE));
+	assert_int_equal(py->layout.rt_ceval_gil + py->layout.gil_locked, 0x500);
+	assert_int_equal(py->layout.rt_ceval_eval_breaker, 0x2c8);
+	assert_int_equal(py->layout.rt_ceval_pending_async_exc, 0x2e4);
+	assert_int_equal(py->lcheck.adapted, BIT(PK_LF_RT_TSTATE_CURRENT) | BIT(PK_LF_RT_SIZE) |
+						     BIT(PK_LF_RT_GIL_LOCKED) | BIT(PK_LF_RT_EVAL_BREAKER) |
+						     BIT(PK_LF_RT_PENDING_ASYNC_EXC));
 	/* Not the table's struct any more, but 3.7's write path is confirmed
-	 * field by field (_PyEval_SignalAsyncExc is in .symtab, Py_IncRef
-	 * gives ob_refcnt): still exact. Without the eval-breaker facts it
-	 * would not be. */
+	 * field by field (_PyEval_SignalAsyncExc, Py_IncRef for ob_refcnt):
+	 * still exact. Without the eval-breaker facts it would not be. */
 	assert_true(pk_py_layout_exact(py));
 	py->lcheck.verified &= ~BIT(PK_LF_RT_EVAL_BREAKER);
 	assert_false(pk_py_layout_exact(py));
@@ -781,7 +810,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_interpreter_file),
 		cmocka_unit_test(test_wrong_async_exc_refused),
-		cmocka_unit_test(test_wrong_eval_breaker_refused),
+		cmocka_unit_test(test_wrong_eval_breaker_adapted),
+		cmocka_unit_test(test_wrong_thread_id_refused),
 		cmocka_unit_test(test_wrong_next_adapted),
 		cmocka_unit_test(test_runtime_drift_adapted),
 		cmocka_unit_test(test_dbgoff_contradicted_refused),
