@@ -50,6 +50,8 @@ int pk_py_open_image(const struct pk_layout *layout, int major, int minor, uint6
 	else
 		py->runtime = runtime_or_interp_head;
 	py->mem = mem;
+	/* No binary to check against: exact only when the table is this version's. */
+	py->lcheck.table_exact = layout->version == (uint16_t)(major << 8 | minor);
 	if (major == 3 && minor >= 13) {
 		/* Offsets the image publishes win; a missing or invalid
 		 * _Py_DebugOffsets leaves the table's. A free-threaded build is

@@ -10,6 +10,7 @@
 #ifndef PK_CPYTHON_LAYOUT_H
 #define PK_CPYTHON_LAYOUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -223,5 +224,88 @@ extern const size_t pk_layouts_count;
 
 /* Table entry for major.minor, or NULL. */
 const struct pk_layout *pk_layout_find(int major, int minor);
+
+/* ---------------------------------------------------------------------
+ * Checking the table against the binary (layout.c).
+ *
+ * The table is per minor version; a build of another patch release (or a
+ * distribution's patched one) may place a field elsewhere. At open time the
+ * fields below are compared with what the interpreter binary itself says:
+ * the offsets its small exported accessors use (decoded with capstone) and
+ * the size of its _PyRuntime symbol. Each is a bit of a mask. */
+enum pk_lf {
+	PK_LF_RT_SIZE,
+	PK_LF_RT_INTERPRETERS_HEAD,
+	PK_LF_RT_INTERPRETERS_MAIN,
+	PK_LF_RT_TSTATE_CURRENT,
+	PK_LF_RT_FINALIZING,
+	PK_LF_RT_GIL_LOCKED,       /* rt_ceval_gil + gil_locked (3.7-3.11) */
+	PK_LF_RT_EVAL_BREAKER,     /* 3.7-3.8 */
+	PK_LF_RT_PENDING_ASYNC_EXC, /* 3.7-3.8 */
+	PK_LF_IS_NEXT,
+	PK_LF_IS_ID,
+	PK_LF_IS_TSTATE_HEAD,
+	PK_LF_IS_EVAL_BREAKER,     /* 3.9-3.12 */
+	PK_LF_IS_PENDING_ASYNC_EXC, /* 3.9-3.12 */
+	PK_LF_TS_NEXT,
+	PK_LF_TS_INTERP,
+	PK_LF_TS_THREAD_ID,
+	PK_LF_TS_ASYNC_EXC,
+	PK_LF_TS_EVAL_BREAKER,     /* 3.13+ */
+	PK_LF_OB_REFCNT,
+	PK_LF_COUNT
+};
+
+/* Member of struct pk_layout and name of each PK_LF_* field. */
+struct pk_lf_info {
+	size_t member; /* offsetof(struct pk_layout, ...) */
+	const char *name;
+};
+extern const struct pk_lf_info pk_lf_info[PK_LF_COUNT];
+
+/* PK_LF_* index of a struct pk_layout member, or -1. */
+int pk_lf_of_member(size_t member);
+
+struct pk_layout_check {
+	bool table_exact;  /* the table entry was generated for this minor version */
+	uint64_t dbgoff;   /* fields taken from the target's _Py_DebugOffsets (3.13+) */
+	uint64_t verified; /* fields the binary confirmed (or, after adapting, gave) */
+	uint64_t adapted;  /* fields where the table was wrong and the binary's value is used */
+	char mismatch[200]; /* why the check refused, "" otherwise */
+};
+
+struct pk_elf;
+typedef int (*pk_code_got_fn)(void *ctx, uint64_t slot, uint64_t *target);
+
+/* Compare L (the table entry, already patched from _Py_DebugOffsets on
+ * 3.13+) with what elf says. runtime is the link-time address of
+ * _PyRuntime (0 for 2.7/3.6). Fields the binary does not tell are left
+ * alone. A field given unambiguously by a whole function (one that only
+ * loads and returns it, or only stores the two eval-breaker flags) or by a
+ * symbol size replaces a wrong table value (bit in chk->adapted); a
+ * disagreement found by pattern in a larger function, or with a value
+ * _Py_DebugOffsets gave, is refused: -ENOTSUP with
+ * pk_error() "layout of Python VERSION in PATH does not match pykill's table:
+ * FIELD is at N, table says M". chk->table_exact and chk->dbgoff are the
+ * caller's to fill. */
+int pk_layout_check_elf(struct pk_layout *L, const struct pk_elf *elf, uint64_t runtime, int major, int minor,
+			const char *version, struct pk_layout_check *chk);
+/* The same, with got resolving GOT slots (see pk_elf_code_scan). */
+int pk_layout_check_elf_got(struct pk_layout *L, const struct pk_elf *elf, uint64_t runtime, int major, int minor,
+			    const char *version, pk_code_got_fn got, void *got_ctx, struct pk_layout_check *chk);
+
+/* The fields the write path of `raise` stores through or walks (see
+ * cpython/raise.c write_path and signal_async_exc), for this layout:
+ * interpreter list head (3.7+; 2.7/3.6 find it through a symbol), is_next,
+ * is_tstate_head, ts_next, ts_thread_id, ts_async_exc, ob_refcnt (< 3.12,
+ * where exception types are not immortal) and the eval-breaker signal
+ * (rt_* 3.7-3.8, is_* 3.9-3.12, ts_eval_breaker 3.13+; 2.7 and 3.6 use
+ * symbols: _Py_Ticker, the statics of _PyEval_SignalAsyncExc). */
+uint64_t pk_layout_write_fields(const struct pk_layout *L, int major, int minor);
+
+/* Exact enough to write through: the table is for this very minor version
+ * and nothing had to be adapted, or every write-path field was given by
+ * _Py_DebugOffsets or confirmed by the binary. */
+bool pk_layout_check_exact(const struct pk_layout *L, int major, int minor, const struct pk_layout_check *chk);
 
 #endif

@@ -29,7 +29,9 @@ struct pk_py {
 	uint32_t hexversion;       /* 0 when only major/minor are known */
 	char version[32];
 	struct pk_layout layout;   /* table entry, patched from _Py_DebugOffsets */
-	char layout_source[96];
+	char layout_source[192];
+	struct pk_layout_check lcheck; /* which fields the binary / _Py_DebugOffsets vouched for */
+	char dbgoff_problem[160];  /* why _Py_DebugOffsets was not used, "" if it was or is absent */
 
 	uint64_t runtime;          /* &_PyRuntime (3.7+) */
 	uint64_t interp_head_var;  /* 2.7/3.6: &interp_head */
@@ -42,6 +44,16 @@ struct pk_py {
 
 	int pthread_tid_offset;    /* <3.11: offset of the kernel tid in struct pthread, -1 unknown */
 };
+
+/* May the write path of `raise` store through this layout? True when the
+ * table entry is for this exact minor version and the check against the
+ * binary adapted nothing, or when every offset the write path uses (see
+ * pk_layout_write_fields() in layout.h: the interpreter and thread lists,
+ * thread_id, async_exc, ob_refcnt before 3.12, the eval-breaker fields) came
+ * from the target's _Py_DebugOffsets or was confirmed by the binary's code.
+ * False e.g. for a 3.16 read with 3.15's table whose async_exc nothing
+ * confirmed. pk_py_open logs (PK_LOG_INFO) when it is false. */
+bool pk_py_layout_exact(const struct pk_py *py);
 
 /* rc, or -ESRCH (with the message) if the process has exited meanwhile or
  * executed a new program since pk_py_open. */

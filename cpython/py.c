@@ -308,6 +308,72 @@ int pk_py_gone_check(const struct pk_py *py, int rc)
 	return rc;
 }
 
+/* A GOT slot of the interpreter's object as the dynamic linker filled it in
+ * the target: one read, where the file would need a search of its
+ * relocations (a megabyte in libpython). */
+static int got_from_target(void *ctx, uint64_t slot, uint64_t *target)
+{
+	struct pk_py *py = ctx;
+	uint64_t v;
+	int rc = pk_mem_read(py->mem, slot + py->bias, &v, sizeof(v));
+
+	if (rc < 0)
+		return rc;
+	*target = v - py->bias;
+	return 0;
+}
+
+/* Hold the table against the binary (cpython/layout.c): adapt what it gives
+ * unambiguously, refuse a contradiction, record what was confirmed. */
+static int check_layout(struct pk_py *py)
+{
+	uint64_t runtime = py->runtime != 0 ? py->runtime - py->bias : 0;
+	unsigned nver = 0, nad = 0, ndbg = 0;
+	uint64_t t0 = pk_now_ns();
+	int rc;
+
+	rc = pk_layout_check_elf_got(&py->layout, py->elf, runtime, py->major, py->minor, py->version,
+				     got_from_target, py, &py->lcheck);
+	if (rc < 0) {
+		/* This is the cause, whatever probing recorded before. */
+		if (py->lcheck.mismatch[0] != '\0')
+			pk_error_set("layout of Python %s in %s does not match pykill's table: %s", py->version,
+				     py->path, py->lcheck.mismatch);
+		return rc;
+	}
+	for (int i = 0; i < PK_LF_COUNT; i++) {
+		nver += (py->lcheck.verified >> i) & 1;
+		nad += (py->lcheck.adapted >> i) & 1;
+		ndbg += (py->lcheck.dbgoff >> i) & 1;
+	}
+	if (nver != 0 || nad != 0)
+		snprintf(py->layout_source + strlen(py->layout_source),
+			 sizeof(py->layout_source) - strlen(py->layout_source), ", %u checked in the binary%s", nver,
+			 nad != 0 ? " (some adapted)" : "");
+	pk_log(PK_LOG_INFO, "layout of Python %s: %u fields confirmed by the binary, %u adapted, %u from "
+	       "_Py_DebugOffsets (checked in %.3f ms)", py->version, nver, nad, ndbg,
+	       (double)(pk_now_ns() - t0) / 1e6);
+	if (!pk_py_layout_exact(py)) {
+		uint64_t missing = pk_layout_write_fields(&py->layout, py->major, py->minor) &
+				   ~(py->lcheck.verified | py->lcheck.dbgoff);
+		char names[160] = "";
+
+		for (int i = 0; i < PK_LF_COUNT; i++)
+			if ((missing >> i) & 1)
+				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+					 names[0] ? ", " : "", pk_lf_info[i].name);
+		pk_log(PK_LOG_INFO, "layout of Python %s is not exact (%s): the write path's %s %s unconfirmed",
+		       py->version, py->lcheck.table_exact ? "the binary differs from the table" :
+		       "no table for this version", names, strchr(names, ',') ? "are" : "is");
+	}
+	return 0;
+}
+
+bool pk_py_layout_exact(const struct pk_py *py)
+{
+	return pk_layout_check_exact(&py->layout, py->major, py->minor, &py->lcheck);
+}
+
 int pk_py_open(pid_t pid, struct pk_py **out)
 {
 	struct pk_py *py;
@@ -380,6 +446,8 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 	} else if (py->major == 3 && py->minor >= 13 && pk_layouts_count > 0) {
 		/* A newer Python: the debug offsets it publishes must carry the day. */
 		py->layout = pk_layouts[pk_layouts_count - 1];
+		snprintf(py->layout_source, sizeof(py->layout_source), "generated table %d.%d for %d.%d",
+			 py->layout.version >> 8, py->layout.version & 0xff, py->major, py->minor);
 	} else {
 		pk_error("inspect Python %s in %s: this version is not supported (no layout table)", py->version,
 			 py->path);
@@ -387,18 +455,23 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 		goto fail;
 	}
 
+	py->lcheck.table_exact = layout != NULL;
 	if (py->major == 3 && py->minor >= 13) {
 		rc = pk_dbgoff_apply(py);
 		if (rc == -ENOTSUP)
 			goto fail; /* e.g. free-threaded: the table's object layout does not apply */
 		if (rc < 0 && layout == NULL) {
-			pk_error("inspect Python %s in %s: no layout table and no valid _Py_DebugOffsets", py->version,
-				 py->path);
+			pk_error("inspect Python %s in %s: no layout table and no valid _Py_DebugOffsets%s%s%s", py->version,
+				 py->path, py->dbgoff_problem[0] ? " (" : "", py->dbgoff_problem,
+				 py->dbgoff_problem[0] ? ")" : "");
 			rc = -ENOTSUP;
 			goto fail;
 		}
 		rc = 0;
 	}
+	rc = check_layout(py);
+	if (rc < 0)
+		goto fail;
 
 	sym_rt(py, "PyCode_Type", &py->code_type);
 	sym_rt(py, py->major == 2 ? "PyString_Type" : "PyUnicode_Type", &py->str_type);

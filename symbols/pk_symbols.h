@@ -101,4 +101,42 @@ bool pk_code_is_syscall_before(uint16_t machine, const uint8_t *bytes_before, si
  * holds the whole lines that did), -ENOTSUP for an unknown machine. */
 int pk_code_disasm(uint16_t machine, const uint8_t *code, size_t len, uint64_t addr, char *out, size_t cap);
 
+/* The memory accesses of a small function (x86_64; -ENOTSUP elsewhere),
+ * decoded in file order from link-time address func over size bytes (the
+ * symbol's st_size; 0: a short default; at most 4 KiB). Used to check
+ * structure offsets against the interpreter's own accessors. Registers are
+ * modelled as the first or second argument (rdi, rsi, copied by 64-bit
+ * register moves), a known link-time address (RIP-relative LEA, or a load
+ * from a GOT slot whose dynamic relocation gives the address), or other.
+ * Branches are not followed. */
+enum pk_code_val { PK_CODE_OTHER = 0, PK_CODE_ARG0, PK_CODE_ARG1, PK_CODE_ADDR };
+enum pk_code_kind { PK_CODE_LOAD, PK_CODE_STORE, PK_CODE_CMP, PK_CODE_XCHG, PK_CODE_RMW };
+struct pk_code_access {
+	uint64_t insn;   /* link-time address of the instruction */
+	uint8_t kind;    /* enum pk_code_kind (RMW: or, add, inc, cmpxchg ... on memory) */
+	uint8_t base;    /* enum pk_code_val: what the base register held (ADDR for RIP-relative) */
+	uint8_t src;     /* enum pk_code_val: the 64-bit register operand, if any */
+	uint8_t size;    /* bytes accessed */
+	bool has_imm;    /* an immediate operand, in imm */
+	bool lock;       /* lock prefix */
+	bool before_ret; /* on the straight path before the first ret or jmp */
+	int64_t imm;
+	int64_t disp;    /* displacement from the base register */
+	uint64_t addr;   /* base ADDR: link-time address accessed */
+};
+#define PK_CODE_MAX_ACCESS 64
+struct pk_code_scan {
+	size_t n;             /* entries of acc */
+	size_t n_before_ret;  /* of them, before the first ret or jmp */
+	bool call_before_ret; /* a call before the first ret or jmp */
+	bool truncated;       /* more accesses than acc holds */
+	struct pk_code_access acc[PK_CODE_MAX_ACCESS];
+};
+/* got, if not NULL, says what a GOT slot (link-time address) holds as a
+ * link-time address (e.g. read from the relocated slot of a live process:
+ * one read instead of a search of the dynamic relocations); 0 or -errno. */
+typedef int (*pk_code_got_fn)(void *ctx, uint64_t slot, uint64_t *target);
+int pk_elf_code_scan(const struct pk_elf *elf, uint64_t func, uint64_t size, pk_code_got_fn got, void *got_ctx,
+		     struct pk_code_scan *out);
+
 #endif

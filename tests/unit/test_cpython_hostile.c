@@ -872,7 +872,16 @@ static void test_debug_offsets_lie(void **state)
 	dbg_set(&f, f.L->dbg_uni_ascii_size, 0xfffff0);
 	dbg_set(&f, f.L->dbg_uni_compact_size != PK_NOFF ? f.L->dbg_uni_compact_size : f.L->dbg_uni_ascii_size,
 		0xfffff0);
+	/* Beyond the thread state size it reports: inconsistent, not used. */
 	dbg_set(&f, f.L->dbg_ts_next, 0xfffff0);
+	assert_int_equal(fx_walk(&f, true, 0), 0);
+	assert_null(strstr(pk_py_layout_source(f.py), "_Py_DebugOffsets"));
+	assert_non_null(strstr(f.py->dbgoff_problem, "ts_next = 0xfffff0 is outside ts_size = 0xfffff0"));
+	assert_int_equal(f.snap->nthreads, 2);
+	pk_py_close(f.py);
+	f.py = NULL;
+	/* Inside it, but far beyond anything real: used, and bounded. */
+	dbg_set(&f, f.L->dbg_ts_next, 0xffffe0);
 	assert_int_equal(fx_walk(&f, true, 0), 0);
 	assert_non_null(strstr(pk_py_layout_source(f.py), "_Py_DebugOffsets"));
 	/* The next pointer lies beyond what is read of a thread state: one thread. */

@@ -723,6 +723,102 @@ static void test_rip_targets_x86(void **state)
 	t_free(&t);
 }
 
+/* pk_elf_code_scan on a PyThreadState_SetAsyncExc-shaped function: the
+ * arguments copied to callee-saved registers, _PyRuntime through a GOT slot
+ * (an R_X86_64_RELATIVE relocation, or the caller's resolver), the store of
+ * the second argument after the first ret, reached by a forward branch
+ * (the epilogue's pops before that ret must not clobber what the branch
+ * carried). */
+static int got_fixed(void *ctx, uint64_t slot, uint64_t *target)
+{
+	(void)slot;
+	*target = *(const uint64_t *)ctx;
+	return 0;
+}
+
+static void test_code_scan_x86(void **state)
+{
+	static const unsigned char code[] = {
+		0x55,                                     /*  0 push %rbp */
+		0x48, 0x89, 0xf5,                         /*  1 mov %rsi,%rbp */
+		0x53,                                     /*  4 push %rbx */
+		0x48, 0x89, 0xfb,                         /*  5 mov %rdi,%rbx */
+		0x48, 0x8b, 0x05, 0xf1, 0x00, 0x00, 0x00, /*  8 mov GOT(%rip),%rax: slot 0x11100 */
+		0x48, 0x8b, 0x40, 0x28,                   /* 15 mov 0x28(%rax),%rax */
+		0x48, 0x39, 0x98, 0x98, 0x00, 0x00, 0x00, /* 19 cmp %rbx,0x98(%rax) */
+		0x74, 0x04,                               /* 26 je 32 */
+		0x5b,                                     /* 28 pop %rbx */
+		0x5d,                                     /* 29 pop %rbp */
+		0xc3,                                     /* 30 ret */
+		0x90,                                     /* 31 nop */
+		0x48, 0x89, 0xa8, 0x90, 0x00, 0x00, 0x00, /* 32 mov %rbp,0x90(%rax) */
+		0xf0, 0x48, 0x83, 0x48, 0x18, 0x08,       /* 39 lock orq $8,0x18(%rax) */
+		0x5b, 0x5d, 0xc3,                         /* 45 pop %rbx; pop %rbp; ret */
+	};
+	const uint64_t base = 0x11000, slot = 0x11100, rt = 0x50000, rt2 = 0x60000;
+	struct pk_code_scan sc;
+	Elf64_Rela rela;
+	uint64_t zero = 0;
+	struct telf t;
+	struct pk_elf *e;
+
+	(void)state;
+	t_init(&t, ET_DYN, EM_X86_64);
+	t_put(&t, 0x1000, code, sizeof(code));
+	t_put(&t, 0x1100, &zero, sizeof(zero));
+	t_phdr(&t, PT_LOAD, 0x1000, base, 0x108, 0x108, PF_R | PF_X | PF_W);
+	t_section(&t, ".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, base, 0x1000, sizeof(code), 0, 0);
+	t_section(&t, ".got", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, slot, 0x1100, 8, 0, 8);
+	memset(&rela, 0, sizeof(rela));
+	rela.r_offset = slot;
+	rela.r_info = ELF64_R_INFO(0, R_X86_64_RELATIVE);
+	rela.r_addend = (int64_t)rt;
+	t_put(&t, 0x1200, &rela, sizeof(rela));
+	t_section(&t, ".rela.dyn", SHT_RELA, SHF_ALLOC, 0, 0x1200, sizeof(rela), 0, sizeof(rela));
+	e = t_open(&t, true);
+
+	assert_int_equal(pk_elf_code_scan(e, base, sizeof(code), NULL, NULL, &sc), 0);
+	assert_int_equal(sc.n, 4);
+	assert_int_equal(sc.n_before_ret, 2);
+	assert_false(sc.call_before_ret);
+	/* The GOT load is no access: it gave %rax the runtime's address. */
+	assert_int_equal(sc.acc[0].kind, PK_CODE_LOAD);
+	assert_int_equal(sc.acc[0].base, PK_CODE_ADDR);
+	assert_int_equal(sc.acc[0].addr, rt + 0x28);
+	assert_int_equal(sc.acc[1].kind, PK_CODE_CMP);
+	assert_int_equal(sc.acc[1].base, PK_CODE_OTHER);
+	assert_int_equal(sc.acc[1].src, PK_CODE_ARG0);
+	assert_int_equal(sc.acc[1].disp, 0x98);
+	assert_int_equal(sc.acc[2].kind, PK_CODE_STORE);
+	assert_int_equal(sc.acc[2].src, PK_CODE_ARG1);
+	assert_int_equal(sc.acc[2].disp, 0x90);
+	assert_false(sc.acc[2].before_ret);
+	assert_int_equal(sc.acc[3].kind, PK_CODE_RMW);
+	assert_true(sc.acc[3].lock);
+	assert_true(sc.acc[3].has_imm);
+	assert_int_equal(sc.acc[3].imm, 8);
+	assert_int_equal(sc.acc[3].disp, 0x18);
+
+	/* A resolver (the live process's relocated slot) wins over the file. */
+	assert_int_equal(pk_elf_code_scan(e, base, sizeof(code), got_fixed, (void *)&rt2, &sc), 0);
+	assert_int_equal(sc.acc[0].addr, rt2 + 0x28);
+
+	/* Only the straight path up to the first ret. */
+	assert_int_equal(pk_elf_code_scan(e, base, 31, NULL, NULL, &sc), 0);
+	assert_int_equal(sc.n, 2);
+	pk_elf_close(e);
+	t_free(&t);
+
+	/* Not x86_64: not decoded. */
+	t_init(&t, ET_DYN, EM_AARCH64);
+	t_put(&t, 0x1000, code, sizeof(code));
+	t_phdr(&t, PT_LOAD, 0x1000, base, sizeof(code), sizeof(code), PF_R | PF_X);
+	e = t_open(&t, false);
+	assert_int_equal(pk_elf_code_scan(e, base, sizeof(code), NULL, NULL, &sc), -ENOTSUP);
+	pk_elf_close(e);
+	t_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -736,6 +832,7 @@ int main(void)
 		cmocka_unit_test(test_build_id),
 		cmocka_unit_test(test_rip_targets_aarch64),
 		cmocka_unit_test(test_rip_targets_x86),
+		cmocka_unit_test(test_code_scan_x86),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
