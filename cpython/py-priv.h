@@ -59,10 +59,6 @@ bool pk_py_layout_exact(const struct pk_py *py);
  * executed a new program since pk_py_open. */
 int pk_py_gone_check(const struct pk_py *py, int rc);
 
-/* Are the offsets the write path stores through known for this exact
- * version (not borrowed from an older table)? */
-bool pk_py_layout_exact(const struct pk_py *py);
-
 /* Reading helpers (read.c). All bounded; return 0 / -errno. */
 int pk_rd_u64(struct pk_py *py, uint64_t addr, uint64_t *out);
 int pk_rd_i32(struct pk_py *py, uint64_t addr, int32_t *out);

@@ -515,11 +515,6 @@ const char *pk_py_path(const struct pk_py *py)
 	return py->path;
 }
 
-bool pk_py_layout_exact(const struct pk_py *py)
-{
-	return pk_layout_find(py->major, py->minor) != NULL;
-}
-
 const char *pk_py_layout_source(const struct pk_py *py)
 {
 	return py->layout_source;
