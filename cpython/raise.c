@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GIL_PROGRESS_NS 20000000ull /* how long a GIL holder is watched for bytecode progress */
 
 void pk_raise_result_clear(struct pk_raise_result *res)
 {
@@ -184,54 +183,6 @@ static void describe_thread(const struct pk_py_thread *t, char *buf, size_t cap)
 		snprintf(buf, cap, "thread %d (%s)", (int)t->tid, t->name ? t->name : "-");
 }
 
-/* Is the GIL holder executing bytecode (it will hand the GIL over on
- * request), or stuck in a system call or in long C code? Watched without
- * stopping anything: its innermost frame and instruction must move. */
-static bool holder_makes_progress(struct pk_py *py, const struct pk_py_thread *h, bool idle_counts)
-{
-	const struct pk_layout *L = &py->layout;
-	uint64_t f0 = 0, f1 = 0, i0 = 0, i1 = 0, t0 = pk_now_ns();
-	int32_t field = L->fr_instr >= 0 ? L->fr_instr : L->fr_lasti;
-
-	uint64_t cpu0 = 0, cpu1 = 0;
-	bool have_cpu;
-
-	if (h->syscall_nr >= 0 && (h->state == 'S' || h->state == 'D'))
-		return false;
-	have_cpu = h->tid != 0 && pk_proc_cputime(py->pid, h->tid, &cpu0) == 0;
-	for (int round = 0; pk_now_ns() - t0 < GIL_PROGRESS_NS; round++) {
-		uint64_t frame = 0, cf = 0, instr = 0;
-		if (pk_rd_u64(py, h->tstate + (uint64_t)L->ts_frame, &frame) < 0)
-			return false;
-		if (L->cframe_current_frame >= 0 && frame != 0) {
-			if (pk_rd_u64(py, frame + (uint64_t)L->cframe_current_frame, &cf) < 0)
-				return false;
-			frame = cf;
-		}
-		if (frame != 0 && pk_mem_read(py->mem, frame + (uint64_t)field, &instr, L->fr_instr >= 0 ? 8 : 4) < 0)
-			return false;
-		if (round == 0) {
-			f0 = frame;
-			i0 = instr;
-		} else {
-			f1 = frame;
-			i1 = instr;
-			if (f1 != f0 || i1 != i0)
-				return true;
-		}
-		pk_sleep_ns(1000000);
-	}
-	/* Not a single instruction moved. Stuck in C code only if it ran: on a
-	 * loaded machine a holder may simply not have had a CPU (it will drop
-	 * the GIL on request when it gets one). */
-	if (have_cpu && pk_proc_cputime(py->pid, h->tid, &cpu1) == 0 && cpu1 == cpu0) {
-		pk_error_clear();
-		return idle_counts;
-	}
-	pk_error_clear();
-	return false;
-}
-
 /* ------------------------------------------------------------ call path */
 
 static int libc_errno_location(struct pk_py *py, uint64_t *addr)
@@ -333,13 +284,16 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 	char who[200], tw[200] = "";
 	int rc = -EAGAIN;
 
-	if (holder != NULL && !holder_makes_progress(py, holder, true)) {
+	/* A holder blocked in a system call keeps the GIL until the call
+	 * returns: the borrowed thread would wait that long in
+	 * PyGILState_Ensure. A holder that runs hands it over on request
+	 * (bytecode), or when its C code ends: the call waits that long, up
+	 * to its time-out, and says so. */
+	(void)py;
+	if (holder != NULL && holder->syscall_nr >= 0 && (holder->state == 'S' || holder->state == 'D')) {
 		describe_thread(holder, who, sizeof(who));
-		if (holder->syscall_nr >= 0)
-			snprintf(why, cap, "the GIL is held by %s, blocked in %s", who,
-				 pk_syscall_name(holder->syscall_nr) ? pk_syscall_name(holder->syscall_nr) : "a system call");
-		else
-			snprintf(why, cap, "the GIL is held by %s, which ran no bytecode while pykill watched", who);
+		snprintf(why, cap, "the GIL is held by %s, blocked in %s", who,
+			 pk_syscall_name(holder->syscall_nr) ? pk_syscall_name(holder->syscall_nr) : "a system call");
 		return -EAGAIN;
 	}
 	for (int pass = 0; pass < 2 && rc == -EAGAIN; pass++) {
@@ -354,6 +308,7 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 			rc = call_path(py, c, ident, exc, res);
 			/* EPERM: another tracer (often another pykill) holds it for a moment. */
 			if (rc == -EPERM || rc == -EAGAIN) {
+				snprintf(tw, sizeof(tw), "%s", pk_error_message());
 				pk_log(PK_LOG_INFO, "thread %d could not be used: %s; trying another", (int)c->tid,
 				       pk_error_message());
 				pk_error_clear();
@@ -598,19 +553,41 @@ static int write_once(struct pk_py *py, struct write_job *job)
 	struct code_range ranges[sizeof(async_exc_code) / sizeof(async_exc_code[0])];
 	size_t nranges = async_exc_ranges(py, ranges, sizeof(ranges) / sizeof(ranges[0]));
 	struct pk_freeze *fz = NULL;
-	pid_t *tids = NULL;
-	size_t ntids = 0;
+	pid_t *tids = NULL, *running = NULL, *blocked = NULL;
+	size_t ntids = 0, nrunning = 0, nblocked = 0;
 	uint64_t interp = 0, id = 0, cur = 0;
-	int rc;
+	int rc, sig_rc = 0;
 
 	job->busy = NULL;
 	rc = pk_proc_tasks(py->pid, &tids, &ntids);
 	if (rc < 0)
 		return rc;
+	/* Stop the threads that run; leave those blocked in a system call in
+	 * the kernel, where they touch no Python state: stopping them would
+	 * cut their calls short (a pipe write interrupted by a stop returns a
+	 * short count). They are checked again once the others are stopped. */
+	running = malloc(sizeof(*running) * (ntids ? ntids : 1));
+	blocked = malloc(sizeof(*blocked) * (ntids ? ntids : 1));
+	if (running == NULL || blocked == NULL) {
+		pk_error("raise in process %d: out of memory", (int)py->pid);
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < ntids; i++) {
+		struct pk_syscall sc;
+		if (pk_proc_syscall(py->pid, tids[i], &sc) < 0) {
+			pk_error_clear(); /* gone meanwhile */
+			continue;
+		}
+		if (sc.nr >= 0)
+			blocked[nblocked++] = tids[i];
+		else
+			running[nrunning++] = tids[i];
+	}
 	rc = pk_freeze_new(py->pid, &fz);
 	if (rc < 0)
 		goto out;
-	rc = pk_freeze_add(fz, tids, ntids);
+	rc = pk_freeze_add(fz, running, nrunning);
 	if (rc < 0)
 		goto out;
 	job->stopped = (unsigned)pk_freeze_count(fz);
@@ -619,6 +596,16 @@ static int write_once(struct pk_py *py, struct write_job *job)
 	rc = pk_mem_same_space(py->mem);
 	if (rc < 0)
 		goto out;
+	for (size_t i = 0; i < nblocked; i++) {
+		struct pk_syscall sc;
+		if (pk_proc_syscall(py->pid, blocked[i], &sc) == 0 && sc.nr < 0) {
+			job->busy = "a system call that returned meanwhile";
+			job->busy_tid = blocked[i];
+			rc = -EAGAIN;
+			goto out;
+		}
+		pk_error_clear();
+	}
 	for (size_t i = 0; i < ntids; i++) {
 		const char *in = inside_async_code(py, fz, tids[i], ranges, nranges);
 		if (in != NULL) {
@@ -668,11 +655,24 @@ static int write_once(struct pk_py *py, struct write_job *job)
 				 (int)py->pid);
 			goto out;
 		}
+		/* A thread that returns from its system call meanwhile must not
+		 * see the exception without the signal where the signal is
+		 * per interpreter (it would take the exception and clear the flag,
+		 * then ours would be set for nothing): there the signal goes
+		 * first. The per-thread bit of 3.13+ is cleared before async_exc
+		 * is taken: there the exception goes first. */
+		if (L->ts_eval_breaker < 0) {
+			sig_rc = signal_async_exc(py, job->tstate, interp, true);
+			if (sig_rc < 0 && sig_rc != -ENOTSUP) {
+				rc = sig_rc;
+				goto out;
+			}
+		}
 		rc = pk_mem_write(py->mem, job->tstate + (uint64_t)L->ts_async_exc, &job->exc, sizeof(job->exc));
 		if (rc < 0)
 			goto out;
 		job->framed = has_python_frame(py, job->tstate);
-		rc = signal_async_exc(py, job->tstate, interp, true);
+		rc = L->ts_eval_breaker >= 0 ? signal_async_exc(py, job->tstate, interp, true) : sig_rc;
 		break;
 	case OP_RESIGNAL:
 		/* Only while our exception is still the one queued. */
@@ -707,6 +707,8 @@ out:
 		job->freeze_ns += pk_freeze_end(fz);
 		pk_freeze_free(fz);
 	}
+	free(blocked);
+	free(running);
 	free(tids);
 	return rc;
 }
@@ -888,12 +890,12 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 	} else if (t->syscall_nr >= 0) {
 		snprintf(res->reason, sizeof(res->reason), "blocked in system call %s%s; the exception stays queued and "
 			 "fires when the call returns", sc ? sc : "?", t->gil == PK_GIL_HOLDS ? " while holding the GIL" : "");
-	} else if (t->gil == PK_GIL_HOLDS && holder_makes_progress(py, t, false)) {
-		snprintf(res->reason, sizeof(res->reason), "running Python code; its eval loop has not looked at the "
-			 "exception yet");
 	} else if (t->gil == PK_GIL_HOLDS) {
-		snprintf(res->reason, sizeof(res->reason), "running C code while holding the GIL (no bytecode ran "
-			 "while pykill watched); the exception fires at its next bytecode boundary");
+		/* Running with the GIL and the exception still there after the
+		 * wait: the eval loop has not reached a check, so it is not
+		 * running bytecode (2.7: see below). */
+		snprintf(res->reason, sizeof(res->reason), "running C code while holding the GIL; the exception fires "
+			 "at its next bytecode boundary");
 	} else {
 		snprintf(res->reason, sizeof(res->reason), "running outside the interpreter loop (in C code); the "
 			 "exception fires when it returns to Python code");
@@ -967,8 +969,8 @@ static const char *needs_arguments(const char *name)
 		{ "UnicodeDecodeError", "its constructor needs 5 arguments" },
 		{ "UnicodeEncodeError", "its constructor needs 5 arguments" },
 		{ "UnicodeTranslateError", "its constructor needs 4 arguments" },
-		{ "BaseExceptionGroup", "its constructor needs a message and a list of exceptions" },
-		{ "ExceptionGroup", "its constructor needs a message and a list of exceptions" },
+		{ "BaseExceptionGroup", "its constructor needs 2 arguments (a message and a list of exceptions)" },
+		{ "ExceptionGroup", "its constructor needs 2 arguments (a message and a list of exceptions)" },
 	};
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -1094,19 +1096,19 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	memset(res, 0, sizeof(*res));
 	res->syscall_nr = -1;
 	res->interrupted_nr = -1;
-	rc = exception_type(py, opts->exception, &exc);
-	if (rc < 0) {
-		if (rc == -ENOENT)
-			pk_error("raise in process %d: Python %s has no built-in exception '%.64s%s'", (int)py->pid,
-				 py->version, opts->exception, strlen(opts->exception) > 64 ? "..." : "");
-		return rc == -ENOENT ? rc : pk_py_gone_check(py, rc);
-	}
 	args_why = needs_arguments(opts->exception);
 	if (args_why != NULL) {
 		pk_error("raise %s in process %d: refused: %s, and an asynchronous exception is raised without "
 			 "any (the thread would get a TypeError instead); use RuntimeError or SystemExit",
 			 opts->exception, (int)py->pid, args_why);
 		return -ECANCELED;
+	}
+	rc = exception_type(py, opts->exception, &exc);
+	if (rc < 0) {
+		if (rc == -ENOENT)
+			pk_error("raise in process %d: Python %s has no built-in exception '%.64s%s'", (int)py->pid,
+				 py->version, opts->exception, strlen(opts->exception) > 64 ? "..." : "");
+		return rc == -ENOENT ? rc : pk_py_gone_check(py, rc);
 	}
 	/* A consistent picture (the thread list may change while a thread
 	 * starts or ends, and a torn reading could miss the thread): its stop,

@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""pykill raise must never harm the target, whatever the target does
+(issue #10: seccomp filters, tiny stacks, threads that depend on each
+other) and must say the truth about what it did.
+
+  raise_harm.py PYKILL PYTHON SCENARIO
+
+Scenarios, each against tests/integration/raise_harm_target.py:
+  seccomp     a filter that kills the process on getpid (the call path's
+              marker): --via call is refused naming seccomp, the default
+              delivers; the process lives
+  pipes       threads blocked in a pipe read and a pipe write: --via call
+              refuses to borrow them (a GIL holder may wait on either), five
+              raises by default leave them undisturbed (the write whole, the
+              read exact)
+  smallstack  a thread sleeping on a 16 KiB stack carved from a malloc'ed
+              buffer: --via call refuses it (its bounds are unknown), the
+              canary below it intact; the default delivers
+  ctorargs    exceptions whose constructor needs arguments are refused
+              (exit 7) and the thread gets nothing (no TypeError)
+  stopped     a process stopped by SIGSTOP: pending (exit 3), the reason says
+              it is stopped; after SIGCONT the exception fires
+  interrupt   a one-thread program in time.sleep(3600): raise --interrupt
+              into the main thread, 6 times: the note always says the sleep
+              was made to return EINTR (issue #11.3)
+Exits 0 on success, 1 on failure, 77 when the interpreter is absent.
+"""
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from run_list import resolve_python  # noqa: E402
+
+PYKILL = None
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+class Target:
+    def __init__(self, python, mode):
+        ev_r, ev_w = os.pipe()
+        self.proc = subprocess.Popen([python, os.path.join(HERE, "raise_harm_target.py"), str(ev_w), mode],
+                                     pass_fds=(ev_w,), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        os.close(ev_w)
+        self.pid = self.proc.pid
+        self.ev = ev_r
+        self.buf = b""
+        self.events = []
+        self.info = json.loads(self.expect("ready ", 60)[len("ready "):])
+
+    def lines(self, timeout):
+        r, _, _ = select.select([self.ev], [], [], timeout)
+        if r:
+            data = os.read(self.ev, 65536)
+            if not data:
+                out = self.proc.communicate(timeout=5)[0].decode(errors="replace")
+                raise Fail("target exited (%s): %s" % (self.proc.returncode, out[-2000:]))
+            self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            self.events.append(line.decode())
+
+    def expect(self, prefix, timeout=20):
+        deadline = time.time() + timeout
+        while True:
+            for i, e in enumerate(self.events):
+                if e.startswith(prefix):
+                    return self.events.pop(i)
+            left = deadline - time.time()
+            if left <= 0:
+                raise Fail("target never said %r; state: %s" % (prefix, threads_state(self.pid)))
+            self.lines(min(left, 1.0))
+
+    def health(self):
+        """The next health line from the busy thread, after everything said
+        before it (a barrier: anything the thread raised is said first)."""
+        self.events = [e for e in self.events if not e.startswith("health ")]
+        return json.loads(self.expect("health ")[len("health "):])
+
+    def exceptions(self):
+        return [e for e in self.events if e.startswith("exc ")]
+
+    def tid(self, name):
+        return self.info["threads"][name]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        os.close(self.ev)
+
+
+def threads_state(pid):
+    out = []
+    try:
+        for tid in sorted(os.listdir("/proc/%d/task" % pid), key=int):
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+            with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                sc = f.read().split()[0]
+            out.append("%s %s %s" % (tid, st[st.rindex(")") + 2], sc))
+    except OSError as e:
+        out.append(str(e))
+    return "; ".join(out)
+
+
+def wait_syscall(pid, tid, names, limit=20):
+    nrs = {"clock_nanosleep": 230, "nanosleep": 35, "select": 23, "pselect6": 270, "read": 0, "write": 1}
+    want = set(nrs[n] for n in names)
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        try:
+            with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+                w = f.read().split()[0]
+            if w.isdigit() and int(w) in want:
+                return
+        except OSError:
+            pass
+        time.sleep(0.001)
+    raise Fail("thread %d never blocked in %s: %s" % (tid, names, threads_state(pid)))
+
+
+def proc_state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read()
+    return st[st.rindex(")") + 2]
+
+
+def pykill(*args, timeout=60):
+    p = subprocess.run([PYKILL] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def untouched(t):
+    """Nothing left stopped or traced."""
+    for tid in os.listdir("/proc/%d/task" % t.pid):
+        with open("/proc/%d/task/%s/status" % (t.pid, tid)) as f:
+            s = f.read()
+        check("TracerPid:\t0" in s, "thread %s left traced" % tid)
+        check("State:\tt" not in s and "State:\tT" not in s, "thread %s left stopped" % tid)
+
+
+def raise_busy(t, exc, *extra):
+    rc, out, err = pykill("raise", "--json", *(list(extra) + [str(t.pid), str(t.tid("busy")), exc]))
+    check(rc == 0, "raise %s %s into busy: exit %d: %s %s" % (exc, " ".join(extra), rc, out, err.strip()))
+    r = json.loads(out)
+    check(r["verdict"] == "delivered", "raise %s into busy: %r" % (exc, r))
+    t.expect("exc busy %s" % exc)
+    return r
+
+
+def sc_seccomp(python):
+    t = Target(python, "seccomp")
+    try:
+        wait_syscall(t.pid, t.tid("sleeper"), ("clock_nanosleep", "select", "pselect6", "nanosleep"))
+        rc, out, err = pykill("raise", "--via", "call", str(t.pid), str(t.tid("busy")), "RuntimeError")
+        check(rc == 7 and "seccomp" in err, "--via call under a seccomp filter: exit %d: %s %s" % (rc, out, err))
+        check(t.proc.poll() is None, "target died: %s" % t.proc.returncode)
+        r = raise_busy(t, "RuntimeError")
+        check(r["via"] == "write", "default path: %r" % r)
+        t.health()
+        check(t.proc.poll() is None, "target died after the raise: %s" % t.proc.returncode)
+        check(not t.exceptions(), "unexpected exceptions in the target: %r" % t.exceptions())
+        untouched(t)
+    finally:
+        t.close()
+
+
+def sc_pipes(python):
+    t = Target(python, "pipes")
+    try:
+        wait_syscall(t.pid, t.tid("reader"), ("read",))
+        wait_syscall(t.pid, t.tid("writer"), ("write",))
+        # The call path never borrows a thread whose system call others may
+        # wait on (a deadlock when a GIL holder waits on it).
+        rc, out, err = pykill("raise", "--via", "call", str(t.pid), str(t.tid("busy")), "RuntimeError")
+        check(rc == 7 and "not in a pure sleep" in err, "--via call with only a reader and a writer to borrow: exit "
+              "%d: %s %s" % (rc, out, err))
+        for i in range(5):
+            raise_busy(t, "RuntimeError")
+        # Neither was disturbed: the write is whole (a stopped write returns
+        # short), the read gets exactly what is sent.
+        fd = os.open("/proc/%d/fd/%d" % (t.pid, t.info["pipes"]["writer_r"]), os.O_RDONLY)
+        got = 0
+        while got < 1 << 20:
+            chunk = os.read(fd, 1 << 20)
+            check(chunk, "the writer's pipe closed")
+            got += len(chunk)
+        os.close(fd)
+        wrote = int(t.expect("wrote ").split()[1])
+        check(wrote == 1 << 20, "os.write of 1 MiB returned %d: the blocked write was disturbed" % wrote)
+        fd = os.open("/proc/%d/fd/%d" % (t.pid, t.info["pipes"]["reader_w"]), os.O_WRONLY)
+        os.write(fd, b"hello")
+        os.close(fd)
+        check(t.expect("read ") == "read 5", "the reader got something else")
+        check(not t.exceptions(), "unexpected exceptions in the target: %r" % t.exceptions())
+        untouched(t)
+    finally:
+        t.close()
+
+
+def sc_smallstack(python):
+    t = Target(python, "smallstack")
+    try:
+        wait_syscall(t.pid, t.tid("small"), ("clock_nanosleep", "select", "pselect6", "nanosleep"))
+        rc, out, err = pykill("raise", "--via", "call", str(t.pid), str(t.tid("busy")), "RuntimeError")
+        check(rc == 7 and "stack" in err, "--via call with only a thread on a carved stack to borrow: exit %d: %s %s"
+              % (rc, out, err))
+        check(t.health()["canary"] is True, "memory below the carved stack was written")
+        raise_busy(t, "RuntimeError")
+        check(t.health()["canary"] is True, "memory below the carved stack was written")
+        check(os.path.exists("/proc/%d/task/%d" % (t.pid, t.tid("small"))), "the small-stack thread is gone")
+        check(not t.exceptions(), "unexpected exceptions in the target: %r" % t.exceptions())
+        untouched(t)
+    finally:
+        t.close()
+
+
+def sc_ctorargs(python):
+    t = Target(python, "plain")
+    try:
+        names = ["UnicodeDecodeError", "UnicodeEncodeError", "UnicodeTranslateError"]
+        if tuple(t.info["version"]) >= (3, 11):
+            names += ["BaseExceptionGroup", "ExceptionGroup"]
+        for name in names:
+            rc, out, err = pykill("raise", str(t.pid), str(t.tid("busy")), name)
+            check(rc == 7 and "argument" in err, "raise %s: exit %d: %s %s" % (name, rc, out, err))
+            t.health()
+            check(not t.exceptions(), "raise %s: the thread got %r" % (name, t.exceptions()))
+        raise_busy(t, "RuntimeError")
+        untouched(t)
+    finally:
+        t.close()
+
+
+def sc_stopped(python):
+    t = Target(python, "plain")
+    try:
+        t.health()
+        os.kill(t.pid, signal.SIGSTOP)
+        deadline = time.time() + 10
+        while proc_state(t.pid) != "T":
+            check(time.time() < deadline, "target never stopped")
+            time.sleep(0.001)
+        rc, out, err = pykill("raise", "--json", "--wait", "0.3", str(t.pid), str(t.tid("busy")), "RuntimeError")
+        check(rc == 3, "raise into a stopped process: exit %d: %s %s" % (rc, out, err))
+        r = json.loads(out)
+        check(r["verdict"] == "pending" and "stopped" in r["reason"], "stopped: %r" % r)
+        check(proc_state(t.pid) == "T", "the process was continued by pykill")
+        os.kill(t.pid, signal.SIGCONT)
+        t.expect("exc busy RuntimeError")
+        untouched(t)
+    finally:
+        t.close()
+
+
+def sc_interrupt(python):
+    notes = []
+    for i in range(6):
+        t = Target(python, "sleepmain")
+        try:
+            main = t.info["main"]
+            wait_syscall(t.pid, main, ("clock_nanosleep", "select", "pselect6", "nanosleep"))
+            rc, out, err = pykill("raise", "--json", "--interrupt", "--wait", "0.5", str(t.pid), str(main))
+            check(rc in (0, 3), "raise --interrupt %d: exit %d: %s %s" % (i, rc, out, err))
+            r = json.loads(out)
+            notes.append(r["interrupt"]["note"] if r["interrupt"] else None)
+            check(r["interrupt"] and r["interrupt"]["note"].startswith("made ") and "EINTR" in r["interrupt"]["note"],
+                  "raise --interrupt %d into the sleeping main thread: %r" % (i, r))
+            if rc == 0:
+                t.expect("exc main SystemExit")
+            else:
+                check("retried" in r["reason"], "pending without saying the call was retried: %r" % r)
+            untouched(t)
+        finally:
+            t.close()
+    print("  interrupt: %r" % notes)
+
+
+SCENARIOS = {"seccomp": sc_seccomp, "pipes": sc_pipes, "smallstack": sc_smallstack, "ctorargs": sc_ctorargs,
+             "stopped": sc_stopped, "interrupt": sc_interrupt}
+
+
+def main():
+    global PYKILL
+    PYKILL, python, name = sys.argv[1], resolve_python(sys.argv[2]), sys.argv[3]
+    t0 = time.time()
+    try:
+        SCENARIOS[name](python)
+    except Fail as e:
+        print("FAIL: %s on %s: %s" % (name, python, e))
+        sys.exit(1)
+    print("ok: %s on %s (%.1f s)" % (name, python, time.time() - t0))
+
+
+if __name__ == "__main__":
+    main()
