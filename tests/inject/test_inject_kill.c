@@ -35,6 +35,10 @@
 
 #define NTHREADS 5
 static const char *const names[NTHREADS] = { "rel", "abs", "read", "epoll", "main" };
+/* Only threads in a pure sleep are ever borrowed (issue #10): read and
+ * epoll are refused by the engine, so only these are killed around. */
+static const char *const used[] = { "rel", "abs", "main" };
+#define NUSED 3
 static const char *const phase_names[] = { "seized", "stopped", "frame", "entered", "running", "stop", "marker" };
 #define NPHASES ((int)(sizeof(phase_names) / sizeof(phase_names[0])))
 
@@ -118,7 +122,7 @@ int main(int argc, char **argv)
 	struct child t;
 	struct tally ty = { 0 };
 	char line[2048], why[256];
-	pid_t tid[NTHREADS];
+	pid_t utid[NUSED];
 	uint64_t fn_ensure, fn_call, fn_release, fn_errno;
 	int i, st;
 
@@ -146,8 +150,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("%s\n", line);
-	for (i = 0; i < NTHREADS; i++)
-		tid[i] = (pid_t)kv_u64(line, names[i]);
+	for (i = 0; i < NUSED; i++)
+		utid[i] = (pid_t)kv_u64(line, used[i]);
 	fn_ensure = kv_u64(line, "ensure");
 	fn_call = kv_u64(line, "call");
 	fn_release = kv_u64(line, "release");
@@ -157,18 +161,18 @@ int main(int argc, char **argv)
 	 * cave, installing it concurrently in the first round), each killed at
 	 * its own phase or instant. */
 	for (round = 0; run < runs && failures == 0; round++) {
-		struct injector inj[NTHREADS];
+		struct injector inj[NUSED];
 		uint64_t t0;
 		int n = 0;
 
-		for (i = 0; i < NTHREADS; i++) {
-			if (wait_injectable(t.pid, tid[i], 3000, why, sizeof(why)) != 0) {
-				CHECK(0, "round %u: thread %s not injectable: %s", round, names[i], why);
+		for (i = 0; i < NUSED; i++) {
+			if (wait_injectable(t.pid, utid[i], 3000, why, sizeof(why)) != 0) {
+				CHECK(0, "round %u: thread %s not injectable: %s", round, used[i], why);
 				goto end;
 			}
 		}
 		t0 = pk_now_ns();
-		for (i = 0; i < NTHREADS && run < runs; i++, run++, n++) {
+		for (i = 0; i < NUSED && run < runs; i++, run++, n++) {
 			struct pk_rcall_spec spec = {
 				.fn_ensure = fn_ensure,
 				.fn_call = fn_call,
@@ -189,7 +193,7 @@ int main(int argc, char **argv)
 			inj[i].pid = fork();
 			if (inj[i].pid == 0) {
 				struct pk_rcall_result r;
-				int ret = pk_rcall_run(t.pid, tid[i], &spec, &r);
+				int ret = pk_rcall_run(t.pid, utid[i], &spec, &r);
 
 				/* 4: refused, the thread woke up meanwhile */
 				_exit(ret == 0 && r.completed ? 0 : ret == -EAGAIN ? 4 : 3);
@@ -237,27 +241,27 @@ int main(int argc, char **argv)
 			} else if (WIFEXITED(st) && WEXITSTATUS(st) == 4) {
 				refused++;
 			} else {
-				CHECK(0, "round %u: injector of %s: status %#x", round, names[i], st);
+				CHECK(0, "round %u: injector of %s: status %#x", round, used[i], st);
 			}
 		}
 		for (i = 0; i < n; i++) {
 			char state;
-			int tracer = thread_tracer(t.pid, tid[i], &state);
+			int tracer = thread_tracer(t.pid, utid[i], &state);
 
-			CHECK(tracer == 0, "round %u: thread %s TracerPid %d", round, names[i], tracer);
+			CHECK(tracer == 0, "round %u: thread %s TracerPid %d", round, used[i], tracer);
 			CHECK(state != 't' && state != 'T' && state != 'Z', "round %u: thread %s state %c", round,
-			      names[i], state);
+			      used[i], state);
 		}
 		CHECK(kill(t.pid, 0) == 0, "round %u: target died", round);
 		/* Each thread's verdict on the sleep it was borrowed in. */
 		for (i = 0; i < n; i++) {
 			char res[2048];
 
-			if (!next_result(&t, &ty, names[i], 3000, res, sizeof(res))) {
-				CHECK(0, "round %u: thread %s gave no result after the kill", round, names[i]);
+			if (!next_result(&t, &ty, used[i], 3000, res, sizeof(res))) {
+				CHECK(0, "round %u: thread %s gave no result after the kill", round, used[i]);
 				goto end;
 			}
-			CHECK(ty.pass + ty.late == ty.results, "round %u (%s, %s %u us): %s", round, names[i],
+			CHECK(ty.pass + ty.late == ty.results, "round %u (%s, %s %u us): %s", round, used[i],
 			      inj[i].phase >= 0 ? phase_names[inj[i].phase] : "random", inj[i].delay_us, res);
 		}
 		CHECK(!ty.bad_calls, "round %u: callee environment violation or counter went back", round);

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,6 +30,13 @@
 
 #define NTHREADS 5
 static const char *const names[NTHREADS] = { "rel", "abs", "read", "epoll", "main" };
+
+/* A thread blocked in read or epoll_wait is never borrowed (issue #10: a GIL
+ * holder may be waiting on what its call does): refused, and skipped. */
+static bool not_a_sleep(int i)
+{
+	return i == 2 || i == 3;
+}
 
 static int failures;
 
@@ -165,6 +173,12 @@ int main(int argc, char **argv)
 			struct pk_rcall_result r;
 			char tag[32];
 
+			if (not_a_sleep(i)) {
+				ret = pk_rcall_check_thread(t.pid, tid[i], why, sizeof(why));
+				CHECK(ret != 0, "thread %s (not a pure sleep) was found injectable", names[i]);
+				pk_error_clear();
+				continue;
+			}
 			ret = wait_injectable(t.pid, tid[i], 3000, why, sizeof(why));
 			CHECK(ret == 0, "thread %s not injectable: %d %s %s", names[i], ret, why,
 			      pk_error_message());
@@ -199,7 +213,7 @@ int main(int argc, char **argv)
 	 * continued (SIGSTOP/SIGCONT) during the call. Each starts right after
 	 * the thread began a new iteration, so its deadline is 1 s away. */
 	for (round = 3; round <= 4; round++) {
-		int ti = round == 3 ? 1 : 2;
+		int ti = 1; /* abs: a pure sleep (read is never borrowed) */
 		struct disturb d = { .pid = t.pid, .tid = tid[ti], .mode = round - 2 };
 		struct pk_rcall_spec spec = {
 			.fn_ensure = fn_ensure,
@@ -222,7 +236,7 @@ int main(int argc, char **argv)
 		pk_error_clear();
 		ret = pk_rcall_run(t.pid, tid[ti], &spec, &r);
 		pthread_join(th, NULL);
-		print_result(round == 3 ? "abs+usr1" : "read+stop", &r);
+		print_result(round == 3 ? "abs+usr1" : "abs+stop", &r);
 		CHECK(ret == 0 && r.completed, "pk_rcall_run: %d %s", ret, pk_error_message());
 		CHECK(r.call_ret == (int64_t)spec.call_arg0 + 1, "call_ret %" PRId64, r.call_ret);
 		CHECK(r.stops >= 20, "only %u stops during a call making a getppid() every ms", r.stops);
@@ -237,6 +251,8 @@ int main(int argc, char **argv)
 	 * ends on time; re-executed from scratch it would end 600 ms late,
 	 * which regtarget reports as FAIL. */
 	for (i = 0; i < NTHREADS; i++) {
+		if (not_a_sleep(i))
+			continue;
 		struct pk_rcall_spec spec = {
 			.fn_ensure = fn_ensure,
 			.fn_call = fn_call,
@@ -267,9 +283,9 @@ int main(int argc, char **argv)
 		const char *line_ = ty.done_line;
 
 		CHECK(kv(line_, "status", s, sizeof(s)) && strcmp(s, "PASS") == 0, "%s", line_);
-		CHECK(kv_u64(line_, "calls") == 2 * NTHREADS + 4, "calls %" PRIu64, kv_u64(line_, "calls"));
-		CHECK(kv_u64(line_, "ensure") == 2 * NTHREADS + 4, "ensure calls");
-		CHECK(kv_u64(line_, "release") == 2 * NTHREADS + 4, "release calls");
+		CHECK(kv_u64(line_, "calls") == 2 * (NTHREADS - 2) + 4, "calls %" PRIu64, kv_u64(line_, "calls"));
+		CHECK(kv_u64(line_, "ensure") == 2 * (NTHREADS - 2) + 4, "ensure calls");
+		CHECK(kv_u64(line_, "release") == 2 * (NTHREADS - 2) + 4, "release calls");
 		CHECK(kv_u64(line_, "bad") == 0, "environment violations in the callees");
 		CHECK(kv_u64(line_, "usr1") == 1, "SIGUSR1 handler ran %" PRIu64 " times", kv_u64(line_, "usr1"));
 	}
