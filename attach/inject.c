@@ -462,7 +462,6 @@ static int stack_floor(struct rcall *c, const struct pk_map *stack, uint64_t sp,
 	size_t nbytes;
 	int ret = -EAGAIN;
 
-	(void)sp;
 	if (c->tid == c->pid) {
 		if (strcmp(stack->path, "[stack]") != 0) {
 			snprintf(why, cap, "main thread %d runs on a stack other than [stack]", (int)c->tid);
@@ -483,21 +482,34 @@ static int stack_floor(struct rcall *c, const struct pk_map *stack, uint64_t sp,
 		goto out;
 	}
 	for (size_t i = 0; i + 1 < nbytes / 8; i++) {
-		uint64_t block = words[i], size = words[i + 1], guard_ok = 1;
+		uint64_t block = words[i], size = words[i + 1], lo = 0, a;
+		bool ok = true;
 
-		if (size == 0 || size > (1ull << 36) || block > stack->start || block + size != stack->end)
+		/* glibc puts the descriptor at the top of the block it records,
+		 * allocated or given: block <= sp < tp < block + size. */
+		if (size < 16384 || size > (1ull << 36) || (block & 4095) != 0 || (size & 4095) != 0 ||
+		    block > sp || tp >= block + size || sp >= tp)
 			continue;
-		/* Below the mapping, down to the block's start: the guard only. */
-		for (uint64_t a = block; a < stack->start && guard_ok;) {
+		/* Every page of the block mapped: a no-access guard at the bottom,
+		 * then read-write memory (adjacent stacks may share one mapping). */
+		for (a = block; a < block + size && ok;) {
 			const struct pk_map *g = pk_maps_find(&c->maps, a);
-			if (g == NULL || (g->prot & (PK_MAP_R | PK_MAP_W | PK_MAP_X)) != 0)
-				guard_ok = 0;
-			else
+			if (g == NULL)
+				ok = false;
+			else if ((g->prot & (PK_MAP_R | PK_MAP_W)) == (PK_MAP_R | PK_MAP_W) && lo == 0)
+				lo = a;
+			else if ((g->prot & (PK_MAP_R | PK_MAP_W | PK_MAP_X)) != 0 && lo == 0)
+				ok = false;
+			else if (lo != 0 && (g->prot & (PK_MAP_R | PK_MAP_W)) != (PK_MAP_R | PK_MAP_W))
+				ok = false;
+			if (g != NULL)
 				a = g->end;
 		}
-		if (!guard_ok)
+		if (!ok || lo == 0)
 			continue;
-		*floor = stack->start;
+		/* No separate guard mapping (glibc 2.41+ installs its guard pages
+		 * with madvise, inside the mapping): keep clear of where it is. */
+		*floor = lo == block ? block + (64u << 10) : lo;
 		ret = 0;
 		goto out;
 	}

@@ -217,8 +217,14 @@ def sc_smallstack(python):
     try:
         wait_syscall(t.pid, t.tid("small"), ("clock_nanosleep", "select", "pselect6", "nanosleep"))
         rc, out, err = pykill("raise", "--via", "call", str(t.pid), str(t.tid("busy")), "RuntimeError")
-        check(rc == 7 and "stack" in err, "--via call with only a thread on a carved stack to borrow: exit %d: %s %s"
-              % (rc, out, err))
+        # 16 KiB: too little room below the thread's sp, refused. On 3.14+ the
+        # carved stack is 256 KiB (Python needs that): its bounds come from the
+        # thread's descriptor, so the call may use it, within them.
+        big = tuple(t.info["version"]) >= (3, 14)
+        check((rc == 7 and "stack" in err) or (big and rc == 0),
+              "--via call with only a thread on a carved stack to borrow: exit %d: %s %s" % (rc, out, err))
+        if rc == 0:
+            t.expect("exc busy RuntimeError")
         check(t.health()["canary"] is True, "memory below the carved stack was written")
         raise_busy(t, "RuntimeError")
         check(t.health()["canary"] is True, "memory below the carved stack was written")
