@@ -1274,8 +1274,16 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		for (unsigned i = 0; i < 2000 && pk_proc_exec_in_flight(py->pid); i++)
 			pk_sleep_ns(1000000);
 	if (pk_mem_same_space(py->mem) < 0) {
-		rc = -ESRCH;
-		goto out;
+		/* Gone: an exec makes the reading worthless; a process that
+		 * exited (the exception ended its main thread, so the program)
+		 * keeps the verdict. */
+		struct pk_status st;
+		bool exited = pk_proc_status_quiet(py->pid, 0, &st) < 0 || st.state == 'Z' || st.state == 'X';
+		pk_error_clear();
+		if (!exited || res->verdict == PK_VERDICT_PENDING) {
+			rc = -ESRCH;
+			goto out;
+		}
 	}
 	if (res->verdict == PK_VERDICT_PENDING) {
 		explain_pending(py, ident, res);

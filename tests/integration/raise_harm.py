@@ -147,8 +147,11 @@ def pykill(*args, timeout=60):
 def untouched(t):
     """Nothing left stopped or traced."""
     for tid in os.listdir("/proc/%d/task" % t.pid):
-        with open("/proc/%d/task/%s/status" % (t.pid, tid)) as f:
-            s = f.read()
+        try:
+            with open("/proc/%d/task/%s/status" % (t.pid, tid)) as f:
+                s = f.read()
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
         check("TracerPid:\t0" in s, "thread %s left traced" % tid)
         check("State:\tt" not in s and "State:\tT" not in s, "thread %s left stopped" % tid)
 

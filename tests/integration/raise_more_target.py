@@ -137,11 +137,14 @@ def parked(name):
 
 
 def catcher(name):
-    """Busy, and survives every exception: says which one it caught."""
+    """Busy, and survives every exception: says which one it caught. Every
+    bytecode it runs, the loop test included, is inside the try."""
     x = 0
-    while not stop.get(name):
+    while True:
         try:
-            while not stop.get(name):
+            while True:
+                if stop.get(name):
+                    return
                 x = f(x)
                 progress[name] = x
         except BaseException as e:
