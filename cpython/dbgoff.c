@@ -174,7 +174,7 @@ int pk_dbgoff_apply(struct pk_py *py)
 	}
 	check_consistent(&N, why, sizeof(why));
 	if (why[0] != '\0') {
-		snprintf(py->dbgoff_problem, sizeof(py->dbgoff_problem), "_Py_DebugOffsets is inconsistent: %s", why);
+		snprintf(py->dbgoff_problem, sizeof(py->dbgoff_problem), "_Py_DebugOffsets is inconsistent: %.120s", why);
 		pk_log(PK_LOG_WARN, "Python %s in %s: %s; keeping the table's values", py->version, py->path,
 		       py->dbgoff_problem);
 		rc = -EINVAL;
