@@ -141,12 +141,17 @@ def catcher(name):
     bytecode it runs, the loop test included, is inside the try."""
     x = 0
     while True:
+        # Two handlers deep: the next pykill may raise while the first
+        # handler still runs (it waits only for the previous one to fire).
         try:
-            while True:
-                if stop.get(name):
-                    return
-                x = f(x)
-                progress[name] = x
+            try:
+                while True:
+                    if stop.get(name):
+                        return
+                    x = f(x)
+                    progress[name] = x
+            except BaseException as e:
+                emit("caught %s %s" % (name, type(e).__name__))
         except BaseException as e:
             emit("caught %s %s" % (name, type(e).__name__))
 
