@@ -252,7 +252,7 @@ static int find_runtime(struct pk_py *py)
 /* Has the process ended (not merely its leader: a leader that called
  * pthread_exit, or is being replaced by an exec from another thread, is a
  * zombie while the process lives on)? */
-static bool process_ended(pid_t pid)
+bool pk_py_process_ended(pid_t pid)
 {
 	struct pk_status st;
 	int err = pk_proc_status_quiet(pid, 0, &st);
@@ -274,7 +274,7 @@ static void settle_exec(const struct pk_py *py)
 
 	if (py->mem == NULL)
 		return;
-	while (pk_mem_same_space(py->mem) == 0 && !process_ended(py->pid)) {
+	while (pk_mem_same_space(py->mem) == 0 && !pk_py_process_ended(py->pid)) {
 		uint64_t waited = pk_now_ns() - t0;
 
 		seen |= pk_proc_exec_in_flight(py->pid);
@@ -289,11 +289,11 @@ static void settle_exec(const struct pk_py *py)
  * read may come from the new program, and the thread asked for is gone. */
 int pk_py_gone_check(const struct pk_py *py, int rc)
 {
-	bool ended = process_ended(py->pid);
+	bool ended = pk_py_process_ended(py->pid);
 
 	if (rc < 0 || ended) {
 		settle_exec(py);
-		ended = process_ended(py->pid);
+		ended = pk_py_process_ended(py->pid);
 	}
 	if (!ended && pk_mem_same_space(py->mem) < 0) {
 		pk_error_set("inspect process %d: it executed a new program (execve) while pykill was at work; the "

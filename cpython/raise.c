@@ -289,7 +289,6 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 	 * PyGILState_Ensure. A holder that runs hands it over on request
 	 * (bytecode), or when its C code ends: the call waits that long, up
 	 * to its time-out, and says so. */
-	(void)py;
 	if (holder != NULL && holder->syscall_nr >= 0 && (holder->state == 'S' || holder->state == 'D')) {
 		describe_thread(holder, who, sizeof(who));
 		snprintf(why, cap, "the GIL is held by %s, blocked in %s", who,
@@ -547,11 +546,9 @@ struct write_job {
  * async-exception code (released untouched: try again), -EEXIST (RAISE)
  * another exception is queued (nothing written), -ESRCH the thread state
  * has gone, other -errno. */
-static int write_once(struct pk_py *py, struct write_job *job)
+static int write_once(struct pk_py *py, struct write_job *job, const struct code_range *ranges, size_t nranges)
 {
 	const struct pk_layout *L = &py->layout;
-	struct code_range ranges[sizeof(async_exc_code) / sizeof(async_exc_code[0])];
-	size_t nranges = async_exc_ranges(py, ranges, sizeof(ranges) / sizeof(ranges[0]));
 	struct pk_freeze *fz = NULL;
 	pid_t *tids = NULL, *running = NULL, *blocked = NULL;
 	size_t ntids = 0, nrunning = 0, nblocked = 0;
@@ -720,11 +717,13 @@ out:
  * pykills' short holds waited out; bounded in tries and time. */
 static int write_path(struct pk_py *py, struct write_job *job)
 {
+	struct code_range ranges[sizeof(async_exc_code) / sizeof(async_exc_code[0])];
+	size_t nranges = async_exc_ranges(py, ranges, sizeof(ranges) / sizeof(ranges[0]));
 	uint64_t t0 = pk_now_ns();
 	int rc;
 
 	for (unsigned attempt = 0;; attempt++) {
-		rc = write_once(py, job);
+		rc = write_once(py, job, ranges, nranges);
 		if ((rc != -EAGAIN && rc != -EPERM) || attempt + 1 >= WRITE_TRIES || pk_now_ns() - t0 > WRITE_BUDGET_NS)
 			break;
 		pk_error_clear();
@@ -959,6 +958,18 @@ static void interrupt_target(struct pk_py *py, uint64_t ident, uint64_t tstate, 
 	       pk_syscall_name(nr) ? pk_syscall_name(nr) : "?", (int)res->tid, (long long)was);
 }
 
+/* Another exception is queued for the thread: never replaced. */
+static int refuse_queued(struct pk_py *py, pid_t tid, uint64_t queued)
+{
+	char name[128];
+
+	exception_name(py, queued, name, sizeof(name));
+	pk_error("raise in thread %d of process %d: refused: %s is already queued for it (by another pykill or by "
+		 "the program) and fires first; pykill does not replace it. 'pykill withdraw %d %d' removes it (then "
+		 "raise again)", (int)tid, (int)py->pid, name, (int)py->pid, (int)tid);
+	return -EEXIST;
+}
+
 /* Built-in exceptions whose constructor needs arguments: raised from
  * async_exc (called with none) they turn into a TypeError. */
 static const char *needs_arguments(const char *name)
@@ -981,14 +992,13 @@ static const char *needs_arguments(const char *name)
 
 /* --withdraw-if-pending: take our own exception back at the end of the
  * wait ("now or never"). Only ours: a different one is left alone. */
-static void withdraw_own(struct pk_py *py, const struct write_job *raised, uint64_t tstate, uint64_t ident,
+static void withdraw_own(struct pk_py *py, uint64_t tstate, uint64_t ident,
 			 uint64_t exc, const struct pk_py_thread *target, size_t nthreads, struct pk_raise_result *res)
 {
 	struct write_job w = { .op = OP_WITHDRAW, .tstate = tstate, .ident = ident, .exc = exc,
 			       .ns_tid = target->ns_tid, .nthreads_seen = nthreads };
 	int rc;
 
-	(void)raised;
 	rc = write_path(py, &w);
 	res->freeze_ns += w.freeze_ns;
 	if (rc < 0) {
@@ -1141,11 +1151,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	{
 		uint64_t cur = 0;
 		if (pk_rd_u64(py, tstate + (uint64_t)py->layout.ts_async_exc, &cur) == 0 && cur != 0) {
-			exception_name(py, cur, qname, sizeof(qname));
-			pk_error("raise in thread %d of process %d: refused: %s is already queued for it (by another "
-				 "pykill or by the program) and fires first; pykill does not replace it. 'pykill withdraw "
-				 "%d %d' removes it (then raise again)", (int)res->tid, (int)py->pid, qname, (int)py->pid, (int)res->tid);
-			rc = -EEXIST;
+			rc = refuse_queued(py, res->tid, cur);
 			goto out;
 		}
 		pk_error_clear();
@@ -1195,10 +1201,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		rc = write_path(py, &job);
 		res->freeze_ns += job.freeze_ns;
 		if (rc == -EEXIST) {
-			exception_name(py, job.old, qname, sizeof(qname));
-			pk_error("raise in thread %d of process %d: refused: %s is already queued for it (by another "
-				 "pykill or by the program) and fires first; pykill does not replace it. 'pykill withdraw "
-				 "%d %d' removes it (then raise again)", (int)res->tid, (int)py->pid, qname, (int)py->pid, (int)res->tid);
+			rc = refuse_queued(py, res->tid, job.old);
 			goto out;
 		}
 		if (rc == -ESRCH) {
@@ -1268,8 +1271,8 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	res->waited_ns = pk_now_ns() - tq;
 	/* The verdict came from reading the thread state: of no worth if the
 	 * process has become another program meanwhile. A thread that ended
-	 * counts as delivered, unless an exec (in flight: let it finish)
-	 * ended it. */
+	 * ("ended") may have been ended by an exec (in flight: let it finish,
+	 * then the check below tells). */
 	if (res->verdict == PK_VERDICT_ENDED)
 		for (unsigned i = 0; i < 2000 && pk_proc_exec_in_flight(py->pid); i++)
 			pk_sleep_ns(1000000);
@@ -1277,8 +1280,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		/* Gone: an exec makes the reading worthless; a process that
 		 * exited (the exception ended its main thread, so the program)
 		 * keeps the verdict. */
-		struct pk_status st;
-		bool exited = pk_proc_status_quiet(py->pid, 0, &st) < 0 || st.state == 'Z' || st.state == 'X';
+		bool exited = pk_py_process_ended(py->pid);
 		pk_error_clear();
 		if (!exited || res->verdict == PK_VERDICT_PENDING) {
 			rc = -ESRCH;
@@ -1296,7 +1298,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 				 py->version, tmp);
 		}
 		if (opts->withdraw_if_pending)
-			withdraw_own(py, &job, tstate, ident, exc, target, snap->nthreads, res);
+			withdraw_own(py, tstate, ident, exc, target, snap->nthreads, res);
 	}
 	rc = 0;
 out:
