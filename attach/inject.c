@@ -475,9 +475,23 @@ static int stack_floor(struct rcall *c, const struct pk_map *stack, uint64_t sp,
 		pk_error("check the stack of thread %d: out of memory", (int)c->tid);
 		return -ENOMEM;
 	}
-	/* glibc puts the descriptor at the very top of the block. */
+	/* glibc puts the descriptor at the very top of the block: what follows
+	 * it may be the next thread's block, whose guard pages (madvise'd,
+	 * glibc 2.41+) share the mapping but cannot be read. Read page by
+	 * page and keep what was readable. */
 	nbytes = tm == NULL ? 0 : tm->end - tp < PTHREAD_SCAN_BYTES ? (size_t)(tm->end - tp) & ~(size_t)7 : PTHREAD_SCAN_BYTES;
-	if (tp == 0 || nbytes < 16 || pk_mem_read(c->mem, tp, words, nbytes) != 0) {
+	for (size_t got = 0; got < nbytes;) {
+		size_t piece = 4096 - (size_t)((tp + got) & 4095);
+		if (piece > nbytes - got)
+			piece = nbytes - got;
+		if (pk_mem_read(c->mem, tp + got, (char *)words + got, piece) != 0) {
+			pk_error_clear();
+			nbytes = got & ~(size_t)7;
+			break;
+		}
+		got += piece;
+	}
+	if (tp == 0 || nbytes < 16) {
 		snprintf(why, cap, "thread %d: its thread descriptor at 0x%" PRIx64 " is unreadable", (int)c->tid, tp);
 		goto out;
 	}

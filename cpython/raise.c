@@ -274,6 +274,15 @@ nosym:
 	return -ENOTSUP;
 }
 
+static void append_refusal(char *buf, size_t cap, const char *reason)
+{
+	size_t len = strlen(buf);
+
+	if (reason == NULL || reason[0] == '\0' || len + 3 >= cap)
+		return;
+	snprintf(buf + len, cap - len, "%s%s", len ? "; " : "", reason);
+}
+
 /* The call path: a thread parked in a pure sleep (checked again by the
  * engine once stopped), main thread first, while the GIL can be had.
  * -EAGAIN with why when no thread is safe to borrow now. */
@@ -281,7 +290,7 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 			    struct pk_raise_result *res, char *why, size_t cap)
 {
 	struct pk_py_thread *holder = gil_holder(snap);
-	char who[200], tw[200] = "";
+	char who[200], tw[200], refusals[600] = "";
 	int rc = -EAGAIN;
 
 	/* A holder blocked in a system call keeps the GIL until the call
@@ -302,12 +311,13 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 				continue;
 			if (pk_rcall_check_thread(py->pid, c->tid, tw, sizeof(tw)) < 0) {
 				pk_error_clear();
+				append_refusal(refusals, sizeof(refusals), tw);
 				continue;
 			}
 			rc = call_path(py, c, ident, exc, res);
 			/* EPERM: another tracer (often another pykill) holds it for a moment. */
 			if (rc == -EPERM || rc == -EAGAIN) {
-				snprintf(tw, sizeof(tw), "%s", pk_error_message());
+				append_refusal(refusals, sizeof(refusals), pk_error_message());
 				pk_log(PK_LOG_INFO, "thread %d could not be used: %s; trying another", (int)c->tid,
 				       pk_error_message());
 				pk_error_clear();
@@ -315,11 +325,11 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 			}
 		}
 	}
+	/* Every candidate's reason, not only the last: the first may be the
+	 * one the operator can act on. */
 	if (rc == -EAGAIN)
-		snprintf(why, cap, "no Python thread is parked in a pure sleep where a call is safe%s%s",
-			 tw[0] ? " (last refusal: " : "", tw[0] ? tw : "");
-	if (rc == -EAGAIN && tw[0])
-		strncat(why, ")", cap - strlen(why) - 1);
+		snprintf(why, cap, "no Python thread is parked in a pure sleep where a call is safe%s%s%s",
+			 refusals[0] ? " (" : "", refusals, refusals[0] ? ")" : "");
 	return rc;
 }
 
@@ -1097,7 +1107,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	struct pk_py_thread *target;
 	struct write_job job = { 0 };
 	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident, snap_freeze = 0, seen = 0;
-	char why[512] = "", qname[128];
+	char why[1024] = "", qname[128];
 	const char *args_why;
 	bool was_blocked, resignalled = false, framed_at_queue = false;
 	int claim = -1;

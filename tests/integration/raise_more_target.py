@@ -151,9 +151,21 @@ def catcher(name):
                     x = f(x)
                     progress[name] = x
             except BaseException as e:
-                emit("caught %s %s" % (name, type(e).__name__))
+                emit(caught_line(name, e))
         except BaseException as e:
-            emit("caught %s %s" % (name, type(e).__name__))
+            emit(caught_line(name, e))
+
+
+def caught_line(name, e):
+    """"caught NAME CLASS", plus " ctx=C1,C2" on Python 3 when e fired
+    inside the handler of other exceptions: an exception pykill delivered
+    may be cut off by the next before its own handler could say so."""
+    chain = []
+    c = getattr(e, "__context__", None)
+    while c is not None and len(chain) < 5:
+        chain.append(type(c).__name__)
+        c = getattr(c, "__context__", None)
+    return "caught %s %s%s" % (name, type(e).__name__, " ctx=" + ",".join(chain) if chain else "")
 
 
 def run_delay(tid):
