@@ -10,7 +10,9 @@
    Installed-Size, Depends from dpkg-shlibdeps: libc6, plus libelf1 and
    libcapstone4 unless static), the file list (only these three files, owned
    by root, modes 0755/0644, under /usr), and the extracted files (dpkg-deb -x)
-   are the same as the install tree's; the extracted binary runs.
+   are the same as the install tree's; the extracted binary runs; the
+   copyright file is the licence of LICENSE; lintian (when installed)
+   reports no error or warning.
 Exits 0, 1 on failure, 77 when cmake/dpkg-deb/dpkg-shlibdeps are missing.
 """
 import gzip
@@ -22,7 +24,8 @@ import sys
 import tempfile
 
 FILES = {"usr/bin/pykill": 0o755, "usr/share/man/man1/pykill.1.gz": 0o644,
-         "usr/share/bash-completion/completions/pykill": 0o644}
+         "usr/share/bash-completion/completions/pykill": 0o644,
+         "usr/share/doc/pykill/copyright": 0o644, "usr/share/doc/pykill/changelog.gz": 0o644}
 
 
 def fail(msg):
@@ -57,6 +60,15 @@ def check_tree(root, prefix, src, what):
     with open(os.path.join(src, "contrib/bash-completion/pykill")) as f:
         if comp != f.read():
             fail("%s: the installed completion is not contrib/bash-completion/pykill" % what)
+    with open(os.path.join(root, prefix, "share/doc/pykill/copyright")) as f:
+        copyright_text = " ".join(f.read().split())
+    with open(os.path.join(src, "LICENSE")) as f:
+        licence = f.read().split("\n\n", 2)[2]  # after the title and the copyright line
+    if " ".join(licence.split()) not in copyright_text.replace(" . ", " "):
+        fail("%s: share/doc/pykill/copyright does not carry LICENSE's text" % what)
+    with gzip.open(os.path.join(root, prefix, "share/doc/pykill/changelog.gz"), "rt") as f:
+        if not f.read().startswith("pykill ("):
+            fail("%s: share/doc/pykill/changelog.gz is not a Debian changelog" % what)
 
 
 def main():
@@ -126,6 +138,14 @@ def main():
         check_tree(root, "usr", src, "dpkg-deb -x")
         if shutil.which("file") and "not stripped" in run(["file", "-b", os.path.join(root, "usr/bin/pykill")]):
             fail("the packaged binary is not stripped")
+        if shutil.which("lintian"):
+            res = subprocess.run(["lintian", "--allow-root", "--tag-display-limit", "0", deb],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+            tags = [l for l in res.stdout.splitlines() if l[:3] in ("E: ", "W: ")]
+            if tags:
+                fail("lintian on %s:\n%s" % (debs[0], "\n".join(tags)))
+        else:
+            print("note: lintian is not installed; the package was not linted")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("ok: install tree and %s (Depends: %s)" % (debs[0], fields["Depends"]))
