@@ -10,7 +10,8 @@ gdb making the same C-API calls (`gdb -p PID -batch -ex 'call ...'`).
 
 For every interpreter one target process (bench/raise_target.py) is started:
 a native heartbeat thread (bench/heartbeat.c, 1 ms clock_nanosleep), the main
-thread parked in read() on its command pipe, and per run a fresh busy thread
+thread parked in read() on its command pipe (where gdb calls), a thread parked
+in time.sleep (the one the call path may borrow), and per run a fresh busy thread
 (`while True: f()` in try/finally) whose finally reports on an event pipe,
 with a CLOCK_MONOTONIC timestamp, the moment the exception reached it.
 
@@ -25,7 +26,7 @@ read() again; a measured window around the tool:
            (PyObject*)PyExc_SystemExit)' -ex 'call (void)PyGILState_Release($1)'`
            (must exit 0 and print 1 as SetAsyncExc's result);
 then the finally line must arrive on the event pipe within 10 s. A run that
-pykill refuses (exit 1, "refused": it judged the call path unsafe) is counted
+pykill refuses (exit 7, "refused": it judged the call path unsafe) is counted
 in the "refused" column, left out of the figures, and its busy thread is
 ended by the write path so that the next run starts from the same state.
 Figures per row (median and p90 over --runs):
@@ -270,7 +271,7 @@ def one_run(args, target, tool, tmpdir, base_len_s):
     target.window_begin()
     target.wait_parked()
     t0, t1, rc, out, err = timed_spawn(tool_argv(args, tool, target, tid, ident), tmpdir, tool_env(tool))
-    if tool[0] == "pykill" and rc == 1 and "refused" in err:
+    if tool[0] == "pykill" and rc == 7 and "refused" in err:
         # pykill judged the call path unsafe (a real outcome, counted and
         # reported): queue the exception by the write path so that the next
         # run starts from the same state, and leave this run out of the figures.

@@ -5,8 +5,10 @@
 Loads the native heartbeat (bench/heartbeat.c) and talks to the harness over
 its stdin/stdout pipes, one line each way. The main thread reads its commands
 with os.read() on stdin, so between commands it is parked in read() on a
-pipe: the safe hijack point of `pykill raise --via call` and the thread gdb
-runs its calls in.
+pipe: the thread gdb runs its calls in. A "parked" thread sleeps in
+time.sleep(3600): the one thread `pykill raise --via call` may borrow (it
+borrows only a thread in a pure sleep, never one in read(): someone may be
+waiting for what that read does).
 
   harness -> target  "spawn"  -> "busy <tid> <ident>"  start a busy thread
                      (`while True: f()` in try/finally) and answer once it
@@ -71,6 +73,11 @@ def make_busy(event_fd, started):
 started_ev = threading.Event()
 
 
+def parked():
+    while True:
+        time.sleep(3600)
+
+
 def read_lines(fd):
     """Lines from fd with plain os.read(): the main thread blocks in read()."""
     buf = b""
@@ -96,6 +103,7 @@ def main():
     def answer(s):
         os.write(1, (s + "\n").encode())
 
+    threading.Thread(target=parked, name="parked", daemon=True).start()
     answer("ready %d" % os.getpid())
     try:
         for cmd in read_lines(0):
