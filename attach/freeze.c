@@ -683,6 +683,13 @@ int pk_freeze_pc(const struct pk_freeze *fz, pid_t tid, uint64_t *pc)
 	return pk_arch_read_pc(tid, pc);
 }
 
+int pk_freeze_sp_tp(const struct pk_freeze *fz, pid_t tid, uint64_t *sp, uint64_t *tp)
+{
+	if (!pk_freeze_has(fz, tid))
+		return -ESRCH;
+	return pk_arch_read_sp_tp(tid, sp, tp);
+}
+
 size_t pk_freeze_count(const struct pk_freeze *fz)
 {
 	return fz ? fz->nstopped : 0;

@@ -205,6 +205,10 @@ size_t pk_freeze_count(const struct pk_freeze *fz);
 /* Where a stopped thread of the freeze is (its program counter): -ESRCH when
  * tid is not stopped by this freeze, other -errno from ptrace. No pk_error(). */
 int pk_freeze_pc(const struct pk_freeze *fz, pid_t tid, uint64_t *pc);
+/* Its stack pointer and its thread pointer (x86_64: fs_base, the address of
+ * the C library's thread descriptor, pthread_self(), with glibc and musl).
+ * Same errors as pk_freeze_pc. */
+int pk_freeze_sp_tp(const struct pk_freeze *fz, pid_t tid, uint64_t *sp, uint64_t *tp);
 /* Release every stopped thread. Returns how long the first one was stopped, in ns. */
 uint64_t pk_freeze_end(struct pk_freeze *fz);
 void pk_freeze_free(struct pk_freeze *fz); /* ends it first if still active */

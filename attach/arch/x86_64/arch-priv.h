@@ -135,6 +135,8 @@ void pk_arch_syscall_args(const struct pk_arch_state *st, uint64_t args[6]);
 uint64_t pk_arch_thread_pointer(const struct pk_arch_state *st);
 /* The program counter of a thread in a ptrace stop. -errno. */
 int pk_arch_read_pc(pid_t tid, uint64_t *pc);
+/* The stack pointer and the thread pointer of a thread in a ptrace stop. */
+int pk_arch_read_sp_tp(pid_t tid, uint64_t *sp, uint64_t *tp);
 /* Thread-level features that make the trampoline unsafe (shadow stack). */
 int pk_arch_check_thread(pid_t pid, pid_t tid, char *why, size_t cap);
 

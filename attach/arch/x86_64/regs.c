@@ -467,6 +467,17 @@ int pk_arch_read_pc(pid_t tid, uint64_t *pc)
 	return 0;
 }
 
+int pk_arch_read_sp_tp(pid_t tid, uint64_t *sp, uint64_t *tp)
+{
+	struct user_regs_struct r;
+
+	if (ptrace(PTRACE_GETREGS, tid, NULL, &r) < 0)
+		return -errno;
+	*sp = r.rsp;
+	*tp = r.fs_base;
+	return 0;
+}
+
 bool pk_arch_at_marker(pid_t tid, uint64_t pc, uint64_t frame)
 {
 	struct user_regs_struct r;
