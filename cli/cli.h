@@ -7,6 +7,7 @@
 #include "pk_exit.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -35,6 +36,8 @@ const char *pk_state_name(char state);
 void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size_t cap);
 void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args);
 const char *pk_gil_name(enum pk_gil_role role);
+/* JSON's tid_from: "stack", "native_thread_id", "pthread", or NULL. */
+const char *pk_tid_from_name(enum pk_tid_from from);
 
 int pk_cmd_ps(int argc, char **argv);
 int pk_cmd_list(int argc, char **argv);

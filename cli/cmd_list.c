@@ -21,6 +21,17 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)t->ident);
 	pk_json_str(j, "ident_hex", hex);
 	pk_json_int(j, "interp", t->interp_id);
+	snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)t->tstate);
+	pk_json_str(j, "tstate", hex);
+	if (t->native_tid > 0)
+		pk_json_int(j, "native_thread_id", t->native_tid);
+	else
+		pk_json_null(j, "native_thread_id");
+	pk_json_str(j, "tid_from", pk_tid_from_name(t->tid_from));
+	pk_json_int(j, "ident_tid", t->ident_tid);
+	pk_json_bool(j, "inherited", t->inherited);
+	pk_json_bool(j, "idle", t->idle);
+	pk_json_bool(j, "ambiguous", t->ambiguous);
 	pk_json_bool(j, "main", t->is_main);
 	pk_json_bool(j, "gil", t->gil == PK_GIL_HOLDS);
 	pk_json_str(j, "gil_state", pk_gil_name(t->gil));
@@ -58,6 +69,7 @@ static void print_json(struct pk_py *py, const struct pk_py_snapshot *snap)
 	pk_json_uint(&j, "freeze_us", (unsigned long long)(snap->freeze_ns / 1000));
 	pk_json_uint(&j, "threads_stopped", (unsigned long long)snap->nstopped);
 	pk_json_uint(&j, "interpreters", (unsigned long long)snap->ninterps);
+	pk_json_uint(&j, "os_threads", (unsigned long long)snap->nos_threads);
 	pk_json_bool(&j, "finalizing", snap->finalizing);
 	pk_json_arr_begin(&j, "threads");
 	for (size_t i = 0; i < snap->nthreads; i++)
@@ -89,11 +101,41 @@ static void where(const struct pk_py_thread *t, char *buf, size_t cap)
 		snprintf(buf, cap, "-");
 }
 
+static void print_stack(const struct pk_py_thread *t, const char *indent)
+{
+	for (size_t f = 0; f < t->nframes; f++)
+		printf("%s%s (%s:%d)\n", indent, t->frames[f].function, t->frames[f].file, t->frames[f].line);
+	if (t->frames_truncated)
+		printf("%s... stack cut at %zu frames\n", indent, t->nframes);
+	if (t->frames_error)
+		printf("%s... %s\n", indent, t->frames_error);
+}
+
+/* What the row's TID rests on, where it is not the plain case. */
+static void print_notes(const struct pk_py_snapshot *snap, size_t i)
+{
+	const struct pk_py_thread *t = &snap->threads[i];
+	size_t nstates = 1;
+
+	if (t->inherited)
+		printf("    inherited across fork: its native_thread_id %d names a thread of the parent process; it is "
+		       "on thread %d now\n", (int)t->native_tid, (int)t->tid);
+	if (t->tid_from == PK_TID_FROM_STACK && t->ident_tid != 0 && t->ident_tid != t->tid)
+		printf("    created on thread %d (its ident), runs on this one\n", (int)t->ident_tid);
+	if (t->tid == 0)
+		printf("    on no live thread (%s)\n", t->native_tid > 0 ? "its native_thread_id and its ident name none"
+							  : "its ident names none");
+	for (size_t k = i + 1; k < snap->nthreads && snap->threads[k].idle && snap->threads[k].tid == t->tid; k++)
+		nstates++;
+	if (t->ambiguous)
+		printf("    %zu thread states on this thread and nothing tells which one is active (none is seen running "
+		       "Python code on its stack): this row is a guess; raise needs --interp\n", nstates);
+}
+
 static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, bool stacks)
 {
-	char sc[512], loc[512], tid[32];
-	int64_t last_interp = -1;
-	bool ns = snap->ns_pid != snap->pid;
+	char sc[512], loc[512], tid[32], interp[24] = "";
+	bool ns = snap->ns_pid != snap->pid, interps = snap->ninterps > 1;
 
 	printf("PID %d%s  Python %s  %s  frozen %.3f ms (%zu thread%s stopped)\n", (int)snap->pid,
 	       ns ? "" : "", pk_py_version(py), pk_py_path(py), (double)snap->freeze_ns / 1e6, snap->nstopped,
@@ -102,25 +144,37 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 		printf("PID %d in its own namespace\n", (int)snap->ns_pid);
 	if (snap->finalizing)
 		printf("the interpreter is shutting down\n");
+	if (snap->nthreads > 0) {
+		if (interps)
+			printf("%-16s %-16s %-16s %-6s %-4s %-10s %-40s %s\n", "TID", "IDENT", "NAME", "INTERP", "GIL",
+			       "STATE", "SYSCALL", "WHERE");
+		else
+			printf("%-16s %-16s %-16s %-4s %-10s %-40s %s\n", "TID", "IDENT", "NAME", "GIL", "STATE",
+			       "SYSCALL", "WHERE");
+	}
+	/* One row per OS thread (its active state), its idle states under it;
+	 * states on no live thread last (the snapshot's order). */
 	for (size_t i = 0; i < snap->nthreads; i++) {
 		const struct pk_py_thread *t = &snap->threads[i];
 		const char *name = t->name ? t->name : "-";
 		char flags[4] = "--";
 
-		if (snap->ninterps > 1 && t->interp_id != last_interp) {
-			printf("%sinterpreter %lld%s\n", i ? "\n" : "", (long long)t->interp_id,
-			       t->main_interp ? " (main)" : " (subinterpreter)");
-			last_interp = t->interp_id;
+		if (t->idle) {
+			where(t, loc, sizeof(loc));
+			printf("    idle: state 0x%llx of interpreter %lld, ident 0x%llx%s%s%s%s: %s%s\n",
+			       (unsigned long long)t->tstate, (long long)t->interp_id, (unsigned long long)t->ident,
+			       t->name ? " (" : "", t->name ? t->name : "", t->name ? ")" : "",
+			       t->inherited ? ", inherited across fork" : "", t->nframes > 0 ? "suspended in " : "",
+			       t->nframes > 0 ? loc : "no Python frame");
+			if (stacks)
+				print_stack(t, "        ");
+			continue;
 		}
-		if (i == 0 || (snap->ninterps > 1 && t->interp_id == last_interp && i > 0 &&
-			       snap->threads[i - 1].interp_id != t->interp_id))
-			printf("%-16s %-16s %-16s %-4s %-10s %-40s %s\n", "TID", "IDENT", "NAME", "GIL", "STATE",
-			       "SYSCALL", "WHERE");
 		if (t->is_main)
 			flags[0] = 'M';
 		flags[1] = t->gil == PK_GIL_HOLDS ? 'G' : t->gil == PK_GIL_WAITS ? 'w' : t->gil == PK_GIL_DROPPING ? 'd' : '-';
 		if (t->tid == 0)
-			snprintf(tid, sizeof(tid), "?");
+			snprintf(tid, sizeof(tid), "-");
 		else if (t->ns_tid != t->tid)
 			snprintf(tid, sizeof(tid), "%d(%d)", (int)t->tid, (int)t->ns_tid);
 		else
@@ -130,17 +184,21 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 		else
 			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_SYSCALL_RUNNING ? "(running)" : "-");
 		where(t, loc, sizeof(loc));
-		printf("%-16s 0x%-14llx %-16s %-4s %-10s %-40s %s\n", tid, (unsigned long long)t->ident, name, flags,
-		       pk_state_name(t->state), sc, loc);
-		if (stacks) {
-			for (size_t f = 0; f < t->nframes; f++)
-				printf("    %s (%s:%d)\n", t->frames[f].function, t->frames[f].file, t->frames[f].line);
-			if (t->frames_truncated)
-				printf("    ... stack cut at %zu frames\n", t->nframes);
-			if (t->frames_error)
-				printf("    ... %s\n", t->frames_error);
+		if (interps) {
+			snprintf(interp, sizeof(interp), "%lld", (long long)t->interp_id);
+			printf("%-16s 0x%-14llx %-16s %-6s %-4s %-10s %-40s %s\n", tid, (unsigned long long)t->ident, name,
+			       interp, flags, pk_state_name(t->state), sc, loc);
+		} else {
+			printf("%-16s 0x%-14llx %-16s %-4s %-10s %-40s %s\n", tid, (unsigned long long)t->ident, name,
+			       flags, pk_state_name(t->state), sc, loc);
 		}
+		print_notes(snap, i);
+		if (stacks)
+			print_stack(t, "    ");
 	}
+	if (snap->nthreads != snap->nos_threads)
+		printf("(%zu OS thread%s with %zu Python thread states)\n", snap->nos_threads,
+		       snap->nos_threads == 1 ? "" : "s", snap->nthreads);
 	if (snap->nnatives > 0)
 		printf("(%zu native thread%s without a Python thread state)\n", snap->nnatives,
 		       snap->nnatives == 1 ? "" : "s");

@@ -47,6 +47,10 @@ static void print_json(const struct pk_ps *ps)
 			pk_json_int(&j, "threads", p->nthreads);
 		else
 			pk_json_null(&j, "threads");
+		if (p->nstates >= 0)
+			pk_json_int(&j, "thread_states", p->nstates);
+		else
+			pk_json_null(&j, "thread_states");
 		pk_json_str(&j, "cmdline", p->cmdline);
 		pk_json_str(&j, "error", p->error);
 		pk_json_obj_end(&j);
@@ -66,7 +70,7 @@ static void put_printable(const char *s)
 
 static void print_table(const struct pk_ps *ps)
 {
-	char user[64], pid[32], threads[24];
+	char user[64], pid[32], threads[48];
 	bool errors = false;
 
 	printf("%-12s %-10s %-10s %7s  %s\n", "PID", "USER", "PYTHON", "THREADS", "COMMAND");
@@ -78,7 +82,11 @@ static void print_table(const struct pk_ps *ps)
 			snprintf(pid, sizeof(pid), "%d(%d)", (int)p->pid, (int)p->ns_pid);
 		else
 			snprintf(pid, sizeof(pid), "%d", (int)p->pid);
-		if (p->nthreads >= 0)
+		/* "4+5": 4 OS threads and 5 more thread states (threads holding
+		 * several, states on no live thread). */
+		if (p->nthreads >= 0 && p->nstates > p->nthreads)
+			snprintf(threads, sizeof(threads), "%ld+%ld", p->nthreads, p->nstates - p->nthreads);
+		else if (p->nthreads >= 0)
 			snprintf(threads, sizeof(threads), "%ld", p->nthreads);
 		else
 			snprintf(threads, sizeof(threads), "?");

@@ -22,6 +22,16 @@ const char *pk_state_name(char state)
 	}
 }
 
+const char *pk_tid_from_name(enum pk_tid_from from)
+{
+	switch (from) {
+	case PK_TID_FROM_STACK: return "stack";
+	case PK_TID_FROM_NATIVE: return "native_thread_id";
+	case PK_TID_FROM_PTHREAD: return "pthread";
+	default: return NULL;
+	}
+}
+
 const char *pk_gil_name(enum pk_gil_role role)
 {
 	switch (role) {

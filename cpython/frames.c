@@ -304,7 +304,12 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 			uint64_t instr = pk_get_u64(fb, flen, L->fr_instr);
 			uint64_t code_units;
 
-			/* C-stack shims and interpreter-owned frames carry no Python location. */
+			/* C-stack shims and interpreter-owned frames carry no Python
+			 * location. A shim lives on the C stack of the thread that
+			 * runs this state: the innermost one tells which thread
+			 * that is (threadid.c). */
+			if (L->fr_owner_cstack >= 0 && owner == L->fr_owner_cstack && t->cstack == 0)
+				t->cstack = frame;
 			if ((L->fr_owner_cstack >= 0 && owner == L->fr_owner_cstack) ||
 			    (L->fr_owner_interpreter >= 0 && owner == L->fr_owner_interpreter))
 				goto next_frame;

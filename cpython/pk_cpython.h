@@ -56,13 +56,34 @@ enum pk_gil_role {
 	PK_GIL_DROPPING,         /* blocked handing the GIL over (FORCE_SWITCHING) */
 };
 
+/* How the OS thread of a thread state was found (see DESIGN.md, "Thread
+ * identity"). */
+enum pk_tid_from {
+	PK_TID_FROM_NONE = 0,    /* no live thread: tid is 0 */
+	PK_TID_FROM_STACK,       /* 3.11+: its eval loop runs on that thread's stack */
+	PK_TID_FROM_NATIVE,      /* 3.11+: its native_thread_id, a live thread of the process */
+	PK_TID_FROM_PTHREAD,     /* its ident, a pthread_t: that thread descriptor's kernel TID */
+};
+
 struct pk_py_thread {
 	int64_t interp_id;       /* 0 = main interpreter */
 	bool main_interp;
 	uint64_t tstate;         /* address of the PyThreadState */
-	uint64_t ident;          /* threading.get_ident() */
-	pid_t tid;               /* kernel TID in pykill's PID namespace; 0 if unknown */
+	uint64_t ident;          /* threading.get_ident(): the thread_id field (the creating thread's pthread_t) */
+	pid_t tid;               /* kernel TID, in pykill's PID namespace, of the live thread the state is on; 0 if none */
 	pid_t ns_tid;            /* TID in the target's namespace (== tid when same namespace) */
+	pid_t native_tid;        /* 3.11+: native_thread_id as the state holds it (target's namespace); 0 before */
+	enum pk_tid_from tid_from;
+	pid_t ident_tid;         /* the live thread its ident names (the descriptor's, else native_thread_id's), 0 if none */
+	bool inherited;          /* 3.11+: created in the parent process and kept across fork without
+				  * PyOS_AfterFork: native_thread_id names no thread of this process */
+	bool idle;               /* another thread state is the one active on this OS thread (a thread that
+				  * swaps states, e.g. one per interpreter); an exception queued here would
+				  * wait until the state runs again */
+	bool ambiguous;          /* several states are on this OS thread and nothing tells which one is
+				  * active (the one not idle is a guess) */
+	uint64_t cstack;         /* 3.11+: an address on the C stack of the eval loop running the state (the
+				  * innermost _PyCFrame or entry frame), 0 if it runs none */
 	bool is_main;            /* the interpreter's main thread */
 	enum pk_gil_role gil;
 	bool has_async_exc;      /* an async exception is pending */
@@ -92,8 +113,11 @@ struct pk_py_snapshot {
 	uint64_t read_ns;        /* time spent reading */
 	unsigned rounds;         /* consistency rounds taken (AUTO) */
 	size_t ninterps;
+	/* One group per OS thread: the state active on it, then its idle states;
+	 * states on no live thread (tid 0) last. */
 	struct pk_py_thread *threads;
 	size_t nthreads;
+	size_t nos_threads;      /* groups: live OS threads with a thread state (the active ones) */
 	struct pk_native_thread *natives;
 	size_t nnatives;
 	bool finalizing;
@@ -183,7 +207,9 @@ struct pk_ps_proc {
 	uid_t uid;               /* effective */
 	char version[32];        /* "" when the version is unsupported (see error) */
 	char *path;              /* file holding the interpreter, as the target sees it; NULL if unknown */
-	long nthreads;           /* Python threads of every interpreter; -1 when not counted */
+	long nthreads;           /* OS threads with a Python thread state (list's rows); -1 when not counted */
+	long nstates;            /* thread states of every interpreter (> nthreads when threads hold several,
+				  * or states are on no live thread); -1 when not counted */
 	char *cmdline;           /* arguments joined by spaces, at most 4096 bytes; "[comm]" if none */
 	char *error;             /* why version or threads are missing, NULL if they are not */
 };

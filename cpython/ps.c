@@ -190,6 +190,7 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 	p->ns_pid = st->ns_levels > 0 ? st->nspid[st->ns_levels - 1] : pid;
 	p->uid = st->uid_effective;
 	p->nthreads = -1;
+	p->nstates = -1;
 	rc = pk_py_open(pid, &py);
 	if (is_permission(rc))
 		return -EPERM;
@@ -224,7 +225,10 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 			rc = p->error ? 1 : -ENOMEM;
 			goto out;
 		}
-		p->nthreads = (long)snap->nthreads;
+		/* OS threads, as list's rows; where no state could be placed
+		 * on a live thread at all, the states stand in for them. */
+		p->nstates = (long)snap->nthreads;
+		p->nthreads = snap->nos_threads > 0 ? (long)snap->nos_threads : (long)snap->nthreads;
 	}
 	rc = 1;
 out:

@@ -108,6 +108,24 @@ int pk_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, int lasti_by
 int pk_linetable310_line(const uint8_t *tab, size_t len, int firstlineno, int addr_bytes);
 int pk_linetable311_line(const uint8_t *tab, size_t len, int firstlineno, int addr_bytes);
 
+/* Thread identity (threadid.c). A live thread of the process as it needs
+ * it; tasks ascending by tid. */
+struct pk_id_task {
+	pid_t tid, ns_tid;
+	uint64_t sp;               /* stack pointer; 0 unknown (it was running) */
+	uint64_t tp;               /* thread pointer (fs_base) of a stopped thread; 0 unknown */
+	bool has_state;            /* out: a thread state is on it */
+};
+/* Set tid, ns_tid, tid_from, inherited, idle and ambiguous of every state
+ * from its ident, native_tid and cstack (see threadid.c). leader: the
+ * thread-group leader's tid. No task (a memory image): ns_tid = native_tid,
+ * tid 0. Reads target memory; never fails (what cannot be found stays 0). */
+void pk_threads_identify(struct pk_py *py, struct pk_py_thread *th, size_t n, struct pk_id_task *tasks,
+			 size_t ntasks, pid_t leader);
+/* Reorder into rows: each OS thread's active state, then its idle ones;
+ * states on no live thread last. *nos_threads = live OS threads. */
+int pk_threads_order(struct pk_py_thread *th, size_t n, size_t *nos_threads);
+
 /* Thread names (names.c): fills thread->name for every thread of the main interpreter. */
 int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n);
 

@@ -541,7 +541,7 @@ enum write_op { OP_RAISE, OP_WITHDRAW, OP_RESIGNAL };
 struct write_job {
 	enum write_op op;
 	uint64_t tstate, ident, exc;
-	pid_t ns_tid;            /* 3.11+: must match native_thread_id */
+	pid_t native_tid;        /* 3.11+: native_thread_id as read (stale in a state inherited across fork) */
 	size_t nthreads_seen;
 	/* out */
 	uint64_t old;            /* async_exc found (RAISE: non-zero means refused) */
@@ -636,10 +636,10 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 	}
 	if (rc < 0)
 		goto out;
-	if (L->ts_native_thread_id >= 0 && job->ns_tid > 0) {
+	if (L->ts_native_thread_id >= 0 && job->native_tid > 0) {
 		uint64_t native = 0;
 		if (pk_rd_u64(py, job->tstate + (uint64_t)L->ts_native_thread_id, &native) == 0 &&
-		    native != (uint64_t)job->ns_tid) {
+		    native != (uint64_t)job->native_tid) {
 			rc = -ESRCH; /* the state now belongs to another thread */
 			goto out;
 		}
@@ -1006,7 +1006,7 @@ static void withdraw_own(struct pk_py *py, uint64_t tstate, uint64_t ident,
 			 uint64_t exc, const struct pk_py_thread *target, size_t nthreads, struct pk_raise_result *res)
 {
 	struct write_job w = { .op = OP_WITHDRAW, .tstate = tstate, .ident = ident, .exc = exc,
-			       .ns_tid = target->ns_tid, .nthreads_seen = nthreads };
+			       .native_tid = target->native_tid, .nthreads_seen = nthreads };
 	int rc;
 
 	rc = write_path(py, &w);
@@ -1062,7 +1062,7 @@ int pk_py_withdraw(struct pk_py *py, const char *thread, struct pk_withdraw_resu
 		goto out;
 	w.tstate = target->tstate;
 	w.ident = target->ident;
-	w.ns_tid = target->ns_tid;
+	w.native_tid = target->native_tid;
 	w.nthreads_seen = snap->nthreads;
 	rc = write_path(py, &w);
 	res->freeze_ns += w.freeze_ns;
@@ -1206,7 +1206,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		job.tstate = tstate;
 		job.ident = ident;
 		job.exc = exc;
-		job.ns_tid = target->ns_tid;
+		job.native_tid = target->native_tid;
 		job.nthreads_seen = snap->nthreads;
 		rc = write_path(py, &job);
 		res->freeze_ns += job.freeze_ns;

@@ -169,23 +169,6 @@ static struct task *task_by_tid(struct task *tasks, size_t n, pid_t tid)
 	return NULL;
 }
 
-static struct task *task_by_tid(struct task *tasks, size_t n, pid_t tid);
-
-/* In pykill's own PID namespace a thread's two ids are equal: the binary
- * search on the TID finds it (this runs inside the freeze, once per thread).
- * Only a target in another namespace needs the scan. */
-static struct task *task_by_ns_tid(struct task *tasks, size_t n, pid_t ns_tid)
-{
-	struct task *t = task_by_tid(tasks, n, ns_tid);
-
-	if (t != NULL && t->ns_tid == ns_tid)
-		return t;
-	for (size_t i = 0; i < n; i++)
-		if (tasks[i].ns_tid == ns_tid)
-			return &tasks[i];
-	return NULL;
-}
-
 /* ------------------------------------------------------------ GIL */
 
 static void gil_from_struct(struct pk_py *py, uint64_t gil, struct gil_info *g)
@@ -407,7 +390,16 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 		t->tstate = addrs[i];
 		t->ident = pk_get_u64(buf, tslen, L->ts_thread_id);
 		if (L->ts_native_thread_id >= 0)
-			t->ns_tid = (pid_t)pk_get_u64(buf, tslen, L->ts_native_thread_id);
+			t->native_tid = (pid_t)pk_get_u64(buf, tslen, L->ts_native_thread_id);
+		/* 3.11-3.12: cframe points into the state itself (root_cframe)
+		 * unless an eval loop runs it: then to that loop's _PyCFrame, on
+		 * the C stack of the thread running it (threadid.c). */
+		if (L->cframe_current_frame >= 0) {
+			uint64_t cf = pk_get_u64(buf, tslen, L->ts_frame);
+			uint64_t size = L->ts_size > 0 ? (uint64_t)L->ts_size : TSTATE_READ_MAX;
+			if (cf != 0 && (cf < addrs[i] || cf - addrs[i] >= size))
+				t->cstack = cf;
+		}
 		t->has_async_exc = pk_get_u64(buf, tslen, L->ts_async_exc) != 0;
 		t->gil = (gil.holder != 0 && gil.holder == addrs[i]) ? PK_GIL_HOLDS : PK_GIL_NONE;
 		t->state = '?';
@@ -519,75 +511,41 @@ out:
 	return rc;
 }
 
-/* Before 3.11 the thread state has no kernel TID. The ident is pthread_self(),
- * a pointer to the C library's thread descriptor, which holds the TID at a
- * fixed offset: find that offset by matching known TIDs. */
-static int find_pthread_tid_offset(struct pk_py *py, struct reading *r, struct task *tasks, size_t ntasks)
+/* Which live thread each state is on (threadid.c): the tasks as /proc
+ * showed them, with the stack and thread pointers of the threads this
+ * freeze stopped. Marks the tasks that have a state. */
+static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, size_t ntasks,
+		     const struct pk_freeze *fz)
 {
-	enum { SCAN = 0x1000 };
-	static uint8_t buf[SCAN];
-	uint64_t ident = 0;
-	int found = -1;
+	struct pk_id_task *ids = calloc(ntasks ? ntasks : 1, sizeof(*ids));
+	bool want_regs = py->pthread_tid_offset < 0;
 
-	size_t got = SCAN;
-
-	if (py->pthread_tid_offset >= 0)
-		return py->pthread_tid_offset;
-	for (size_t i = 0; i < r->n && ident == 0; i++)
-		ident = r->threads[i].ident;
-	if (ident == 0)
-		return -1;
-	/* The descriptor sits at the top of the thread's stack mapping: a
-	 * long read may run past its end. */
-	while (got >= 0x100 && pk_mem_read(py->mem, ident, buf, got) < 0)
-		got /= 2;
-	if (got < 0x100)
-		return -1;
-	for (int off = 0; (size_t)off + 4 <= got && found < 0; off += 4) {
-		int32_t v;
-		unsigned hits = 0, tried = 0;
-
-		memcpy(&v, buf + off, 4);
-		if (v <= 0 || task_by_ns_tid(tasks, ntasks, v) == NULL)
-			continue;
-		/* Confirm on up to four other threads: distinct, known TIDs. */
-		for (size_t i = 0; i < r->n && tried < 4; i++) {
-			int32_t w;
-			if (r->threads[i].ident == 0 || r->threads[i].ident == ident)
-				continue;
-			tried++;
-			if (pk_mem_read(py->mem, r->threads[i].ident + (uint64_t)off, &w, 4) == 0 && w != v &&
-			    task_by_ns_tid(tasks, ntasks, w) != NULL)
-				hits++;
-		}
-		if (hits == tried)
-			found = off;
+	/* The registers of stopped threads (a ptrace call each, inside the
+	 * freeze) serve to find the descriptor's TID offset, once, and to place
+	 * the states that run Python code on their stacks. */
+	for (size_t i = 0; i < r->n && !want_regs; i++)
+		want_regs = r->threads[i].cstack != 0;
+	if (ids == NULL) {
+		for (size_t i = 0; i < r->n; i++)
+			r->threads[i].tid = r->threads[i].ns_tid = 0;
+		return;
 	}
-	py->pthread_tid_offset = found;
-	return found;
-}
-
-static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, size_t ntasks)
-{
-	int off = -1;
-
-	if (py->layout.ts_native_thread_id < 0)
-		off = find_pthread_tid_offset(py, r, tasks, ntasks);
-	for (size_t i = 0; i < r->n; i++) {
-		struct pk_py_thread *t = &r->threads[i];
-		struct task *task;
-
-		if (py->layout.ts_native_thread_id < 0) {
-			int32_t v = 0;
-			t->ns_tid = 0;
-			if (off >= 0 && t->ident != 0 && pk_mem_read(py->mem, t->ident + (uint64_t)off, &v, 4) == 0)
-				t->ns_tid = v;
+	for (size_t i = 0; i < ntasks; i++) {
+		ids[i].tid = tasks[i].tid;
+		ids[i].ns_tid = tasks[i].ns_tid;
+		ids[i].sp = tasks[i].sc.nr != PK_SYSCALL_RUNNING ? tasks[i].sc.sp : 0;
+		if (want_regs && fz != NULL && pk_freeze_has(fz, tasks[i].tid)) {
+			uint64_t sp = 0, tp = 0;
+			if (pk_freeze_sp_tp(fz, tasks[i].tid, &sp, &tp) == 0) {
+				ids[i].sp = sp;
+				ids[i].tp = tp;
+			}
 		}
-		task = t->ns_tid > 0 ? task_by_ns_tid(tasks, ntasks, t->ns_tid) : NULL;
-		t->tid = task ? task->tid : 0;
-		if (task)
-			task->python = true;
 	}
+	pk_threads_identify(py, r->threads, r->n, ids, ntasks, py->pid);
+	for (size_t i = 0; i < ntasks; i++)
+		tasks[i].python = ids[i].has_state;
+	free(ids);
 }
 
 /* While the GIL holder is stopped, no other thread of its interpreter can
@@ -868,8 +826,11 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		uint64_t tw = pk_now_ns();
 		pk_mem_cache_drop(py->mem);
 		pk_mem_cache_enable(py->mem, true);
+		/* The thread descriptors too (map_tids reads them). */
 		if (read_all(py, opts, &r) < 0)
 			pk_error_clear();
+		else
+			map_tids(py, &r, tasks, ntasks, fz);
 		reading_clear(&r);
 		pk_log(PK_LOG_DEBUG, "warm-up reading (nothing stopped) in %.3f ms", (double)(pk_now_ns() - tw) / 1e6);
 	}
@@ -908,7 +869,7 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 			read_rc = -EAGAIN;
 		}
 		if (read_rc == 0)
-			map_tids(py, &r, tasks, ntasks);
+			map_tids(py, &r, tasks, ntasks, fz);
 		tc = pk_now_ns();
 		if (fz == NULL || last) {
 			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms", round, (double)(tc - tr) / 1e6);
@@ -1020,6 +981,9 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	free(r.link_addr);
 	free(r.link_val);
 	memset(&r, 0, sizeof(r));
+	rc = pk_threads_order(snap->threads, snap->nthreads, &snap->nos_threads);
+	if (rc < 0)
+		goto fail;
 
 	/* Native threads: no thread state. */
 	snap->natives = calloc(ntasks ? ntasks : 1, sizeof(*snap->natives));
@@ -1074,7 +1038,7 @@ int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, st
 		reading_clear(&r);
 		return rc;
 	}
-	map_tids(py, &r, NULL, 0);
+	map_tids(py, &r, NULL, 0, NULL);
 	snap->threads = r.threads;
 	snap->nthreads = r.n;
 	snap->ninterps = r.ninterps;
@@ -1083,7 +1047,7 @@ int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, st
 	free(r.gils);
 	free(r.link_addr);
 	free(r.link_val);
-	return 0;
+	return pk_threads_order(snap->threads, snap->nthreads, &snap->nos_threads);
 }
 
 void pk_py_snapshot_free(struct pk_py_snapshot *snap)

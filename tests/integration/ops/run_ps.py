@@ -23,7 +23,7 @@ from opslib import (NOBODY, Target, as_user, check_untouched, cleanup, fail, run
                     status_field, wait_blocked, world_copy)
 
 STATIC_PY = "/usr/bin/python3.11"
-KEYS = {"pid", "ns_pid", "user", "uid", "version", "path", "threads", "cmdline", "error"}
+KEYS = {"pid", "ns_pid", "user", "uid", "version", "path", "threads", "thread_states", "cmdline", "error"}
 
 
 def version_of(python, prefix=()):
@@ -58,8 +58,9 @@ def check_entry(got, t, what):
     if len(e) != 1:
         fail("%s (pid %d) is not listed once by ps: %r" % (what, t.proc.pid, [p["pid"] for p in got["processes"]]))
     e = e[0]
-    want = {"ns_pid": t.proc.pid, "uid": t.uid, "user": t.user, "threads": t.nthreads, "cmdline": t.cmdline,
-            "error": None}
+    # One thread state per OS thread in these targets: as many states as threads.
+    want = {"ns_pid": t.proc.pid, "uid": t.uid, "user": t.user, "threads": t.nthreads, "thread_states": t.nthreads,
+            "cmdline": t.cmdline, "error": None}
     for k, v in want.items():
         if e[k] != v:
             fail("%s: %s is %r, want %r (entry %r)" % (what, k, e[k], v, e))
@@ -124,8 +125,9 @@ def main():
         if fake is not None:
             e = [p for p in got["processes"] if p["pid"] == fake.pid]
             if len(e) != 1 or e[0]["version"] is not None or e[0]["threads"] is not None or \
+                    e[0]["thread_states"] is not None or \
                     "3.99" not in (e[0]["error"] or "") or e[0]["cmdline"] != fakes[0]:
-                fail("the unsupported Python %d must be listed with version and threads null and why: %r" %
+                fail("the unsupported Python %d must be listed with version and thread counts null and why: %r" %
                      (fake.pid, e))
 
         # A PID filter: a Python PID, a non-Python PID, a TID of a Python process.
