@@ -44,5 +44,6 @@ int pk_cmd_list(int argc, char **argv);
 int pk_cmd_raise(int argc, char **argv);
 int pk_cmd_withdraw(int argc, char **argv);
 bool pk_parse_thread_arg(const char *s);
+bool pk_parse_interp(const char *s, int64_t *out);
 
 #endif

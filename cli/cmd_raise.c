@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT, OPT_WITHDRAW };
+enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT, OPT_WITHDRAW, OPT_INTERP };
 
 static const char *via_name(enum pk_raise_via via)
 {
@@ -63,6 +63,11 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	pk_json_uint(&j, "ident", (unsigned long long)r->ident);
 	snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)r->ident);
 	pk_json_str(&j, "ident_hex", hex);
+	pk_json_int(&j, "interp", r->interp_id);
+	snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)r->tstate);
+	pk_json_str(&j, "tstate", hex);
+	pk_json_str(&j, "tid_from", pk_tid_from_name(r->tid_from));
+	pk_json_bool(&j, "inherited", r->inherited);
 	pk_json_str(&j, "name", r->name);
 	pk_json_str(&j, "exception", exc);
 	pk_json_str(&j, "via", via_name(r->via));
@@ -95,6 +100,10 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 
 	snprintf(who, sizeof(who), "thread %d%s%s%s", (int)r->tid, r->name ? " (" : "", r->name ? r->name : "",
 		 r->name ? ")" : "");
+	/* Which state, where it is not the obvious one. */
+	if (r->interp_id != 0)
+		snprintf(who + strlen(who), sizeof(who) - strlen(who), ", its state of interpreter %lld",
+			 (long long)r->interp_id);
 	if (r->verdict == PK_VERDICT_DELIVERED) {
 		printf("%s delivered to %s of process %d in %.1f ms\n", exc, who, (int)pid,
 		       (double)(r->inject_ns + r->waited_ns) / 1e6);
@@ -122,6 +131,9 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 		printf("  --interrupt: %s\n", r->interrupt_note);
 	if (r->withdraw_note[0] != '\0' && r->verdict != PK_VERDICT_WITHDRAWN)
 		printf("  --withdraw-if-pending: %s\n", r->withdraw_note);
+	if (r->inherited)
+		printf("  the thread state was inherited across fork (its native_thread_id names a thread of the parent "
+		       "process); thread %d is the thread it is on now\n", (int)r->tid);
 	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via), r->via_reason,
 	       (double)r->freeze_ns / 1e6);
 	fflush(stdout);
@@ -135,6 +147,7 @@ int pk_cmd_raise(int argc, char **argv)
 		{ "via", required_argument, NULL, OPT_VIA },
 		{ "interrupt", no_argument, NULL, OPT_INTERRUPT },
 		{ "withdraw-if-pending", no_argument, NULL, OPT_WITHDRAW },
+		{ "interp", required_argument, NULL, OPT_INTERP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -175,6 +188,12 @@ int pk_cmd_raise(int argc, char **argv)
 			break;
 		case OPT_WITHDRAW:
 			ro.withdraw_if_pending = true;
+			break;
+		case OPT_INTERP:
+			if (!pk_parse_interp(optarg, &ro.interp))
+				return pk_usage_error("raise: --interp takes an interpreter ID (0 is the main one), not '%s'",
+						      optarg);
+			ro.pick_interp = true;
 			break;
 		case 'v':
 			pk_cli_more_verbose();

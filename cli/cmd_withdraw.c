@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSON = 256 };
+enum { OPT_JSON = 256, OPT_INTERP };
 
 static void print_json(pid_t pid, const struct pk_withdraw_result *r)
 {
@@ -20,6 +20,7 @@ static void print_json(pid_t pid, const struct pk_withdraw_result *r)
 	pk_json_int(&j, "pid", pid);
 	pk_json_int(&j, "tid", r->tid);
 	pk_json_uint(&j, "ident", (unsigned long long)r->ident);
+	pk_json_int(&j, "interp", r->interp_id);
 	pk_json_str(&j, "name", r->name);
 	pk_json_str(&j, "withdrawn", r->withdrawn ? r->exception : NULL);
 	pk_json_uint(&j, "freeze_us", (unsigned long long)(r->freeze_ns / 1000));
@@ -31,12 +32,14 @@ int pk_cmd_withdraw(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "interp", required_argument, NULL, OPT_INTERP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pk_withdraw_result res;
 	struct pk_py *py = NULL;
 	bool json = false;
+	int64_t interp = -1;
 	pid_t pid;
 	int c, rc;
 
@@ -46,6 +49,11 @@ int pk_cmd_withdraw(int argc, char **argv)
 		switch (c) {
 		case OPT_JSON:
 			json = true;
+			break;
+		case OPT_INTERP:
+			if (!pk_parse_interp(optarg, &interp))
+				return pk_usage_error("withdraw: --interp takes an interpreter ID (0 is the main one), not '%s'",
+						      optarg);
 			break;
 		case 'v':
 			pk_cli_more_verbose();
@@ -66,7 +74,7 @@ int pk_cmd_withdraw(int argc, char **argv)
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
 		return pk_fail(rc, "inspect process");
-	rc = pk_py_withdraw(py, argv[optind + 1], &res);
+	rc = pk_py_withdraw(py, argv[optind + 1], interp, &res);
 	if (rc < 0) {
 		rc = pk_fail(rc, "withdraw");
 		pk_withdraw_result_clear(&res);
@@ -79,6 +87,9 @@ int pk_cmd_withdraw(int argc, char **argv)
 		char who[256];
 		snprintf(who, sizeof(who), "thread %d%s%s%s", (int)res.tid, res.name ? " (" : "",
 			 res.name ? res.name : "", res.name ? ")" : "");
+		if (res.interp_id != 0 || interp >= 0)
+			snprintf(who + strlen(who), sizeof(who) - strlen(who), ", its state of interpreter %lld",
+				 (long long)res.interp_id);
 		if (res.withdrawn)
 			printf("withdrew %s queued for %s of process %d: it will not fire\n", res.exception, who, (int)pid);
 		else

@@ -17,14 +17,17 @@ static const char usage_text[] =
 	"\n"
 	"Commands:\n"
 	"  ps [PID]...         every Python process this user may read: PID, user,\n"
-	"                      Python version, Python threads, command line (stops\n"
-	"                      nothing); with PIDs, only those\n"
-	"  list PID            show every Python thread: TID, ident, name, GIL, state,\n"
-	"                      system call, where it is in the Python code\n"
+	"                      Python version, threads running Python (\"4+5\": and 5\n"
+	"                      more thread states), command line (stops nothing);\n"
+	"                      with PIDs, only those\n"
+	"  list PID            show every Python thread, one row per OS thread: TID,\n"
+	"                      ident, name, GIL, state, system call, where it is in the\n"
+	"                      Python code (other thread states of the thread: idle)\n"
 	"  raise PID THREAD [EXCEPTION]\n"
 	"                      make THREAD (a TID, or a Python ident in decimal or\n"
-	"                      0x-hex) raise EXCEPTION (default SystemExit), then\n"
-	"                      say whether it was delivered\n"
+	"                      0x-hex) raise EXCEPTION (default SystemExit) in the\n"
+	"                      thread state active on it, then say whether it was\n"
+	"                      delivered\n"
 	"  withdraw PID THREAD remove the exception queued for THREAD (by pykill or by\n"
 	"                      the program) before it fires; says whether one was\n"
 	"                      queued (--json: one JSON object)\n"
@@ -49,6 +52,9 @@ static const char usage_text[] =
 	"                      thread borrowed from a pure sleep (refused otherwise)\n"
 	"  --withdraw-if-pending  if the exception has not fired within --wait, take\n"
 	"                      it back (now or never; exit 8)\n"
+	"  --interp=N          (also withdraw) the thread's state of interpreter N, for\n"
+	"                      a thread that holds one per interpreter when nothing\n"
+	"                      tells which one is active\n"
 	"  --interrupt         if the thread is blocked in a system call, make the call\n"
 	"                      return EINTR (Python 3.15+ then raises at once; older\n"
 	"                      versions retry the call)\n"
@@ -68,7 +74,8 @@ static const char usage_text[] =
 	"  5  permission denied (ptrace rights)\n"
 	"  6  not a Python process, or an unsupported Python version\n"
 	"  7  raise/withdraw refused, nothing done (unsafe now, another exception\n"
-	"     already queued, an exception that needs arguments)\n"
+	"     already queued, an exception that needs arguments, which thread\n"
+	"     state is active cannot be told)\n"
 	"  8  raise: not delivered and no longer queued (withdrawn, or replaced)\n"
 	"\n"
 	"See pykill(1) for details.\n";
@@ -146,6 +153,22 @@ bool pk_parse_thread_arg(const char *s)
 	errno = 0;
 	(void)strtoull(s, &end, base);
 	return errno == 0 && *end == '\0' && (base == 16 || isdigit((unsigned char)*s));
+}
+
+/* --interp N: an interpreter ID, 0 (main) or above. */
+bool pk_parse_interp(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0)
+		return false;
+	*out = v;
+	return true;
 }
 
 static void log_to_stderr(enum pk_log_level level, const char *msg, void *userdata)

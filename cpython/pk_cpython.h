@@ -149,11 +149,17 @@ struct pk_raise_opts {
 	unsigned wait_ms;        /* how long to watch for delivery */
 	bool interrupt;          /* make the system call the thread is blocked in return EINTR */
 	bool withdraw_if_pending; /* take the exception back if still pending after wait_ms ("now or never") */
+	bool pick_interp;        /* take the thread's state of interpreter `interp` (else: the one active on it) */
+	int64_t interp;
 };
 
 struct pk_raise_result {
 	pid_t tid, ns_tid;
 	uint64_t ident;
+	uint64_t tstate;         /* the thread state the exception was queued in */
+	int64_t interp_id;       /* its interpreter */
+	enum pk_tid_from tid_from;
+	bool inherited;
 	char *name;              /* the thread's threading name, or NULL */
 	enum pk_raise_via via;   /* the path used */
 	char via_reason[512];    /* why that path */
@@ -173,8 +179,12 @@ struct pk_raise_result {
 };
 
 /* Queue exception opts->exception in the chosen thread and watch it for
- * opts->wait_ms. -ESRCH: no such thread (or it has no Python thread state,
- * or ended before the exception was queued); -ENOENT: no such exception
+ * opts->wait_ms. THREAD names an OS thread (a TID, or an ident: the
+ * pthread_t of a thread); the exception goes to the one thread state active
+ * on it, never to an idle one. -ESRCH: no such thread (or it has no Python
+ * thread state, or ended before the exception was queued); -EBUSY also when
+ * the thread has several states and which one is active cannot be told,
+ * or opts->interp names an idle one (the message names the candidates); -ENOENT: no such exception
  * class in this interpreter (see pk_py_exception_suggest); -ECANCELED: an
  * exception class that cannot be raised without arguments; -EEXIST: another
  * exception is already queued for the thread (never replaced); -EBUSY:
@@ -188,12 +198,15 @@ void pk_raise_result_clear(struct pk_raise_result *res);
 struct pk_withdraw_result {
 	pid_t tid;
 	uint64_t ident;
+	int64_t interp_id;
 	char *name;              /* the thread's threading name, or NULL */
 	bool withdrawn;          /* an exception was queued and is removed */
 	char exception[128];     /* its name, when withdrawn */
 	uint64_t freeze_ns;
 };
-int pk_py_withdraw(struct pk_py *py, const char *thread, struct pk_withdraw_result *res);
+/* interp -1: the state of THREAD with an exception queued (refused naming
+ * them when several have one), else the active one. */
+int pk_py_withdraw(struct pk_py *py, const char *thread, int64_t interp, struct pk_withdraw_result *res);
 void pk_withdraw_result_clear(struct pk_withdraw_result *res);
 
 /* Close matches for an unknown exception name, "A, B, C" (empty if none). */

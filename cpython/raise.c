@@ -125,27 +125,77 @@ void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size
 
 /* ------------------------------------------------------------ threads */
 
-static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, const char *spec)
+/* "interpreter 0 state 0x55d0 (name), interpreter 1 state 0x55e0" of the
+ * states of one OS thread (those of interp, if >= 0). */
+static void list_states(const struct pk_py_snapshot *snap, pid_t tid, int64_t interp, bool queued_only, char *buf,
+			size_t cap)
 {
-	uint64_t v;
+	size_t len = 0, shown = 0, more = 0;
 
-	if (!parse_u64(spec, &v)) {
-		pk_error("raise in process %d: '%s' is neither a thread ID nor a Python thread ident", (int)py->pid,
-			 spec);
-		return NULL;
+	buf[0] = '\0';
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		const struct pk_py_thread *t = &snap->threads[i];
+		if (t->tid != tid || (interp >= 0 && t->interp_id != interp) || (queued_only && !t->has_async_exc))
+			continue;
+		if (shown >= 8 || len + 96 >= cap) {
+			more++;
+			continue;
+		}
+		snprintf(buf + len, cap - len, "%sinterpreter %lld state 0x%llx%s%s%s", shown ? ", " : "",
+			 (long long)t->interp_id, (unsigned long long)t->tstate, t->name ? " (" : "",
+			 t->name ? t->name : "", t->name ? ")" : "");
+		len = strlen(buf);
+		shown++;
 	}
+	if (more > 0 && len + 32 < cap)
+		snprintf(buf + len, cap - len, " and %zu more", more);
+}
+
+/* The OS thread THREAD names: a TID of the process, or an ident, which is
+ * the pthread_t of a thread (the thread whose descriptor it is; states
+ * carrying it may run on other threads). 0 and a message when none. */
+static pid_t thread_of_spec(struct pk_py *py, struct pk_py_snapshot *snap, const char *verb, const char *spec,
+			    uint64_t v, struct pk_py_thread **legacy)
+{
+	struct pk_py_thread *only = NULL;
+	size_t carrying = 0;
+
+	*legacy = NULL;
 	/* A TID (as ps -L shows it) first: idents are pointers, far above pid_max. */
 	for (size_t i = 0; i < snap->nthreads; i++)
 		if (snap->threads[i].tid != 0 && (uint64_t)snap->threads[i].tid == v)
-			return &snap->threads[i];
-	for (size_t i = 0; i < snap->nthreads; i++)
-		if (snap->threads[i].ident == v)
-			return &snap->threads[i];
+			return snap->threads[i].tid;
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		struct pk_py_thread *t = &snap->threads[i];
+		if (t->ident != v)
+			continue;
+		if (t->ident_tid != 0)
+			return t->ident_tid;
+		carrying++;
+		only = t;
+	}
+	if (carrying > 0) {
+		/* The ident names no live thread. Without any thread identity
+		 * (nothing could be resolved: a C library pykill cannot read) the
+		 * state carrying it is the one meant, as long as it is only one. */
+		if (snap->nos_threads == 0 && carrying == 1) {
+			*legacy = only;
+			return 0;
+		}
+		if (carrying == 1 && only->tid != 0)
+			return only->tid;
+		pk_error("%s in process %d: the thread state%s with ident %s %s on no live thread (%s)", verb, (int)py->pid, carrying == 1 ? "" : "s", spec, carrying == 1 ? "is" : "are",
+			 py->layout.ts_native_thread_id >= 0
+				 ? "its thread is gone: a state left behind, e.g. inherited across fork from a thread "
+				   "of the parent"
+				 : "its thread is gone");
+		return 0;
+	}
 	for (size_t i = 0; i < snap->nnatives; i++) {
 		if ((uint64_t)snap->natives[i].tid == v) {
-			pk_error("raise in thread %llu of process %d: it has no Python thread state (%s)",
-				 (unsigned long long)v, (int)py->pid, snap->natives[i].comm);
-			return NULL;
+			pk_error("%s in thread %llu of process %d: it has no Python thread state (%s)",
+				 verb, (unsigned long long)v, (int)py->pid, snap->natives[i].comm);
+			return 0;
 		}
 	}
 	if (v < (1u << 22)) {
@@ -154,16 +204,132 @@ static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot 
 		snprintf(path, sizeof(path), "/proc/%llu", (unsigned long long)v);
 		if (access(path, F_OK) == 0 && pk_proc_status((pid_t)v, 0, &st) == 0 && st.tgid != py->pid) {
 			pk_error_clear();
-			pk_error("raise in thread %llu: it is not a thread of process %d (it belongs to process %d)",
-				 (unsigned long long)v, (int)py->pid, (int)st.tgid);
-			return NULL;
+			pk_error("%s in thread %llu: it is not a thread of process %d (it belongs to process %d)",
+				 verb, (unsigned long long)v, (int)py->pid, (int)st.tgid);
+			return 0;
 		}
 		pk_error_clear();
-		pk_error("raise in thread %llu of process %d: no such thread", (unsigned long long)v, (int)py->pid);
+		pk_error("%s in thread %llu of process %d: no such thread", verb, (unsigned long long)v, (int)py->pid);
+		return 0;
+	}
+	pk_error("%s in process %d: no Python thread has ident %s", verb, (int)py->pid, spec);
+	return 0;
+}
+
+/* The one thread state THREAD means. For raise: the state active on the
+ * OS thread (never an idle one: an exception queued there fires only when
+ * that state runs again, maybe in another request); refused, naming the
+ * candidates, when which one is active cannot be told. interp >= 0 picks
+ * among the thread's states. For withdraw: the state with an exception
+ * queued, else the active one. NULL with a message (-ESRCH, or -EBUSY in
+ * *err for a refusal). */
+static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, const char *spec,
+					int64_t interp, bool withdraw, int *err)
+{
+	struct pk_py_thread *active = NULL, *in_interp = NULL, *queued = NULL, *legacy = NULL;
+	size_t nstates = 0, ninterp = 0, nqueued = 0;
+	char names[700];
+	const char *verb = withdraw ? "withdraw" : "raise";
+	uint64_t v;
+	pid_t tid;
+
+	*err = -ESRCH;
+	if (!parse_u64(spec, &v)) {
+		pk_error("%s in process %d: '%s' is neither a thread ID nor a Python thread ident", verb,
+			 (int)py->pid, spec);
 		return NULL;
 	}
-	pk_error("raise in process %d: no Python thread has ident %s", (int)py->pid, spec);
+	tid = thread_of_spec(py, snap, verb, spec, v, &legacy);
+	if (legacy != NULL) {
+		if (interp >= 0 && legacy->interp_id != interp) {
+			pk_error("%s in process %d: the thread state with ident %s belongs to interpreter %lld, not %lld",
+				 verb, (int)py->pid, spec, (long long)legacy->interp_id, (long long)interp);
+			return NULL;
+		}
+		return legacy;
+	}
+	if (tid == 0)
+		return NULL;
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		struct pk_py_thread *t = &snap->threads[i];
+		if (t->tid != tid)
+			continue;
+		nstates++;
+		if (!t->idle)
+			active = t;
+		if (interp >= 0 && t->interp_id != interp)
+			continue;
+		ninterp++;
+		in_interp = t;
+		if (t->has_async_exc) {
+			nqueued++;
+			queued = t;
+		}
+	}
+	if (active == NULL) {
+		pk_error("%s in thread %d of process %d: no thread state is active on it", verb, (int)tid, (int)py->pid);
+		return NULL;
+	}
+	if (interp >= 0 && ninterp == 0) {
+		list_states(snap, tid, -1, false, names, sizeof(names));
+		pk_error("%s in thread %d of process %d: it has no thread state of interpreter %lld (it has: %s)",
+			 verb, (int)tid, (int)py->pid, (long long)interp, names);
+		return NULL;
+	}
+	*err = -EBUSY;
+	if (withdraw) {
+		if (nqueued == 1)
+			return queued;
+		if (nqueued > 1) {
+			list_states(snap, tid, interp, true, names, sizeof(names));
+			pk_error("withdraw in thread %d of process %d: refused: exceptions are queued in %zu of its thread "
+				 "states (%s); choose one with --interp", (int)tid, (int)py->pid, nqueued, names);
+			return NULL;
+		}
+		if (interp < 0 || active->interp_id == interp)
+			return active;
+		return in_interp;
+	}
+	if (nstates == 1)
+		return active;
+	if (!active->ambiguous) {
+		if (interp < 0 || active->interp_id == interp)
+			return active;
+		pk_error("raise in thread %d of process %d: refused: its thread state of interpreter %lld is idle (the "
+			 "thread runs interpreter %lld's state now); an exception queued in an idle state fires only "
+			 "when that state runs again, maybe in another request", (int)tid, (int)py->pid,
+			 (long long)interp, (long long)active->interp_id);
+		return NULL;
+	}
+	if (interp >= 0 && ninterp == 1)
+		return in_interp; /* the operator's choice: none runs Python code */
+	list_states(snap, tid, interp, false, names, sizeof(names));
+	pk_error("raise in thread %d of process %d: refused: it holds %zu thread states%s and nothing tells which one "
+		 "is active (none is seen running Python code on its stack), so which one would take the exception "
+		 "cannot be told: %s; %s", (int)tid, (int)py->pid, interp >= 0 ? ninterp : nstates,
+		 interp >= 0 ? " of that interpreter" : "", names,
+		 interp >= 0 ? "an exception queued in an idle one fires only when it runs again"
+			     : "choose one with --interp N");
 	return NULL;
+}
+
+/* Another state of t's interpreter with t's ident? */
+static bool ident_shared(const struct pk_py_snapshot *snap, const struct pk_py_thread *t)
+{
+	for (size_t i = 0; i < snap->nthreads; i++)
+		if (&snap->threads[i] != t && snap->threads[i].interp_id == t->interp_id &&
+		    snap->threads[i].ident == t->ident)
+			return true;
+	return false;
+}
+
+/* Does t's OS thread hold other thread states than t? */
+static bool thread_has_idle(const struct pk_py_snapshot *snap, const struct pk_py_thread *t)
+{
+	for (size_t i = 0; i < snap->nthreads; i++)
+		if (&snap->threads[i] != t && t->tid != 0 && snap->threads[i].tid == t->tid)
+			return true;
+	return false;
 }
 
 static struct pk_py_thread *gil_holder(struct pk_py_snapshot *snap)
@@ -307,7 +473,7 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 	for (int pass = 0; pass < 2 && rc == -EAGAIN; pass++) {
 		for (size_t i = 0; i < snap->nthreads && rc == -EAGAIN; i++) {
 			struct pk_py_thread *c = &snap->threads[i];
-			if (c->tid == 0 || !c->main_interp || (pass == 0) != c->is_main || c == holder)
+			if (c->tid == 0 || c->idle || !c->main_interp || (pass == 0) != c->is_main || c == holder)
 				continue;
 			if (pk_rcall_check_thread(py->pid, c->tid, tw, sizeof(tw)) < 0) {
 				pk_error_clear();
@@ -542,10 +708,12 @@ struct write_job {
 	enum write_op op;
 	uint64_t tstate, ident, exc;
 	pid_t native_tid;        /* 3.11+: native_thread_id as read (stale in a state inherited across fork) */
+	bool must_run;           /* RAISE: the state must still run Python code (its thread has idle states) */
 	size_t nthreads_seen;
 	/* out */
 	uint64_t old;            /* async_exc found (RAISE: non-zero means refused) */
 	bool framed;             /* RAISE: the thread was inside Python code when it was queued */
+	bool went_idle;          /* RAISE (-ESRCH): must_run, and the state no longer runs Python code */
 	const char *busy;        /* retry: a thread was inside this code */
 	pid_t busy_tid;
 	uint64_t freeze_ns;
@@ -643,6 +811,14 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 			rc = -ESRCH; /* the state now belongs to another thread */
 			goto out;
 		}
+	}
+	/* A thread that swaps states (one per interpreter) may have swapped
+	 * this one out since it was read: queued in a state that no longer
+	 * runs, the exception would fire in whatever runs it next. */
+	if (job->op == OP_RAISE && job->must_run && !has_python_frame(py, job->tstate)) {
+		job->went_idle = true;
+		rc = -ESRCH;
+		goto out;
 	}
 	rc = pk_rd_u64(py, job->tstate + (uint64_t)L->ts_async_exc, &cur);
 	if (rc < 0)
@@ -873,7 +1049,7 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 		return;
 	}
 	for (size_t i = 0; i < snap->nthreads; i++)
-		if (snap->threads[i].ident == ident && snap->threads[i].tid == res->tid)
+		if (snap->threads[i].tstate == res->tstate && snap->threads[i].ident == ident)
 			t = &snap->threads[i];
 	if (t == NULL) {
 		snprintf(res->reason, sizeof(res->reason), "not delivered yet");
@@ -1030,7 +1206,7 @@ static void withdraw_own(struct pk_py *py, uint64_t tstate, uint64_t ident,
 	}
 }
 
-int pk_py_withdraw(struct pk_py *py, const char *thread, struct pk_withdraw_result *res)
+int pk_py_withdraw(struct pk_py *py, const char *thread, int64_t interp, struct pk_withdraw_result *res)
 {
 	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = false, .want_names = true };
 	struct pk_py_snapshot *snap = NULL;
@@ -1049,13 +1225,12 @@ int pk_py_withdraw(struct pk_py *py, const char *thread, struct pk_withdraw_resu
 	if (rc < 0)
 		return rc;
 	res->freeze_ns = snap->freeze_ns;
-	target = find_thread(py, snap, thread);
-	if (target == NULL) {
-		rc = -ESRCH;
+	target = find_thread(py, snap, thread, interp, true, &rc);
+	if (target == NULL)
 		goto out;
-	}
 	res->tid = target->tid;
 	res->ident = target->ident;
+	res->interp_id = target->interp_id;
 	res->name = target->name ? strdup(target->name) : NULL;
 	rc = pk_thread_claim(py->pid, target->ident, 5000u, &claim);
 	if (rc < 0)
@@ -1137,15 +1312,16 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 	if (rc < 0)
 		return rc;
 	snap_freeze = snap->freeze_ns;
-	target = find_thread(py, snap, opts->thread);
-	if (target == NULL) {
-		rc = -ESRCH;
+	target = find_thread(py, snap, opts->thread, opts->pick_interp ? opts->interp : -1, false, &rc);
+	if (target == NULL)
 		goto out;
-	}
 	res->tid = target->tid;
 	res->ns_tid = target->ns_tid;
 	res->ident = ident = target->ident;
-	tstate = target->tstate;
+	res->tstate = tstate = target->tstate;
+	res->interp_id = target->interp_id;
+	res->tid_from = target->tid_from;
+	res->inherited = target->inherited;
 	res->name = target->name ? strdup(target->name) : NULL;
 	was_blocked = target->syscall_nr >= 0;
 	if (snap->finalizing) {
@@ -1183,6 +1359,13 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			 pk_py_layout_exact(py) ? "; use --via=write" : "");
 		rc = -EBUSY;
 		goto out;
+	} else if (ident_shared(snap, target)) {
+		pk_error("raise in thread %d of process %d: refused: other thread states of its interpreter carry the "
+			 "same ident 0x%llx, and PyThreadState_SetAsyncExc (the call path) would queue the exception in "
+			 "every one of them%s", (int)res->tid, (int)py->pid, (unsigned long long)ident,
+			 pk_py_layout_exact(py) ? "; use --via=write" : "");
+		rc = -EBUSY;
+		goto out;
 	} else {
 		rc = call_path_choose(py, snap, ident, exc, res, why, sizeof(why));
 		/* The call ran while the borrowed thread held the GIL, so the
@@ -1208,10 +1391,18 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		job.exc = exc;
 		job.native_tid = target->native_tid;
 		job.nthreads_seen = snap->nthreads;
+		job.must_run = target->nframes > 0 && thread_has_idle(snap, target);
 		rc = write_path(py, &job);
 		res->freeze_ns += job.freeze_ns;
 		if (rc == -EEXIST) {
 			rc = refuse_queued(py, res->tid, job.old);
+			goto out;
+		}
+		if (rc == -ESRCH && job.went_idle) {
+			pk_error("raise in thread %d of process %d: refused: its thread state of interpreter %lld stopped "
+				 "running Python code before the exception could be queued (the thread swapped it out); "
+				 "nothing written", (int)res->tid, (int)py->pid, (long long)target->interp_id);
+			rc = -EBUSY;
 			goto out;
 		}
 		if (rc == -ESRCH) {
