@@ -637,7 +637,19 @@ int pk_mem_read(struct pk_mem *mem, uint64_t addr, void *buf, size_t len)
 	return ok ? 0 : -EFAULT;
 }
 
+static int readv_via(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok, bool use_cache);
+
 int pk_mem_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok)
+{
+	return readv_via(mem, iov, n, ok, true);
+}
+
+int pk_mem_readv_uncached(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok)
+{
+	return readv_via(mem, iov, n, ok, false);
+}
+
+static int readv_via(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok, bool use_cache)
 {
 	bool ok_small[64], *okv = ok;
 	bool all = true;
@@ -659,7 +671,7 @@ int pk_mem_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, boo
 	for (size_t i = 0; i < n; i++)
 		okv[i] = iov[i].len == 0 ||
 			 (iov[i].buf != NULL && iov[i].len <= PK_MEM_MAX_READ && range_ok(iov[i].addr, iov[i].len));
-	if (mem->cache_on)
+	if (mem->cache_on && use_cache)
 		rc = cache_readv(mem, iov, n, okv);
 	else
 		rc = raw_readv(mem, iov, n, okv);

@@ -156,6 +156,9 @@ struct pk_mem_iov {
 	size_t len;
 };
 int pk_mem_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok);
+/* The same, never through the page cache (nor into it): for a few bytes on
+ * many pages, where caching would add every page to each refresh. */
+int pk_mem_readv_uncached(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n, bool *ok);
 
 /* Page cache: reads are served from whole pages read once. Enable it while the
  * target is frozen (its memory cannot change); pk_mem_cache_drop() when it

@@ -42,7 +42,17 @@ struct pk_py {
 	uint64_t str_type;         /* &PyUnicode_Type (3.x) or &PyString_Type (2.7), 0 if unknown */
 	uint64_t dict_type;        /* &PyDict_Type, 0 if unknown */
 
-	int pthread_tid_offset;    /* <3.11: offset of the kernel tid in struct pthread, -1 unknown */
+	int pthread_tid_offset;    /* offset of the kernel TID in the C library's thread descriptor, -1 unknown */
+	/* Descriptor words read outside a freeze (threadid.c), by ident,
+	 * ascending: a live thread's TID never changes in it. */
+	struct pk_desc_word *desc_words;
+	size_t ndesc_words;
+};
+
+struct pk_desc_word {
+	uint64_t ident;
+	int32_t tid;               /* at pthread_tid_offset */
+	bool self_ok;              /* starts with a pointer to itself: a descriptor */
 };
 
 /* May the write path of `raise` store through this layout? True when the
@@ -122,6 +132,12 @@ struct pk_id_task {
  * tid 0. Reads target memory; never fails (what cannot be found stays 0). */
 void pk_threads_identify(struct pk_py *py, struct pk_py_thread *th, size_t n, struct pk_id_task *tasks,
 			 size_t ntasks, pid_t leader);
+/* Outside the freeze: find the TID offset and read every ident's
+ * descriptor words (self pointer, TID), uncached, into py->desc_words, so
+ * that pk_threads_identify reads inside the freeze only the descriptors
+ * of threads born since (or whose TID no longer names a live thread). */
+void pk_threads_prefetch(struct pk_py *py, const struct pk_py_thread *th, size_t n, const struct pk_id_task *tasks,
+			 size_t ntasks);
 /* Reorder into rows: each OS thread's active state, then its idle ones;
  * states on no live thread last. *nos_threads = live OS threads. */
 int pk_threads_order(struct pk_py_thread *th, size_t n, size_t *nos_threads);

@@ -492,6 +492,7 @@ void pk_py_close(struct pk_py *py)
 	pk_elf_close(py->elf);
 	pk_maps_free(&py->maps);
 	free(py->path);
+	free(py->desc_words);
 	free(py);
 }
 

@@ -517,6 +517,7 @@ out:
 static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, size_t ntasks,
 		     const struct pk_freeze *fz)
 {
+	uint64_t t0 = pk_now_ns();
 	struct pk_id_task *ids = calloc(ntasks ? ntasks : 1, sizeof(*ids));
 	bool want_regs = py->pthread_tid_offset < 0;
 
@@ -545,6 +546,22 @@ static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, si
 	pk_threads_identify(py, r->threads, r->n, ids, ntasks, py->pid);
 	for (size_t i = 0; i < ntasks; i++)
 		tasks[i].python = ids[i].has_state;
+	free(ids);
+	pk_log(PK_LOG_DEBUG, "thread identity of %zu states in %.3f ms", r->n, (double)(pk_now_ns() - t0) / 1e6);
+}
+
+/* Before the freeze: the thread descriptors' words (threadid.c). */
+static void prefetch_tids(struct pk_py *py, struct reading *r, const struct task *tasks, size_t ntasks)
+{
+	struct pk_id_task *ids = calloc(ntasks ? ntasks : 1, sizeof(*ids));
+
+	if (ids == NULL)
+		return;
+	for (size_t i = 0; i < ntasks; i++) {
+		ids[i].tid = tasks[i].tid;
+		ids[i].ns_tid = tasks[i].ns_tid;
+	}
+	pk_threads_prefetch(py, r->threads, r->n, ids, ntasks);
 	free(ids);
 }
 
@@ -826,11 +843,10 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		uint64_t tw = pk_now_ns();
 		pk_mem_cache_drop(py->mem);
 		pk_mem_cache_enable(py->mem, true);
-		/* The thread descriptors too (map_tids reads them). */
 		if (read_all(py, opts, &r) < 0)
 			pk_error_clear();
 		else
-			map_tids(py, &r, tasks, ntasks, fz);
+			prefetch_tids(py, &r, tasks, ntasks);
 		reading_clear(&r);
 		pk_log(PK_LOG_DEBUG, "warm-up reading (nothing stopped) in %.3f ms", (double)(pk_now_ns() - tw) / 1e6);
 	}

@@ -52,8 +52,12 @@ static size_t read_desc(struct pk_py *py, uint64_t addr, uint8_t *buf, size_t ca
 {
 	size_t got = cap;
 
-	while (got >= DESC_MIN && pk_mem_read(py->mem, addr, buf, got) < 0)
-		got /= 2;
+	for (; got >= DESC_MIN; got /= 2) {
+		struct pk_mem_iov v = { addr, buf, got };
+		if (pk_mem_readv_uncached(py->mem, &v, 1, NULL) == 0)
+			break;
+	}
+	pk_error_clear();
 	return got >= DESC_MIN ? got : 0;
 }
 
@@ -192,6 +196,73 @@ out:
 	return best;
 }
 
+static const struct pk_desc_word *desc_word(const struct pk_py *py, uint64_t ident)
+{
+	size_t lo = 0, hi = py->ndesc_words;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (py->desc_words[mid].ident == ident)
+			return &py->desc_words[mid];
+		if (py->desc_words[mid].ident < ident)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int cmp_word(const void *a, const void *b)
+{
+	uint64_t x = ((const struct pk_desc_word *)a)->ident, y = ((const struct pk_desc_word *)b)->ident;
+	return x < y ? -1 : x > y;
+}
+
+void pk_threads_prefetch(struct pk_py *py, const struct pk_py_thread *th, size_t n, const struct pk_id_task *tasks,
+			 size_t ntasks)
+{
+	struct pk_desc_word *w;
+	struct pk_mem_iov *iov;
+	uint64_t *self;
+	bool *ok;
+	size_t k = 0;
+	int off;
+
+	if (n == 0 || ntasks == 0)
+		return;
+	off = tid_offset(py, th, n, tasks, ntasks);
+	if (off < 0)
+		return;
+	w = calloc(n, sizeof(*w));
+	iov = calloc(2 * n, sizeof(*iov));
+	self = calloc(n, sizeof(*self));
+	ok = calloc(2 * n, sizeof(*ok));
+	if (w == NULL || iov == NULL || self == NULL || ok == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (th[i].ident == 0)
+			continue;
+		w[k].ident = th[i].ident;
+		iov[2 * k] = (struct pk_mem_iov){ th[i].ident, &self[k], 8 };
+		iov[2 * k + 1] = (struct pk_mem_iov){ th[i].ident + (uint64_t)off, &w[k].tid, 4 };
+		k++;
+	}
+	pk_mem_readv_uncached(py->mem, iov, 2 * k, ok);
+	pk_error_clear();
+	for (size_t i = 0; i < k; i++)
+		w[i].self_ok = ok[2 * i] && ok[2 * i + 1] && self[i] == w[i].ident;
+	qsort(w, k, sizeof(*w), cmp_word);
+	free(py->desc_words);
+	py->desc_words = w;
+	py->ndesc_words = k;
+	w = NULL;
+out:
+	free(w);
+	free(iov);
+	free(self);
+	free(ok);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -328,7 +399,8 @@ void pk_threads_identify(struct pk_py *py, struct pk_py_thread *th, size_t n, st
 	struct pk_mem_iov *iov = NULL;
 	uint64_t *self = NULL, *descs = NULL, *desc_of = NULL;
 	int32_t *tidv = NULL;
-	bool *ok = NULL;
+	bool *ok = NULL, *okv = NULL;
+	size_t *slot = NULL;
 	struct by_sp *sps = NULL;
 	struct tid_idx *groups = NULL;
 	size_t *idx = NULL;
@@ -361,25 +433,46 @@ void pk_threads_identify(struct pk_py *py, struct pk_py_thread *th, size_t n, st
 	self = calloc(n, sizeof(*self));
 	tidv = calloc(n, sizeof(*tidv));
 	ok = calloc(2 * n, sizeof(*ok));
+	okv = calloc(2 * n, sizeof(*okv));
+	slot = calloc(n, sizeof(*slot));
 	descs = calloc(n + ntasks, sizeof(*descs));
 	desc_of = calloc(ntasks, sizeof(*desc_of));
 	sps = calloc(ntasks, sizeof(*sps));
 	groups = calloc(n, sizeof(*groups));
 	idx = calloc(n, sizeof(*idx));
-	if (iov == NULL || self == NULL || tidv == NULL || ok == NULL || descs == NULL || desc_of == NULL ||
-	    sps == NULL || groups == NULL || idx == NULL)
+	if (iov == NULL || self == NULL || tidv == NULL || ok == NULL || okv == NULL || slot == NULL || descs == NULL ||
+	    desc_of == NULL || sps == NULL || groups == NULL || idx == NULL)
 		goto out; /* every tid stays 0: unknown, never wrong */
 	/* 3. (read first: the descriptors also bound the stacks) The TID in
-	 * each ident's descriptor, in one batched read. */
+	 * each ident's descriptor: from the words read before the freeze
+	 * while they still name a live thread, the others in one batched
+	 * read. */
 	if (off >= 0) {
+		size_t k = 0;
 		for (size_t i = 0; i < n; i++) {
-			iov[2 * i] = (struct pk_mem_iov){ th[i].ident, &self[i], 8 };
-			iov[2 * i + 1] = (struct pk_mem_iov){ th[i].ident + (uint64_t)off, &tidv[i], 4 };
+			const struct pk_desc_word *w = th[i].ident ? desc_word(py, th[i].ident) : NULL;
 			if (th[i].ident == 0)
-				iov[2 * i].len = iov[2 * i + 1].len = 0;
+				continue;
+			if (w != NULL && w->self_ok && task_by_ns(tasks, ntasks, w->tid) != NULL) {
+				self[i] = th[i].ident;
+				tidv[i] = w->tid;
+				ok[2 * i] = ok[2 * i + 1] = true;
+				continue;
+			}
+			iov[k] = (struct pk_mem_iov){ th[i].ident, &self[i], 8 };
+			iov[k + 1] = (struct pk_mem_iov){ th[i].ident + (uint64_t)off, &tidv[i], 4 };
+			/* Parallel to iov: where each answer goes. */
+			slot[k / 2] = i;
+			k += 2;
 		}
-		pk_mem_readv(py->mem, iov, 2 * n, ok);
-		pk_error_clear();
+		if (k > 0) {
+			pk_mem_readv_uncached(py->mem, iov, k, okv);
+			pk_error_clear();
+			for (size_t j = 0; j < k / 2; j++) {
+				ok[2 * slot[j]] = okv[2 * j];
+				ok[2 * slot[j] + 1] = okv[2 * j + 1];
+			}
+		}
 	}
 	for (size_t i = 0; i < ntasks; i++) {
 		if (tasks[i].tp != 0) {
@@ -465,6 +558,8 @@ out:
 	free(self);
 	free(tidv);
 	free(ok);
+	free(okv);
+	free(slot);
 	free(descs);
 	free(desc_of);
 	free(sps);

@@ -263,6 +263,37 @@ static void test_offset_from_thread_pointer_and_image(void **state_)
 	fx_done(&f);
 }
 
+/* Words read before the freeze are used while their TID names a live
+ * thread; one that names none (the descriptor was reused by a thread born
+ * since) is read again. */
+static void test_prefetched_words(void **state_)
+{
+	struct fx f;
+	struct pk_id_task tasks[4];
+	struct pk_py_thread th[2];
+	int32_t v;
+	uint64_t reads;
+
+	(void)state_;
+	fx_init(&f);
+	tasks4(&f, tasks, false);
+	v = 777; /* a thread that has ended */
+	pyimg_put(&f.im, f.desc[3], TID_OFF, &v, 4);
+	th[0] = state(0, f.desc[1], PID + 1, 0);
+	th[1] = state(0, f.desc[3], 0, 0);
+	pk_threads_prefetch(f.py, th, 2, tasks, 4);
+	v = PID + 3; /* its descriptor, reused by thread 1003 */
+	pyimg_put(&f.im, f.desc[3], TID_OFF, &v, 4);
+	reads = f.im.reads;
+	pk_threads_identify(f.py, th, 2, tasks, 4, PID);
+	assert_int_equal(th[0].tid, PID + 1);
+	assert_int_equal(th[1].tid, PID + 3);
+	assert_int_equal(th[1].tid_from, PK_TID_FROM_PTHREAD);
+	/* Only the second descriptor was read again, in one batch. */
+	assert_int_equal(f.im.reads - reads, 2);
+	fx_done(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -273,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_ambiguous),
 		cmocka_unit_test(test_descriptor_between),
 		cmocka_unit_test(test_offset_from_thread_pointer_and_image),
+		cmocka_unit_test(test_prefetched_words),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
