@@ -557,6 +557,31 @@ int pk_mem_same_space(struct pk_mem *mem)
 	return r == 0 ? -ESRCH : 0;
 }
 
+int pk_mem_space_now(pid_t pid)
+{
+	char path[64];
+	uint8_t byte;
+	ssize_t r;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* ESRCH: the kernel found no space to pin (an exit under way);
+	 * ENOENT: no process at all. */
+	if (fd < 0)
+		return errno == ESRCH || errno == ENOENT ? 0 : -errno;
+	do {
+		r = pread(fd, &byte, 1, 0);
+	} while (r < 0 && errno == EINTR);
+	err = errno;
+	close(fd);
+	/* As in pk_mem_same_space: data or EIO while a space exists, 0 bytes
+	 * when there is none. */
+	if (r < 0 && err != EIO)
+		return -err;
+	return r == 0 ? 0 : 1;
+}
+
 int pk_mem_open_ops(const struct pk_mem_ops *ops, void *ctx, struct pk_mem **out)
 {
 	struct pk_mem *mem;

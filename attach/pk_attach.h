@@ -179,6 +179,12 @@ void pk_mem_get_stats(const struct pk_mem *mem, struct pk_mem_stats *out);
  * described with pk_error(). One system call. */
 int pk_mem_same_space(struct pk_mem *mem);
 
+/* Has process pid an address space now? 1 yes, 0 no (it is exiting: the
+ * kernel releases the space before the task turns zombie; or it is gone),
+ * -errno when it cannot be told. Opens /proc/PID/mem afresh; not described with
+ * pk_error(). */
+int pk_mem_space_now(pid_t pid);
+
 /* Write (for raise), through the descriptor opened by pk_mem_open_pid: into
  * that address space only (-ESRCH once it is gone), read-only pages too. */
 int pk_mem_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len);

@@ -58,8 +58,9 @@ bool pk_py_layout_exact(const struct pk_py *py);
 /* rc, or -ESRCH (with the message) if the process has exited meanwhile or
  * executed a new program since pk_py_open. */
 int pk_py_gone_check(const struct pk_py *py, int rc);
-/* Has the process ended (not merely its leader: a leader that called
- * pthread_exit is a zombie while the process lives on)? */
+/* Has the process ended, or is its last task running its exit (not merely
+ * its leader: a leader that called pthread_exit is a zombie while the
+ * process lives on)? */
 bool pk_py_process_ended(pid_t pid);
 
 /* Reading helpers (read.c). All bounded; return 0 / -errno. */

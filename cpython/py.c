@@ -259,7 +259,14 @@ bool pk_py_process_ended(pid_t pid)
 
 	if (err == -ESRCH || err == -ENOENT)
 		return true;
-	return err == 0 && (st.state == 'Z' || st.state == 'X') && st.threads <= 1;
+	if (err != 0 || st.threads > 1)
+		return false;
+	/* One task left, a zombie, or still running its exit with its address
+	 * space already released (the kernel does that before the task turns
+	 * zombie; an exec swaps in the new space at once, never none). With
+	 * more tasks a leader without a space may just have called
+	 * pthread_exit. */
+	return st.state == 'Z' || st.state == 'X' || pk_mem_space_now(pid) == 0;
 }
 
 /* An exec first kills the other threads, then replaces the address space.

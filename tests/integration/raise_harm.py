@@ -278,12 +278,6 @@ def sc_stopped(python):
 
 def sc_interrupt(python):
     notes = []
-    probe = subprocess.run([python, "-c", "import sys; print(sys.version_info[0])"], stdout=subprocess.PIPE)
-    if probe.stdout.strip() == b"2":
-        # Known bug, open: on a fresh one-thread 2.7 target under load,
-        # pk_py_open sometimes says "executed a new program" (exit 4).
-        print("SKIP: interrupt on 2.7: pk_py_open's exec check misfires on a one-thread 2.7 target (open bug)")
-        sys.exit(77)
     for i in range(6):
         t = Target(python, "sleepmain")
         try:
