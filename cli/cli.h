@@ -2,6 +2,7 @@
 #ifndef PK_CLI_H
 #define PK_CLI_H
 
+#include "esc.h"
 #include "json.h"
 #include "pk_cpython.h"
 #include "pk_exit.h"
@@ -33,6 +34,8 @@ const char *pk_state_name(char state);
 /* "clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, 0x7ff..., 0x0)" with fd
  * arguments resolved: "recvfrom(fd 7 -> socket:[123], ...)". */
 void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size_t cap);
+/* "thread 123 (worker-1)", the name escaped; "thread 123" without one. */
+void pk_format_thread(pid_t tid, const char *name, char *buf, size_t cap);
 void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args);
 const char *pk_gil_name(enum pk_gil_role role);
 

@@ -89,12 +89,14 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	pk_json_end(&j);
 }
 
+/* exc passed the name check; everything else here may quote the target's
+ * names (the thread's, its function's and file's, another exception's, the
+ * borrowed thread's), so each is escaped whole. */
 static void print_human(pid_t pid, const char *exc, const struct pk_raise_result *r)
 {
-	char who[256];
+	char who[PK_ESC_CAP + 32], e[PK_ESC_CAP];
 
-	snprintf(who, sizeof(who), "thread %d%s%s%s", (int)r->tid, r->name ? " (" : "", r->name ? r->name : "",
-		 r->name ? ")" : "");
+	pk_format_thread(r->tid, r->name, who, sizeof(who));
 	if (r->verdict == PK_VERDICT_DELIVERED) {
 		printf("%s delivered to %s of process %d in %.1f ms\n", exc, who, (int)pid,
 		       (double)(r->inject_ns + r->waited_ns) / 1e6);
@@ -103,27 +105,27 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 		       "exception first cannot be told)\n", exc, who, (int)pid, (double)(r->inject_ns + r->waited_ns) / 1e6);
 	} else if (r->verdict == PK_VERDICT_REPLACED) {
 		printf("%s not delivered to %s of process %d: %s\n", exc, who, (int)pid,
-		       r->reason[0] ? r->reason : "another exception replaced it");
+		       r->reason[0] ? pk_esc(r->reason, e, sizeof(e)) : "another exception replaced it");
 	} else if (r->verdict == PK_VERDICT_WITHDRAWN) {
 		printf("%s not delivered to %s of process %d within %.1f s, and withdrawn (it will not fire): %s\n", exc,
-		       who, (int)pid, (double)r->waited_ns / 1e9, r->reason);
+		       who, (int)pid, (double)r->waited_ns / 1e9, pk_esc(r->reason, e, sizeof(e)));
 	} else {
 		printf("%s queued for %s of process %d, not delivered after %.1f s: %s\n", exc, who, (int)pid,
-		       (double)r->waited_ns / 1e9, r->reason);
+		       (double)r->waited_ns / 1e9, pk_esc(r->reason, e, sizeof(e)));
 		if (r->syscall_nr >= 0) {
-			char sc[512];
+			char sc[2048];
 			pk_format_syscall(pid, r->syscall_nr, r->syscall_args, sc, sizeof(sc));
 			printf("  system call: %s\n", sc);
 		}
 		if (r->where != NULL)
-			printf("  at %s\n", r->where);
+			printf("  at %s\n", pk_esc(r->where, e, sizeof(e)));
 	}
 	if (r->interrupt_note[0] != '\0')
-		printf("  --interrupt: %s\n", r->interrupt_note);
+		printf("  --interrupt: %s\n", pk_esc(r->interrupt_note, e, sizeof(e)));
 	if (r->withdraw_note[0] != '\0' && r->verdict != PK_VERDICT_WITHDRAWN)
-		printf("  --withdraw-if-pending: %s\n", r->withdraw_note);
-	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via), r->via_reason,
-	       (double)r->freeze_ns / 1e6);
+		printf("  --withdraw-if-pending: %s\n", pk_esc(r->withdraw_note, e, sizeof(e)));
+	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via),
+	       pk_esc(r->via_reason, e, sizeof(e)), (double)r->freeze_ns / 1e6);
 	fflush(stdout);
 }
 

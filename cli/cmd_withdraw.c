@@ -76,11 +76,14 @@ int pk_cmd_withdraw(int argc, char **argv)
 	if (json) {
 		print_json(pid, &res);
 	} else {
-		char who[256];
-		snprintf(who, sizeof(who), "thread %d%s%s%s", (int)res.tid, res.name ? " (" : "",
-			 res.name ? res.name : "", res.name ? ")" : "");
+		/* The thread's name and the exception's (a class the program may
+		 * have named) are the target's: escaped. */
+		char who[PK_ESC_CAP + 32], e[4 * sizeof(res.exception)];
+
+		pk_format_thread(res.tid, res.name, who, sizeof(who));
 		if (res.withdrawn)
-			printf("withdrew %s queued for %s of process %d: it will not fire\n", res.exception, who, (int)pid);
+			printf("withdrew %s queued for %s of process %d: it will not fire\n",
+			       pk_esc(res.exception, e, sizeof(e)), who, (int)pid);
 		else
 			printf("nothing was queued for %s of process %d\n", who, (int)pid);
 		printf("  target threads stopped for %.3f ms\n", (double)res.freeze_ns / 1e6);

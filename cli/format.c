@@ -33,6 +33,18 @@ const char *pk_gil_name(enum pk_gil_role role)
 	}
 }
 
+void pk_format_thread(pid_t tid, const char *name, char *buf, size_t cap)
+{
+	char e[PK_ESC_CAP];
+
+	if (name != NULL)
+		snprintf(buf, cap, "thread %d (%s)", (int)tid, pk_esc(name, e, sizeof(e)));
+	else
+		snprintf(buf, cap, "thread %d", (int)tid);
+}
+
+/* What descriptor fd of pid refers to: "socket:[123]", a path (the target's
+ * to name: escaped by the caller for human output), "?". */
 static void fd_target(pid_t pid, uint64_t fd, char *buf, size_t cap)
 {
 	if ((int64_t)fd < 0 || fd > 0x7fffffff || pk_proc_fd_target(pid, (int)fd, buf, cap) < 0)
@@ -51,12 +63,16 @@ void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size
 	else
 		o = (size_t)snprintf(buf, cap, "syscall_%ld(", nr);
 	for (int i = 0; i < nargs && o < cap; i++) {
+		const char *sep = i ? ", " : "";
+
 		if (fds & (1u << i)) {
-			char target[256];
+			char target[256], e[4 * sizeof(target)];
+
 			fd_target(pid, args[i], target, sizeof(target));
-			o += (size_t)snprintf(buf + o, cap - o, "%sfd %lld -> %s", i ? ", " : "", (long long)args[i], target);
+			o += (size_t)snprintf(buf + o, cap - o, "%sfd %lld -> %s", sep, (long long)args[i],
+					      pk_esc(target, e, sizeof(e)));
 		} else {
-			o += (size_t)snprintf(buf + o, cap - o, "%s0x%llx", i ? ", " : "", (unsigned long long)args[i]);
+			o += (size_t)snprintf(buf + o, cap - o, "%s0x%llx", sep, (unsigned long long)args[i]);
 		}
 	}
 	if (o < cap)

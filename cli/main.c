@@ -105,17 +105,20 @@ int pk_exit_for_errno(int err)
 	}
 }
 
+/* The message and hint quote what the libraries read from the target (thread
+ * and exception names, a process's comm): escaped like every other output. */
 int pk_fail(int err, const char *fallback_what)
 {
 	const char *msg = pk_error_message();
 	const char *hint = pk_error_hint_message();
+	char e[PK_ESC_CAP];
 
 	if (msg[0] != '\0')
-		fprintf(stderr, "pykill: %s\n", msg);
+		fprintf(stderr, "pykill: %s\n", pk_esc(msg, e, sizeof(e)));
 	else
 		fprintf(stderr, "pykill: %s: %s\n", fallback_what, strerror(-err));
 	if (hint[0] != '\0')
-		fprintf(stderr, "pykill: hint: %s\n", hint);
+		fprintf(stderr, "pykill: hint: %s\n", pk_esc(hint, e, sizeof(e)));
 	return pk_exit_for_errno(err);
 }
 
@@ -151,11 +154,14 @@ bool pk_parse_thread_arg(const char *s)
 static void log_to_stderr(enum pk_log_level level, const char *msg, void *userdata)
 {
 	static const char *names[] = { "error", "warning", "", "debug" };
+	char e[PK_ESC_CAP];
+
 	(void)userdata;
+	pk_esc(msg, e, sizeof(e)); /* it may quote the target's names */
 	if (level == PK_LOG_INFO)
-		fprintf(stderr, "pykill: %s\n", msg);
+		fprintf(stderr, "pykill: %s\n", e);
 	else
-		fprintf(stderr, "pykill: %s: %s\n", names[level], msg);
+		fprintf(stderr, "pykill: %s: %s\n", names[level], e);
 }
 
 void pk_cli_more_verbose(void)

@@ -838,9 +838,8 @@ static void exception_name(struct pk_py *py, uint64_t obj, char *buf, size_t cap
 	raw[sizeof(raw) - 1] = '\0';
 	if (strncmp(raw, "exceptions.", 11) == 0) /* 2.7 */
 		memmove(raw, raw + 11, strlen(raw + 11) + 1);
-	for (char *p = raw; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
-			*p = '?';
+	/* Kept as the program named it (a class of its own may be called
+	 * anything): the CLI escapes it for a terminal, JSON keeps it exact. */
 	snprintf(buf, cap, "%s%s", raw, named == obj ? "" : " (an instance)");
 }
 
