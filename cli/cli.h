@@ -4,6 +4,7 @@
 
 #include "esc.h"
 #include "json.h"
+#include "num.h"
 #include "pk_cpython.h"
 #include "pk_exit.h"
 
@@ -26,8 +27,14 @@ int pk_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Report a library failure (pk_error message, hint) and map -errno to an exit status. */
 int pk_fail(int err, const char *fallback_what);
 int pk_exit_for_errno(int err);
-/* Parse a PID argument: decimal, > 0. */
-bool pk_parse_pid(const char *s, pid_t *out);
+
+/* PID_MAX_LIMIT of 64-bit kernels: no process ID is larger. */
+#define PK_PID_MAX 4194304u
+/* Numeric arguments, through pk_parse_num: PK_EXIT_OK, or the usage error's
+ * status with a message naming the argument of command cmd. */
+int pk_arg_pid(const char *cmd, const char *s, pid_t *out);
+/* THREAD of raise and withdraw: a TID, or an ident in decimal or 0x-hex. */
+int pk_arg_thread(const char *cmd, const char *s, uint64_t *out);
 
 /* Formatting shared by commands. */
 const char *pk_state_name(char state);
@@ -43,6 +50,5 @@ int pk_cmd_ps(int argc, char **argv);
 int pk_cmd_list(int argc, char **argv);
 int pk_cmd_raise(int argc, char **argv);
 int pk_cmd_withdraw(int argc, char **argv);
-bool pk_parse_thread_arg(const char *s);
 
 #endif

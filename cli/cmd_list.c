@@ -176,6 +176,7 @@ int pk_cmd_list(int argc, char **argv)
 	struct pk_py *py = NULL;
 	struct pk_py_snapshot *snap = NULL;
 	bool json = false, stacks = false;
+	char q[PK_ESC_ARG];
 	pid_t pid;
 	int c, rc;
 	uint64_t t0;
@@ -198,14 +199,14 @@ int pk_cmd_list(int argc, char **argv)
 			else if (strcmp(optarg, "none") == 0)
 				so.freeze = PK_FREEZE_NONE;
 			else
-				return pk_usage_error("list: --freeze must be auto, all or none, not '%s'", optarg);
+				return pk_usage_error("list: --freeze must be auto, all or none, not '%s'",
+						      pk_esc(optarg, q, sizeof(q)));
 			break;
 		case OPT_MAX_FRAMES: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*end != '\0' || v < 1 || v > 1000000)
-				return pk_usage_error("list: --max-frames must be a number from 1 to 1000000, not '%s'",
-						      optarg);
+			uint64_t v;
+			if (pk_parse_num(optarg, 0, 1, 1000000, &v) < 0)
+				return pk_usage_error("list: --max-frames must be a number from 1 to 1000000 (decimal "
+						      "digits only), not '%s'", pk_esc(optarg, q, sizeof(q)));
 			so.max_frames = (unsigned)v;
 			break;
 		}
@@ -215,15 +216,16 @@ int pk_cmd_list(int argc, char **argv)
 		case 'h':
 			return pk_usage_error("list: use 'pykill --help'");
 		default:
-			return pk_usage_error("list: unknown option '%s'", argv[optind - 1]);
+			return pk_usage_error("list: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}
 	}
 	if (optind >= argc)
 		return pk_usage_error("list: missing PID");
 	if (argc - optind > 1)
-		return pk_usage_error("list: unexpected argument '%s'", argv[optind + 1]);
-	if (!pk_parse_pid(argv[optind], &pid))
-		return pk_usage_error("list: '%s' is not a process ID", argv[optind]);
+		return pk_usage_error("list: unexpected argument '%s'", pk_esc(argv[optind + 1], q, sizeof(q)));
+	rc = pk_arg_pid("list", argv[optind], &pid);
+	if (rc != PK_EXIT_OK)
+		return rc;
 
 	t0 = pk_now_ns();
 	rc = pk_py_open(pid, &py);

@@ -121,8 +121,10 @@ int pk_cmd_ps(int argc, char **argv)
 			break;
 		case 'h':
 			return pk_usage_error("ps: use 'pykill --help'");
-		default:
-			return pk_usage_error("ps: unknown option '%s'", argv[optind - 1]);
+		default: {
+			char q[PK_ESC_ARG];
+			return pk_usage_error("ps: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
+		}
 		}
 	}
 	if (json && only_pids)
@@ -132,9 +134,10 @@ int pk_cmd_ps(int argc, char **argv)
 		if (pids == NULL)
 			return pk_fail(-ENOMEM, "ps");
 		for (int i = optind; i < argc; i++) {
-			if (!pk_parse_pid(argv[i], &pids[po.npids])) {
+			rc = pk_arg_pid("ps", argv[i], &pids[po.npids]);
+			if (rc != PK_EXIT_OK) {
 				free(pids);
-				return pk_usage_error("ps: '%s' is not a process ID", argv[i]);
+				return rc;
 			}
 			po.npids++;
 		}

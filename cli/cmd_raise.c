@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +128,12 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 	fflush(stdout);
 }
 
+/* The EXCEPTION argument: a built-in class name, looked up as the symbol
+ * PyExc_NAME. The longest CPython has is 25 characters
+ * (PendingDeprecationWarning); anything far longer is no class name, and is
+ * not worth attaching to the target for, nor echoing whole. */
+#define PK_EXC_NAME_MAX 100u
+
 int pk_cmd_raise(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -144,6 +149,7 @@ int pk_cmd_raise(int argc, char **argv)
 	struct pk_raise_result res;
 	struct pk_py *py = NULL;
 	bool json = false;
+	char q[PK_ESC_ARG];
 	pid_t pid;
 	int c, rc;
 
@@ -155,11 +161,11 @@ int pk_cmd_raise(int argc, char **argv)
 			json = true;
 			break;
 		case OPT_WAIT: {
-			char *end;
-			double v = strtod(optarg, &end);
-			if (*end != '\0' || !(v >= 0) || v > 3600)
-				return pk_usage_error("raise: --wait takes seconds from 0 to 3600, not '%s'", optarg);
-			ro.wait_ms = (unsigned)lround(v * 1000);
+			uint64_t ms;
+			if (pk_parse_num(optarg, PK_NUM_MILLI, 0, 3600000, &ms) < 0)
+				return pk_usage_error("raise: --wait takes seconds from 0 to 3600, with at most 3 "
+						      "decimals, not '%s'", pk_esc(optarg, q, sizeof(q)));
+			ro.wait_ms = (unsigned)ms;
 			break;
 		}
 		case OPT_VIA:
@@ -170,7 +176,8 @@ int pk_cmd_raise(int argc, char **argv)
 			else if (strcmp(optarg, "auto") == 0)
 				ro.via = PK_VIA_AUTO;
 			else
-				return pk_usage_error("raise: --via must be auto, call or write, not '%s'", optarg);
+				return pk_usage_error("raise: --via must be auto, call or write, not '%s'",
+						      pk_esc(optarg, q, sizeof(q)));
 			break;
 		case OPT_INTERRUPT:
 			ro.interrupt = true;
@@ -182,33 +189,39 @@ int pk_cmd_raise(int argc, char **argv)
 			pk_cli_more_verbose();
 			break;
 		default:
-			return pk_usage_error("raise: unknown option '%s'", argv[optind - 1]);
+			return pk_usage_error("raise: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}
 	}
 	if (argc - optind < 2)
 		return pk_usage_error("raise: missing %s", argc - optind == 0 ? "PID and THREAD" : "THREAD");
 	if (argc - optind > 3)
-		return pk_usage_error("raise: unexpected argument '%s'", argv[optind + 3]);
-	if (!pk_parse_pid(argv[optind], &pid))
-		return pk_usage_error("raise: '%s' is not a process ID", argv[optind]);
-	ro.thread = argv[optind + 1];
+		return pk_usage_error("raise: unexpected argument '%s'", pk_esc(argv[optind + 3], q, sizeof(q)));
+	rc = pk_arg_pid("raise", argv[optind], &pid);
+	if (rc == PK_EXIT_OK)
+		rc = pk_arg_thread("raise", argv[optind + 1], &ro.thread);
+	if (rc != PK_EXIT_OK)
+		return rc;
 	if (argc - optind == 3)
 		ro.exception = argv[optind + 2];
-	if (!pk_parse_thread_arg(ro.thread))
-		return pk_usage_error("raise: '%s' is not a thread ID or a Python thread ident", ro.thread);
+	if (strlen(ro.exception) > PK_EXC_NAME_MAX)
+		return pk_usage_error("raise: the exception name '%s' is %zu characters long: a built-in exception "
+				      "class name has at most %u", pk_esc(ro.exception, q, sizeof(q)),
+				      strlen(ro.exception), PK_EXC_NAME_MAX);
 
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
 		return pk_fail(rc, "inspect process");
 	rc = pk_py_raise(py, &ro, &res);
 	if (rc == -ENOENT) {
-		char close[256];
+		char close[256], ec[4 * sizeof(close)];
 		pk_py_exception_suggest(py, ro.exception, close, sizeof(close));
 		pk_py_close(py);
+		/* The suggestions are symbol names of the target's binary. */
 		if (close[0] != '\0')
-			return pk_usage_error("raise: unknown exception '%s'; did you mean: %s?", ro.exception, close);
+			return pk_usage_error("raise: unknown exception '%s'; did you mean: %s?",
+					      pk_esc(ro.exception, q, sizeof(q)), pk_esc(close, ec, sizeof(ec)));
 		return pk_usage_error("raise: unknown exception '%s' (a built-in exception class name, e.g. "
-				      "SystemExit)", ro.exception);
+				      "SystemExit)", pk_esc(ro.exception, q, sizeof(q)));
 	}
 	if (rc < 0) {
 		rc = pk_fail(rc, "raise");

@@ -37,6 +37,8 @@ int pk_cmd_withdraw(int argc, char **argv)
 	struct pk_withdraw_result res;
 	struct pk_py *py = NULL;
 	bool json = false;
+	char q[PK_ESC_ARG];
+	uint64_t thread;
 	pid_t pid;
 	int c, rc;
 
@@ -51,22 +53,23 @@ int pk_cmd_withdraw(int argc, char **argv)
 			pk_cli_more_verbose();
 			break;
 		default:
-			return pk_usage_error("withdraw: unknown option '%s'", argv[optind - 1]);
+			return pk_usage_error("withdraw: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}
 	}
 	if (argc - optind < 2)
 		return pk_usage_error("withdraw: missing %s", argc - optind == 0 ? "PID and THREAD" : "THREAD");
 	if (argc - optind > 2)
-		return pk_usage_error("withdraw: unexpected argument '%s'", argv[optind + 2]);
-	if (!pk_parse_pid(argv[optind], &pid))
-		return pk_usage_error("withdraw: '%s' is not a process ID", argv[optind]);
-	if (!pk_parse_thread_arg(argv[optind + 1]))
-		return pk_usage_error("withdraw: '%s' is not a thread ID or a Python thread ident", argv[optind + 1]);
+		return pk_usage_error("withdraw: unexpected argument '%s'", pk_esc(argv[optind + 2], q, sizeof(q)));
+	rc = pk_arg_pid("withdraw", argv[optind], &pid);
+	if (rc == PK_EXIT_OK)
+		rc = pk_arg_thread("withdraw", argv[optind + 1], &thread);
+	if (rc != PK_EXIT_OK)
+		return rc;
 
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
 		return pk_fail(rc, "inspect process");
-	rc = pk_py_withdraw(py, argv[optind + 1], &res);
+	rc = pk_py_withdraw(py, thread, &res);
 	if (rc < 0) {
 		rc = pk_fail(rc, "withdraw");
 		pk_withdraw_result_clear(&res);

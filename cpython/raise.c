@@ -34,21 +34,6 @@ void pk_raise_result_clear(struct pk_raise_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || isspace((unsigned char)*s))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10);
-	if (errno != 0 || *end != '\0')
-		return false;
-	*out = v;
-	return true;
-}
-
 /* ------------------------------------------------------------ exceptions */
 
 static int exception_type(struct pk_py *py, const char *name, uint64_t *type)
@@ -125,15 +110,8 @@ void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size
 
 /* ------------------------------------------------------------ threads */
 
-static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, const char *spec)
+static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, uint64_t v)
 {
-	uint64_t v;
-
-	if (!parse_u64(spec, &v)) {
-		pk_error("raise in process %d: '%s' is neither a thread ID nor a Python thread ident", (int)py->pid,
-			 spec);
-		return NULL;
-	}
 	/* A TID (as ps -L shows it) first: idents are pointers, far above pid_max. */
 	for (size_t i = 0; i < snap->nthreads; i++)
 		if (snap->threads[i].tid != 0 && (uint64_t)snap->threads[i].tid == v)
@@ -162,7 +140,8 @@ static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot 
 		pk_error("raise in thread %llu of process %d: no such thread", (unsigned long long)v, (int)py->pid);
 		return NULL;
 	}
-	pk_error("raise in process %d: no Python thread has ident %s", (int)py->pid, spec);
+	pk_error("raise in process %d: no Python thread has ident %llu (0x%llx)", (int)py->pid, (unsigned long long)v,
+		 (unsigned long long)v);
 	return NULL;
 }
 
@@ -1029,7 +1008,7 @@ static void withdraw_own(struct pk_py *py, uint64_t tstate, uint64_t ident,
 	}
 }
 
-int pk_py_withdraw(struct pk_py *py, const char *thread, struct pk_withdraw_result *res)
+int pk_py_withdraw(struct pk_py *py, uint64_t thread, struct pk_withdraw_result *res)
 {
 	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = false, .want_names = true };
 	struct pk_py_snapshot *snap = NULL;
