@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Integration test: what a target names cannot spoof pykill's output
-(issue #10, item 5).
+(issue #10, item 5), and AT_FDCWD is printed as such (item 10).
 
   run_escape.py PYKILL PYTHON
 
@@ -47,6 +47,7 @@ FILE = (b"/nonexistent/evil\n\x1b[31mred\xff.py", "/nonexistent/evil\\n\\x1b[31m
 EXC = (b"Evil\n\x1b[2J", "Evil\\n\\x1b[2J")
 FIFO = (b"fifo\n\x1b[2Jx", "fifo\\n\\x1b[2Jx")
 ARG = (b"arg\x1b]0;pwned\x07\nFAKE", "arg\\x1b]0;pwned\\x07\\nFAKE")
+AT_FDCWD_AS_U32 = "4294967196"
 
 HIDDEN = (set(range(0x20)) - {0x0a}) | set(range(0x7f, 0xa0)) | {0x061c, 0xfeff} | set(range(0x200b, 0x2010)) | \
     set(range(0x2028, 0x202f)) | set(range(0x2060, 0x2070)) | set(range(0xfff9, 0xfffc))
@@ -175,6 +176,9 @@ def check_list(binary, t):
     fds = (nl["syscall"] or {}).get("fds") or []
     check(nl["syscall"] and nl["syscall"]["name"] == "read" and fds and fds[0]["target"] == fifo,
           "list --json: nl must be in read of %r: %r" % (fifo, nl["syscall"]))
+    op = by_tid[t.tids["opener"]]["syscall"]
+    check(op and op["name"] == "openat" and op["fds"][:1] == [{"arg": 0, "fd": -100, "target": "AT_FDCWD"}],
+          "list --json: the opener's openat must show descriptor argument -100 as AT_FDCWD: %r" % op)
 
     for stacks in ([], ["--stacks"]):
         args = ["list"] + stacks + [pid]
@@ -197,6 +201,9 @@ def check_list(binary, t):
         nl_row = [l for l in rows if l.split()[0] == str(t.tids["nl"])][0]
         has("the row of nl", nl_row, "%s (%s:2)" % (FUNC[1], FILE[1]))
         has("the row of nl", nl_row, "%s/%s" % (t.dir, FIFO[1]))
+        op_row = [l for l in rows if l.split()[0] == str(t.tids["opener"])][0]
+        has("the row of the opener", op_row, "openat(AT_FDCWD, 0x")
+        check(AT_FDCWD_AS_U32 not in op_row, "AT_FDCWD printed as a 32-bit number: %s" % op_row)
         if stacks:
             has("pykill list --stacks", text, "\n    %s (%s:2)\n" % (FUNC[1], FILE[1]))
     print("ok: list and list --json")
