@@ -26,6 +26,8 @@ void pk_cli_more_verbose(void);
 int pk_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Report a library failure (pk_error message, hint) and map -errno to an exit status. */
 int pk_fail(int err, const char *fallback_what);
+/* The same, with more_hint (what the command's user can do) after the library's hint. */
+int pk_fail_hint(int err, const char *fallback_what, const char *more_hint);
 int pk_exit_for_errno(int err);
 
 /* PID_MAX_LIMIT of 64-bit kernels: no process ID is larger. */

@@ -3,6 +3,7 @@
 #include "pk_attach.h"
 #include "pk_log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,7 +236,14 @@ int pk_cmd_list(int argc, char **argv)
 	       (double)(pk_now_ns() - t0) / 1e6, pk_py_layout_source(py));
 	rc = pk_py_snapshot(py, &so, &snap);
 	if (rc < 0) {
-		rc = pk_fail(rc, "read the threads");
+		char more[160] = "";
+
+		/* A debugger or strace holds a thread: stopping is what failed,
+		 * reading never needs it. */
+		if (rc == -EPERM && so.freeze != PK_FREEZE_NONE && pk_attach_other_tracer(pid) > 0)
+			snprintf(more, sizeof(more), "'pykill list --freeze=none %d' still reads it: it stops nothing "
+				 "(the picture may then be torn)", (int)pid);
+		rc = pk_fail_hint(rc, "read the threads", more);
 		pk_py_close(py);
 		return rc;
 	}

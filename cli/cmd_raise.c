@@ -224,7 +224,12 @@ int pk_cmd_raise(int argc, char **argv)
 				      "SystemExit)", pk_esc(ro.exception, q, sizeof(q)));
 	}
 	if (rc < 0) {
-		rc = pk_fail(rc, "raise");
+		char more[200] = "";
+
+		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
+			snprintf(more, sizeof(more), "raise must stop threads: detach that tracer first (end strace or "
+				 "the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
+		rc = pk_fail_hint(rc, "raise", more);
 		pk_raise_result_clear(&res);
 		pk_py_close(py);
 		return rc;

@@ -1,5 +1,6 @@
 /* pykill withdraw PID THREAD: remove the exception queued for one thread. */
 #include "cli.h"
+#include "pk_attach.h"
 #include "pk_log.h"
 
 #include <errno.h>
@@ -71,7 +72,12 @@ int pk_cmd_withdraw(int argc, char **argv)
 		return pk_fail(rc, "inspect process");
 	rc = pk_py_withdraw(py, thread, &res);
 	if (rc < 0) {
-		rc = pk_fail(rc, "withdraw");
+		char more[200] = "";
+
+		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
+			snprintf(more, sizeof(more), "withdraw must stop threads: detach that tracer first (end strace "
+				 "or the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
+		rc = pk_fail_hint(rc, "withdraw", more);
 		pk_withdraw_result_clear(&res);
 		pk_py_close(py);
 		return rc;

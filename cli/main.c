@@ -104,9 +104,14 @@ int pk_exit_for_errno(int err)
 	}
 }
 
+int pk_fail(int err, const char *fallback_what)
+{
+	return pk_fail_hint(err, fallback_what, NULL);
+}
+
 /* The message and hint quote what the libraries read from the target (thread
  * and exception names, a process's comm): escaped like every other output. */
-int pk_fail(int err, const char *fallback_what)
+int pk_fail_hint(int err, const char *fallback_what, const char *more_hint)
 {
 	const char *msg = pk_error_message();
 	const char *hint = pk_error_hint_message();
@@ -116,8 +121,10 @@ int pk_fail(int err, const char *fallback_what)
 		fprintf(stderr, "pykill: %s\n", pk_esc(msg, e, sizeof(e)));
 	else
 		fprintf(stderr, "pykill: %s: %s\n", fallback_what, strerror(-err));
-	if (hint[0] != '\0')
-		fprintf(stderr, "pykill: hint: %s\n", pk_esc(hint, e, sizeof(e)));
+	if (hint[0] != '\0' || (more_hint != NULL && more_hint[0] != '\0'))
+		fprintf(stderr, "pykill: hint: %s%s%s\n", pk_esc(hint, e, sizeof(e)),
+			hint[0] != '\0' && more_hint != NULL && more_hint[0] != '\0' ? "; " : "",
+			more_hint != NULL ? more_hint : "");
 	return pk_exit_for_errno(err);
 }
 

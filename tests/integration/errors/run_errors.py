@@ -509,17 +509,36 @@ def case_already_traced(pykill, pythons, tracer):
         fail("tracer could not seize %d: %r (exit %s)" % (t.pid, line, tr.wait()))
     if tracer_pid(t.pid) != tr.pid:
         fail("tracer %d holds %d but TracerPid says %d" % (tr.pid, t.pid, tracer_pid(t.pid)))
-    # auto stops the busy thread; all stops everything: both must meet the tracer.
+    # auto stops the busy thread; all stops everything: both must meet the
+    # tracer, and the hint must say what still works (issue #10.10).
     for freeze in ([], ["--freeze=all"]):
         cmd = [pykill, "list"] + freeze + [str(t.pid)]
         res = run(cmd)
-        check_failure(cmd, res, EXIT_PERMISSION, contains=(str(t.pid),),
-                      hint=("already traced by pid %d" % tr.pid,))
+        _, hint = check_failure(cmd, res, EXIT_PERMISSION, contains=(str(t.pid),),
+                                hint=("already traced by pid %d" % tr.pid,))
+        if "pykill list --freeze=none %d" % t.pid not in hint:
+            fail("the hint does not say that --freeze=none still works: %s" % show(cmd, res))
+        check_untouched(t.pid)
+        if tracer_pid(t.pid) != tr.pid:
+            fail("pykill changed who traces %d: TracerPid %d" % (t.pid, tracer_pid(t.pid)))
+    msg = res.err.strip().replace("\n", " | ")
+    # What the hint promises: reading without stopping anything works.
+    cmd = [pykill, "list", "--freeze=none", "--json", str(t.pid)]
+    res = run(cmd)
+    if res.returncode != EXIT_OK or '"busy"' not in res.out:
+        fail("list --freeze=none must work while another tracer holds the process: %s" % show(cmd, res))
+    # raise and withdraw must stop threads: the hint says to detach the tracer.
+    for sub in (["raise"], ["withdraw"]):
+        cmd = [pykill] + sub + [str(t.pid), str(t.busy_tid)]
+        res = run(cmd)
+        _, hint = check_failure(cmd, res, EXIT_PERMISSION, contains=(str(t.pid),),
+                                hint=("already traced by pid %d" % tr.pid,))
+        if "detach that tracer" not in hint or "--freeze=none" not in hint:
+            fail("the hint of %s does not say what to do about the tracer: %s" % (sub[0], show(cmd, res)))
         check_untouched(t.pid)
         if tracer_pid(t.pid) != tr.pid:
             fail("pykill changed who traces %d: TracerPid %d" % (t.pid, tracer_pid(t.pid)))
     t.ping()  # still running while traced
-    msg = res.err.strip().replace("\n", " | ")
     tr.stdin.close()
     rc = tr.wait(timeout=20)
     out = tr.stdout.read().decode()
