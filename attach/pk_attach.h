@@ -225,6 +225,9 @@ void pk_thread_unclaim(int fd);
 /* Why ptrace of pid would fail, as a hint for messages (already traced by pid
  * N, yama ptrace_scope, another user, missing CAP_SYS_PTRACE). */
 void pk_attach_explain_eperm(pid_t pid);
+/* Another tracer (not this process) of pid or of one of its threads: its
+ * PID, or 0 if none is seen. */
+pid_t pk_attach_other_tracer(pid_t pid);
 
 uint64_t pk_now_ns(void); /* CLOCK_MONOTONIC */
 void pk_sleep_ns(uint64_t ns);

@@ -1137,6 +1137,31 @@ static void hint_add(char *hint, size_t cap, size_t *off, const char *fmt, ...)
 
 #define PK_CAP_SYS_PTRACE 19
 
+pid_t pk_attach_other_tracer(pid_t pid)
+{
+	struct pk_status st;
+	pid_t *tids = NULL;
+	size_t n = 0;
+	pid_t tracer = 0;
+
+	if (pid <= 0 || pk_proc_status_quiet(pid, 0, &st) < 0)
+		return 0;
+	if (st.tracer_pid > 0 && st.tracer_pid != getpid())
+		return st.tracer_pid;
+	/* ptrace is per thread: another tracer may hold a thread, not the leader. */
+	if (pk_proc_tasks(pid, &tids, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n && i < 100000; i++) {
+		struct pk_status ts;
+		if (pk_proc_status_quiet(pid, tids[i], &ts) == 0 && ts.tracer_pid > 0 && ts.tracer_pid != getpid()) {
+			tracer = ts.tracer_pid;
+			break;
+		}
+	}
+	free(tids);
+	return tracer;
+}
+
 void pk_attach_explain_eperm(pid_t pid)
 {
 	char hint[480] = "";
@@ -1151,23 +1176,9 @@ void pk_attach_explain_eperm(pid_t pid)
 	if (have_self)
 		has_cap = (self.cap_eff >> PK_CAP_SYS_PTRACE) & 1;
 
-	/* ptrace is per thread: another tracer may hold a thread, not the leader. */
-	if (have_st && (st.tracer_pid <= 0 || st.tracer_pid == getpid())) {
-		pid_t *tids = NULL;
-		size_t n = 0;
-		if (pk_proc_tasks(pid, &tids, &n) == 0) {
-			for (size_t i = 0; i < n && i < 100000; i++) {
-				struct pk_status ts;
-				if (pk_proc_status_quiet(pid, tids[i], &ts) == 0 && ts.tracer_pid > 0 &&
-				    ts.tracer_pid != getpid()) {
-					st.tracer_pid = ts.tracer_pid;
-					break;
-				}
-			}
-			free(tids);
-		}
-	}
-	if (have_st && st.tracer_pid > 0 && st.tracer_pid != getpid()) {
+	if (have_st)
+		st.tracer_pid = pk_attach_other_tracer(pid);
+	if (have_st && st.tracer_pid > 0) {
 		const char *comm = "?";
 
 		snprintf(path, sizeof(path), "/proc/%d/comm", (int)st.tracer_pid);

@@ -3,6 +3,7 @@
 #include "pk_attach.h"
 #include "pk_log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,32 +80,42 @@ static void print_json(struct pk_py *py, const struct pk_py_snapshot *snap)
 	pk_json_end(&j);
 }
 
-static void where(const struct pk_py_thread *t, char *buf, size_t cap)
+/* Where a thread is: "function (file:line)", both names escaped (the
+ * target's to choose: a newline in one would forge a row). */
+static void print_frame(const struct pk_py_frame *f)
 {
+	char fn[PK_ESC_CAP], file[PK_ESC_CAP];
+
+	printf("%s (%s:%d)", pk_esc(f->function, fn, sizeof(fn)), pk_esc(f->file, file, sizeof(file)), f->line);
+}
+
+static void print_where(const struct pk_py_thread *t)
+{
+	char e[PK_ESC_CAP];
+
 	if (t->nframes > 0)
-		snprintf(buf, cap, "%s (%s:%d)", t->frames[0].function, t->frames[0].file, t->frames[0].line);
+		print_frame(&t->frames[0]);
 	else if (t->frames_error != NULL)
-		snprintf(buf, cap, "? (%s)", t->frames_error);
+		printf("? (%s)", pk_esc(t->frames_error, e, sizeof(e)));
 	else
-		snprintf(buf, cap, "-");
+		printf("-");
 }
 
 static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, bool stacks)
 {
-	char sc[512], loc[512], tid[32];
+	char sc[2048], tid[32], name[PK_ESC_CAP], e[PK_ESC_CAP], ver[128];
 	int64_t last_interp = -1;
 	bool ns = snap->ns_pid != snap->pid;
 
 	printf("PID %d%s  Python %s  %s  frozen %.3f ms (%zu thread%s stopped)\n", (int)snap->pid,
-	       ns ? "" : "", pk_py_version(py), pk_py_path(py), (double)snap->freeze_ns / 1e6, snap->nstopped,
-	       snap->nstopped == 1 ? "" : "s");
+	       ns ? "" : "", pk_esc(pk_py_version(py), ver, sizeof(ver)), pk_esc(pk_py_path(py), e, sizeof(e)),
+	       (double)snap->freeze_ns / 1e6, snap->nstopped, snap->nstopped == 1 ? "" : "s");
 	if (ns)
 		printf("PID %d in its own namespace\n", (int)snap->ns_pid);
 	if (snap->finalizing)
 		printf("the interpreter is shutting down\n");
 	for (size_t i = 0; i < snap->nthreads; i++) {
 		const struct pk_py_thread *t = &snap->threads[i];
-		const char *name = t->name ? t->name : "-";
 		char flags[4] = "--";
 
 		if (snap->ninterps > 1 && t->interp_id != last_interp) {
@@ -129,16 +140,20 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 			pk_format_syscall(snap->pid, t->syscall_nr, t->syscall_args, sc, sizeof(sc));
 		else
 			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_SYSCALL_RUNNING ? "(running)" : "-");
-		where(t, loc, sizeof(loc));
-		printf("%-16s 0x%-14llx %-16s %-4s %-10s %-40s %s\n", tid, (unsigned long long)t->ident, name, flags,
-		       pk_state_name(t->state), sc, loc);
+		printf("%-16s 0x%-14llx %-16s %-4s %-10s %-40s ", tid, (unsigned long long)t->ident,
+		       t->name ? pk_esc(t->name, name, sizeof(name)) : "-", flags, pk_state_name(t->state), sc);
+		print_where(t);
+		putchar('\n');
 		if (stacks) {
-			for (size_t f = 0; f < t->nframes; f++)
-				printf("    %s (%s:%d)\n", t->frames[f].function, t->frames[f].file, t->frames[f].line);
+			for (size_t f = 0; f < t->nframes; f++) {
+				printf("    ");
+				print_frame(&t->frames[f]);
+				putchar('\n');
+			}
 			if (t->frames_truncated)
 				printf("    ... stack cut at %zu frames\n", t->nframes);
 			if (t->frames_error)
-				printf("    ... %s\n", t->frames_error);
+				printf("    ... %s\n", pk_esc(t->frames_error, e, sizeof(e)));
 		}
 	}
 	if (snap->nnatives > 0)
@@ -162,6 +177,7 @@ int pk_cmd_list(int argc, char **argv)
 	struct pk_py *py = NULL;
 	struct pk_py_snapshot *snap = NULL;
 	bool json = false, stacks = false;
+	char q[PK_ESC_ARG];
 	pid_t pid;
 	int c, rc;
 	uint64_t t0;
@@ -184,14 +200,14 @@ int pk_cmd_list(int argc, char **argv)
 			else if (strcmp(optarg, "none") == 0)
 				so.freeze = PK_FREEZE_NONE;
 			else
-				return pk_usage_error("list: --freeze must be auto, all or none, not '%s'", optarg);
+				return pk_usage_error("list: --freeze must be auto, all or none, not '%s'",
+						      pk_esc(optarg, q, sizeof(q)));
 			break;
 		case OPT_MAX_FRAMES: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*end != '\0' || v < 1 || v > 1000000)
-				return pk_usage_error("list: --max-frames must be a number from 1 to 1000000, not '%s'",
-						      optarg);
+			uint64_t v;
+			if (pk_parse_num(optarg, 0, 1, 1000000, &v) < 0)
+				return pk_usage_error("list: --max-frames must be a number from 1 to 1000000 (decimal "
+						      "digits only), not '%s'", pk_esc(optarg, q, sizeof(q)));
 			so.max_frames = (unsigned)v;
 			break;
 		}
@@ -201,15 +217,16 @@ int pk_cmd_list(int argc, char **argv)
 		case 'h':
 			return pk_usage_error("list: use 'pykill --help'");
 		default:
-			return pk_usage_error("list: unknown option '%s'", argv[optind - 1]);
+			return pk_usage_error("list: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}
 	}
 	if (optind >= argc)
 		return pk_usage_error("list: missing PID");
 	if (argc - optind > 1)
-		return pk_usage_error("list: unexpected argument '%s'", argv[optind + 1]);
-	if (!pk_parse_pid(argv[optind], &pid))
-		return pk_usage_error("list: '%s' is not a process ID", argv[optind]);
+		return pk_usage_error("list: unexpected argument '%s'", pk_esc(argv[optind + 1], q, sizeof(q)));
+	rc = pk_arg_pid("list", argv[optind], &pid);
+	if (rc != PK_EXIT_OK)
+		return rc;
 
 	t0 = pk_now_ns();
 	rc = pk_py_open(pid, &py);
@@ -219,7 +236,14 @@ int pk_cmd_list(int argc, char **argv)
 	       (double)(pk_now_ns() - t0) / 1e6, pk_py_layout_source(py));
 	rc = pk_py_snapshot(py, &so, &snap);
 	if (rc < 0) {
-		rc = pk_fail(rc, "read the threads");
+		char more[160] = "";
+
+		/* A debugger or strace holds a thread: stopping is what failed,
+		 * reading never needs it. */
+		if (rc == -EPERM && so.freeze != PK_FREEZE_NONE && pk_attach_other_tracer(pid) > 0)
+			snprintf(more, sizeof(more), "'pykill list --freeze=none %d' still reads it: it stops nothing "
+				 "(the picture may then be torn)", (int)pid);
+		rc = pk_fail_hint(rc, "read the threads", more);
 		pk_py_close(py);
 		return rc;
 	}

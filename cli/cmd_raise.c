@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,12 +88,14 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	pk_json_end(&j);
 }
 
+/* exc passed the name check; everything else here may quote the target's
+ * names (the thread's, its function's and file's, another exception's, the
+ * borrowed thread's), so each is escaped whole. */
 static void print_human(pid_t pid, const char *exc, const struct pk_raise_result *r)
 {
-	char who[256];
+	char who[PK_ESC_CAP + 32], e[PK_ESC_CAP];
 
-	snprintf(who, sizeof(who), "thread %d%s%s%s", (int)r->tid, r->name ? " (" : "", r->name ? r->name : "",
-		 r->name ? ")" : "");
+	pk_format_thread(r->tid, r->name, who, sizeof(who));
 	if (r->verdict == PK_VERDICT_DELIVERED) {
 		printf("%s delivered to %s of process %d in %.1f ms\n", exc, who, (int)pid,
 		       (double)(r->inject_ns + r->waited_ns) / 1e6);
@@ -103,29 +104,35 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 		       "exception first cannot be told)\n", exc, who, (int)pid, (double)(r->inject_ns + r->waited_ns) / 1e6);
 	} else if (r->verdict == PK_VERDICT_REPLACED) {
 		printf("%s not delivered to %s of process %d: %s\n", exc, who, (int)pid,
-		       r->reason[0] ? r->reason : "another exception replaced it");
+		       r->reason[0] ? pk_esc(r->reason, e, sizeof(e)) : "another exception replaced it");
 	} else if (r->verdict == PK_VERDICT_WITHDRAWN) {
 		printf("%s not delivered to %s of process %d within %.1f s, and withdrawn (it will not fire): %s\n", exc,
-		       who, (int)pid, (double)r->waited_ns / 1e9, r->reason);
+		       who, (int)pid, (double)r->waited_ns / 1e9, pk_esc(r->reason, e, sizeof(e)));
 	} else {
 		printf("%s queued for %s of process %d, not delivered after %.1f s: %s\n", exc, who, (int)pid,
-		       (double)r->waited_ns / 1e9, r->reason);
+		       (double)r->waited_ns / 1e9, pk_esc(r->reason, e, sizeof(e)));
 		if (r->syscall_nr >= 0) {
-			char sc[512];
+			char sc[2048];
 			pk_format_syscall(pid, r->syscall_nr, r->syscall_args, sc, sizeof(sc));
 			printf("  system call: %s\n", sc);
 		}
 		if (r->where != NULL)
-			printf("  at %s\n", r->where);
+			printf("  at %s\n", pk_esc(r->where, e, sizeof(e)));
 	}
 	if (r->interrupt_note[0] != '\0')
-		printf("  --interrupt: %s\n", r->interrupt_note);
+		printf("  --interrupt: %s\n", pk_esc(r->interrupt_note, e, sizeof(e)));
 	if (r->withdraw_note[0] != '\0' && r->verdict != PK_VERDICT_WITHDRAWN)
-		printf("  --withdraw-if-pending: %s\n", r->withdraw_note);
-	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via), r->via_reason,
-	       (double)r->freeze_ns / 1e6);
+		printf("  --withdraw-if-pending: %s\n", pk_esc(r->withdraw_note, e, sizeof(e)));
+	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via),
+	       pk_esc(r->via_reason, e, sizeof(e)), (double)r->freeze_ns / 1e6);
 	fflush(stdout);
 }
+
+/* The EXCEPTION argument: a built-in class name, looked up as the symbol
+ * PyExc_NAME. The longest CPython has is 25 characters
+ * (PendingDeprecationWarning); anything far longer is no class name, and is
+ * not worth attaching to the target for, nor echoing whole. */
+#define PK_EXC_NAME_MAX 100u
 
 int pk_cmd_raise(int argc, char **argv)
 {
@@ -142,6 +149,7 @@ int pk_cmd_raise(int argc, char **argv)
 	struct pk_raise_result res;
 	struct pk_py *py = NULL;
 	bool json = false;
+	char q[PK_ESC_ARG];
 	pid_t pid;
 	int c, rc;
 
@@ -153,11 +161,11 @@ int pk_cmd_raise(int argc, char **argv)
 			json = true;
 			break;
 		case OPT_WAIT: {
-			char *end;
-			double v = strtod(optarg, &end);
-			if (*end != '\0' || !(v >= 0) || v > 3600)
-				return pk_usage_error("raise: --wait takes seconds from 0 to 3600, not '%s'", optarg);
-			ro.wait_ms = (unsigned)lround(v * 1000);
+			uint64_t ms;
+			if (pk_parse_num(optarg, PK_NUM_MILLI, 0, 3600000, &ms) < 0)
+				return pk_usage_error("raise: --wait takes seconds from 0 to 3600, with at most 3 "
+						      "decimals, not '%s'", pk_esc(optarg, q, sizeof(q)));
+			ro.wait_ms = (unsigned)ms;
 			break;
 		}
 		case OPT_VIA:
@@ -168,7 +176,8 @@ int pk_cmd_raise(int argc, char **argv)
 			else if (strcmp(optarg, "auto") == 0)
 				ro.via = PK_VIA_AUTO;
 			else
-				return pk_usage_error("raise: --via must be auto, call or write, not '%s'", optarg);
+				return pk_usage_error("raise: --via must be auto, call or write, not '%s'",
+						      pk_esc(optarg, q, sizeof(q)));
 			break;
 		case OPT_INTERRUPT:
 			ro.interrupt = true;
@@ -180,36 +189,47 @@ int pk_cmd_raise(int argc, char **argv)
 			pk_cli_more_verbose();
 			break;
 		default:
-			return pk_usage_error("raise: unknown option '%s'", argv[optind - 1]);
+			return pk_usage_error("raise: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}
 	}
 	if (argc - optind < 2)
 		return pk_usage_error("raise: missing %s", argc - optind == 0 ? "PID and THREAD" : "THREAD");
 	if (argc - optind > 3)
-		return pk_usage_error("raise: unexpected argument '%s'", argv[optind + 3]);
-	if (!pk_parse_pid(argv[optind], &pid))
-		return pk_usage_error("raise: '%s' is not a process ID", argv[optind]);
-	ro.thread = argv[optind + 1];
+		return pk_usage_error("raise: unexpected argument '%s'", pk_esc(argv[optind + 3], q, sizeof(q)));
+	rc = pk_arg_pid("raise", argv[optind], &pid);
+	if (rc == PK_EXIT_OK)
+		rc = pk_arg_thread("raise", argv[optind + 1], &ro.thread);
+	if (rc != PK_EXIT_OK)
+		return rc;
 	if (argc - optind == 3)
 		ro.exception = argv[optind + 2];
-	if (!pk_parse_thread_arg(ro.thread))
-		return pk_usage_error("raise: '%s' is not a thread ID or a Python thread ident", ro.thread);
+	if (strlen(ro.exception) > PK_EXC_NAME_MAX)
+		return pk_usage_error("raise: the exception name '%s' is %zu characters long: a built-in exception "
+				      "class name has at most %u", pk_esc(ro.exception, q, sizeof(q)),
+				      strlen(ro.exception), PK_EXC_NAME_MAX);
 
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
 		return pk_fail(rc, "inspect process");
 	rc = pk_py_raise(py, &ro, &res);
 	if (rc == -ENOENT) {
-		char close[256];
+		char close[256], ec[4 * sizeof(close)];
 		pk_py_exception_suggest(py, ro.exception, close, sizeof(close));
 		pk_py_close(py);
+		/* The suggestions are symbol names of the target's binary. */
 		if (close[0] != '\0')
-			return pk_usage_error("raise: unknown exception '%s'; did you mean: %s?", ro.exception, close);
+			return pk_usage_error("raise: unknown exception '%s'; did you mean: %s?",
+					      pk_esc(ro.exception, q, sizeof(q)), pk_esc(close, ec, sizeof(ec)));
 		return pk_usage_error("raise: unknown exception '%s' (a built-in exception class name, e.g. "
-				      "SystemExit)", ro.exception);
+				      "SystemExit)", pk_esc(ro.exception, q, sizeof(q)));
 	}
 	if (rc < 0) {
-		rc = pk_fail(rc, "raise");
+		char more[200] = "";
+
+		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
+			snprintf(more, sizeof(more), "raise must stop threads: detach that tracer first (end strace or "
+				 "the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
+		rc = pk_fail_hint(rc, "raise", more);
 		pk_raise_result_clear(&res);
 		pk_py_close(py);
 		return rc;

@@ -1,5 +1,6 @@
 /* pykill withdraw PID THREAD: remove the exception queued for one thread. */
 #include "cli.h"
+#include "pk_attach.h"
 #include "pk_log.h"
 
 #include <errno.h>
@@ -37,6 +38,8 @@ int pk_cmd_withdraw(int argc, char **argv)
 	struct pk_withdraw_result res;
 	struct pk_py *py = NULL;
 	bool json = false;
+	char q[PK_ESC_ARG];
+	uint64_t thread;
 	pid_t pid;
 	int c, rc;
 
@@ -51,24 +54,30 @@ int pk_cmd_withdraw(int argc, char **argv)
 			pk_cli_more_verbose();
 			break;
 		default:
-			return pk_usage_error("withdraw: unknown option '%s'", argv[optind - 1]);
+			return pk_usage_error("withdraw: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}
 	}
 	if (argc - optind < 2)
 		return pk_usage_error("withdraw: missing %s", argc - optind == 0 ? "PID and THREAD" : "THREAD");
 	if (argc - optind > 2)
-		return pk_usage_error("withdraw: unexpected argument '%s'", argv[optind + 2]);
-	if (!pk_parse_pid(argv[optind], &pid))
-		return pk_usage_error("withdraw: '%s' is not a process ID", argv[optind]);
-	if (!pk_parse_thread_arg(argv[optind + 1]))
-		return pk_usage_error("withdraw: '%s' is not a thread ID or a Python thread ident", argv[optind + 1]);
+		return pk_usage_error("withdraw: unexpected argument '%s'", pk_esc(argv[optind + 2], q, sizeof(q)));
+	rc = pk_arg_pid("withdraw", argv[optind], &pid);
+	if (rc == PK_EXIT_OK)
+		rc = pk_arg_thread("withdraw", argv[optind + 1], &thread);
+	if (rc != PK_EXIT_OK)
+		return rc;
 
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
 		return pk_fail(rc, "inspect process");
-	rc = pk_py_withdraw(py, argv[optind + 1], &res);
+	rc = pk_py_withdraw(py, thread, &res);
 	if (rc < 0) {
-		rc = pk_fail(rc, "withdraw");
+		char more[200] = "";
+
+		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
+			snprintf(more, sizeof(more), "withdraw must stop threads: detach that tracer first (end strace "
+				 "or the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
+		rc = pk_fail_hint(rc, "withdraw", more);
 		pk_withdraw_result_clear(&res);
 		pk_py_close(py);
 		return rc;
@@ -76,11 +85,14 @@ int pk_cmd_withdraw(int argc, char **argv)
 	if (json) {
 		print_json(pid, &res);
 	} else {
-		char who[256];
-		snprintf(who, sizeof(who), "thread %d%s%s%s", (int)res.tid, res.name ? " (" : "",
-			 res.name ? res.name : "", res.name ? ")" : "");
+		/* The thread's name and the exception's (a class the program may
+		 * have named) are the target's: escaped. */
+		char who[PK_ESC_CAP + 32], e[4 * sizeof(res.exception)];
+
+		pk_format_thread(res.tid, res.name, who, sizeof(who));
 		if (res.withdrawn)
-			printf("withdrew %s queued for %s of process %d: it will not fire\n", res.exception, who, (int)pid);
+			printf("withdrew %s queued for %s of process %d: it will not fire\n",
+			       pk_esc(res.exception, e, sizeof(e)), who, (int)pid);
 		else
 			printf("nothing was queued for %s of process %d\n", who, (int)pid);
 		printf("  target threads stopped for %.3f ms\n", (double)res.freeze_ns / 1e6);

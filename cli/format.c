@@ -1,6 +1,7 @@
 #include "cli.h"
 #include "pk_attach.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,9 +34,32 @@ const char *pk_gil_name(enum pk_gil_role role)
 	}
 }
 
-static void fd_target(pid_t pid, uint64_t fd, char *buf, size_t cap)
+void pk_format_thread(pid_t tid, const char *name, char *buf, size_t cap)
 {
-	if ((int64_t)fd < 0 || fd > 0x7fffffff || pk_proc_fd_target(pid, (int)fd, buf, cap) < 0)
+	char e[PK_ESC_CAP];
+
+	if (name != NULL)
+		snprintf(buf, cap, "thread %d (%s)", (int)tid, pk_esc(name, e, sizeof(e)));
+	else
+		snprintf(buf, cap, "thread %d", (int)tid);
+}
+
+/* The kernel reads a descriptor argument as an int, the low half of the
+ * register: AT_FDCWD (-100) arrives as 0xffffff9c, which printed as a 64-bit
+ * number was "fd 4294967196". */
+static int fd_arg(uint64_t reg)
+{
+	return (int)(int32_t)(uint32_t)reg;
+}
+
+/* What descriptor fd of pid refers to: "socket:[123]", a path (the target's
+ * to name: escaped by the caller for human output), "AT_FDCWD" (the
+ * directory argument of an *at call meaning the current directory), "?". */
+static void fd_target(pid_t pid, int fd, char *buf, size_t cap)
+{
+	if (fd == AT_FDCWD)
+		snprintf(buf, cap, "AT_FDCWD");
+	else if (fd < 0 || pk_proc_fd_target(pid, fd, buf, cap) < 0)
 		snprintf(buf, cap, "?");
 }
 
@@ -51,12 +75,20 @@ void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size
 	else
 		o = (size_t)snprintf(buf, cap, "syscall_%ld(", nr);
 	for (int i = 0; i < nargs && o < cap; i++) {
+		const char *sep = i ? ", " : "";
+
 		if (fds & (1u << i)) {
-			char target[256];
-			fd_target(pid, args[i], target, sizeof(target));
-			o += (size_t)snprintf(buf + o, cap - o, "%sfd %lld -> %s", i ? ", " : "", (long long)args[i], target);
+			int fd = fd_arg(args[i]);
+			char target[256], e[4 * sizeof(target)];
+
+			if (fd == AT_FDCWD) {
+				o += (size_t)snprintf(buf + o, cap - o, "%sAT_FDCWD", sep);
+				continue;
+			}
+			fd_target(pid, fd, target, sizeof(target));
+			o += (size_t)snprintf(buf + o, cap - o, "%sfd %d -> %s", sep, fd, pk_esc(target, e, sizeof(e)));
 		} else {
-			o += (size_t)snprintf(buf + o, cap - o, "%s0x%llx", i ? ", " : "", (unsigned long long)args[i]);
+			o += (size_t)snprintf(buf + o, cap - o, "%s0x%llx", sep, (unsigned long long)args[i]);
 		}
 	}
 	if (o < cap)
@@ -87,10 +119,10 @@ void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args
 		char target[256];
 		if (!(fds & (1u << i)))
 			continue;
-		fd_target(pid, args[i], target, sizeof(target));
+		fd_target(pid, fd_arg(args[i]), target, sizeof(target));
 		pk_json_obj_begin(j, NULL);
 		pk_json_int(j, "arg", i);
-		pk_json_int(j, "fd", (long long)args[i]);
+		pk_json_int(j, "fd", fd_arg(args[i]));
 		pk_json_str(j, "target", target);
 		pk_json_obj_end(j);
 	}

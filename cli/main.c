@@ -2,7 +2,6 @@
 #include "cli.h"
 #include "pk_log.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -107,55 +106,69 @@ int pk_exit_for_errno(int err)
 
 int pk_fail(int err, const char *fallback_what)
 {
+	return pk_fail_hint(err, fallback_what, NULL);
+}
+
+/* The message and hint quote what the libraries read from the target (thread
+ * and exception names, a process's comm): escaped like every other output. */
+int pk_fail_hint(int err, const char *fallback_what, const char *more_hint)
+{
 	const char *msg = pk_error_message();
 	const char *hint = pk_error_hint_message();
+	char e[PK_ESC_CAP];
 
 	if (msg[0] != '\0')
-		fprintf(stderr, "pykill: %s\n", msg);
+		fprintf(stderr, "pykill: %s\n", pk_esc(msg, e, sizeof(e)));
 	else
 		fprintf(stderr, "pykill: %s: %s\n", fallback_what, strerror(-err));
-	if (hint[0] != '\0')
-		fprintf(stderr, "pykill: hint: %s\n", hint);
+	if (hint[0] != '\0' || (more_hint != NULL && more_hint[0] != '\0'))
+		fprintf(stderr, "pykill: hint: %s%s%s\n", pk_esc(hint, e, sizeof(e)),
+			hint[0] != '\0' && more_hint != NULL && more_hint[0] != '\0' ? "; " : "",
+			more_hint != NULL ? more_hint : "");
 	return pk_exit_for_errno(err);
 }
 
-bool pk_parse_pid(const char *s, pid_t *out)
+int pk_arg_pid(const char *cmd, const char *s, pid_t *out)
 {
-	char *end;
-	long v;
+	char q[PK_ESC_ARG];
+	uint64_t v;
+	int rc = pk_parse_num(s, 0, 1, PK_PID_MAX, &v);
 
-	if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
-		return false;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0 || v > 0x3fffffff)
-		return false;
+	if (rc == -ERANGE)
+		return pk_usage_error("%s: '%s' is not a process ID: out of range (1 to %u)", cmd,
+				      pk_esc(s, q, sizeof(q)), PK_PID_MAX);
+	if (rc < 0)
+		return pk_usage_error("%s: '%s' is not a process ID (decimal digits only: no sign, no blank)", cmd,
+				      pk_esc(s, q, sizeof(q)));
 	*out = (pid_t)v;
-	return true;
+	return PK_EXIT_OK;
 }
 
-/* THREAD of raise and withdraw: a TID, or an ident in decimal or 0x-hex;
- * no sign, no blank, no overflow. */
-bool pk_parse_thread_arg(const char *s)
+int pk_arg_thread(const char *cmd, const char *s, uint64_t *out)
 {
-	char *end;
-	int base = (s != NULL && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10;
+	char q[PK_ESC_ARG];
+	int rc = pk_parse_num(s, PK_NUM_HEX, 1, UINT64_MAX, out);
 
-	if (s == NULL || *s == '\0' || !isxdigit((unsigned char)s[base == 16 ? 2 : 0]))
-		return false;
-	errno = 0;
-	(void)strtoull(s, &end, base);
-	return errno == 0 && *end == '\0' && (base == 16 || isdigit((unsigned char)*s));
+	if (rc == -ERANGE)
+		return pk_usage_error("%s: '%s' is not a thread ID or a Python thread ident: out of range (1 to "
+				      "18446744073709551615, 0xffffffffffffffff)", cmd, pk_esc(s, q, sizeof(q)));
+	if (rc < 0)
+		return pk_usage_error("%s: '%s' is not a thread ID or a Python thread ident (decimal digits, or 0x and "
+				      "hex digits: no sign, no blank)", cmd, pk_esc(s, q, sizeof(q)));
+	return PK_EXIT_OK;
 }
 
 static void log_to_stderr(enum pk_log_level level, const char *msg, void *userdata)
 {
 	static const char *names[] = { "error", "warning", "", "debug" };
+	char e[PK_ESC_CAP];
+
 	(void)userdata;
+	pk_esc(msg, e, sizeof(e)); /* it may quote the target's names */
 	if (level == PK_LOG_INFO)
-		fprintf(stderr, "pykill: %s\n", msg);
+		fprintf(stderr, "pykill: %s\n", e);
 	else
-		fprintf(stderr, "pykill: %s: %s\n", names[level], msg);
+		fprintf(stderr, "pykill: %s: %s\n", names[level], e);
 }
 
 void pk_cli_more_verbose(void)
@@ -187,7 +200,8 @@ int main(int argc, char **argv)
 			pk_cli_more_verbose();
 			pk_cli_more_verbose();
 		} else if (a[0] == '-') {
-			return pk_usage_error("unknown option '%s'", a);
+			char q[PK_ESC_ARG];
+			return pk_usage_error("unknown option '%s'", pk_esc(a, q, sizeof(q)));
 		} else {
 			break;
 		}
@@ -206,5 +220,8 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return PK_EXIT_OK;
 	}
-	return pk_usage_error("unknown command '%s'", argv[i]);
+	{
+		char q[PK_ESC_ARG];
+		return pk_usage_error("unknown command '%s'", pk_esc(argv[i], q, sizeof(q)));
+	}
 }

@@ -119,7 +119,7 @@ enum pk_verdict {
 };
 
 struct pk_raise_opts {
-	const char *thread;      /* kernel TID, or Python ident (decimal or 0x-hex) */
+	uint64_t thread;         /* kernel TID, or Python ident (a TID first: idents are far above pid_max) */
 	const char *exception;   /* built-in exception class name, e.g. "SystemExit" */
 	enum pk_raise_via via;
 	unsigned wait_ms;        /* how long to watch for delivery */
@@ -169,7 +169,7 @@ struct pk_withdraw_result {
 	char exception[128];     /* its name, when withdrawn */
 	uint64_t freeze_ns;
 };
-int pk_py_withdraw(struct pk_py *py, const char *thread, struct pk_withdraw_result *res);
+int pk_py_withdraw(struct pk_py *py, uint64_t thread, struct pk_withdraw_result *res);
 void pk_withdraw_result_clear(struct pk_withdraw_result *res);
 
 /* Close matches for an unknown exception name, "A, B, C" (empty if none). */

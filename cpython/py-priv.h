@@ -66,7 +66,9 @@ bool pk_py_process_ended(pid_t pid);
 /* Reading helpers (read.c). All bounded; return 0 / -errno. */
 int pk_rd_u64(struct pk_py *py, uint64_t addr, uint64_t *out);
 int pk_rd_i32(struct pk_py *py, uint64_t addr, int32_t *out);
-/* A str (3.x unicode, 2.7 str/unicode) object as malloc'ed UTF-8. */
+/* A str (3.x unicode, 2.7 str/unicode) object as malloc'ed UTF-8 (a 2.7
+ * str: its bytes as they are; U+DC80..U+DCFF, surrogateescape'd bytes: those
+ * bytes; so what is not UTF-8 is the target's bytes, which the CLI shows). */
 int pk_rd_string(struct pk_py *py, uint64_t obj, char **out);
 /* A bytes (2.7 str) object's contents, malloc'ed, at most max bytes. */
 int pk_rd_bytes(struct pk_py *py, uint64_t obj, size_t max, uint8_t **out, size_t *len);

@@ -34,21 +34,6 @@ void pk_raise_result_clear(struct pk_raise_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || isspace((unsigned char)*s))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10);
-	if (errno != 0 || *end != '\0')
-		return false;
-	*out = v;
-	return true;
-}
-
 /* ------------------------------------------------------------ exceptions */
 
 static int exception_type(struct pk_py *py, const char *name, uint64_t *type)
@@ -125,15 +110,8 @@ void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size
 
 /* ------------------------------------------------------------ threads */
 
-static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, const char *spec)
+static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, uint64_t v)
 {
-	uint64_t v;
-
-	if (!parse_u64(spec, &v)) {
-		pk_error("raise in process %d: '%s' is neither a thread ID nor a Python thread ident", (int)py->pid,
-			 spec);
-		return NULL;
-	}
 	/* A TID (as ps -L shows it) first: idents are pointers, far above pid_max. */
 	for (size_t i = 0; i < snap->nthreads; i++)
 		if (snap->threads[i].tid != 0 && (uint64_t)snap->threads[i].tid == v)
@@ -162,7 +140,8 @@ static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot 
 		pk_error("raise in thread %llu of process %d: no such thread", (unsigned long long)v, (int)py->pid);
 		return NULL;
 	}
-	pk_error("raise in process %d: no Python thread has ident %s", (int)py->pid, spec);
+	pk_error("raise in process %d: no Python thread has ident %llu (0x%llx)", (int)py->pid, (unsigned long long)v,
+		 (unsigned long long)v);
 	return NULL;
 }
 
@@ -838,9 +817,8 @@ static void exception_name(struct pk_py *py, uint64_t obj, char *buf, size_t cap
 	raw[sizeof(raw) - 1] = '\0';
 	if (strncmp(raw, "exceptions.", 11) == 0) /* 2.7 */
 		memmove(raw, raw + 11, strlen(raw + 11) + 1);
-	for (char *p = raw; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
-			*p = '?';
+	/* Kept as the program named it (a class of its own may be called
+	 * anything): the CLI escapes it for a terminal, JSON keeps it exact. */
 	snprintf(buf, cap, "%s%s", raw, named == obj ? "" : " (an instance)");
 }
 
@@ -1030,7 +1008,7 @@ static void withdraw_own(struct pk_py *py, uint64_t tstate, uint64_t ident,
 	}
 }
 
-int pk_py_withdraw(struct pk_py *py, const char *thread, struct pk_withdraw_result *res)
+int pk_py_withdraw(struct pk_py *py, uint64_t thread, struct pk_withdraw_result *res)
 {
 	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = false, .want_names = true };
 	struct pk_py_snapshot *snap = NULL;
