@@ -57,6 +57,7 @@ struct pk_status {
 	uint64_t voluntary_ctxt_switches, nonvoluntary_ctxt_switches;
 	char name[64];
 	int seccomp;         /* 0 none, 1 strict, 2 filter; -1 not shown (kernel without seccomp) */
+	int kthread;         /* 1 a kernel thread, 0 not; -1 not shown (kernels before 6.7) */
 };
 /* /proc/PID/status or /proc/PID/task/TID/status (tid 0 = the process). NSpid
  * lists the ids from the outermost namespace the proc mount knows to the

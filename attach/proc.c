@@ -669,6 +669,11 @@ static int parse_status_line(const char *p, const char *le, struct pk_status *ou
 		if (scan_u64(&v, le, 10, &u) < 0 || u > 2)
 			return -EINVAL;
 		out->seccomp = (int)u;
+	} else if (line_key(p, le, "Kthread", &v)) {
+		v = skip_blanks(v, le);
+		if (scan_u64(&v, le, 10, &u) < 0 || u > 1)
+			return -EINVAL;
+		out->kthread = (int)u;
 	}
 	return 0;
 }
@@ -682,6 +687,7 @@ int pk_status_parse(const char *text, size_t len, struct pk_status *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->seccomp = -1;
+	out->kthread = -1;
 	if (text == NULL || len > PK_PROC_MAX_FILE)
 		return -EINVAL;
 	for (p = text, end = text + len; p < end;) {

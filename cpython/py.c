@@ -263,10 +263,13 @@ bool pk_py_process_ended(pid_t pid)
 		return false;
 	/* One task left, a zombie, or still running its exit with its address
 	 * space already released (the kernel does that before the task turns
-	 * zombie; an exec swaps in the new space at once, never none). With
-	 * more tasks a leader without a space may just have called
-	 * pthread_exit. */
-	return st.state == 'Z' || st.state == 'X' || pk_mem_space_now(pid) == 0;
+	 * zombie; an exec swaps in the new space at once, never none): then
+	 * it runs or waits uninterruptibly, where a kernel thread, which never
+	 * had a space, sleeps. With more tasks a leader without a space may
+	 * just have called pthread_exit. */
+	if (st.state == 'Z' || st.state == 'X')
+		return true;
+	return st.kthread != 1 && (st.state == 'R' || st.state == 'D') && pk_mem_space_now(pid) == 0;
 }
 
 /* An exec first kills the other threads, then replaces the address space.

@@ -251,6 +251,9 @@ static void test_status_parse_edge(void **state)
 	assert_int_equal(st.nspid[0], 6);
 	assert_int_equal(st.tracer_pid, 0);
 	assert_int_equal(st.threads, 0); /* not shown: unknown */
+	assert_int_equal(st.kthread, -1); /* not shown: unknown */
+	assert_int_equal(pk_status_parse(S("State:\tS\nTgid:\t2\nPid:\t2\nKthread:\t1\n"), &st), 0);
+	assert_int_equal(st.kthread, 1);
 
 	/* deeper than PK_MAX_NS_LEVELS: first stays ours, last the innermost */
 	off = (size_t)snprintf(deep, sizeof(deep), "State:\tS\nTgid:\t1\nPid:\t100\nNSpid:");
