@@ -38,10 +38,6 @@ int pk_maps_parse(const char *text, size_t len, struct pk_maps *out);
 void pk_maps_free(struct pk_maps *maps);
 const struct pk_map *pk_maps_find(const struct pk_maps *maps, uint64_t addr);
 
-/* A path under which the caller can open the file behind a mapping, even when
- * the target lives in another mount namespace: /proc/PID/map_files/START-END
- * when readable, else /proc/PID/root/<path>. */
-int pk_map_open_path(pid_t pid, const struct pk_map *map, char *buf, size_t cap);
 /* Open the file behind a mapping for reading (*fd, the caller's to close),
  * even when the target lives in another mount namespace or a chroot, and
  * never by a name the target controls: /proc/PID/map_files/START-END (the

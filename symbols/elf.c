@@ -320,7 +320,7 @@ static int check_header(struct pk_elf *e, const Elf64_Ehdr *eh)
 	return 0;
 }
 
-int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf **out)
+int pk_elf_open(int fd, const char *display_path, struct pk_elf **out)
 {
 	struct pk_elf *e;
 	Elf64_Ehdr *ehdr;
@@ -330,7 +330,7 @@ int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf *
 
 	*out = NULL;
 	if (display_path == NULL)
-		display_path = open_path;
+		display_path = "(ELF file)";
 	e = calloc(1, sizeof(*e));
 	if (e == NULL) {
 		pk_error("open ELF %s: out of memory", display_path);
@@ -344,13 +344,12 @@ int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf *
 		goto fail;
 	}
 
-	e->fd = open(open_path, O_RDONLY | O_CLOEXEC);
-	if (e->fd < 0) {
-		ret = -errno;
-		pk_error("open %s: %s", display_path, strerror(errno));
+	if (fd < 0) {
+		pk_error("open ELF %s: no file", display_path);
+		ret = -EBADF;
 		goto fail;
 	}
-	if (fstat(e->fd, &st) != 0) {
+	if (fstat(fd, &st) != 0) {
 		ret = -errno;
 		pk_error("stat %s: %s", display_path, strerror(errno));
 		goto fail;
@@ -358,6 +357,13 @@ int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf *
 	if (!S_ISREG(st.st_mode)) {
 		pk_error("read ELF %s: not a regular file", display_path);
 		ret = -ENOEXEC;
+		goto fail;
+	}
+	/* Our own descriptor: the caller may close its one at once. */
+	e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (e->fd < 0) {
+		ret = -errno;
+		pk_error("open ELF %s: %s", display_path, strerror(errno));
 		goto fail;
 	}
 

@@ -172,45 +172,6 @@ static void test_maps_self(void **state)
 	pk_error_clear();
 }
 
-/* A mapping whose file was deleted, opened as someone without map_files
- * rights would (a map entry with a made-up range that map_files lacks). */
-static void test_map_open_path_deleted(void **state)
-{
-	char tmpl[] = "/tmp/pk-test-mapXXXXXX";
-	char path[PATH_MAX + 64], want[PATH_MAX + 64];
-	struct pk_map fake;
-	struct stat st;
-	int fd;
-
-	(void)state;
-	fd = mkstemp(tmpl);
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	memset(&fake, 0, sizeof(fake));
-	fake.start = 0x1000;
-	fake.end = 0x2000; /* not mapped: map_files has no such entry */
-	fake.inode = st.st_ino;
-	snprintf(want, sizeof(want), "%s (deleted)", tmpl);
-	fake.path = want;
-	/* Same inode under the stripped name: used. */
-	assert_int_equal(pk_map_open_path(getpid(), &fake, path, sizeof(path)), 0);
-	snprintf(want, sizeof(want), "/proc/%d/root%s", (int)getpid(), tmpl);
-	assert_string_equal(path, want);
-	/* Another file under that name (an upgrade): refused. */
-	fake.inode = st.st_ino + 1;
-	snprintf(want, sizeof(want), "%s (deleted)", tmpl);
-	fake.path = want;
-	pk_error_clear();
-	assert_int_equal(pk_map_open_path(getpid(), &fake, path, sizeof(path)), -ENOENT);
-	assert_non_null(strstr(pk_error_message(), "deleted"));
-	unlink(tmpl);
-	close(fd);
-	fake.inode = st.st_ino;
-	assert_int_equal(pk_map_open_path(getpid(), &fake, path, sizeof(path)), -ENOENT);
-}
-
-/* ---------------------------------------------------------------- status */
-
 /* ---------------------------------------------------------------- opening mapped files */
 
 /* A directory of things a target could plant where its mapped files were:
@@ -952,7 +913,6 @@ int main(void)
 		cmocka_unit_test(test_maps_parse_basic),
 		cmocka_unit_test(test_maps_parse_edge),
 		cmocka_unit_test(test_maps_self),
-		cmocka_unit_test(test_map_open_path_deleted),
 		cmocka_unit_test(test_map_open_by_path),
 		cmocka_unit_test(test_map_open_unmapped),
 		cmocka_unit_test(test_open_beneath),
