@@ -20,7 +20,8 @@ struct pk_elf;
  * keeps fd and may close it at once). display_path is the name used in
  * messages (the path as the target sees it). -ENOEXEC if it is not an ELF
  * file, not ELF64, not an executable or shared object (ET_EXEC/ET_DYN), or
- * truncated. The file stays mapped read-only until pk_elf_close. */
+ * truncated. The file is read, never mapped: its owner may truncate it
+ * while pykill reads, which must cost a failed read, not a SIGBUS. */
 int pk_elf_open(int fd, const char *display_path, struct pk_elf **out);
 void pk_elf_close(struct pk_elf *elf);
 

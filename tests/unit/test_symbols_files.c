@@ -526,6 +526,43 @@ static void test_build_id_self(void **state)
 	pk_elf_close(e);
 }
 
+/* The target owns the file and may cut it short while pykill reads it: every
+ * query after that fails or answers from what was read, none raises SIGBUS
+ * (as touching a mapping of the file past its new end would). */
+static void test_truncated_while_open(void **state)
+{
+	char path[] = "/tmp/pk-symbols-truncXXXXXX", buf[4096], version[32], id[129];
+	uint64_t main_addr, target;
+	struct pk_elf *e;
+	int in, fd;
+	ssize_t n;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	assert_true(in >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(fd, buf, (size_t)n), n);
+	close(in);
+	assert_int_equal(pk_elf_open(fd, path, &e), 0);
+	assert_int_equal(pk_elf_symbol(e, "main", &main_addr, NULL), 0);
+
+	assert_int_equal(ftruncate(fd, 0), 0);
+	/* The symbol tables were read at open: still there. */
+	assert_int_equal(pk_elf_symbol(e, "test_truncated_while_open", &target, NULL), 0);
+	/* The code and data are not. */
+	pk_error_clear();
+	assert_int_equal(pk_elf_read(e, main_addr, buf, 16), -EFAULT);
+	assert_true(pk_elf_rip_targets(e, main_addr, 8, &target, 1) <= 0);
+	assert_true(pk_elf_find_version_string(e, 0, 0, version, sizeof(version)) < 0);
+	assert_true(pk_elf_build_id(e, id, sizeof(id)) < 0);
+	pk_elf_close(e);
+	close(fd);
+	unlink(path);
+	pk_error_clear();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -542,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_load_bias_libelf),
 		cmocka_unit_test(test_load_bias_libcmocka),
 		cmocka_unit_test(test_build_id_self),
+		cmocka_unit_test(test_truncated_while_open),
 	};
 	const char *root = getenv("PYENV_ROOT");
 	const char *home = getenv("HOME");
