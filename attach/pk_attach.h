@@ -38,10 +38,17 @@ int pk_maps_parse(const char *text, size_t len, struct pk_maps *out);
 void pk_maps_free(struct pk_maps *maps);
 const struct pk_map *pk_maps_find(const struct pk_maps *maps, uint64_t addr);
 
-/* A path under which the caller can open the file behind a mapping, even when
- * the target lives in another mount namespace: /proc/PID/map_files/START-END
- * when readable, else /proc/PID/root/<path>. */
-int pk_map_open_path(pid_t pid, const struct pk_map *map, char *buf, size_t cap);
+/* Open the file behind a mapping for reading (*fd, the caller's to close),
+ * even when the target lives in another mount namespace or a chroot, and
+ * never by a name the target controls: /proc/PID/map_files/START-END (the
+ * mapped file itself); when the caller lacks the right to that
+ * (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), the maps path resolved inside
+ * the target's root without following symbolic links, accepted only when
+ * it is the mapped inode. Only a regular file is ever opened. -ENOENT when
+ * the mapped file cannot be had: not backed by a file, unmapped meanwhile,
+ * deleted (without map_files), replaced since it was mapped; -ESRCH,
+ * -EACCES/-EPERM (with a hint). */
+int pk_map_open(pid_t pid, const struct pk_map *map, int *fd);
 
 #define PK_MAX_NS_LEVELS 8
 

@@ -16,7 +16,10 @@
 struct pk_py;
 
 /* -ESRCH no such process, -EPERM/-EACCES no rights, -ENOEXEC not a Python
- * process, -ENOTSUP a Python whose version pykill has no layout for. */
+ * process, -ENOTSUP a Python whose version pykill has no layout for,
+ * -ENOENT a "*python*" file it maps could not be opened as the file mapped
+ * (replaced or deleted since, unmapped meanwhile: see pk_map_open) and no
+ * other holds the interpreter. */
 int pk_py_open(pid_t pid, struct pk_py **out);
 void pk_py_close(struct pk_py *py);
 

@@ -57,7 +57,6 @@ static bool elf_holds_interpreter(const struct pk_elf *elf)
  * (device, inode); a file that cannot be opened or parsed counts as no. */
 static bool exe_holds(struct exe_cache *c, pid_t pid, const struct pk_map *m)
 {
-	char open_path[PATH_MAX + 64];
 	struct pk_elf *elf = NULL;
 	bool holds = false;
 
@@ -69,8 +68,7 @@ static bool exe_holds(struct exe_cache *c, pid_t pid, const struct pk_map *m)
 			return e->holds;
 		}
 	}
-	if (pk_map_open_path(pid, m, open_path, sizeof(open_path)) == 0 &&
-	    pk_elf_open(open_path, m->path, &elf) == 0) {
+	if (pk_py_map_elf(pid, m, &elf) == 0) {
 		holds = elf_holds_interpreter(elf);
 		pk_elf_close(elf);
 	}
@@ -193,8 +191,9 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 	rc = pk_py_open(pid, &py);
 	if (is_permission(rc))
 		return -EPERM;
-	if (rc == -ENOTSUP) {
-		/* A Python pykill cannot read: still worth showing, with why. */
+	if (rc == -ENOTSUP || rc == -ENOENT) {
+		/* A Python pykill cannot read (or whose file it would not
+		 * open): still worth showing, with why. */
 		p->error = strdup(pk_error_message());
 		rc = p->error ? 1 : -ENOMEM;
 		goto out;

@@ -55,6 +55,10 @@ struct pk_py {
  * confirmed. pk_py_open logs (PK_LOG_INFO) when it is false. */
 bool pk_py_layout_exact(const struct pk_py *py);
 
+/* The ELF object behind a mapping of process pid, read through pk_map_open:
+ * never from a path the target chose. */
+int pk_py_map_elf(pid_t pid, const struct pk_map *map, struct pk_elf **out);
+
 /* rc, or -ESRCH (with the message) if the process has exited meanwhile or
  * executed a new program since pk_py_open. */
 int pk_py_gone_check(const struct pk_py *py, int rc);

@@ -169,15 +169,13 @@ static int libc_errno_location(struct pk_py *py, uint64_t *addr)
 	for (size_t i = 0; i < py->maps.n; i++) {
 		const struct pk_map *m = &py->maps.v[i];
 		const char *base = strrchr(m->path, '/');
-		char open_path[512];
 		struct pk_elf *elf;
 		uint64_t v, size, bias;
 		int rc;
 
 		if (base == NULL || m->offset != 0 || (strncmp(base + 1, "libc.so", 7) != 0 && strncmp(base + 1, "libc-", 5) != 0))
 			continue;
-		if (pk_map_open_path(py->pid, m, open_path, sizeof(open_path)) < 0 ||
-		    pk_elf_open(open_path, m->path, &elf) < 0)
+		if (pk_py_map_elf(py->pid, m, &elf) < 0)
 			continue;
 		rc = pk_elf_symbol(elf, "__errno_location", &v, &size);
 		if (rc == 0)
