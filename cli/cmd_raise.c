@@ -111,7 +111,7 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 		printf("%s queued for %s of process %d, not delivered after %.1f s: %s\n", exc, who, (int)pid,
 		       (double)r->waited_ns / 1e9, r->reason);
 		if (r->syscall_nr >= 0) {
-			char sc[512];
+			char sc[2048];
 			pk_format_syscall(pid, r->syscall_nr, r->syscall_args, sc, sizeof(sc));
 			printf("  system call: %s\n", sc);
 		}
