@@ -35,6 +35,9 @@ const char *pk_state_name(char state);
 void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size_t cap);
 void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args);
 const char *pk_gil_name(enum pk_gil_role role);
+/* Append a string the target controls (a name, a path) to human output at
+ * buf + *o: the one place such strings of list's descriptions go through. */
+void pk_format_untrusted(char *buf, size_t cap, size_t *o, const char *s);
 
 int pk_cmd_ps(int argc, char **argv);
 int pk_cmd_list(int argc, char **argv);

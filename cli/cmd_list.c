@@ -161,9 +161,46 @@ static int make_view(const struct pk_py_snapshot *snap, bool sort_blocked, uint6
 	return 0;
 }
 
+/* The thread holding the GIL this thread waits for, when that is known: the
+ * one thread of its interpreter that holds a GIL (a GIL belongs to one
+ * interpreter, or to all of them before 3.12; a holder in another
+ * interpreter may hold another GIL: then nothing is said). */
+static const struct pk_py_thread *gil_holder(const struct pk_py_snapshot *snap, const struct pk_py_thread *t)
+{
+	const struct pk_py_thread *h = NULL;
+
+	if (t->gil != PK_GIL_WAITS)
+		return NULL;
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		const struct pk_py_thread *u = &snap->threads[i];
+
+		if (u == t || u->gil != PK_GIL_HOLDS || u->interp_id != t->interp_id)
+			continue;
+		if (h != NULL)
+			return NULL;
+		h = u;
+	}
+	return h;
+}
+
+/* " [GIL held by 23497 (worker-2)]" after a GIL waiter's system call. */
+static void append_gil_holder(const struct pk_py_snapshot *snap, const struct pk_py_thread *t, char *buf, size_t cap)
+{
+	const struct pk_py_thread *h = gil_holder(snap, t);
+	size_t o = strlen(buf);
+	int n;
+
+	if (h == NULL || o >= cap)
+		return;
+	n = snprintf(buf + o, cap - o, " [GIL held by %d (", (int)h->tid);
+	o = n < 0 ? cap : o + (size_t)n;
+	pk_format_untrusted(buf, cap, &o, h->name ? h->name : "-");
+	pk_format_untrusted(buf, cap, &o, ")]");
+}
+
 static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, const struct row *r)
 {
-	const struct pk_py_thread *t = r->t;
+	const struct pk_py_thread *t = r->t, *h;
 	char hex[24];
 
 	pk_json_obj_begin(j, NULL);
@@ -182,6 +219,16 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	else
 		pk_json_null(j, "blocked_s");
 	pk_json_syscall(j, snap->pid, t->syscall_nr, t->syscall_args);
+	h = gil_holder(snap, t);
+	if (h != NULL) {
+		pk_json_obj_begin(j, "gil_holder");
+		pk_json_int(j, "tid", h->tid);
+		pk_json_uint(j, "ident", (unsigned long long)h->ident);
+		pk_json_str(j, "name", h->name);
+		pk_json_obj_end(j);
+	} else {
+		pk_json_null(j, "gil_holder");
+	}
 	pk_json_str(j, "name", t->name);
 	pk_json_bool(j, "async_exc_pending", t->has_async_exc);
 	pk_json_arr_begin(j, "frames");
@@ -283,10 +330,12 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 			snprintf(tid, sizeof(tid), "%d(%d)", (int)t->tid, (int)t->ns_tid);
 		else
 			snprintf(tid, sizeof(tid), "%d", (int)t->tid);
-		if (t->syscall_nr >= 0)
+		if (t->syscall_nr >= 0) {
 			pk_format_syscall(snap->pid, t->syscall_nr, t->syscall_args, sc, sizeof(sc));
-		else
+			append_gil_holder(snap, t, sc, sizeof(sc));
+		} else {
 			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_SYSCALL_RUNNING ? "(running)" : "-");
+		}
 		where(t, loc, sizeof(loc));
 		format_blocked(&v->rows[i], blocked, sizeof(blocked));
 		printf("%-16s 0x%-14llx %-16s %-4s %-10s %-8s %-40s %s\n", tid, (unsigned long long)t->ident, name,

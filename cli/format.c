@@ -53,9 +53,16 @@ static void append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
 /* The one place where this file puts a string the target controls (a path,
  * a socket name, another process's comm) into human output: route it
  * through the shared escaper here. */
+void pk_format_untrusted(char *buf, size_t cap, size_t *o, const char *s)
+{
+	if (*o >= cap)
+		return;
+	*o += (size_t)snprintf(buf + *o, cap - *o, "%s", s);
+}
+
 static void append_untrusted(char *buf, size_t cap, size_t *o, const char *s)
 {
-	append(buf, cap, o, "%s", s);
+	pk_format_untrusted(buf, cap, o, s);
 }
 
 static const char *fd_kind_name(enum pk_fd_kind kind)

@@ -10,6 +10,10 @@ Says "ready PID" on EV_FD, then reads commands from CMD_FD, one a line:
   pipe FD          "pipe-read" blocks reading FD (a pipe the driver writes)
   flock PATH       reads 5 bytes of PATH, then "flock-wait" blocks in flock
                    (the driver holds the lock)
+  gil              "gil-waiter" spins in Python; then "gil-holder" blocks in
+                   libc sleep(3600) called through ctypes.PyDLL, which keeps
+                   the GIL: the waiter waits for it for good (and so does
+                   every other thread: the target answers no more commands)
   quit             exit 0
 Each thread says "started NAME {json}" (its TID and what the driver checks)
 just before its blocking call. --lo-up brings the loopback interface up
@@ -112,6 +116,24 @@ def flock(path):
     spawn("flock-wait", run)
 
 
+def gil():
+    if _libc is None:
+        say("error no ctypes")
+        return
+    sleep = ctypes.PyDLL(None).sleep  # PyDLL: the call keeps the GIL
+
+    def spin():
+        started("gil-waiter")
+        while True:
+            pass
+
+    def hold():
+        started("gil-holder")
+        sleep(3600)
+    spawn("gil-waiter", spin)
+    spawn("gil-holder", hold)
+
+
 def main():
     if "--lo-up" in sys.argv:
         lo_up()
@@ -135,6 +157,8 @@ def main():
                 unix()
             elif words[0] == "pipe":
                 pipe(int(words[1]))
+            elif words == ["gil"]:
+                gil()
             elif words[0] == "flock":
                 flock(words[1])
             else:

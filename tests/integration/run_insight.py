@@ -2,7 +2,7 @@
 """Integration test of what `pykill list` says about blocked threads: how long
 each has been blocked, and what its file descriptor leads to.
 
-  run_insight.py PYKILL PYTHON [netns]
+  run_insight.py PYKILL PYTHON [netns | gil]
 
 Starts insight_target.py under PYTHON (in its own network namespace with
 `netns`: unshare --net) and makes it block threads on peers this driver
@@ -12,7 +12,8 @@ wait for a thread to block polls /proc for the system call. Checks the JSON
 (blocked_s against this driver's clock, with bounds taken around the run of
 pykill, never pykill's speed; addresses, ports, TCP state; the peer socket;
 the pipe's other end; the file and its offset), the human text, --sort=blocked,
---stuck and their usage errors. Exits 0 ok, 1 on failure, 77 (skip) naming
+--stuck and their usage errors. With `gil`: a thread waiting for the GIL
+names the thread that holds it (blocked in C code that keeps it). Exits 0 ok, 1 on failure, 77 (skip) naming
 what is missing.
 """
 import fcntl
@@ -34,6 +35,7 @@ TOL = 0.05  # s: the scheduler clock's lag behind pykill's reading, and rounding
 SYSCALLS = {"clock_nanosleep": 230, "nanosleep": 35, "select": 23, "pselect6": 270, "read": 0,
             "recvfrom": 45, "recvmsg": 47, "flock": 73}
 EXPECT = {"sleeper": ("clock_nanosleep", "nanosleep", "select", "pselect6"),
+          "gil-holder": ("clock_nanosleep", "nanosleep"),
           "tcp-recv": ("recvfrom", "recvmsg", "read"), "unix-recv": ("recvfrom", "recvmsg", "read"),
           "pipe-read": ("read",), "flock-wait": ("flock",)}
 
@@ -57,12 +59,14 @@ class Target:
         os.close(cmd_r)
         self.ev, self.cmd = ev_r, cmd_w
         self.buf = b""
+        self.said = []
         self.pid = int(self.expect("ready ").split()[1])
         if self.pid != self.proc.pid:
             fail("target pid %d is not the process started (%d)" % (self.pid, self.proc.pid))
         os.close(self.pipe_r)  # only the target reads; this driver holds the write end
 
     def expect(self, prefix, timeout=30):
+        """The first line starting with prefix; other lines are kept for later."""
         deadline = time.time() + timeout
         while True:
             while b"\n" in self.buf:
@@ -70,8 +74,10 @@ class Target:
                 line = line.decode()
                 if line.startswith("error"):
                     fail("target: " + line)
+                self.said.append(line)
+            for i, line in enumerate(self.said):
                 if line.startswith(prefix):
-                    return line
+                    return self.said.pop(i)
             left = deadline - time.time()
             if left <= 0:
                 fail("target never said %r" % prefix)
@@ -236,8 +242,50 @@ def check_sort_stuck(pykill, pid, blocked):
     return problems
 
 
+def check_gil(pykill, python):
+    """A thread spins, another holds the GIL in C (libc sleep through
+    ctypes.PyDLL): the spinner waits for the GIL, its holder is known."""
+    t = Target(python, False)
+    try:
+        t.block("gil", "gil-holder")
+        waiter = json.loads(t.expect("started gil-waiter ").split(" ", 2)[2])
+        holder_tid = None
+        for _ in range(50):  # the waiter wakes every switch interval: catch it in its wait
+            got, _, _ = timed_json(pykill, t.pid)
+            by_name = {x["name"]: x for x in got["threads"]}
+            w, h = by_name["gil-waiter"], by_name["gil-holder"]
+            holder_tid = h["tid"]
+            if w["gil_state"] == "waits":
+                break
+        else:
+            print("SKIP: pykill never saw the spinning thread wait for the GIL on Python %s (gil_state %r)" % (
+                got["python"]["version"], w["gil_state"]))
+            sys.exit(SKIP)
+        if not h["gil"] or w.get("gil_holder") != {"tid": holder_tid, "ident": h["ident"], "name": "gil-holder"}:
+            fail("gil-waiter: gil_holder %r, the holder is %r" % (w.get("gil_holder"), h))
+        for x in got["threads"]:
+            if x is not w and x.get("gil_holder") not in (None, w.get("gil_holder")):
+                fail("%s: gil_holder %r" % (x["name"], x["gil_holder"]))
+        if by_name["gil-holder"].get("gil_holder") is not None:
+            fail("the GIL holder names a GIL holder: %r" % by_name["gil-holder"])
+        for _ in range(50):
+            out = run(pykill, str(t.pid)).stdout.decode(errors="replace")
+            line = [x for x in out.split("\n") if "gil-waiter" in x][0]
+            if " -w " in line:
+                if "[GIL held by %d (gil-holder)]" % holder_tid not in line:
+                    fail("human output does not name the GIL holder:\n%s" % out)
+                break
+        print("ok: %s, gil-waiter waits for the GIL held by %r" % (got["python"]["version"], w["gil_holder"]))
+    finally:
+        t.proc.kill()
+        t.proc.wait()
+
+
 def main():
     pykill, python = sys.argv[1], resolve_python(sys.argv[2])
+    if len(sys.argv) > 3 and sys.argv[3] == "gil":
+        check_gil(pykill, python)
+        return
     netns = len(sys.argv) > 3 and sys.argv[3] == "netns"
     if netns:
         if shutil.which("unshare") is None:
