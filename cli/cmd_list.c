@@ -113,7 +113,9 @@ static void format_blocked(const struct row *r, char *buf, size_t cap)
 {
 	uint64_t s = r->blocked_ns / 1000000000u;
 
-	if (!is_blocked(r->t))
+	if (r->t->tid == 0)
+		snprintf(buf, cap, "?");
+	else if (!is_blocked(r->t))
 		snprintf(buf, cap, "-");
 	else if (!r->blocked_known)
 		snprintf(buf, cap, "?");
