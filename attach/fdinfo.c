@@ -393,71 +393,188 @@ static void read_comm(pid_t pid, char *buf, size_t cap)
 	buf[strcspn(buf, "\n")] = '\0';
 }
 
-/* Every (process, fd) of the system, as far as pykill may read, whose link
- * is `link`, but (self_pid, self_fd). Bounded: PK_FD_SCAN_MAX links read. */
-static void scan_holders(pid_t self_pid, int self_fd, const char *link, struct pk_fd_info *out)
+static bool inode_of(const char *target, const char *prefix, uint64_t *inode)
 {
+	size_t pl = strlen(prefix);
+	const char *p;
+
+	if (strncmp(target, prefix, pl) != 0)
+		return false;
+	p = target + pl;
+	return parse_u64(&p, 10, inode) == 0 && strcmp(p, "]") == 0;
+}
+
+struct fd_ent {
+	uint64_t inode;
+	pid_t pid;
+	int fd;
+	bool pipe;
+};
+
+struct pk_fd_index {
+	struct fd_ent *v;
+	size_t n, cap;
+	bool truncated; /* the walk hit a bound: some holders may be missing */
+};
+
+static int ent_cmp(const void *a, const void *b)
+{
+	const struct fd_ent *x = a, *y = b;
+
+	if (x->pipe != y->pipe)
+		return x->pipe ? 1 : -1;
+	if (x->inode != y->inode)
+		return x->inode < y->inode ? -1 : 1;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
+static int index_push(struct pk_fd_index *ix, const struct fd_ent *e)
+{
+	if (ix->n == ix->cap) {
+		size_t ncap = ix->cap ? ix->cap * 2 : 1024;
+		struct fd_ent *nv = realloc(ix->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		ix->v = nv;
+		ix->cap = ncap;
+	}
+	ix->v[ix->n++] = *e;
+	return 0;
+}
+
+/* One process's pipe and socket descriptors. 0, or -ENOMEM / -E2BIG (bound hit). */
+static int index_process(struct pk_fd_index *ix, pid_t pid, unsigned *links)
+{
+	char path[64];
+	struct dirent *fe;
+	DIR *fds;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	fds = opendir(path);
+	if (fds == NULL)
+		return 0; /* gone, or not ours to read */
+	while (rc == 0 && (fe = readdir(fds)) != NULL) {
+		char lp[96], target[64];
+		const char *t = fe->d_name;
+		struct fd_ent e;
+		uint64_t fd;
+		ssize_t r;
+
+		if (parse_u64(&t, 10, &fd) < 0 || *t != '\0' || fd > INT32_MAX)
+			continue;
+		if (++*links > PK_FD_SCAN_MAX) {
+			rc = -E2BIG;
+			break;
+		}
+		snprintf(lp, sizeof(lp), "/proc/%d/fd/%d", (int)pid, (int)fd);
+		r = readlink(lp, target, sizeof(target) - 1);
+		if (r <= 0)
+			continue;
+		target[r] = '\0';
+		e.pid = pid;
+		e.fd = (int)fd;
+		if (inode_of(target, "pipe:[", &e.inode))
+			e.pipe = true;
+		else if (inode_of(target, "socket:[", &e.inode))
+			e.pipe = false;
+		else
+			continue;
+		rc = index_push(ix, &e);
+	}
+	closedir(fds);
+	return rc;
+}
+
+static int index_build(struct pk_fd_index **out)
+{
+	struct pk_fd_index *ix = calloc(1, sizeof(*ix));
 	unsigned procs = 0, links = 0;
 	struct dirent *pe;
-	DIR *proc = opendir("/proc");
+	DIR *proc;
 
-	if (proc == NULL)
-		return;
+	if (ix == NULL)
+		return -ENOMEM;
+	proc = opendir("/proc");
+	if (proc == NULL) {
+		ix->truncated = true;
+		goto done;
+	}
 	while ((pe = readdir(proc)) != NULL) {
-		char path[96];
-		struct dirent *fe;
 		const char *s = pe->d_name;
 		uint64_t v;
-		DIR *fds;
+		int rc;
 
 		if (parse_u64(&s, 10, &v) < 0 || *s != '\0' || v == 0 || v > INT32_MAX)
 			continue;
 		if (++procs > SCAN_MAX_PROCS) {
+			ix->truncated = true;
+			break;
+		}
+		rc = index_process(ix, (pid_t)v, &links);
+		if (rc < 0) {
+			/* Out of memory or over the bound: what was read stays usable. */
+			ix->truncated = true;
+			break;
+		}
+	}
+	closedir(proc);
+done:
+	if (ix->n > 1)
+		qsort(ix->v, ix->n, sizeof(*ix->v), ent_cmp);
+	*out = ix;
+	return 0;
+}
+
+void pk_fd_index_free(struct pk_fd_index *ix)
+{
+	if (ix == NULL)
+		return;
+	free(ix->v);
+	free(ix);
+}
+
+/* Every (process, fd) holding this pipe or socket inode, but (self_pid, self_fd). */
+static void find_holders(struct pk_fd_index **ixp, bool pipe, uint64_t inode, pid_t self_pid, int self_fd,
+			 struct pk_fd_info *out)
+{
+	struct pk_fd_index *ix;
+	struct fd_ent key = { .inode = inode, .pid = 0, .fd = -1, .pipe = pipe };
+	size_t lo = 0, hi;
+
+	if (ixp == NULL || (*ixp == NULL && index_build(ixp) < 0))
+		return;
+	ix = *ixp;
+	out->holders_truncated = ix->truncated;
+	/* First entry not below key: (pipe, inode, pid 0, fd -1) sorts before every holder. */
+	hi = ix->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ent_cmp(&ix->v[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < ix->n && ix->v[i].pipe == pipe && ix->v[i].inode == inode; i++) {
+		struct pk_fd_holder *h;
+		long long pos;
+
+		if (ix->v[i].pid == self_pid && ix->v[i].fd == self_fd)
+			continue;
+		if (out->nholders == PK_FD_MAX_HOLDERS) {
 			out->holders_truncated = true;
 			break;
 		}
-		snprintf(path, sizeof(path), "/proc/%d/fd", (int)v);
-		fds = opendir(path);
-		if (fds == NULL)
-			continue;
-		while ((fe = readdir(fds)) != NULL) {
-			char lp[128], target[256];
-			const char *t = fe->d_name;
-			uint64_t fd;
-			ssize_t r;
-
-			if (parse_u64(&t, 10, &fd) < 0 || *t != '\0' || fd > INT32_MAX)
-				continue;
-			if (++links > PK_FD_SCAN_MAX) {
-				out->holders_truncated = true;
-				break;
-			}
-			snprintf(lp, sizeof(lp), "/proc/%d/fd/%d", (int)v, (int)fd);
-			r = readlink(lp, target, sizeof(target) - 1);
-			if (r <= 0)
-				continue;
-			target[r] = '\0';
-			if (strcmp(target, link) != 0 || ((pid_t)v == self_pid && (int)fd == self_fd))
-				continue;
-			if (out->nholders == PK_FD_MAX_HOLDERS) {
-				out->holders_truncated = true;
-				continue;
-			}
-			{
-				struct pk_fd_holder *h = &out->holders[out->nholders++];
-				long long pos;
-
-				h->pid = (pid_t)v;
-				h->fd = (int)fd;
-				read_fdinfo(h->pid, h->fd, &pos, &h->mode);
-				read_comm(h->pid, h->comm, sizeof(h->comm));
-			}
-		}
-		closedir(fds);
-		if (links > PK_FD_SCAN_MAX)
-			break;
+		h = &out->holders[out->nholders++];
+		h->pid = ix->v[i].pid;
+		h->fd = ix->v[i].fd;
+		read_fdinfo(h->pid, h->fd, &pos, &h->mode);
+		read_comm(h->pid, h->comm, sizeof(h->comm));
 	}
-	closedir(proc);
 }
 
 /* Keep only the holders at the other end of a pipe: the writers of a read
@@ -474,18 +591,7 @@ static void keep_other_end(struct pk_fd_info *out)
 	out->nholders = k;
 }
 
-static bool inode_of(const char *target, const char *prefix, uint64_t *inode)
-{
-	size_t pl = strlen(prefix);
-	const char *p;
-
-	if (strncmp(target, prefix, pl) != 0)
-		return false;
-	p = target + pl;
-	return parse_u64(&p, 10, inode) == 0 && strcmp(p, "]") == 0;
-}
-
-int pk_proc_fd_info(pid_t pid, int fd, struct pk_fd_info *out)
+int pk_proc_fd_info(pid_t pid, int fd, struct pk_fd_index **ix, struct pk_fd_info *out)
 {
 	static const char *const tables[] = { "tcp", "tcp6", "udp", "udp6", "unix" };
 	char path[64];
@@ -512,15 +618,12 @@ int pk_proc_fd_info(pid_t pid, int fd, struct pk_fd_info *out)
 			if (net_table_find(pid, tables[i], out->inode, out) == 1)
 				break;
 		if (out->kind == PK_FD_UNIX && unix_peer(pid, out->inode, &out->peer_inode) == 0 &&
-		    out->peer_inode != 0) {
-			char link[48];
-			snprintf(link, sizeof(link), "socket:[%llu]", (unsigned long long)out->peer_inode);
-			scan_holders(pid, fd, link, out);
-		}
+		    out->peer_inode != 0)
+			find_holders(ix, false, out->peer_inode, pid, fd, out);
 		out->pos = -1;
 	} else if (inode_of(out->target, "pipe:[", &out->inode)) {
 		out->kind = PK_FD_PIPE;
-		scan_holders(pid, fd, out->target, out);
+		find_holders(ix, true, out->inode, pid, fd, out);
 		keep_other_end(out);
 		out->pos = -1;
 	} else if (out->target[0] == '/') {

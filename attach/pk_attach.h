@@ -161,11 +161,17 @@ struct pk_fd_info {
 	size_t nholders;
 	bool holders_truncated; /* more holders, or the /proc scan hit its bound */
 };
-/* Fills out as far as /proc shows; -EBADF no such fd, -ESRCH no such
- * process; no pk_error() (the caller prints what it has). The holder scan
- * walks /proc/[0-9]*\/fd of every process, bounded (PK_FD_SCAN_MAX links). */
+/* Every pipe and socket descriptor of every process pykill may read, by
+ * inode: one walk of /proc/[0-9]*\/fd, bounded (PK_FD_SCAN_MAX links), made
+ * the first time a holder is looked up and kept for the caller's later
+ * lookups (a list of 100 threads blocked on pipes walks /proc once). */
+struct pk_fd_index;
 #define PK_FD_SCAN_MAX (1u << 20)
-int pk_proc_fd_info(pid_t pid, int fd, struct pk_fd_info *out);
+void pk_fd_index_free(struct pk_fd_index *ix);
+/* Fills out as far as /proc shows; -EBADF no such fd, -ESRCH no such
+ * process; no pk_error() (the caller prints what it has). *ix is built on
+ * first need (NULL before), and freed by the caller. */
+int pk_proc_fd_info(pid_t pid, int fd, struct pk_fd_index **ix, struct pk_fd_info *out);
 /* Parse one line of /proc/net/{tcp,tcp6,udp,udp6} (v6: 32 hex digits per
  * address) or /proc/net/unix; 0 and out filled when it is the socket
  * with this inode, -ENOENT another socket, -EINVAL malformed. */

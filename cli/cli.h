@@ -38,6 +38,8 @@ const char *pk_gil_name(enum pk_gil_role role);
 /* Append a string the target controls (a name, a path) to human output at
  * buf + *o: the one place such strings of list's descriptions go through. */
 void pk_format_untrusted(char *buf, size_t cap, size_t *o, const char *s);
+/* Free what formatting kept for the run (the index of pipe and socket holders). */
+void pk_format_done(void);
 
 int pk_cmd_ps(int argc, char **argv);
 int pk_cmd_list(int argc, char **argv);

@@ -466,6 +466,7 @@ int pk_cmd_list(int argc, char **argv)
 		print_json(py, snap, &view);
 	else
 		print_table(py, snap, &view, stacks, stuck_arg);
+	pk_format_done();
 	free(view.rows);
 	pk_py_snapshot_free(snap);
 	pk_py_close(py);

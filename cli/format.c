@@ -78,9 +78,18 @@ static const char *fd_kind_name(enum pk_fd_kind kind)
 	}
 }
 
+/* Who holds which pipe and socket, read once per run on first need. */
+static struct pk_fd_index *fd_index;
+
+void pk_format_done(void)
+{
+	pk_fd_index_free(fd_index);
+	fd_index = NULL;
+}
+
 static bool fd_info(pid_t pid, uint64_t fd, struct pk_fd_info *fi)
 {
-	return (int64_t)fd >= 0 && fd <= 0x7fffffff && pk_proc_fd_info(pid, (int)fd, fi) == 0;
+	return (int64_t)fd >= 0 && fd <= 0x7fffffff && pk_proc_fd_info(pid, (int)fd, &fd_index, fi) == 0;
 }
 
 static void append_holders(char *buf, size_t cap, size_t *o, const struct pk_fd_info *fi)

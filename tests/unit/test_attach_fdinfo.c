@@ -113,12 +113,13 @@ static void test_unix_lines(void **state)
 static void test_live_fds(void **state)
 {
 	struct pk_fd_info fi;
+	struct pk_fd_index *ix = NULL;
 	int sv[2], p[2];
 
 	(void)state;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(pipe(p), 0);
-	assert_int_equal(pk_proc_fd_info(getpid(), p[0], &fi), 0);
+	assert_int_equal(pk_proc_fd_info(getpid(), p[0], &ix, &fi), 0);
 	assert_int_equal(fi.kind, PK_FD_PIPE);
 	assert_int_equal(fi.mode, 'r');
 	/* The other end is the write end, held here. */
@@ -126,7 +127,7 @@ static void test_live_fds(void **state)
 	assert_int_equal(fi.holders[0].pid, getpid());
 	assert_int_equal(fi.holders[0].fd, p[1]);
 	assert_int_equal(fi.holders[0].mode, 'w');
-	assert_int_equal(pk_proc_fd_info(getpid(), sv[0], &fi), 0);
+	assert_int_equal(pk_proc_fd_info(getpid(), sv[0], &ix, &fi), 0);
 	assert_int_equal(fi.kind, PK_FD_UNIX);
 	assert_string_equal(fi.state, "CONNECTED");
 	/* sock_diag for unix sockets is a module (unix_diag): it may be absent. */
@@ -134,7 +135,13 @@ static void test_live_fds(void **state)
 		assert_int_equal(fi.nholders, 1);
 		assert_int_equal(fi.holders[0].fd, sv[1]);
 	}
-	assert_int_equal(pk_proc_fd_info(getpid(), 0x7ffffff0, &fi), -EBADF);
+	assert_int_equal(pk_proc_fd_info(getpid(), 0x7ffffff0, &ix, &fi), -EBADF);
+	/* Without an index nothing is walked: no holders, nothing else lost. */
+	assert_int_equal(pk_proc_fd_info(getpid(), p[1], NULL, &fi), 0);
+	assert_int_equal(fi.kind, PK_FD_PIPE);
+	assert_int_equal(fi.mode, 'w');
+	assert_int_equal(fi.nholders, 0);
+	pk_fd_index_free(ix);
 	close(sv[0]);
 	close(sv[1]);
 	close(p[0]);
