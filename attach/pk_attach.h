@@ -124,6 +124,68 @@ int pk_proc_tasks(pid_t pid, pid_t **tids, size_t *n);
 /* Where an fd of the process points: a path, "socket:[123]", "pipe:[45]"... */
 int pk_proc_fd_target(pid_t pid, int fd, char *buf, size_t cap);
 
+/* How long a thread has been off CPU (sched.c). pk_sched_now() reads the
+ * scheduler clock (what se.exec_start in /proc/.../sched counts), and
+ * pk_proc_offcpu_ns() how long before now_ns the thread last left a CPU.
+ * Meaningful only for a thread that is not running. -ENOENT when the kernel
+ * has no sched file (CONFIG_SCHED_DEBUG), -ESRCH/-ENOENT when the thread
+ * ended. No pk_error(): the caller says "unknown". */
+int pk_sched_now(uint64_t *ns);
+int pk_proc_offcpu_ns(pid_t pid, pid_t tid, uint64_t now_ns, uint64_t *ns);
+/* se.exec_start of a sched file's text, in ns (unit tests, fuzzing). */
+int pk_sched_parse(const char *text, size_t len, uint64_t *exec_start_ns);
+
+/* What an fd of a process is connected to (fdinfo.c), read from /proc
+ * without stopping anything: sockets from the process's own network
+ * namespace (/proc/PID/net/...), matched by inode. */
+enum pk_fd_kind {
+	PK_FD_UNKNOWN = 0,
+	PK_FD_FILE,      /* path, pos */
+	PK_FD_PIPE,      /* inode; holders: the other end */
+	PK_FD_INET,      /* proto tcp/tcp6/udp/udp6, local, remote, state */
+	PK_FD_UNIX,      /* proto unix, path (may be empty), state, peer_inode; holders: the peer */
+	PK_FD_SOCKET,    /* another socket family (netlink, packet...) or not found */
+	PK_FD_OTHER,     /* anon_inode:..., /dev/... character devices are files */
+};
+#define PK_FD_MAX_HOLDERS 8
+struct pk_fd_holder {
+	pid_t pid;
+	int fd;
+	char mode;         /* 'r', 'w', 'u' (read-write), '?' */
+	char comm[24];     /* raw from /proc/PID/comm: target-controlled */
+};
+struct pk_fd_info {
+	enum pk_fd_kind kind;
+	char target[256];  /* readlink of /proc/PID/fd/FD */
+	uint64_t inode;    /* socket or pipe inode, 0 otherwise */
+	char mode;         /* this fd's access mode: 'r', 'w', 'u', '?' */
+	long long pos;     /* file offset from fdinfo, -1 unknown */
+	char proto[8];     /* "tcp", "tcp6", "udp", "udp6", "unix"; "" unknown */
+	char local[64], remote[64]; /* "127.0.0.1:5432", "[::1]:80" */
+	char state[16];    /* "ESTABLISHED", "LISTEN"...; unix "CONNECTED"...; "" unknown */
+	char path[256];    /* unix socket path ("@name" abstract, target-controlled) */
+	uint64_t peer_inode; /* unix: the other end's inode, 0 unknown */
+	struct pk_fd_holder holders[PK_FD_MAX_HOLDERS]; /* pipe: other end; unix: peer */
+	size_t nholders;
+	bool holders_truncated; /* more holders, or the /proc scan hit its bound */
+};
+/* Every pipe and socket descriptor of every process pykill may read, by
+ * inode: one walk of /proc/[0-9]*\/fd, bounded (PK_FD_SCAN_MAX links), made
+ * the first time a holder is looked up and kept for the caller's later
+ * lookups (a list of 100 threads blocked on pipes walks /proc once). */
+struct pk_fd_index;
+#define PK_FD_SCAN_MAX (1u << 20)
+void pk_fd_index_free(struct pk_fd_index *ix);
+/* Fills out as far as /proc shows; -EBADF no such fd, -ESRCH no such
+ * process; no pk_error() (the caller prints what it has). *ix is built on
+ * first need (NULL before), and freed by the caller. */
+int pk_proc_fd_info(pid_t pid, int fd, struct pk_fd_index **ix, struct pk_fd_info *out);
+/* Parse one line of /proc/net/{tcp,tcp6,udp,udp6} (v6: 32 hex digits per
+ * address) or /proc/net/unix; 0 and out filled when it is the socket
+ * with this inode, -ENOENT another socket, -EINVAL malformed. */
+int pk_net_inet_line_parse(const char *line, bool v6, bool tcp, uint64_t inode, struct pk_fd_info *out);
+int pk_net_unix_line_parse(const char *line, uint64_t inode, struct pk_fd_info *out);
+
 /* The system call name for nr on this architecture (table generated at build
  * time from the kernel headers); NULL if unknown. */
 const char *pk_syscall_name(long nr);

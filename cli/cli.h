@@ -47,6 +47,11 @@ void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size
 void pk_format_thread(pid_t tid, const char *name, char *buf, size_t cap);
 void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args);
 const char *pk_gil_name(enum pk_gil_role role);
+/* Append a string the target controls (a name, a path) to human output at
+ * buf + *o: the one place such strings of list's descriptions go through. */
+void pk_format_untrusted(char *buf, size_t cap, size_t *o, const char *s);
+/* Free what formatting kept for the run (the index of pipe and socket holders). */
+void pk_format_done(void);
 
 int pk_cmd_ps(int argc, char **argv);
 int pk_cmd_list(int argc, char **argv);

@@ -9,10 +9,200 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSON = 256, OPT_STACKS, OPT_FREEZE, OPT_MAX_FRAMES };
+enum { OPT_JSON = 256, OPT_STACKS, OPT_FREEZE, OPT_MAX_FRAMES, OPT_SORT, OPT_STUCK };
 
-static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, const struct pk_py_thread *t)
+/* One line of output: a thread, and how long it has been off CPU. */
+struct row {
+	const struct pk_py_thread *t;
+	size_t index;            /* in the snapshot: keeps --sort stable */
+	bool blocked_known;
+	uint64_t blocked_ns;
+};
+
+struct list_view {
+	struct row *rows;
+	size_t n;
+	size_t hidden;           /* left out by --stuck */
+};
+
+/* Off CPU time means "blocked" only for a thread asleep in the kernel; a
+ * running thread's time in its state cannot be told from one reading. */
+static bool is_blocked(const struct pk_py_thread *t)
 {
+	return t->tid > 0 && (t->state == 'S' || t->state == 'D') && t->syscall_nr != PK_SYSCALL_RUNNING;
+}
+
+/* Read after the snapshot, once nothing is stopped: /proc only. */
+static void measure_blocked(pid_t pid, struct row *rows, size_t n)
+{
+	uint64_t now;
+	int rc = pk_sched_now(&now);
+
+	if (rc < 0) {
+		pk_log(PK_LOG_INFO, "blocked times unknown: no scheduler clock in /proc/thread-self/sched (%s)",
+		       strerror(-rc));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!is_blocked(rows[i].t))
+			continue;
+		rc = pk_proc_offcpu_ns(pid, rows[i].t->tid, now, &rows[i].blocked_ns);
+		rows[i].blocked_known = rc == 0;
+		if (rc < 0)
+			pk_log(PK_LOG_DEBUG, "blocked time of thread %d unknown: %s", (int)rows[i].t->tid, strerror(-rc));
+	}
+}
+
+/* Longest blocked first; unknown and running after, in snapshot order. */
+static int row_cmp_blocked(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+
+	if (x->blocked_known != y->blocked_known)
+		return x->blocked_known ? -1 : 1;
+	if (x->blocked_known && x->blocked_ns != y->blocked_ns)
+		return x->blocked_ns > y->blocked_ns ? -1 : 1;
+	return (x->index > y->index) - (x->index < y->index);
+}
+
+/* "30s", "5m", "1h30m", "2d", "0.5s"; a number alone is seconds. At most a year. */
+static bool parse_duration(const char *s, uint64_t *ns)
+{
+	const uint64_t max = 366ull * 86400u * 1000000000u;
+	uint64_t total = 0;
+
+	if (*s == '\0')
+		return false;
+	while (*s != '\0') {
+		uint64_t whole = 0, frac = 0, scale = 1, unit;
+		bool any = false;
+
+		for (; *s >= '0' && *s <= '9'; s++, any = true) {
+			whole = whole * 10 + (uint64_t)(*s - '0');
+			if (whole > max / 1000000000u)
+				return false;
+		}
+		if (*s == '.')
+			for (s++; *s >= '0' && *s <= '9'; s++, any = true)
+				if (scale < 1000000000u) {
+					frac = frac * 10 + (uint64_t)(*s - '0');
+					scale *= 10;
+				}
+		if (!any)
+			return false;
+		switch (*s) {
+		case 's': unit = 1; s++; break;
+		case 'm': unit = 60; s++; break;
+		case 'h': unit = 3600; s++; break;
+		case 'd': unit = 86400; s++; break;
+		case '\0': unit = 1; break;
+		default: return false;
+		}
+		if (whole > max / 1000000000u / unit)
+			return false;
+		total += whole * unit * 1000000000u + frac * unit * (1000000000u / scale);
+		if (total > max)
+			return false;
+	}
+	*ns = total;
+	return true;
+}
+
+/* "0.4s", "45s", "5m03s", "3h12m", "2d04h". */
+static void format_blocked(const struct row *r, char *buf, size_t cap)
+{
+	uint64_t s = r->blocked_ns / 1000000000u;
+
+	if (r->t->tid == 0)
+		snprintf(buf, cap, "?");
+	else if (!is_blocked(r->t))
+		snprintf(buf, cap, "-");
+	else if (!r->blocked_known)
+		snprintf(buf, cap, "?");
+	else if (s < 10)
+		snprintf(buf, cap, "%.1fs", (double)(r->blocked_ns / 100000000u) / 10);
+	else if (s < 60)
+		snprintf(buf, cap, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(buf, cap, "%llum%02llus", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, cap, "%lluh%02llum", (unsigned long long)(s / 3600), (unsigned long long)(s % 3600 / 60));
+	else
+		snprintf(buf, cap, "%llud%02lluh", (unsigned long long)(s / 86400),
+			 (unsigned long long)(s % 86400 / 3600));
+}
+
+/* The rows to print, measured, filtered by --stuck (stuck_ns, 0 = all) and sorted. */
+static int make_view(const struct pk_py_snapshot *snap, bool sort_blocked, uint64_t stuck_ns,
+		     struct list_view *v)
+{
+	size_t k = 0;
+
+	v->rows = calloc(snap->nthreads ? snap->nthreads : 1, sizeof(*v->rows));
+	v->n = 0;
+	v->hidden = 0;
+	if (v->rows == NULL) {
+		pk_error("list: out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		v->rows[i].t = &snap->threads[i];
+		v->rows[i].index = i;
+	}
+	measure_blocked(snap->pid, v->rows, snap->nthreads);
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		if (stuck_ns > 0 && !(v->rows[i].blocked_known && v->rows[i].blocked_ns >= stuck_ns)) {
+			v->hidden++;
+			continue;
+		}
+		v->rows[k++] = v->rows[i];
+	}
+	v->n = k;
+	if (sort_blocked)
+		qsort(v->rows, v->n, sizeof(*v->rows), row_cmp_blocked);
+	return 0;
+}
+
+/* The thread holding the GIL this thread waits for, when that is known: the
+ * one thread of its interpreter that holds a GIL (a GIL belongs to one
+ * interpreter, or to all of them before 3.12; a holder in another
+ * interpreter may hold another GIL: then nothing is said). */
+static const struct pk_py_thread *gil_holder(const struct pk_py_snapshot *snap, const struct pk_py_thread *t)
+{
+	const struct pk_py_thread *h = NULL;
+
+	if (t->gil != PK_GIL_WAITS)
+		return NULL;
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		const struct pk_py_thread *u = &snap->threads[i];
+
+		if (u == t || u->gil != PK_GIL_HOLDS || u->interp_id != t->interp_id)
+			continue;
+		if (h != NULL)
+			return NULL;
+		h = u;
+	}
+	return h;
+}
+
+/* " [GIL held by 23497 (worker-2)]" after a GIL waiter's system call. */
+static void append_gil_holder(const struct pk_py_snapshot *snap, const struct pk_py_thread *t, char *buf, size_t cap)
+{
+	const struct pk_py_thread *h = gil_holder(snap, t);
+	size_t o = strlen(buf);
+	int n;
+
+	if (h == NULL || o >= cap)
+		return;
+	n = snprintf(buf + o, cap - o, " [GIL held by %d (", (int)h->tid);
+	o = n < 0 ? cap : o + (size_t)n;
+	pk_format_untrusted(buf, cap, &o, h->name ? h->name : "-");
+	pk_format_untrusted(buf, cap, &o, ")]");
+}
+
+static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, const struct row *r)
+{
+	const struct pk_py_thread *t = r->t, *h;
 	char hex[24];
 
 	pk_json_obj_begin(j, NULL);
@@ -26,7 +216,21 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	pk_json_bool(j, "gil", t->gil == PK_GIL_HOLDS);
 	pk_json_str(j, "gil_state", pk_gil_name(t->gil));
 	pk_json_str(j, "state", pk_state_name(t->state));
+	if (r->blocked_known)
+		pk_json_seconds(j, "blocked_s", r->blocked_ns);
+	else
+		pk_json_null(j, "blocked_s");
 	pk_json_syscall(j, snap->pid, t->syscall_nr, t->syscall_args);
+	h = gil_holder(snap, t);
+	if (h != NULL) {
+		pk_json_obj_begin(j, "gil_holder");
+		pk_json_int(j, "tid", h->tid);
+		pk_json_uint(j, "ident", (unsigned long long)h->ident);
+		pk_json_str(j, "name", h->name);
+		pk_json_obj_end(j);
+	} else {
+		pk_json_null(j, "gil_holder");
+	}
 	pk_json_str(j, "name", t->name);
 	pk_json_bool(j, "async_exc_pending", t->has_async_exc);
 	pk_json_arr_begin(j, "frames");
@@ -43,7 +247,7 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	pk_json_obj_end(j);
 }
 
-static void print_json(struct pk_py *py, const struct pk_py_snapshot *snap)
+static void print_json(struct pk_py *py, const struct pk_py_snapshot *snap, const struct list_view *v)
 {
 	struct pk_json j;
 
@@ -61,9 +265,10 @@ static void print_json(struct pk_py *py, const struct pk_py_snapshot *snap)
 	pk_json_uint(&j, "interpreters", (unsigned long long)snap->ninterps);
 	pk_json_bool(&j, "finalizing", snap->finalizing);
 	pk_json_arr_begin(&j, "threads");
-	for (size_t i = 0; i < snap->nthreads; i++)
-		json_thread(&j, snap, &snap->threads[i]);
+	for (size_t i = 0; i < v->n; i++)
+		json_thread(&j, snap, &v->rows[i]);
 	pk_json_arr_end(&j);
+	pk_json_uint(&j, "threads_hidden", (unsigned long long)v->hidden);
 	pk_json_arr_begin(&j, "native_threads");
 	for (size_t i = 0; i < snap->nnatives; i++) {
 		const struct pk_native_thread *n = &snap->natives[i];
@@ -101,9 +306,10 @@ static void print_where(const struct pk_py_thread *t)
 		printf("-");
 }
 
-static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, bool stacks)
+static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, const struct list_view *v, bool stacks,
+			const char *stuck_arg)
 {
-	char sc[2048], tid[32], name[PK_ESC_CAP], e[PK_ESC_CAP], ver[128];
+	char sc[2048], tid[32], name[PK_ESC_CAP], e[PK_ESC_CAP], ver[128], blocked[24];
 	int64_t last_interp = -1;
 	bool ns = snap->ns_pid != snap->pid;
 
@@ -114,8 +320,8 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 		printf("PID %d in its own namespace\n", (int)snap->ns_pid);
 	if (snap->finalizing)
 		printf("the interpreter is shutting down\n");
-	for (size_t i = 0; i < snap->nthreads; i++) {
-		const struct pk_py_thread *t = &snap->threads[i];
+	for (size_t i = 0; i < v->n; i++) {
+		const struct pk_py_thread *t = v->rows[i].t;
 		char flags[4] = "--";
 
 		if (snap->ninterps > 1 && t->interp_id != last_interp) {
@@ -124,9 +330,9 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 			last_interp = t->interp_id;
 		}
 		if (i == 0 || (snap->ninterps > 1 && t->interp_id == last_interp && i > 0 &&
-			       snap->threads[i - 1].interp_id != t->interp_id))
-			printf("%-16s %-16s %-16s %-4s %-10s %-40s %s\n", "TID", "IDENT", "NAME", "GIL", "STATE",
-			       "SYSCALL", "WHERE");
+			       v->rows[i - 1].t->interp_id != t->interp_id))
+			printf("%-16s %-16s %-16s %-4s %-10s %-8s %-40s %s\n", "TID", "IDENT", "NAME", "GIL", "STATE",
+			       "BLOCKED", "SYSCALL", "WHERE");
 		if (t->is_main)
 			flags[0] = 'M';
 		flags[1] = t->gil == PK_GIL_HOLDS ? 'G' : t->gil == PK_GIL_WAITS ? 'w' : t->gil == PK_GIL_DROPPING ? 'd' : '-';
@@ -136,12 +342,15 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 			snprintf(tid, sizeof(tid), "%d(%d)", (int)t->tid, (int)t->ns_tid);
 		else
 			snprintf(tid, sizeof(tid), "%d", (int)t->tid);
-		if (t->syscall_nr >= 0)
+		if (t->syscall_nr >= 0) {
 			pk_format_syscall(snap->pid, t->syscall_nr, t->syscall_args, sc, sizeof(sc));
-		else
+			append_gil_holder(snap, t, sc, sizeof(sc));
+		} else {
 			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_SYSCALL_RUNNING ? "(running)" : "-");
-		printf("%-16s 0x%-14llx %-16s %-4s %-10s %-40s ", tid, (unsigned long long)t->ident,
-		       t->name ? pk_esc(t->name, name, sizeof(name)) : "-", flags, pk_state_name(t->state), sc);
+		}
+		format_blocked(&v->rows[i], blocked, sizeof(blocked));
+		printf("%-16s 0x%-14llx %-16s %-4s %-10s %-8s %-40s ", tid, (unsigned long long)t->ident,
+		       t->name ? pk_esc(t->name, name, sizeof(name)) : "-", flags, pk_state_name(t->state), blocked, sc);
 		print_where(t);
 		putchar('\n');
 		if (stacks) {
@@ -156,6 +365,9 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 				printf("    ... %s\n", pk_esc(t->frames_error, e, sizeof(e)));
 		}
 	}
+	if (stuck_arg != NULL)
+		printf("(%zu thread%s not blocked for %s or longer, or not known to be, not shown)\n", v->hidden,
+		       v->hidden == 1 ? "" : "s", stuck_arg);
 	if (snap->nnatives > 0)
 		printf("(%zu native thread%s without a Python thread state)\n", snap->nnatives,
 		       snap->nnatives == 1 ? "" : "s");
@@ -169,6 +381,8 @@ int pk_cmd_list(int argc, char **argv)
 		{ "stacks", no_argument, NULL, OPT_STACKS },
 		{ "freeze", required_argument, NULL, OPT_FREEZE },
 		{ "max-frames", required_argument, NULL, OPT_MAX_FRAMES },
+		{ "sort", required_argument, NULL, OPT_SORT },
+		{ "stuck", required_argument, NULL, OPT_STUCK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -176,7 +390,10 @@ int pk_cmd_list(int argc, char **argv)
 	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true };
 	struct pk_py *py = NULL;
 	struct pk_py_snapshot *snap = NULL;
-	bool json = false, stacks = false;
+	struct list_view view = { 0 };
+	bool json = false, stacks = false, sort_blocked = false;
+	const char *stuck_arg = NULL;
+	uint64_t stuck_ns = 0;
 	char q[PK_ESC_ARG];
 	pid_t pid;
 	int c, rc;
@@ -211,6 +428,17 @@ int pk_cmd_list(int argc, char **argv)
 			so.max_frames = (unsigned)v;
 			break;
 		}
+		case OPT_SORT:
+			if (strcmp(optarg, "blocked") != 0)
+				return pk_usage_error("list: --sort must be blocked, not '%s'", pk_esc(optarg, q, sizeof(q)));
+			sort_blocked = true;
+			break;
+		case OPT_STUCK:
+			if (!parse_duration(optarg, &stuck_ns) || stuck_ns == 0)
+				return pk_usage_error("list: --stuck must be a duration above 0 such as 30s, 5m, 1h "
+						      "(at most a year), not '%s'", pk_esc(optarg, q, sizeof(q)));
+			stuck_arg = optarg;
+			break;
 		case 'v':
 			pk_cli_more_verbose();
 			break;
@@ -250,10 +478,19 @@ int pk_cmd_list(int argc, char **argv)
 	pk_log(PK_LOG_INFO, "read %zu Python thread(s) in %zu interpreter(s) in %u round(s); %zu thread(s) stopped "
 	       "for %.3f ms; total %.3f ms", snap->nthreads, snap->ninterps, snap->rounds, snap->nstopped,
 	       (double)snap->freeze_ns / 1e6, (double)(pk_now_ns() - t0) / 1e6);
+	rc = make_view(snap, sort_blocked, stuck_ns, &view);
+	if (rc < 0) {
+		rc = pk_fail(rc, "list the threads");
+		pk_py_snapshot_free(snap);
+		pk_py_close(py);
+		return rc;
+	}
 	if (json)
-		print_json(py, snap);
+		print_json(py, snap, &view);
 	else
-		print_table(py, snap, stacks);
+		print_table(py, snap, &view, stacks, stuck_arg);
+	pk_format_done();
+	free(view.rows);
 	pk_py_snapshot_free(snap);
 	pk_py_close(py);
 	return PK_EXIT_OK;

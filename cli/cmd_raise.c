@@ -71,9 +71,10 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	pk_json_uint(&j, "freeze_us", (unsigned long long)(r->freeze_ns / 1000));
 	pk_json_str(&j, "reason", r->reason[0] != '\0' ? r->reason : NULL);
 	pk_json_str(&j, "withdraw", r->withdraw_note[0] != '\0' ? r->withdraw_note : NULL);
-	if (r->verdict == PK_VERDICT_PENDING)
+	if (r->verdict == PK_VERDICT_PENDING) {
 		pk_json_syscall(&j, pid, r->syscall_nr, r->syscall_args);
-	else
+		pk_format_done();
+	} else
 		pk_json_null(&j, "syscall");
 	pk_json_str(&j, "where", r->where);
 	if (r->interrupt_note[0] != '\0') {
@@ -114,6 +115,7 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 		if (r->syscall_nr >= 0) {
 			char sc[2048];
 			pk_format_syscall(pid, r->syscall_nr, r->syscall_args, sc, sizeof(sc));
+			pk_format_done();
 			printf("  system call: %s\n", sc);
 		}
 		if (r->where != NULL)

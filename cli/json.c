@@ -129,3 +129,10 @@ void pk_json_end(struct pk_json *j)
 	fputc('\n', j->out);
 	fflush(j->out);
 }
+
+void pk_json_seconds(struct pk_json *j, const char *key, uint64_t ns)
+{
+	sep(j, key);
+	fprintf(j->out, "%llu.%03llu", (unsigned long long)(ns / 1000000000u),
+		(unsigned long long)(ns % 1000000000u / 1000000u));
+}
