@@ -125,8 +125,12 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 		printf("  --interrupt: %s\n", pk_esc(r->interrupt_note, e, sizeof(e)));
 	if (r->withdraw_note[0] != '\0' && r->verdict != PK_VERDICT_WITHDRAWN)
 		printf("  --withdraw-if-pending: %s\n", pk_esc(r->withdraw_note, e, sizeof(e)));
-	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via),
-	       pk_esc(r->via_reason, e, sizeof(e)), (double)r->freeze_ns / 1e6);
+	if (r->freeze_ns > 0)
+		printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via),
+		       pk_esc(r->via_reason, e, sizeof(e)), (double)r->freeze_ns / 1e6);
+	else
+		printf("  via %s: %s; no target thread was stopped\n", via_name(r->via),
+		       pk_esc(r->via_reason, e, sizeof(e)));
 	fflush(stdout);
 }
 

@@ -95,7 +95,10 @@ int pk_cmd_withdraw(int argc, char **argv)
 			       pk_esc(res.exception, e, sizeof(e)), who, (int)pid);
 		else
 			printf("nothing was queued for %s of process %d\n", who, (int)pid);
-		printf("  target threads stopped for %.3f ms\n", (double)res.freeze_ns / 1e6);
+		if (res.freeze_ns > 0)
+			printf("  target threads stopped for %.3f ms\n", (double)res.freeze_ns / 1e6);
+		else
+			printf("  no target thread was stopped\n");
 	}
 	fflush(stdout);
 	pk_withdraw_result_clear(&res);

@@ -110,7 +110,7 @@ void pk_py_snapshot_free(struct pk_py_snapshot *snap);
 enum pk_raise_via {
 	PK_VIA_AUTO = 0,  /* the write path where the layout is known exactly, else the call path if safe */
 	PK_VIA_CALL,      /* PyGILState_Ensure / PyThreadState_SetAsyncExc / PyGILState_Release in a borrowed thread */
-	PK_VIA_WRITE,     /* every thread stopped, async_exc and the eval breaker written directly */
+	PK_VIA_WRITE,     /* threads not blocked in a system call stopped, async_exc and the eval breaker written */
 };
 
 enum pk_verdict {
@@ -163,7 +163,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 void pk_raise_result_clear(struct pk_raise_result *res);
 
 /* pykill withdraw: remove the exception queued for one thread (whoever
- * queued it), every thread stopped, as the write path does. */
+ * queued it), threads stopped as the write path does. */
 struct pk_withdraw_result {
 	pid_t tid;
 	uint64_t ident;

@@ -9,9 +9,11 @@
  *    runs the trampoline; the GIL holder keeps running so Ensure can get
  *    the GIL. Before calling, the GIL must be obtainable: free, or held by
  *    a thread that is executing bytecode (it drops the GIL on request).
- *  - the write path: every thread stopped, async_exc and the eval-breaker
- *    signal of this version written directly. No code runs in the target,
- *    so it works with a wedged GIL.
+ *  - the write path: every thread not blocked in a system call stopped
+ *    (one that is cannot touch the interpreter until its call returns; it
+ *    is checked again after), async_exc and the eval-breaker signal of
+ *    this version written directly. No code runs in the target, so it
+ *    works with a wedged GIL.
  * Either way, delivery is when the thread's async_exc is consumed (the eval
  * loop raised it) or the thread ends. */
 #include "py-priv.h"
@@ -1151,7 +1153,8 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		res->via = PK_VIA_WRITE;
 		snprintf(res->via_reason, sizeof(res->via_reason), "%s",
 			 opts->via == PK_VIA_WRITE ? "asked for"
-						   : "the default: every thread stopped, nothing run in the target");
+						   : "the default: nothing run in the target, only threads not blocked in "
+						     "a system call stopped");
 	} else if (!target->main_interp) {
 		pk_error("raise in thread %d of process %d: refused: the thread belongs to a subinterpreter, which "
 			 "the call path cannot reach (PyThreadState_SetAsyncExc searches the caller's interpreter "
