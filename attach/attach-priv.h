@@ -43,6 +43,11 @@ int pk_map_open_by_path(pid_t pid, const struct pk_map *map, int *fd);
 int pk_open_beneath(int dirfd, const char *rel, int *fd);
 int pk_open_beneath_walk(int dirfd, const char *rel, int *fd);
 
+/* An unsigned number in base 8, 10 or 16 from [*p, end), *p moved past it:
+ * -EINVAL without a digit, -ERANGE on overflow (text from /proc or the
+ * target is untrusted). */
+int pk_scan_u64(const char **p, const char *end, unsigned base, uint64_t *out);
+
 /* Generated at build time from the kernel headers (gen-syscall-table.cmake). */
 struct pk_syscall_ent {
 	long nr;

@@ -24,33 +24,10 @@
 #define NET_MAX_LINES (1u << 22) /* per /proc/net file: bounds a hostile or huge table */
 #define SCAN_MAX_PROCS 65536u
 
+/* Over a NUL-terminated string. */
 static int parse_u64(const char **p, unsigned base, uint64_t *out)
 {
-	const char *s = *p;
-	uint64_t v = 0;
-	int any = 0;
-
-	for (;; s++) {
-		unsigned d;
-
-		if (*s >= '0' && *s <= '9')
-			d = (unsigned)(*s - '0');
-		else if (base == 16 && *s >= 'a' && *s <= 'f')
-			d = (unsigned)(*s - 'a' + 10);
-		else if (base == 16 && *s >= 'A' && *s <= 'F')
-			d = (unsigned)(*s - 'A' + 10);
-		else
-			break;
-		if (v > (UINT64_MAX - d) / base)
-			return -ERANGE;
-		v = v * base + d;
-		any = 1;
-	}
-	if (!any)
-		return -EINVAL;
-	*p = s;
-	*out = v;
-	return 0;
+	return pk_scan_u64(p, *p + strlen(*p), base, out);
 }
 
 static const char *skip_ws(const char *p)

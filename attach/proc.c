@@ -225,7 +225,7 @@ fail:
 
 /* Bounded number scanning over [*p, end). Each consumes at least one digit
  * and fails on overflow, so hostile text cannot produce UB. */
-static int scan_u64(const char **p, const char *end, unsigned base, uint64_t *out)
+int pk_scan_u64(const char **p, const char *end, unsigned base, uint64_t *out)
 {
 	const char *s = *p;
 	uint64_t v = 0;
@@ -243,6 +243,8 @@ static int scan_u64(const char **p, const char *end, unsigned base, uint64_t *ou
 			d = (unsigned)(c - 'A' + 10);
 		else
 			break;
+		if (d >= base)
+			break;
 		if (v > (UINT64_MAX - d) / base)
 			return -ERANGE;
 		v = v * base + d;
@@ -258,7 +260,7 @@ static int scan_u64(const char **p, const char *end, unsigned base, uint64_t *ou
 static int scan_pid(const char **p, const char *end, pid_t *out)
 {
 	uint64_t v;
-	int rc = scan_u64(p, end, 10, &v);
+	int rc = pk_scan_u64(p, end, 10, &v);
 
 	if (rc < 0)
 		return rc;
@@ -272,7 +274,7 @@ static int scan_hex_0x(const char **p, const char *end, uint64_t *out)
 {
 	if (end - *p >= 2 && (*p)[0] == '0' && ((*p)[1] == 'x' || (*p)[1] == 'X'))
 		*p += 2;
-	return scan_u64(p, end, 16, out);
+	return pk_scan_u64(p, end, 16, out);
 }
 
 static const char *skip_blanks(const char *p, const char *end)
@@ -300,8 +302,8 @@ static int parse_map_line(const char *p, const char *end, struct pk_map *m, char
 	uint64_t v;
 	size_t plen;
 
-	if (scan_u64(&p, end, 16, &m->start) < 0 || expect_char(&p, end, '-') < 0 ||
-	    scan_u64(&p, end, 16, &m->end) < 0 || expect_char(&p, end, ' ') < 0)
+	if (pk_scan_u64(&p, end, 16, &m->start) < 0 || expect_char(&p, end, '-') < 0 ||
+	    pk_scan_u64(&p, end, 16, &m->end) < 0 || expect_char(&p, end, ' ') < 0)
 		return -EINVAL;
 	if (m->end < m->start || end - p < 5)
 		return -EINVAL;
@@ -323,16 +325,16 @@ static int parse_map_line(const char *p, const char *end, struct pk_map *m, char
 	else if (p[3] != 's')
 		return -EINVAL;
 	p += 4;
-	if (expect_char(&p, end, ' ') < 0 || scan_u64(&p, end, 16, &m->offset) < 0 ||
+	if (expect_char(&p, end, ' ') < 0 || pk_scan_u64(&p, end, 16, &m->offset) < 0 ||
 	    expect_char(&p, end, ' ') < 0)
 		return -EINVAL;
-	if (scan_u64(&p, end, 16, &v) < 0 || v > UINT32_MAX)
+	if (pk_scan_u64(&p, end, 16, &v) < 0 || v > UINT32_MAX)
 		return -EINVAL;
 	m->dev_major = (uint32_t)v;
-	if (expect_char(&p, end, ':') < 0 || scan_u64(&p, end, 16, &v) < 0 || v > UINT32_MAX)
+	if (expect_char(&p, end, ':') < 0 || pk_scan_u64(&p, end, 16, &v) < 0 || v > UINT32_MAX)
 		return -EINVAL;
 	m->dev_minor = (uint32_t)v;
-	if (expect_char(&p, end, ' ') < 0 || scan_u64(&p, end, 10, &m->inode) < 0)
+	if (expect_char(&p, end, ' ') < 0 || pk_scan_u64(&p, end, 10, &m->inode) < 0)
 		return -EINVAL;
 	if (p < end && *p != ' ' && *p != '\t')
 		return -EINVAL;
@@ -547,7 +549,7 @@ static int parse_status_line(const char *p, const char *le, struct pk_status *ou
 		*seen |= 0x10u;
 	} else if (line_key(p, le, "Threads", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &u) < 0 || u > INT32_MAX)
+		if (pk_scan_u64(&v, le, 10, &u) < 0 || u > INT32_MAX)
 			return -EINVAL;
 		out->threads = (int)u;
 	} else if (line_key(p, le, "TracerPid", &v)) {
@@ -558,34 +560,34 @@ static int parse_status_line(const char *p, const char *le, struct pk_status *ou
 		uint64_t r, e;
 
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &r) < 0)
+		if (pk_scan_u64(&v, le, 10, &r) < 0)
 			return -EINVAL;
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &e) < 0 || r > UINT32_MAX || e > UINT32_MAX)
+		if (pk_scan_u64(&v, le, 10, &e) < 0 || r > UINT32_MAX || e > UINT32_MAX)
 			return -EINVAL;
 		out->uid_real = (uid_t)r;
 		out->uid_effective = (uid_t)e;
 	} else if (line_key(p, le, "CapEff", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 16, &u) < 0)
+		if (pk_scan_u64(&v, le, 16, &u) < 0)
 			return -EINVAL;
 		out->cap_eff = u;
 	} else if (line_key(p, le, "voluntary_ctxt_switches", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &out->voluntary_ctxt_switches) < 0)
+		if (pk_scan_u64(&v, le, 10, &out->voluntary_ctxt_switches) < 0)
 			return -EINVAL;
 	} else if (line_key(p, le, "nonvoluntary_ctxt_switches", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &out->nonvoluntary_ctxt_switches) < 0)
+		if (pk_scan_u64(&v, le, 10, &out->nonvoluntary_ctxt_switches) < 0)
 			return -EINVAL;
 	} else if (line_key(p, le, "Seccomp", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &u) < 0 || u > 2)
+		if (pk_scan_u64(&v, le, 10, &u) < 0 || u > 2)
 			return -EINVAL;
 		out->seccomp = (int)u;
 	} else if (line_key(p, le, "Kthread", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &u) < 0 || u > 1)
+		if (pk_scan_u64(&v, le, 10, &u) < 0 || u > 1)
 			return -EINVAL;
 		out->kthread = (int)u;
 	}
@@ -701,7 +703,7 @@ int pk_stat_parse(const char *text, size_t len, struct pk_stat *out)
 		case 22:
 		case 35:
 		case 39:
-			if (scan_u64(&tok, te, 10, &v) < 0 || tok != te)
+			if (pk_scan_u64(&tok, te, 10, &v) < 0 || tok != te)
 				return -EINVAL;
 			if (field == 14)
 				out->utime = v;
@@ -774,7 +776,7 @@ int pk_syscall_parse(const char *text, size_t len, struct pk_syscall *out)
 		neg = 1;
 		p++;
 	}
-	if (scan_u64(&p, end, 10, &nr) < 0 || nr > INT_MAX)
+	if (pk_scan_u64(&p, end, 10, &nr) < 0 || nr > INT_MAX)
 		return -EINVAL;
 	if (neg) {
 		/* The kernel only ever prints -1 here. */
@@ -873,7 +875,7 @@ int pk_proc_cputime(pid_t pid, pid_t tid, uint64_t *ns)
 	rc = read_path_small(path, buf, sizeof(buf), &len);
 	if (rc == 0) {
 		p = buf;
-		if (scan_u64(&p, buf + len, 10, &v) < 0) {
+		if (pk_scan_u64(&p, buf + len, 10, &v) < 0) {
 			pk_error("parse %s: unexpected format", path);
 			return -EINVAL;
 		}
@@ -1115,7 +1117,7 @@ void pk_attach_explain_eperm(pid_t pid)
 		const char *p = buf;
 		uint64_t v;
 
-		if (scan_u64(&p, buf + len, 10, &v) == 0 && v <= 3)
+		if (pk_scan_u64(&p, buf + len, 10, &v) == 0 && v <= 3)
 			scope = (int)v;
 	}
 	if (scope == 1 && !has_cap)
