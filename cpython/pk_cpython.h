@@ -56,6 +56,30 @@ enum pk_gil_role {
 	PK_GIL_DROPPING,         /* blocked handing the GIL over (FORCE_SWITCHING) */
 };
 
+/* What a thread is, told from its Python stack (cpython/shape.c): the
+ * worker shapes of common servers, whose reaction to an exception is known
+ * (measured by tests/integration/shapes). */
+enum pk_shape {
+	PK_SHAPE_UNKNOWN = 0,    /* nothing recognised (a thread started from C, a stack cut short) */
+	PK_SHAPE_THREAD,         /* a plain threading.Thread */
+	PK_SHAPE_MAIN,           /* the main thread, in none of the shapes below */
+	PK_SHAPE_POOL,           /* a concurrent.futures ThreadPoolExecutor worker */
+	PK_SHAPE_GUNICORN,       /* gunicorn gthread's pool worker, handling a request */
+	PK_SHAPE_CELERY,         /* celery's threads-pool worker, running a task */
+	PK_SHAPE_ASYNCIO,        /* the thread of an asyncio event loop */
+	PK_SHAPE_GEVENT_HUB,     /* gevent's hub: the loop every greenlet of the thread waits on */
+	PK_SHAPE_GREENLET,       /* a gevent greenlet other than the hub, running */
+	PK_SHAPE_UWSGI,          /* a uwsgi core thread (the app called from C) */
+};
+#define PK_SHAPE_COUNT (PK_SHAPE_UWSGI + 1)
+
+/* Modules of the main interpreter (sys.modules) that tell shapes apart
+ * when no frame does (a greenlet's function, an app uwsgi calls from C). */
+enum pk_py_module {
+	PK_PYMOD_GEVENT = 1u << 0,
+	PK_PYMOD_UWSGI = 1u << 1,
+};
+
 struct pk_py_thread {
 	int64_t interp_id;       /* 0 = main interpreter */
 	bool main_interp;
@@ -74,6 +98,8 @@ struct pk_py_thread {
 	size_t nframes;
 	bool frames_truncated;   /* stack deeper than max_frames */
 	char *frames_error;      /* why the walk stopped early, NULL if it did not */
+	enum pk_shape shape;     /* with want_frames (and want_names, for the module hints) */
+	bool shape_idle;         /* waiting for work (a pool's queue, a loop's poll), not running a job */
 };
 
 /* A native thread of the process with no Python thread state. */
@@ -97,10 +123,45 @@ struct pk_py_snapshot {
 	struct pk_native_thread *natives;
 	size_t nnatives;
 	bool finalizing;
+	unsigned modules;        /* PK_PYMOD_* loaded in the main interpreter (with want_names) */
 };
 
 int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
 void pk_py_snapshot_free(struct pk_py_snapshot *snap);
+
+/* ------------------------------------------------------------ shapes */
+
+/* "pool", "asyncio"...: stable names for JSON and the SHAPE column. */
+const char *pk_shape_key(enum pk_shape shape);
+/* "concurrent.futures pool worker"...: for sentences. */
+const char *pk_shape_label(enum pk_shape shape);
+/* The shape of a thread from its frames (innermost first), whether it is
+ * the main thread, and the modules loaded; *idle: waiting for work rather
+ * than running a job. Pure: no target is read. */
+enum pk_shape pk_shape_classify(const struct pk_py_thread *t, unsigned modules, bool *idle);
+
+enum pk_harm {
+	PK_HARM_NONE = 0,        /* fails what the thread runs, as intended */
+	PK_HARM_NOTE,            /* does something the operator may not expect: say it */
+	PK_HARM_REFUSE,          /* ends a pool thread for good, the server or the process, or loses work
+				  * silently: refused unless confirmed (raise --force) */
+};
+
+struct pk_consequence {
+	enum pk_harm harm;
+	const char *text;        /* static: what the exception does there ("it" is the exception) */
+};
+
+/* What raising the built-in exception named exception does to a thread of
+ * this shape (from the table in cpython/shape.c). */
+void pk_shape_consequence(enum pk_shape shape, bool idle, const char *exception, struct pk_consequence *out);
+/* The exception that fails only the work in progress in this shape (a
+ * server's request), or NULL where none does (an idle worker, the hub, the
+ * main thread, a plain thread). */
+const char *pk_shape_suggest(enum pk_shape shape, bool idle);
+/* raise's exception when none is named: the suggestion above, else
+ * SystemExit (which ends a plain thread quietly). */
+const char *pk_shape_default_exception(enum pk_shape shape, bool idle);
 
 /* ------------------------------------------------------------ raise */
 
