@@ -10,6 +10,37 @@
 
 enum { OPT_JSON = 256, OPT_STACKS, OPT_FREEZE, OPT_MAX_FRAMES };
 
+/* "busy" running a job, "idle" waiting for one; null where the shape has
+ * no such thing (a plain thread, the main thread, an unknown). */
+static const char *shape_state(const struct pk_py_thread *t)
+{
+	switch (t->shape) {
+	case PK_SHAPE_POOL:
+	case PK_SHAPE_GUNICORN:
+	case PK_SHAPE_CELERY:
+	case PK_SHAPE_ASYNCIO:
+	case PK_SHAPE_GEVENT_HUB:
+	case PK_SHAPE_GREENLET:
+	case PK_SHAPE_UWSGI:
+		return t->shape_idle ? "idle" : "busy";
+	default:
+		return NULL;
+	}
+}
+
+/* What a thread that runs gevent hides: the greenlets that are not
+ * running (pykill reads the thread's current stack only). */
+static const char *gevent_note(const struct pk_py_thread *t)
+{
+	if (t->shape == PK_SHAPE_GEVENT_HUB)
+		return "runs gevent: its hub is running, no request is; the greenlets waiting on the hub are not "
+		       "shown (pykill reads only the running stack)";
+	if (t->shape == PK_SHAPE_GREENLET)
+		return "runs gevent: the greenlet shown is the one running; the others (and the hub) are not shown "
+		       "(pykill reads only the running stack)";
+	return NULL;
+}
+
 static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, const struct pk_py_thread *t)
 {
 	char hex[24];
@@ -28,6 +59,8 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	pk_json_syscall(j, snap->pid, t->syscall_nr, t->syscall_args);
 	pk_json_str(j, "name", t->name);
 	pk_json_bool(j, "async_exc_pending", t->has_async_exc);
+	pk_json_str(j, "shape", pk_shape_key(t->shape));
+	pk_json_str(j, "shape_state", shape_state(t));
 	pk_json_arr_begin(j, "frames");
 	for (size_t i = 0; i < t->nframes; i++) {
 		pk_json_obj_begin(j, NULL);
@@ -39,6 +72,7 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	pk_json_arr_end(j);
 	pk_json_bool(j, "frames_truncated", t->frames_truncated);
 	pk_json_str(j, "frames_error", t->frames_error);
+	pk_json_str(j, "note", gevent_note(t));
 	pk_json_obj_end(j);
 }
 
@@ -91,7 +125,7 @@ static void where(const struct pk_py_thread *t, char *buf, size_t cap)
 
 static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, bool stacks)
 {
-	char sc[512], loc[512], tid[32];
+	char sc[512], loc[512], tid[32], shape[32];
 	int64_t last_interp = -1;
 	bool ns = snap->ns_pid != snap->pid;
 
@@ -114,8 +148,8 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 		}
 		if (i == 0 || (snap->ninterps > 1 && t->interp_id == last_interp && i > 0 &&
 			       snap->threads[i - 1].interp_id != t->interp_id))
-			printf("%-16s %-16s %-16s %-4s %-10s %-40s %s\n", "TID", "IDENT", "NAME", "GIL", "STATE",
-			       "SYSCALL", "WHERE");
+			printf("%-16s %-16s %-16s %-12s %-4s %-10s %-40s %s\n", "TID", "IDENT", "NAME", "SHAPE", "GIL",
+			       "STATE", "SYSCALL", "WHERE");
 		if (t->is_main)
 			flags[0] = 'M';
 		flags[1] = t->gil == PK_GIL_HOLDS ? 'G' : t->gil == PK_GIL_WAITS ? 'w' : t->gil == PK_GIL_DROPPING ? 'd' : '-';
@@ -130,8 +164,11 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 		else
 			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_SYSCALL_RUNNING ? "(running)" : "-");
 		where(t, loc, sizeof(loc));
-		printf("%-16s 0x%-14llx %-16s %-4s %-10s %-40s %s\n", tid, (unsigned long long)t->ident, name, flags,
-		       pk_state_name(t->state), sc, loc);
+		/* The hub is always the waiting loop: no ":idle" to add. */
+		snprintf(shape, sizeof(shape), "%s%s", pk_shape_key(t->shape),
+			 t->shape_idle && t->shape != PK_SHAPE_GEVENT_HUB ? ":idle" : "");
+		printf("%-16s 0x%-14llx %-16s %-12s %-4s %-10s %-40s %s\n", tid, (unsigned long long)t->ident, name,
+		       shape, flags, pk_state_name(t->state), sc, loc);
 		if (stacks) {
 			for (size_t f = 0; f < t->nframes; f++)
 				printf("    %s (%s:%d)\n", t->frames[f].function, t->frames[f].file, t->frames[f].line);
@@ -144,6 +181,9 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 	if (snap->nnatives > 0)
 		printf("(%zu native thread%s without a Python thread state)\n", snap->nnatives,
 		       snap->nnatives == 1 ? "" : "s");
+	for (size_t i = 0; i < snap->nthreads; i++)
+		if (gevent_note(&snap->threads[i]) != NULL)
+			printf("(thread %d %s)\n", (int)snap->threads[i].tid, gevent_note(&snap->threads[i]));
 	fflush(stdout);
 }
 
