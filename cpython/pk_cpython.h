@@ -46,6 +46,7 @@ struct pk_py_frame {
 	char *file;
 	int line;                /* 0 when unknown */
 	bool is_entry;           /* 3.11+: first frame of a C-to-Python call */
+	uint64_t addr;           /* where the frame is in the target (frame object, or 3.11+ interpreter frame) */
 };
 
 enum pk_gil_role {
@@ -140,6 +141,13 @@ const char *pk_shape_label(enum pk_shape shape);
  * than running a job. Pure: no target is read. */
 enum pk_shape pk_shape_classify(const struct pk_py_thread *t, unsigned modules, bool *idle);
 
+/* The frame that holds the job of a thread of this shape (a pool's work
+ * item, an event loop's callback, a greenlet's or a uwsgi core's outermost
+ * frame): while it is on the stack the thread runs the job it was read in.
+ * Its index in t->frames, or -1 (no such frame, or a shape whose
+ * consequences do not depend on the job). */
+int pk_shape_anchor(const struct pk_py_thread *t, enum pk_shape shape);
+
 enum pk_harm {
 	PK_HARM_NONE = 0,        /* fails what the thread runs, as intended */
 	PK_HARM_NOTE,            /* does something the operator may not expect: say it */
@@ -177,21 +185,30 @@ enum pk_verdict {
 	PK_VERDICT_ENDED,         /* the thread ended with it still queued or just taken (cannot be told apart) */
 	PK_VERDICT_REPLACED,      /* another exception replaced it before it fired (reason names it) */
 	PK_VERDICT_WITHDRAWN,     /* --withdraw-if-pending took it back: it will not fire */
+	PK_VERDICT_REFUSED,       /* not raised, nothing done: its consequence there is refused (see consequence) */
 };
 
 struct pk_raise_opts {
 	const char *thread;      /* kernel TID, or Python ident (decimal or 0x-hex) */
-	const char *exception;   /* built-in exception class name, e.g. "SystemExit" */
+	const char *exception;   /* built-in exception class name, e.g. "SystemExit"; NULL: the
+				  * default of the thread's shape (pk_shape_default_exception) */
 	enum pk_raise_via via;
 	unsigned wait_ms;        /* how long to watch for delivery */
 	bool interrupt;          /* make the system call the thread is blocked in return EINTR */
 	bool withdraw_if_pending; /* take the exception back if still pending after wait_ms ("now or never") */
+	bool force;              /* raise even where the consequence is PK_HARM_REFUSE */
 };
 
 struct pk_raise_result {
 	pid_t tid, ns_tid;
 	uint64_t ident;
 	char *name;              /* the thread's threading name, or NULL */
+	const char *exception;   /* the exception raised (or refused): opts->exception or the shape's
+				  * default; not owned */
+	bool exception_default;  /* chosen by the shape: none was named */
+	enum pk_shape shape;     /* the thread's shape when it was read, and whether it was idle */
+	bool shape_idle;
+	struct pk_consequence consequence; /* what the exception does there */
 	enum pk_raise_via via;   /* the path used */
 	char via_reason[512];    /* why that path */
 	pid_t hijacked_tid;      /* call path: the thread that made the call */
@@ -216,7 +233,11 @@ struct pk_raise_result {
  * exception class that cannot be raised without arguments; -EEXIST: another
  * exception is already queued for the thread (never replaced); -EBUSY:
  * refused for safety (finalizing interpreter, no safe path); other -errno
- * on failure. Every refusal leaves the target untouched. */
+ * on failure. Every refusal leaves the target untouched. An exception whose
+ * consequence in the thread's shape is PK_HARM_REFUSE is not raised
+ * without opts->force: 0, verdict PK_VERDICT_REFUSED, res->consequence
+ * says why (decided from the first reading, before anything is stopped for
+ * writing, claimed or written). */
 int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *out);
 void pk_raise_result_clear(struct pk_raise_result *res);
 

@@ -171,6 +171,37 @@ enum pk_shape pk_shape_classify(const struct pk_py_thread *t, unsigned modules, 
 	return PK_SHAPE_UNKNOWN;
 }
 
+/* The job anchors (pk_shape_anchor): the frame a job runs in, or the
+ * outermost frame where the whole stack is the job. */
+static const struct {
+	enum pk_shape shape;
+	struct frame_mark mark;
+	bool outermost;
+} anchors[] = {
+	{ PK_SHAPE_POOL, { "run", "concurrent/futures/thread.py" }, false },
+	{ PK_SHAPE_GUNICORN, { "run", "concurrent/futures/thread.py" }, false },
+	{ PK_SHAPE_CELERY, { "run", "concurrent/futures/thread.py" }, false },
+	{ PK_SHAPE_ASYNCIO, { "_run", "asyncio/events.py" }, false },
+	{ PK_SHAPE_GREENLET, { NULL, NULL }, true },
+	{ PK_SHAPE_UWSGI, { NULL, NULL }, true },
+};
+
+int pk_shape_anchor(const struct pk_py_thread *t, enum pk_shape shape)
+{
+	for (size_t a = 0; a < sizeof(anchors) / sizeof(anchors[0]); a++) {
+		if (anchors[a].shape != shape)
+			continue;
+		if (anchors[a].outermost)
+			return t->nframes > 0 && !t->frames_truncated ? (int)t->nframes - 1 : -1;
+		/* The outermost such frame: a job may run a nested one. */
+		for (size_t i = t->nframes; i-- > 0;)
+			if (frame_is(&t->frames[i], &anchors[a].mark))
+				return (int)i;
+		return -1;
+	}
+	return -1;
+}
+
 static const struct {
 	const char *key, *label;
 } names[PK_SHAPE_COUNT] = {

@@ -299,6 +299,36 @@ static void test_truncated(void **state)
 	thread_free(&t);
 }
 
+/* The job anchor: the frame whose presence says the thread still runs the
+ * job it was read in (raise checks it is on the stack before writing). */
+static void test_anchor(void **state)
+{
+	struct pk_py_thread t;
+	(void)state;
+
+	t = thread_of(false, gunicorn_busy);
+	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_GUNICORN), 3); /* _WorkItem.run */
+	thread_free(&t);
+	t = thread_of(false, celery_busy);
+	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_CELERY), 5);
+	thread_free(&t);
+	t = thread_of(true, asyncio_busy);
+	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_ASYNCIO), 1); /* Handle._run */
+	thread_free(&t);
+	t = thread_of(true, asyncio_idle);
+	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_ASYNCIO), -1);
+	thread_free(&t);
+	t = thread_of(true, gevent_pywsgi);
+	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_GREENLET), 6); /* the greenlet's outermost */
+	t.frames_truncated = true;
+	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_GREENLET), -1);
+	thread_free(&t);
+	/* Shapes whose consequences do not depend on a job have none. */
+	t = thread_of(false, plain_thread);
+	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_THREAD), -1);
+	thread_free(&t);
+}
+
 struct want {
 	enum pk_shape shape;
 	bool idle;
@@ -419,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_uwsgi),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_anchor),
 		cmocka_unit_test(test_consequences),
 		cmocka_unit_test(test_consequences_total),
 		cmocka_unit_test(test_defaults),
