@@ -203,6 +203,7 @@ static int push_frame(struct pk_code_cache *c, struct pk_py_thread *t, size_t *c
 	f->line = line > 0 ? line : 0;
 	f->is_entry = entry;
 	f->addr = addr;
+	f->code = code->addr;
 	if (f->function == NULL || f->file == NULL) {
 		free(f->function);
 		free(f->file);

@@ -47,6 +47,7 @@ struct pk_py_frame {
 	int line;                /* 0 when unknown */
 	bool is_entry;           /* 3.11+: first frame of a C-to-Python call */
 	uint64_t addr;           /* where the frame is in the target (frame object, or 3.11+ interpreter frame) */
+	uint64_t code;           /* its code object (an address reused by another call runs other code) */
 };
 
 enum pk_gil_role {
@@ -141,12 +142,12 @@ const char *pk_shape_label(enum pk_shape shape);
  * than running a job. Pure: no target is read. */
 enum pk_shape pk_shape_classify(const struct pk_py_thread *t, unsigned modules, bool *idle);
 
-/* The frame that holds the job of a thread of this shape (a pool's work
- * item, an event loop's callback, a greenlet's or a uwsgi core's outermost
+/* The frame of the job a worker runs (the function a pool's work item or
+ * an event loop's handle calls, a greenlet's or a uwsgi core's outermost
  * frame): while it is on the stack the thread runs the job it was read in.
- * Its index in t->frames, or -1 (no such frame, or a shape whose
- * consequences do not depend on the job). */
-int pk_shape_anchor(const struct pk_py_thread *t, enum pk_shape shape);
+ * Its index in t->frames, or -1 (no job, or a shape whose consequences do
+ * not depend on one). */
+int pk_shape_anchor(const struct pk_py_thread *t, unsigned modules);
 
 enum pk_harm {
 	PK_HARM_NONE = 0,        /* fails what the thread runs, as intended */

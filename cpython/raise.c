@@ -536,11 +536,13 @@ static int refcount_add(struct pk_py *py, uint64_t obj, int delta)
 
 static bool has_python_frame(struct pk_py *py, uint64_t tstate);
 
-/* Is the frame at addr still on the thread's stack? 1 yes, 0 no (or not
- * found within the bounds: the stack's depth when read, plus the default
- * frame bound, shims counted; the walk's time budget), -errno unreadable.
- * Called with everything stopped. */
-static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, size_t depth_seen)
+/* Is the frame at addr, running code, still on the thread's stack? 1 yes,
+ * 0 no (or not found within the bounds: the stack's depth when read, plus
+ * the default frame bound, shims counted; the walk's time budget), -errno
+ * unreadable. The code is compared too: 3.11+ frames live in a per-thread
+ * stack, where the next call at the same depth (the pool's set_result
+ * after the job returned) takes the same address. */
+static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, uint64_t code, size_t depth_seen)
 {
 	const struct pk_layout *L = &py->layout;
 	uint64_t frame = 0, t0 = pk_now_ns();
@@ -551,8 +553,13 @@ static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, size
 	if (rc == 0 && frame != 0 && L->cframe_current_frame >= 0)
 		rc = pk_rd_u64(py, frame + (uint64_t)L->cframe_current_frame, &frame);
 	for (size_t steps = 0; rc == 0 && frame != 0; steps++) {
-		if (frame == addr)
-			return 1;
+		if (frame == addr) {
+			uint64_t c = 0;
+			rc = pk_rd_u64(py, frame + (uint64_t)L->fr_code, &c);
+			if (rc < 0)
+				return rc;
+			return (c & ~L->fr_code_tag_mask) == code;
+		}
 		if (steps > max_steps || ((steps & 63) == 0 && pk_now_ns() - t0 > WALK_BUDGET_NS))
 			return 0;
 		rc = pk_rd_u64(py, frame + (uint64_t)L->fr_back, &frame);
@@ -560,7 +567,9 @@ static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, size
 	return rc < 0 ? rc : 0;
 }
 
-enum write_op { OP_RAISE, OP_WITHDRAW, OP_RESIGNAL };
+/* OP_TAKE_BACK: withdraw this run's exception if the job it was raised
+ * for has ended before it fired (the anchor left the stack). */
+enum write_op { OP_RAISE, OP_WITHDRAW, OP_RESIGNAL, OP_TAKE_BACK };
 
 struct write_job {
 	enum write_op op;
@@ -568,15 +577,35 @@ struct write_job {
 	pid_t ns_tid;            /* 3.11+: must match native_thread_id */
 	size_t nthreads_seen;
 	uint64_t anchor;         /* RAISE: a frame that must still be on the thread's stack, 0 none */
+	uint64_t anchor_code;    /* the code it runs */
 	size_t anchor_depth;     /* the stack's depth when it was read (bounds the search) */
 	/* out */
 	uint64_t old;            /* async_exc found (RAISE: non-zero means refused) */
+	bool taken_back;         /* TAKE_BACK: it was withdrawn */
 	bool framed;             /* RAISE: the thread was inside Python code when it was queued */
 	const char *busy;        /* retry: a thread was inside this code */
 	pid_t busy_tid;
 	uint64_t freeze_ns;
 	unsigned stopped;
 };
+
+/* Withdraw: async_exc cleared, its reference dropped, the version's
+ * flag cleared unless another thread still needs it (the eval breaker
+ * itself is left set: a spurious check is harmless). Everything stopped. */
+static int clear_async_exc(struct pk_py *py, const struct write_job *job, uint64_t interp, uint64_t cur)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t zero = 0;
+	int rc;
+
+	rc = pk_mem_write(py->mem, job->tstate + (uint64_t)L->ts_async_exc, &zero, sizeof(zero));
+	if (rc < 0)
+		return rc;
+	refcount_add(py, cur, -1);
+	if (L->ts_eval_breaker >= 0 || !others_pending(py, interp, job->tstate))
+		signal_async_exc(py, job->tstate, interp, false);
+	return 0;
+}
 
 /* One attempt, everything stopped: 0 done, -EAGAIN a thread was inside
  * async-exception code (released untouched: try again), -EEXIST (RAISE)
@@ -685,7 +714,7 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		/* The consequence was decided for the job the thread was read
 		 * in: a worker that has finished it since (back in its pool's
 		 * queue, its loop's poll) would take the exception there. */
-		if (job->anchor != 0 && frame_on_stack(py, job->tstate, job->anchor, job->anchor_depth) <= 0) {
+		if (job->anchor != 0 && frame_on_stack(py, job->tstate, job->anchor, job->anchor_code, job->anchor_depth) <= 0) {
 			pk_error_clear();
 			rc = -ESTALE;
 			goto out;
@@ -719,23 +748,23 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		/* Only while our exception is still the one queued. */
 		rc = cur == job->exc ? signal_async_exc(py, job->tstate, interp, true) : 0;
 		break;
+	case OP_TAKE_BACK:
+		/* Only ours, only while the job is over (a job that runs again at
+		 * the same frame address is its next one: left alone). */
+		if (cur != job->exc || frame_on_stack(py, job->tstate, job->anchor, job->anchor_code, job->anchor_depth) != 0) {
+			pk_error_clear();
+			rc = 0;
+			break;
+		}
+		job->taken_back = true;
+		rc = clear_async_exc(py, job, interp, cur);
+		break;
 	case OP_WITHDRAW:
 		if (cur == 0 || (job->exc != 0 && cur != job->exc)) {
 			rc = 0;
 			break;
 		}
-		{
-			uint64_t zero = 0;
-			rc = pk_mem_write(py->mem, job->tstate + (uint64_t)L->ts_async_exc, &zero, sizeof(zero));
-		}
-		if (rc < 0)
-			goto out;
-		refcount_add(py, cur, -1);
-		/* The version's flag, unless another thread still needs it (the
-		 * eval breaker itself is left set: a spurious check is harmless). */
-		if (L->ts_eval_breaker >= 0 || !others_pending(py, interp, job->tstate))
-			signal_async_exc(py, job->tstate, interp, false);
-		rc = 0;
+		rc = clear_async_exc(py, job, interp, cur);
 		break;
 	}
 	if (rc == -ENOTSUP) {
@@ -1157,6 +1186,25 @@ static void verdict_pause(uint64_t since_ns)
 
 #define RESIGNAL_AFTER_NS 100000000ull
 
+/* OP_TAKE_BACK: true when this run's exception was withdrawn because its
+ * job had ended (checked again with everything stopped). */
+static bool take_back(struct pk_py *py, const struct write_job *job, struct pk_raise_result *res)
+{
+	struct write_job tb = *job;
+
+	tb.op = OP_TAKE_BACK;
+	tb.freeze_ns = 0;
+	tb.taken_back = false;
+	if (write_path(py, &tb) < 0) {
+		pk_error_clear();
+		return false;
+	}
+	res->freeze_ns += tb.freeze_ns;
+	if (tb.taken_back)
+		pk_log(PK_LOG_INFO, "thread %d finished its job before the exception fired: taken back", (int)res->tid);
+	return tb.taken_back;
+}
+
 /* Read the process, find the thread, and decide what to raise there: the
  * exception (the default of the thread's shape when none is named, looked
  * up in *exc) and its consequence. A consequence pykill refuses sets the
@@ -1271,8 +1319,9 @@ static int queue_exception(struct pk_py *py, const struct pk_raise_opts *opts, s
 	job->exc = exc;
 	job->ns_tid = target->ns_tid;
 	job->nthreads_seen = snap->nthreads;
-	anchor = target->shape_idle ? -1 : pk_shape_anchor(target, target->shape);
+	anchor = target->shape_idle ? -1 : pk_shape_anchor(target, target->main_interp ? snap->modules : 0);
 	job->anchor = anchor >= 0 ? target->frames[anchor].addr : 0;
+	job->anchor_code = anchor >= 0 ? target->frames[anchor].code : 0;
 	job->anchor_depth = target->nframes;
 	rc = write_path(py, job);
 	res->freeze_ns += job->freeze_ns;
@@ -1384,6 +1433,18 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			res->verdict = w == W_UNFRAMED ? PK_VERDICT_ENDED : PK_VERDICT_PENDING;
 			break;
 		}
+		/* Still queued, and the job it was raised for has ended (the
+		 * worker is between jobs, where it would end the worker or the
+		 * loop): take it back, everything stopped, if it is still so. */
+		if (w == W_QUEUED && job.anchor != 0 &&
+		    frame_on_stack(py, tstate, job.anchor, job.anchor_code, job.anchor_depth) == 0 && take_back(py, &job, res)) {
+			res->verdict = PK_VERDICT_WITHDRAWN;
+			snprintf(res->reason, sizeof(res->reason), "the job it was raised in ended before it fired, and "
+				 "in the %s's own code it would %s; taken back", pk_shape_label(res->shape),
+				 res->shape == PK_SHAPE_ASYNCIO ? "end the event loop" : "end the thread for good");
+			break;
+		}
+		pk_error_clear();
 		/* A thread stopped where the eval loop recomputes its breaker
 		 * flag may have cleared our signal (code the write path cannot
 		 * see by name in every build): set it again, once, if the

@@ -29,57 +29,71 @@ struct frame_mark {
 enum {
 	RULE_MAIN_ONLY = 1u << 0,       /* the interpreter's main thread only */
 	RULE_CALLED_FROM_C = 1u << 1,   /* outermost frame neither a module's code nor threading's bootstrap */
-	RULE_BUSY_IF_FRAMED = 1u << 2,  /* busy when it has any Python frame, idle with none */
+	RULE_ALWAYS_IDLE = 1u << 2,     /* the framework's waiting loop itself */
+	RULE_JOB_IS_STACK = 1u << 3,    /* the whole stack is the job (busy with a frame, idle with none) */
 };
 
 #define MARKS 4
+
+/* Where a worker runs its job: the frame its pool or loop calls the job
+ * from, and the job is the frame that one calls -- unless that is the
+ * framework's own bookkeeping (a future's set_result and its callbacks),
+ * where an exception escapes the framework's handler as in its waiting
+ * code. No job frame: idle (between jobs). */
+struct job_mark {
+	struct frame_mark caller;
+	const char *not_job;            /* a file whose frames are not the job */
+};
 
 struct shape_rule {
 	enum pk_shape shape;
 	struct frame_mark marks[MARKS]; /* any one, anywhere in the stack (none listed: no frame needed) */
 	struct frame_mark within;       /* and this one too, when listed */
-	struct frame_mark busy[MARKS];  /* any one present: running a job; none listed: always busy */
+	struct job_mark job;            /* none listed: always busy (or as the flags say) */
 	unsigned modules;               /* PK_PYMOD_* that must all be loaded */
 	unsigned flags;
-	bool always_idle;               /* the shape is the framework's waiting loop itself */
 };
+
+#define NO_MARK { NULL, NULL }
+#define NO_MARKS { NO_MARK }
+#define NO_JOB { NO_MARK, NULL }
+/* concurrent.futures: _WorkItem.run calls the job, then set_result. */
+#define POOL_JOB { { "run", "concurrent/futures/thread.py" }, "concurrent/futures/_base.py" }
 
 /* First match wins: the most specific shapes first. */
 static const struct shape_rule rules[] = {
 	/* The hub's own stack: the loop all greenlets wait on (Hub.run). */
-	{ PK_SHAPE_GEVENT_HUB, { { "run", "gevent/hub.py" } }, { NULL, NULL }, { { NULL, NULL } }, 0, 0, true },
+	{ PK_SHAPE_GEVENT_HUB, { { "run", "gevent/hub.py" } }, NO_MARK, NO_JOB, 0, RULE_ALWAYS_IDLE },
 	/* A greenlet: StreamServer's (so pywsgi's) handlers, and Greenlet.run
 	 * where gevent is not compiled... */
 	{ PK_SHAPE_GREENLET,
 	  { { "_handle_and_close_when_done", "gevent/baseserver.py" }, { "run", "gevent/greenlet.py" } },
-	  { NULL, NULL }, { { NULL, NULL } }, 0, 0, false },
+	  NO_MARK, NO_JOB, 0, RULE_JOB_IS_STACK },
 	/* ...any other is a main-thread stack that starts in C (a compiled
 	 * Greenlet.run) in a process that loaded gevent. */
-	{ PK_SHAPE_GREENLET, { { NULL, NULL } }, { NULL, NULL }, { { NULL, NULL } }, PK_PYMOD_GEVENT,
-	  RULE_MAIN_ONLY | RULE_CALLED_FROM_C, false },
-	/* An event loop: in a callback or a task's step (Handle._run), or in
-	 * the loop's own code (_run_once, the selector). */
-	{ PK_SHAPE_ASYNCIO, { { "run_forever", "asyncio/base_events.py" } }, { NULL, NULL },
-	  { { "_run", "asyncio/events.py" } }, 0, 0, false },
+	{ PK_SHAPE_GREENLET, NO_MARKS, NO_MARK, NO_JOB, PK_PYMOD_GEVENT,
+	  RULE_MAIN_ONLY | RULE_CALLED_FROM_C | RULE_JOB_IS_STACK },
+	/* An event loop: in a callback or a task's step (Handle._run calls
+	 * it), or in the loop's own code (_run_once, the selector). */
+	{ PK_SHAPE_ASYNCIO, { { "run_forever", "asyncio/base_events.py" } }, NO_MARK,
+	  { { "_run", "asyncio/events.py" }, NULL }, 0, 0 },
 	/* celery's threads pool and gunicorn's gthread worker run their jobs in
 	 * a ThreadPoolExecutor: their frames above the pool's tell them apart. */
 	{ PK_SHAPE_CELERY,
 	  { { "apply_target", "celery/concurrency/base.py" }, { "trace_task", "celery/app/trace.py" } },
-	  { "_worker", "concurrent/futures/thread.py" }, { { NULL, NULL } }, 0, 0, false },
+	  { "_worker", "concurrent/futures/thread.py" }, POOL_JOB, 0, 0 },
 	{ PK_SHAPE_GUNICORN, { { "handle", "gunicorn/workers/gthread.py" } }, { "_worker", "concurrent/futures/thread.py" },
-	  { { NULL, NULL } }, 0, 0, false },
-	/* Any other ThreadPoolExecutor worker: in a job (_WorkItem.run) or
-	 * waiting in the queue (_worker). */
-	{ PK_SHAPE_POOL, { { "_worker", "concurrent/futures/thread.py" } }, { NULL, NULL },
-	  { { "run", "concurrent/futures/thread.py" } }, 0, 0, false },
+	  POOL_JOB, 0, 0 },
+	/* Any other ThreadPoolExecutor worker: in a job, or between jobs (in
+	 * the queue, or handing a result over). */
+	{ PK_SHAPE_POOL, { { "_worker", "concurrent/futures/thread.py" } }, NO_MARK, POOL_JOB, 0, 0 },
 	/* uwsgi calls the app from C in every core; an idle core has no frame. */
-	{ PK_SHAPE_UWSGI, { { NULL, NULL } }, { NULL, NULL }, { { NULL, NULL } }, PK_PYMOD_UWSGI,
-	  RULE_CALLED_FROM_C | RULE_BUSY_IF_FRAMED, false },
-	{ PK_SHAPE_MAIN, { { NULL, NULL } }, { NULL, NULL }, { { NULL, NULL } }, 0, RULE_MAIN_ONLY, false },
+	{ PK_SHAPE_UWSGI, NO_MARKS, NO_MARK, NO_JOB, PK_PYMOD_UWSGI, RULE_CALLED_FROM_C | RULE_JOB_IS_STACK },
+	{ PK_SHAPE_MAIN, NO_MARKS, NO_MARK, NO_JOB, 0, RULE_MAIN_ONLY },
 	{ PK_SHAPE_THREAD,
 	  { { "_bootstrap_inner", "threading.py" }, { "__bootstrap_inner", "threading.py" },
 	    { "_bootstrap", "threading.py" }, { "__bootstrap", "threading.py" } },
-	  { NULL, NULL }, { { NULL, NULL } }, 0, 0, false },
+	  NO_MARK, NO_JOB, 0, 0 },
 };
 
 /* "build_tracer.<locals>.trace_task" -> "trace_task". */
@@ -144,62 +158,67 @@ static bool called_from_c(const struct pk_py_thread *t)
 	return true;
 }
 
-enum pk_shape pk_shape_classify(const struct pk_py_thread *t, unsigned modules, bool *idle)
+static bool rule_matches(const struct shape_rule *rule, const struct pk_py_thread *t, unsigned modules)
 {
-	*idle = false;
-	for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++) {
-		const struct shape_rule *rule = &rules[r];
-
-		if ((rule->modules & modules) != rule->modules)
-			continue;
-		if ((rule->flags & RULE_MAIN_ONLY) && !t->is_main)
-			continue;
-		if ((rule->flags & RULE_CALLED_FROM_C) && !called_from_c(t))
-			continue;
-		if (rule->marks[0].file != NULL && !any_frame_of(t, rule->marks, MARKS))
-			continue;
-		if (rule->within.file != NULL && !any_frame_of(t, &rule->within, 1))
-			continue;
-		if (rule->always_idle)
-			*idle = true;
-		else if (rule->flags & RULE_BUSY_IF_FRAMED)
-			*idle = t->nframes == 0;
-		else if (rule->busy[0].file != NULL)
-			*idle = !any_frame_of(t, rule->busy, MARKS);
-		return rule->shape;
-	}
-	return PK_SHAPE_UNKNOWN;
+	if ((rule->modules & modules) != rule->modules)
+		return false;
+	if ((rule->flags & RULE_MAIN_ONLY) && !t->is_main)
+		return false;
+	if ((rule->flags & RULE_CALLED_FROM_C) && !called_from_c(t))
+		return false;
+	if (rule->marks[0].file != NULL && !any_frame_of(t, rule->marks, MARKS))
+		return false;
+	return rule->within.file == NULL || any_frame_of(t, &rule->within, 1);
 }
 
-/* The job anchors (pk_shape_anchor): the frame a job runs in, or the
- * outermost frame where the whole stack is the job. */
-static const struct {
-	enum pk_shape shape;
-	struct frame_mark mark;
-	bool outermost;
-} anchors[] = {
-	{ PK_SHAPE_POOL, { "run", "concurrent/futures/thread.py" }, false },
-	{ PK_SHAPE_GUNICORN, { "run", "concurrent/futures/thread.py" }, false },
-	{ PK_SHAPE_CELERY, { "run", "concurrent/futures/thread.py" }, false },
-	{ PK_SHAPE_ASYNCIO, { "_run", "asyncio/events.py" }, false },
-	{ PK_SHAPE_GREENLET, { NULL, NULL }, true },
-	{ PK_SHAPE_UWSGI, { NULL, NULL }, true },
-};
-
-int pk_shape_anchor(const struct pk_py_thread *t, enum pk_shape shape)
+static const struct shape_rule *rule_of(const struct pk_py_thread *t, unsigned modules)
 {
-	for (size_t a = 0; a < sizeof(anchors) / sizeof(anchors[0]); a++) {
-		if (anchors[a].shape != shape)
-			continue;
-		if (anchors[a].outermost)
-			return t->nframes > 0 && !t->frames_truncated ? (int)t->nframes - 1 : -1;
-		/* The outermost such frame: a job may run a nested one. */
-		for (size_t i = t->nframes; i-- > 0;)
-			if (frame_is(&t->frames[i], &anchors[a].mark))
-				return (int)i;
+	for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++)
+		if (rule_matches(&rules[r], t, modules))
+			return &rules[r];
+	return NULL;
+}
+
+/* The frame of the job (the outermost one: a job may run a nested pool's
+ * or loop's), or -1. */
+static int job_frame(const struct pk_py_thread *t, const struct shape_rule *rule)
+{
+	if (rule->flags & RULE_JOB_IS_STACK)
+		return t->nframes > 0 && !t->frames_truncated ? (int)t->nframes - 1 : -1;
+	if (rule->job.caller.file == NULL)
 		return -1;
+	for (size_t i = t->nframes; i-- > 1;) {
+		const struct pk_py_frame *callee = &t->frames[i - 1];
+		if (!frame_is(&t->frames[i], &rule->job.caller))
+			continue;
+		if (rule->job.not_job != NULL && callee->file != NULL && path_ends_with(callee->file, rule->job.not_job))
+			return -1;
+		return (int)i - 1;
 	}
 	return -1;
+}
+
+enum pk_shape pk_shape_classify(const struct pk_py_thread *t, unsigned modules, bool *idle)
+{
+	const struct shape_rule *rule = rule_of(t, modules);
+
+	*idle = false;
+	if (rule == NULL)
+		return PK_SHAPE_UNKNOWN;
+	if (rule->flags & RULE_ALWAYS_IDLE)
+		*idle = true;
+	else if (rule->flags & RULE_JOB_IS_STACK)
+		*idle = t->nframes == 0;
+	else if (rule->job.caller.file != NULL)
+		*idle = job_frame(t, rule) < 0;
+	return rule->shape;
+}
+
+int pk_shape_anchor(const struct pk_py_thread *t, unsigned modules)
+{
+	const struct shape_rule *rule = rule_of(t, modules);
+
+	return rule != NULL ? job_frame(t, rule) : -1;
 }
 
 static const struct {
@@ -296,8 +315,9 @@ static const struct outcome outcomes[] = {
 	  "the task fails (celery logs it and records the failure); the pool thread takes the next task" },
 
 	{ PK_SHAPE_POOL, IDLE, EXC_ANY, PK_HARM_REFUSE,
-	  "the thread waits in the pool's queue for its next job: it would fire when the thread takes one, end "
-	  "the thread for good (concurrent.futures logs 'Exception in worker') and lose that job" },
+	  "the thread is between jobs (waiting in the pool's queue, or handing a result over): it would fire in "
+	  "the pool's own code, end the thread for good (concurrent.futures logs 'Exception in worker') and lose "
+	  "the job it takes next" },
 	{ PK_SHAPE_POOL, BUSY, EXC_NOT_EXCEPTION, PK_HARM_REFUSE,
 	  "concurrent.futures stores it in the job's future, past the job's 'except Exception': the job gets "
 	  "no answer, and whoever reads that future gets it raised again; a done-callback that does (gunicorn's "
@@ -307,8 +327,8 @@ static const struct outcome outcomes[] = {
 	  "the thread takes the next job" },
 
 	{ PK_SHAPE_ASYNCIO, IDLE, EXC_ANY, PK_HARM_REFUSE,
-	  "the loop is waiting for events in its own code: it would fire there, end run_forever and with it the "
-	  "server (every connection of this loop)" },
+	  "the loop is in its own code (waiting for events, or between callbacks): it would fire there, end "
+	  "run_forever and with it the server (every connection of this loop)" },
 	{ PK_SHAPE_ASYNCIO, BUSY, EXC_EXIT | EXC_INTERRUPT, PK_HARM_REFUSE,
 	  "ends the event loop: asyncio lets SystemExit and KeyboardInterrupt out of run_forever, so the server "
 	  "ends, and every connection of this loop with it" },

@@ -307,26 +307,76 @@ static void test_anchor(void **state)
 	(void)state;
 
 	t = thread_of(false, gunicorn_busy);
-	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_GUNICORN), 3); /* _WorkItem.run */
+	assert_int_equal(pk_shape_anchor(&t, 0), 2); /* ThreadWorker.handle, which _WorkItem.run calls */
 	thread_free(&t);
 	t = thread_of(false, celery_busy);
-	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_CELERY), 5);
+	assert_int_equal(pk_shape_anchor(&t, 0), 4); /* apply_target */
+	thread_free(&t);
+	t = thread_of(false, pool_busy38);
+	assert_int_equal(pk_shape_anchor(&t, 0), 1); /* serve */
+	thread_free(&t);
+	t = thread_of(false, pool_idle);
+	assert_int_equal(pk_shape_anchor(&t, 0), -1);
 	thread_free(&t);
 	t = thread_of(true, asyncio_busy);
-	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_ASYNCIO), 1); /* Handle._run */
+	assert_int_equal(pk_shape_anchor(&t, 0), 0); /* the callback, which Handle._run calls */
 	thread_free(&t);
 	t = thread_of(true, asyncio_idle);
-	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_ASYNCIO), -1);
+	assert_int_equal(pk_shape_anchor(&t, 0), -1);
 	thread_free(&t);
 	t = thread_of(true, gevent_pywsgi);
-	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_GREENLET), 6); /* the greenlet's outermost */
+	assert_int_equal(pk_shape_anchor(&t, PK_PYMOD_GEVENT), 6); /* the greenlet's outermost */
 	t.frames_truncated = true;
-	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_GREENLET), -1);
+	assert_int_equal(pk_shape_anchor(&t, PK_PYMOD_GEVENT), -1);
 	thread_free(&t);
 	/* Shapes whose consequences do not depend on a job have none. */
 	t = thread_of(false, plain_thread);
-	assert_int_equal(pk_shape_anchor(&t, PK_SHAPE_THREAD), -1);
+	assert_int_equal(pk_shape_anchor(&t, 0), -1);
 	thread_free(&t);
+	t = thread_of(true, script_main);
+	assert_int_equal(pk_shape_anchor(&t, 0), -1);
+	thread_free(&t);
+}
+
+/* A pool thread handing a finished job's result over (set_result, its
+ * done-callbacks) or running a job that is C code is between jobs: an
+ * exception there escapes _WorkItem.run's handler and ends the thread. */
+static const char *const pool_finishing[] = {
+	"report|/srv/srv_threads.py",
+	"Future._invoke_callbacks|" PY311 "concurrent/futures/_base.py",
+	"Future.set_result|" PY311 "concurrent/futures/_base.py",
+	"_WorkItem.run|" PY311 "concurrent/futures/thread.py",
+	"_worker|" PY311 "concurrent/futures/thread.py",
+	"Thread.run|" PY311 "threading.py",
+	"Thread._bootstrap_inner|" PY311 "threading.py",
+	"Thread._bootstrap|" PY311 "threading.py",
+	NULL,
+};
+
+static const char *const pool_c_job[] = {
+	"_WorkItem.run|" PY311 "concurrent/futures/thread.py",
+	"_worker|" PY311 "concurrent/futures/thread.py",
+	"Thread.run|" PY311 "threading.py",
+	"Thread._bootstrap_inner|" PY311 "threading.py",
+	"Thread._bootstrap|" PY311 "threading.py",
+	NULL,
+};
+
+/* An asyncio loop between callbacks: Handle._run, nothing above it. */
+static const char *const asyncio_between[] = {
+	"Handle._run|" PY311 "asyncio/events.py",
+	"BaseEventLoop._run_once|" PY311 "asyncio/base_events.py",
+	"BaseEventLoop.run_forever|" PY311 "asyncio/base_events.py",
+	"<module>|/srv/aio.py",
+	NULL,
+};
+
+static void test_between_jobs(void **state)
+{
+	(void)state;
+	expect_shape(false, 0, pool_finishing, PK_SHAPE_POOL, true);
+	expect_shape(false, 0, pool_c_job, PK_SHAPE_POOL, true);
+	expect_shape(true, 0, asyncio_between, PK_SHAPE_ASYNCIO, true);
 }
 
 struct want {
@@ -352,8 +402,8 @@ static const struct want table[] = {
 	{ PK_SHAPE_POOL, false, "GeneratorExit", PK_HARM_REFUSE, "future" },
 	{ PK_SHAPE_POOL, false, "RuntimeError", PK_HARM_NONE, "fails this job only" },
 	{ PK_SHAPE_POOL, false, "TimeoutError", PK_HARM_NONE, "fails this job only" },
-	{ PK_SHAPE_POOL, true, "RuntimeError", PK_HARM_REFUSE, "lose that job" },
-	{ PK_SHAPE_POOL, true, "SystemExit", PK_HARM_REFUSE, "lose that job" },
+	{ PK_SHAPE_POOL, true, "RuntimeError", PK_HARM_REFUSE, "lose the job it takes next" },
+	{ PK_SHAPE_POOL, true, "SystemExit", PK_HARM_REFUSE, "lose the job it takes next" },
 	{ PK_SHAPE_ASYNCIO, false, "SystemExit", PK_HARM_REFUSE, "ends the event loop" },
 	{ PK_SHAPE_ASYNCIO, false, "KeyboardInterrupt", PK_HARM_REFUSE, "ends the event loop" },
 	{ PK_SHAPE_ASYNCIO, false, "RuntimeError", PK_HARM_NONE, "loop goes on" },
@@ -450,6 +500,7 @@ int main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_anchor),
+		cmocka_unit_test(test_between_jobs),
 		cmocka_unit_test(test_consequences),
 		cmocka_unit_test(test_consequences_total),
 		cmocka_unit_test(test_defaults),

@@ -239,7 +239,7 @@ def sc_gunicorn(python):
               shapes[s.pid] == ("main", None), "gunicorn's threads: %r" % shapes)
         # An idle pool thread: whatever is raised lands in the pool's loop.
         idle = idle_worker(s.pid, "pool")
-        expect_refused(s.pid, idle, "RuntimeError", "lose that job", "RuntimeError into an idle pool thread")
+        expect_refused(s.pid, idle, "RuntimeError", "lose the job it takes next", "RuntimeError into an idle pool thread")
         # A busy one: SystemExit refused; the default (RuntimeError) is a 500.
         h, tid = s.hang("se-refused")
         check(shapes_of(s.pid)[tid] == ("gunicorn", "busy"), "the hung worker: %r" % (shapes_of(s.pid)[tid],))
@@ -272,7 +272,7 @@ def sc_pool(python):
         check(sorted(v for k, v in shapes.items() if k != s.pid) == [("pool", "idle")] * N and
               shapes[s.pid] == ("main", None), "the pool server's threads: %r" % shapes)
         idle = idle_worker(s.pid, "pool")
-        expect_refused(s.pid, idle, "SystemExit", "lose that job", "SystemExit into an idle pool thread")
+        expect_refused(s.pid, idle, "SystemExit", "lose the job it takes next", "SystemExit into an idle pool thread")
         http_runtime_error(s, "rt")
         results["RuntimeError"] = "500, thread goes on"
         http_timeout_error(s, "te", 500, "none")
@@ -302,7 +302,45 @@ def sc_pool(python):
         results["RuntimeError, idle"] = "refused; forced: next job lost, thread gone"
     finally:
         s.stop()
+    results["churn"] = pool_churn(python)
     return results
+
+
+CHURN_RAISES = 100
+
+
+def pool_churn(python):
+    """RuntimeError again and again into a worker that runs 2 ms jobs back
+    to back: each raise is refused (between jobs), fails one job, or is
+    taken back (its job ended before it fired) -- the worker never takes it
+    between jobs, where it would end for good."""
+    tmp = tempfile.mkdtemp(prefix="pk-shapes-churn-")
+    srv = Server([python, os.path.join(HERE, "srv_churn.py")], log_path=os.path.join(tmp, "churn.log"))
+    try:
+        srv.expect("ready ", 60, "the churn program")
+        pid = srv.proc.pid
+        workers = [tid for tid, t in list_threads(PYKILL, pid).items() if tid != pid]
+        check(len(workers) == 1, "the churn program's pool threads: %r" % workers)
+        worker = workers[0]
+        verdicts = {}
+        for i in range(CHURN_RAISES):
+            rc, r, err = raise_json(pid, worker, "RuntimeError", "--wait", "1")
+            key = r.get("verdict")
+            verdicts[key] = verdicts.get(key, 0) + 1
+            check((rc, key) in ((0, "delivered"), (7, "refused"), (8, "withdrawn")),
+                  "churn raise %d: exit %d %r %s" % (i, rc, r, err))
+            check(thread_alive(pid, worker), "churn raise %d (%s) ended the pool thread: %s" % (
+                i, key, srv.tail(12)))
+        # One failed job per raise delivered, no more.
+        for _ in range(verdicts.get("delivered", 0)):
+            srv.expect("job-failed RuntimeError", 10, "the churn program")
+        check(not srv.saw("job-failed", 0.5), "churn: more jobs failed than raises were delivered (%r)" % verdicts)
+        check("Exception in worker" not in srv.log_text(), "churn: the worker logged %s" % srv.tail(12))
+        return "%d raises into 2 ms jobs: %s; the worker lives" % (CHURN_RAISES, ", ".join(
+            "%s %d" % kv for kv in sorted(verdicts.items())))
+    finally:
+        srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def sc_thread(python):
@@ -477,7 +515,7 @@ def sc_celery(python):
         check(sorted(v for k, v in shapes.items() if k != c.pid and v[0] == "pool") == [("pool", "idle")] * N and
               shapes[c.pid] == ("main", None), "celery's threads: %r" % shapes)
         idle = idle_worker(c.pid, "pool")
-        expect_refused(c.pid, idle, "SystemExit", "lose that job", "SystemExit into an idle celery thread")
+        expect_refused(c.pid, idle, "SystemExit", "lose the job it takes next", "SystemExit into an idle celery thread")
         task_id, tid = c.hang("refused")
         check(shapes_of(c.pid)[tid] == ("celery", "busy"), "the task's thread: %r" % (shapes_of(c.pid)[tid],))
         expect_refused(c.pid, tid, "SystemExit", "the task vanishes", "SystemExit into a celery task")
