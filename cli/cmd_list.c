@@ -11,6 +11,37 @@
 
 enum { OPT_JSON = 256, OPT_STACKS, OPT_FREEZE, OPT_MAX_FRAMES, OPT_SORT, OPT_STUCK };
 
+/* "busy" running a job, "idle" waiting for one; null where the shape has
+ * no such thing (a plain thread, the main thread, an unknown). */
+static const char *shape_state(const struct pk_py_thread *t)
+{
+	switch (t->shape) {
+	case PK_SHAPE_POOL:
+	case PK_SHAPE_GUNICORN:
+	case PK_SHAPE_CELERY:
+	case PK_SHAPE_ASYNCIO:
+	case PK_SHAPE_GEVENT_HUB:
+	case PK_SHAPE_GREENLET:
+	case PK_SHAPE_UWSGI:
+		return t->shape_idle ? "idle" : "busy";
+	default:
+		return NULL;
+	}
+}
+
+/* What a thread that runs gevent hides: the greenlets that are not
+ * running (pykill reads the thread's current stack only). */
+static const char *gevent_note(const struct pk_py_thread *t)
+{
+	if (t->shape == PK_SHAPE_GEVENT_HUB)
+		return "runs gevent: its hub is running, no request is; the greenlets waiting on the hub are not "
+		       "shown (pykill reads only the running stack)";
+	if (t->shape == PK_SHAPE_GREENLET)
+		return "runs gevent: the greenlet shown is the one running; the others (and the hub) are not shown "
+		       "(pykill reads only the running stack)";
+	return NULL;
+}
+
 /* One line of output: a thread, and how long it has been off CPU. */
 struct row {
 	const struct pk_py_thread *t;
@@ -233,6 +264,8 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	}
 	pk_json_str(j, "name", t->name);
 	pk_json_bool(j, "async_exc_pending", t->has_async_exc);
+	pk_json_str(j, "shape", pk_shape_key(t->shape));
+	pk_json_str(j, "shape_state", shape_state(t));
 	pk_json_arr_begin(j, "frames");
 	for (size_t i = 0; i < t->nframes; i++) {
 		pk_json_obj_begin(j, NULL);
@@ -244,6 +277,7 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	pk_json_arr_end(j);
 	pk_json_bool(j, "frames_truncated", t->frames_truncated);
 	pk_json_str(j, "frames_error", t->frames_error);
+	pk_json_str(j, "note", gevent_note(t));
 	pk_json_obj_end(j);
 }
 
@@ -309,7 +343,7 @@ static void print_where(const struct pk_py_thread *t)
 static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, const struct list_view *v, bool stacks,
 			const char *stuck_arg)
 {
-	char sc[2048], tid[32], name[PK_ESC_CAP], e[PK_ESC_CAP], ver[128], blocked[24];
+	char sc[2048], tid[32], name[PK_ESC_CAP], e[PK_ESC_CAP], ver[128], blocked[24], shape[32];
 	int64_t last_interp = -1;
 	bool ns = snap->ns_pid != snap->pid;
 
@@ -331,8 +365,8 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 		}
 		if (i == 0 || (snap->ninterps > 1 && t->interp_id == last_interp && i > 0 &&
 			       v->rows[i - 1].t->interp_id != t->interp_id))
-			printf("%-16s %-16s %-16s %-4s %-10s %-8s %-40s %s\n", "TID", "IDENT", "NAME", "GIL", "STATE",
-			       "BLOCKED", "SYSCALL", "WHERE");
+			printf("%-16s %-16s %-16s %-12s %-4s %-10s %-8s %-40s %s\n", "TID", "IDENT", "NAME", "SHAPE",
+			       "GIL", "STATE", "BLOCKED", "SYSCALL", "WHERE");
 		if (t->is_main)
 			flags[0] = 'M';
 		flags[1] = t->gil == PK_GIL_HOLDS ? 'G' : t->gil == PK_GIL_WAITS ? 'w' : t->gil == PK_GIL_DROPPING ? 'd' : '-';
@@ -349,8 +383,12 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_SYSCALL_RUNNING ? "(running)" : "-");
 		}
 		format_blocked(&v->rows[i], blocked, sizeof(blocked));
-		printf("%-16s 0x%-14llx %-16s %-4s %-10s %-8s %-40s ", tid, (unsigned long long)t->ident,
-		       t->name ? pk_esc(t->name, name, sizeof(name)) : "-", flags, pk_state_name(t->state), blocked, sc);
+		/* The hub is always the waiting loop: no ":idle" to add. */
+		snprintf(shape, sizeof(shape), "%s%s", pk_shape_key(t->shape),
+			 t->shape_idle && t->shape != PK_SHAPE_GEVENT_HUB ? ":idle" : "");
+		printf("%-16s 0x%-14llx %-16s %-12s %-4s %-10s %-8s %-40s ", tid, (unsigned long long)t->ident,
+		       t->name ? pk_esc(t->name, name, sizeof(name)) : "-", shape, flags, pk_state_name(t->state),
+		       blocked, sc);
 		print_where(t);
 		putchar('\n');
 		if (stacks) {
@@ -371,6 +409,9 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 	if (snap->nnatives > 0)
 		printf("(%zu native thread%s without a Python thread state)\n", snap->nnatives,
 		       snap->nnatives == 1 ? "" : "s");
+	for (size_t i = 0; i < snap->nthreads; i++)
+		if (gevent_note(&snap->threads[i]) != NULL)
+			printf("(thread %d %s)\n", (int)snap->threads[i].tid, gevent_note(&snap->threads[i]));
 	fflush(stdout);
 }
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT, OPT_WITHDRAW };
+enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT, OPT_WITHDRAW, OPT_FORCE };
 
 static const char *via_name(enum pk_raise_via via)
 {
@@ -29,6 +29,8 @@ static const char *verdict_name(enum pk_verdict v)
 		return "replaced";
 	case PK_VERDICT_WITHDRAWN:
 		return "withdrawn";
+	case PK_VERDICT_REFUSED:
+		return "refused";
 	}
 	return "?";
 }
@@ -44,12 +46,53 @@ static int verdict_exit(enum pk_verdict v)
 	case PK_VERDICT_REPLACED:
 	case PK_VERDICT_WITHDRAWN:
 		return PK_EXIT_NOT_DELIVERED;
+	case PK_VERDICT_REFUSED:
+		return PK_EXIT_REFUSED;
 	}
 	return PK_EXIT_FAILURE;
 }
 
-static void print_json(pid_t pid, const char *exc, const struct pk_raise_result *r)
+static const char *harm_name(enum pk_harm h)
 {
+	return h == PK_HARM_REFUSE ? "refuse" : h == PK_HARM_NOTE ? "note" : "none";
+}
+
+/* "gunicorn gthread pool worker", "asyncio event loop, waiting for work". */
+static void describe_shape(const struct pk_raise_result *r, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s%s", pk_shape_label(r->shape), r->shape_idle ? ", waiting for work" : "");
+}
+
+/* Before anything was done: what the exception would do, what to raise
+ * instead, how to go on anyway. On standard error, as every refusal. */
+static void print_refusal(pid_t pid, const struct pk_raise_result *r)
+{
+	const char *sug = pk_shape_suggest(r->shape, r->shape_idle);
+	char shape[160];
+
+	describe_shape(r, shape, sizeof(shape));
+	fprintf(stderr, "pykill: raise %s in thread %d%s%s%s of process %d: refused, nothing done: the thread is %s "
+		"%s; %s%s there: %s\n", r->exception, (int)r->tid, r->name ? " (" : "", r->name ? r->name : "",
+		r->name ? ")" : "", (int)pid, r->shape == PK_SHAPE_MAIN ? "the" : strchr("aeiou", shape[0]) ? "an" : "a",
+		shape, r->exception, r->exception_default ? " (its default)" : "", r->consequence.text);
+	if (sug != NULL && strcmp(sug, r->exception) != 0) {
+		struct pk_consequence c;
+		pk_shape_consequence(r->shape, r->shape_idle, sug, &c);
+		fprintf(stderr, "pykill: %s instead: %s (pykill raise %d %d %s)\n", sug, c.text, (int)pid, (int)r->tid,
+			sug);
+	} else if (r->shape_idle) {
+		fprintf(stderr, "pykill: no exception fails only a job there: the thread runs none now ('pykill list %d' "
+			"shows what each thread runs)\n", (int)pid);
+	}
+	fprintf(stderr, "pykill: to raise %s there anyway: pykill raise --force %d %d %s\n", r->exception, (int)pid,
+		(int)r->tid, r->exception);
+}
+
+static void print_json(pid_t pid, const struct pk_raise_result *r, bool forced)
+{
+	const char *exc = r->exception;
+	const char *sug = pk_shape_suggest(r->shape, r->shape_idle);
+
 	struct pk_json j;
 	char hex[24];
 
@@ -64,12 +107,29 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	pk_json_str(&j, "ident_hex", hex);
 	pk_json_str(&j, "name", r->name);
 	pk_json_str(&j, "exception", exc);
-	pk_json_str(&j, "via", via_name(r->via));
-	pk_json_str(&j, "via_reason", r->via_reason);
+	pk_json_bool(&j, "exception_default", r->exception_default);
+	pk_json_str(&j, "shape", pk_shape_key(r->shape));
+	pk_json_bool(&j, "shape_idle", r->shape_idle);
+	pk_json_obj_begin(&j, "consequence");
+	pk_json_str(&j, "harm", harm_name(r->consequence.harm));
+	pk_json_str(&j, "text", r->consequence.text);
+	pk_json_obj_end(&j);
+	pk_json_bool(&j, "forced", forced && r->consequence.harm == PK_HARM_REFUSE);
+	pk_json_str(&j, "suggest", sug != NULL && strcmp(sug, exc) != 0 ? sug : NULL);
+	if (r->verdict == PK_VERDICT_REFUSED) {
+		pk_json_null(&j, "via");
+		pk_json_null(&j, "via_reason");
+	} else {
+		pk_json_str(&j, "via", via_name(r->via));
+		pk_json_str(&j, "via_reason", r->via_reason);
+	}
 	pk_json_str(&j, "verdict", verdict_name(r->verdict));
 	pk_json_uint(&j, "waited_ms", (unsigned long long)(r->waited_ns / 1000000));
 	pk_json_uint(&j, "freeze_us", (unsigned long long)(r->freeze_ns / 1000));
-	pk_json_str(&j, "reason", r->reason[0] != '\0' ? r->reason : NULL);
+	if (r->verdict == PK_VERDICT_REFUSED)
+		pk_json_str(&j, "reason", r->consequence.text);
+	else
+		pk_json_str(&j, "reason", r->reason[0] != '\0' ? r->reason : NULL);
 	pk_json_str(&j, "withdraw", r->withdraw_note[0] != '\0' ? r->withdraw_note : NULL);
 	if (r->verdict == PK_VERDICT_PENDING) {
 		pk_json_syscall(&j, pid, r->syscall_nr, r->syscall_args);
@@ -89,12 +149,13 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	pk_json_end(&j);
 }
 
-/* exc passed the name check; everything else here may quote the target's
- * names (the thread's, its function's and file's, another exception's, the
- * borrowed thread's), so each is escaped whole. */
-static void print_human(pid_t pid, const char *exc, const struct pk_raise_result *r)
+/* Everything here may quote the target's names (the thread's, its
+ * function's and file's, another exception's, the borrowed thread's), so
+ * each is escaped whole; the exception's name passed the name check. */
+static void print_human(pid_t pid, const struct pk_raise_result *r, bool forced)
 {
-	char who[PK_ESC_CAP + 32], e[PK_ESC_CAP];
+	const char *exc = r->exception;
+	char who[PK_ESC_CAP + 32], e[PK_ESC_CAP], shape[160];
 
 	pk_format_thread(r->tid, r->name, who, sizeof(who));
 	if (r->verdict == PK_VERDICT_DELIVERED) {
@@ -131,6 +192,14 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 	else
 		printf("  via %s: %s; no target thread was stopped\n", via_name(r->via),
 		       pk_esc(r->via_reason, e, sizeof(e)));
+	/* What it does there: said for every raise, as "forced" when --force
+	 * overrode a refusal. */
+	describe_shape(r, shape, sizeof(shape));
+	printf("  %s: %s; %s%s there: %s\n",
+	       forced && r->consequence.harm == PK_HARM_REFUSE ? "forced"
+	       : r->consequence.harm == PK_HARM_NOTE          ? "note"
+							      : "shape",
+	       shape, exc, r->exception_default ? " (its default)" : "", r->consequence.text);
 	fflush(stdout);
 }
 
@@ -148,10 +217,12 @@ int pk_cmd_raise(int argc, char **argv)
 		{ "via", required_argument, NULL, OPT_VIA },
 		{ "interrupt", no_argument, NULL, OPT_INTERRUPT },
 		{ "withdraw-if-pending", no_argument, NULL, OPT_WITHDRAW },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pk_raise_opts ro = { .exception = "SystemExit", .via = PK_VIA_AUTO, .wait_ms = 2000 };
+	/* No exception named: the default of the thread's shape. */
+	struct pk_raise_opts ro = { .exception = NULL, .via = PK_VIA_AUTO, .wait_ms = 2000 };
 	struct pk_raise_result res;
 	struct pk_py *py = NULL;
 	bool json = false;
@@ -191,6 +262,9 @@ int pk_cmd_raise(int argc, char **argv)
 		case OPT_WITHDRAW:
 			ro.withdraw_if_pending = true;
 			break;
+		case OPT_FORCE:
+			ro.force = true;
+			break;
 		case 'v':
 			pk_cli_more_verbose();
 			break;
@@ -209,7 +283,7 @@ int pk_cmd_raise(int argc, char **argv)
 		return rc;
 	if (argc - optind == 3)
 		ro.exception = argv[optind + 2];
-	if (strlen(ro.exception) > PK_EXC_NAME_MAX)
+	if (ro.exception != NULL && strlen(ro.exception) > PK_EXC_NAME_MAX)
 		return pk_usage_error("raise: the exception name '%s' is %zu characters long: a built-in exception "
 				      "class name has at most %u", pk_esc(ro.exception, q, sizeof(q)),
 				      strlen(ro.exception), PK_EXC_NAME_MAX);
@@ -218,7 +292,7 @@ int pk_cmd_raise(int argc, char **argv)
 	if (rc < 0)
 		return pk_fail(rc, "inspect process");
 	rc = pk_py_raise(py, &ro, &res);
-	if (rc == -ENOENT) {
+	if (rc == -ENOENT && ro.exception != NULL) {
 		char close[256], ec[4 * sizeof(close)];
 		pk_py_exception_suggest(py, ro.exception, close, sizeof(close));
 		pk_py_close(py);
@@ -240,10 +314,12 @@ int pk_cmd_raise(int argc, char **argv)
 		pk_py_close(py);
 		return rc;
 	}
+	if (res.verdict == PK_VERDICT_REFUSED)
+		print_refusal(pid, &res);
 	if (json)
-		print_json(pid, ro.exception, &res);
-	else
-		print_human(pid, ro.exception, &res);
+		print_json(pid, &res, ro.force);
+	else if (res.verdict != PK_VERDICT_REFUSED)
+		print_human(pid, &res, ro.force);
 	rc = verdict_exit(res.verdict);
 	pk_raise_result_clear(&res);
 	pk_py_close(py);

@@ -49,6 +49,8 @@ struct pk_py_frame {
 	char *file;
 	int line;                /* 0 when unknown */
 	bool is_entry;           /* 3.11+: first frame of a C-to-Python call */
+	uint64_t addr;           /* where the frame is in the target (frame object, or 3.11+ interpreter frame) */
+	uint64_t code;           /* its code object (an address reused by another call runs other code) */
 };
 
 enum pk_gil_role {
@@ -57,6 +59,30 @@ enum pk_gil_role {
 	PK_GIL_HOLDS,
 	PK_GIL_WAITS,            /* blocked taking the GIL */
 	PK_GIL_DROPPING,         /* blocked handing the GIL over (FORCE_SWITCHING) */
+};
+
+/* What a thread is, told from its Python stack (cpython/shape.c): the
+ * worker shapes of common servers, whose reaction to an exception is known
+ * (measured by tests/integration/shapes). */
+enum pk_shape {
+	PK_SHAPE_UNKNOWN = 0,    /* nothing recognised (a thread started from C, a stack cut short) */
+	PK_SHAPE_THREAD,         /* a plain threading.Thread */
+	PK_SHAPE_MAIN,           /* the main thread, in none of the shapes below */
+	PK_SHAPE_POOL,           /* a concurrent.futures ThreadPoolExecutor worker */
+	PK_SHAPE_GUNICORN,       /* gunicorn gthread's pool worker, handling a request */
+	PK_SHAPE_CELERY,         /* celery's threads-pool worker, running a task */
+	PK_SHAPE_ASYNCIO,        /* the thread of an asyncio event loop */
+	PK_SHAPE_GEVENT_HUB,     /* gevent's hub: the loop every greenlet of the thread waits on */
+	PK_SHAPE_GREENLET,       /* a gevent greenlet other than the hub, running */
+	PK_SHAPE_UWSGI,          /* a uwsgi core thread (the app called from C) */
+};
+#define PK_SHAPE_COUNT (PK_SHAPE_UWSGI + 1)
+
+/* Modules of the main interpreter (sys.modules) that tell shapes apart
+ * when no frame does (a greenlet's function, an app uwsgi calls from C). */
+enum pk_py_module {
+	PK_PYMOD_GEVENT = 1u << 0,
+	PK_PYMOD_UWSGI = 1u << 1,
 };
 
 struct pk_py_thread {
@@ -77,6 +103,8 @@ struct pk_py_thread {
 	size_t nframes;
 	bool frames_truncated;   /* stack deeper than max_frames */
 	char *frames_error;      /* why the walk stopped early, NULL if it did not */
+	enum pk_shape shape;     /* with want_frames (and want_names, for the module hints) */
+	bool shape_idle;         /* waiting for work (a pool's queue, a loop's poll), not running a job */
 };
 
 /* A native thread of the process with no Python thread state. */
@@ -100,10 +128,52 @@ struct pk_py_snapshot {
 	struct pk_native_thread *natives;
 	size_t nnatives;
 	bool finalizing;
+	unsigned modules;        /* PK_PYMOD_* loaded in the main interpreter (with want_names) */
 };
 
 int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
 void pk_py_snapshot_free(struct pk_py_snapshot *snap);
+
+/* ------------------------------------------------------------ shapes */
+
+/* "pool", "asyncio"...: stable names for JSON and the SHAPE column. */
+const char *pk_shape_key(enum pk_shape shape);
+/* "concurrent.futures pool worker"...: for sentences. */
+const char *pk_shape_label(enum pk_shape shape);
+/* The shape of a thread from its frames (innermost first), whether it is
+ * the main thread, and the modules loaded; *idle: waiting for work rather
+ * than running a job. Pure: no target is read. */
+enum pk_shape pk_shape_classify(const struct pk_py_thread *t, unsigned modules, bool *idle);
+
+/* The frame of the job a worker runs (the function a pool's work item or
+ * an event loop's handle calls, a greenlet's or a uwsgi core's outermost
+ * frame): while it is on the stack the thread runs the job it was read in.
+ * Its index in t->frames, or -1 (no job, or a shape whose consequences do
+ * not depend on one). */
+int pk_shape_anchor(const struct pk_py_thread *t, unsigned modules);
+
+enum pk_harm {
+	PK_HARM_NONE = 0,        /* fails what the thread runs, as intended */
+	PK_HARM_NOTE,            /* does something the operator may not expect: say it */
+	PK_HARM_REFUSE,          /* ends a pool thread for good, the server or the process, or loses work
+				  * silently: refused unless confirmed (raise --force) */
+};
+
+struct pk_consequence {
+	enum pk_harm harm;
+	const char *text;        /* static: what the exception does there ("it" is the exception) */
+};
+
+/* What raising the built-in exception named exception does to a thread of
+ * this shape (from the table in cpython/shape.c). */
+void pk_shape_consequence(enum pk_shape shape, bool idle, const char *exception, struct pk_consequence *out);
+/* The exception that fails only the work in progress in this shape (a
+ * server's request), or NULL where none does (an idle worker, the hub, the
+ * main thread, a plain thread). */
+const char *pk_shape_suggest(enum pk_shape shape, bool idle);
+/* raise's exception when none is named: the suggestion above, else
+ * SystemExit (which ends a plain thread quietly). */
+const char *pk_shape_default_exception(enum pk_shape shape, bool idle);
 
 /* ------------------------------------------------------------ raise */
 
@@ -119,21 +189,30 @@ enum pk_verdict {
 	PK_VERDICT_ENDED,         /* the thread ended with it still queued or just taken (cannot be told apart) */
 	PK_VERDICT_REPLACED,      /* another exception replaced it before it fired (reason names it) */
 	PK_VERDICT_WITHDRAWN,     /* --withdraw-if-pending took it back: it will not fire */
+	PK_VERDICT_REFUSED,       /* not raised, nothing done: its consequence there is refused (see consequence) */
 };
 
 struct pk_raise_opts {
 	uint64_t thread;         /* kernel TID, or Python ident (a TID first: idents are far above pid_max) */
-	const char *exception;   /* built-in exception class name, e.g. "SystemExit" */
+	const char *exception;   /* built-in exception class name, e.g. "SystemExit"; NULL: the
+				  * default of the thread's shape (pk_shape_default_exception) */
 	enum pk_raise_via via;
 	unsigned wait_ms;        /* how long to watch for delivery */
 	bool interrupt;          /* make the system call the thread is blocked in return EINTR */
 	bool withdraw_if_pending; /* take the exception back if still pending after wait_ms ("now or never") */
+	bool force;              /* raise even where the consequence is PK_HARM_REFUSE */
 };
 
 struct pk_raise_result {
 	pid_t tid, ns_tid;
 	uint64_t ident;
 	char *name;              /* the thread's threading name, or NULL */
+	const char *exception;   /* the exception raised (or refused): opts->exception or the shape's
+				  * default; not owned */
+	bool exception_default;  /* chosen by the shape: none was named */
+	enum pk_shape shape;     /* the thread's shape when it was read, and whether it was idle */
+	bool shape_idle;
+	struct pk_consequence consequence; /* what the exception does there */
 	enum pk_raise_via via;   /* the path used */
 	char via_reason[512];    /* why that path */
 	pid_t hijacked_tid;      /* call path: the thread that made the call */
@@ -158,7 +237,11 @@ struct pk_raise_result {
  * exception class that cannot be raised without arguments; -EEXIST: another
  * exception is already queued for the thread (never replaced); -EBUSY:
  * refused for safety (finalizing interpreter, no safe path); other -errno
- * on failure. Every refusal leaves the target untouched. */
+ * on failure. Every refusal leaves the target untouched. An exception whose
+ * consequence in the thread's shape is PK_HARM_REFUSE is not raised
+ * without opts->force: 0, verdict PK_VERDICT_REFUSED, res->consequence
+ * says why (decided from the first reading, before anything is stopped for
+ * writing, claimed or written). */
 int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *out);
 void pk_raise_result_clear(struct pk_raise_result *res);
 

@@ -118,6 +118,14 @@ int pk_linetable311_line(const uint8_t *tab, size_t len, int firstlineno, int ad
 /* Thread names (names.c): fills thread->name for every thread of the main interpreter. */
 int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n);
 
+/* The main thread's name from threading._main_thread when _active did not
+ * give it one (gevent's monkey-patching keys _active by greenlet). Needs
+ * is_main set. */
+int pk_names_main_thread(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n);
+/* Which of names (at most 32) are keys of the interpreter's sys.modules:
+ * bit k of *found for names[k]. */
+int pk_modules_find(struct pk_py *py, uint64_t interp, const char *const *names, size_t nnames, unsigned *found);
+
 /* _Py_DebugOffsets (dbgoff.c): patch py->layout from the target, 3.13+. */
 int pk_dbgoff_apply(struct pk_py *py);
 

@@ -515,21 +515,76 @@ static int refcount_add(struct pk_py *py, uint64_t obj, int delta)
 
 static bool has_python_frame(struct pk_py *py, uint64_t tstate);
 
-enum write_op { OP_RAISE, OP_WITHDRAW, OP_RESIGNAL };
+/* Is the frame at addr, running code, still on the thread's stack? 1 yes,
+ * 0 no (or not found within the bounds: the stack's depth when read, plus
+ * the default frame bound, shims counted; the walk's time budget), -errno
+ * unreadable. The code is compared too: 3.11+ frames live in a per-thread
+ * stack, where the next call at the same depth (the pool's set_result
+ * after the job returned) takes the same address. */
+static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, uint64_t code, size_t depth_seen)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t frame = 0, t0 = pk_now_ns();
+	size_t max_steps = (depth_seen + PK_DEFAULT_MAX_FRAMES) * 4;
+	int rc;
+
+	rc = pk_rd_u64(py, tstate + (uint64_t)L->ts_frame, &frame);
+	if (rc == 0 && frame != 0 && L->cframe_current_frame >= 0)
+		rc = pk_rd_u64(py, frame + (uint64_t)L->cframe_current_frame, &frame);
+	for (size_t steps = 0; rc == 0 && frame != 0; steps++) {
+		if (frame == addr) {
+			uint64_t c = 0;
+			rc = pk_rd_u64(py, frame + (uint64_t)L->fr_code, &c);
+			if (rc < 0)
+				return rc;
+			return (c & ~L->fr_code_tag_mask) == code;
+		}
+		if (steps > max_steps || ((steps & 63) == 0 && pk_now_ns() - t0 > WALK_BUDGET_NS))
+			return 0;
+		rc = pk_rd_u64(py, frame + (uint64_t)L->fr_back, &frame);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+/* OP_TAKE_BACK: withdraw this run's exception if the job it was raised
+ * for has ended before it fired (the anchor left the stack). */
+enum write_op { OP_RAISE, OP_WITHDRAW, OP_RESIGNAL, OP_TAKE_BACK };
 
 struct write_job {
 	enum write_op op;
 	uint64_t tstate, ident, exc;
 	pid_t ns_tid;            /* 3.11+: must match native_thread_id */
 	size_t nthreads_seen;
+	uint64_t anchor;         /* RAISE: a frame that must still be on the thread's stack, 0 none */
+	uint64_t anchor_code;    /* the code it runs */
+	size_t anchor_depth;     /* the stack's depth when it was read (bounds the search) */
 	/* out */
 	uint64_t old;            /* async_exc found (RAISE: non-zero means refused) */
+	bool taken_back;         /* TAKE_BACK: it was withdrawn */
 	bool framed;             /* RAISE: the thread was inside Python code when it was queued */
 	const char *busy;        /* retry: a thread was inside this code */
 	pid_t busy_tid;
 	uint64_t freeze_ns;
 	unsigned stopped;
 };
+
+/* Withdraw: async_exc cleared, its reference dropped, the version's
+ * flag cleared unless another thread still needs it (the eval breaker
+ * itself is left set: a spurious check is harmless). Everything stopped. */
+static int clear_async_exc(struct pk_py *py, const struct write_job *job, uint64_t interp, uint64_t cur)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t zero = 0;
+	int rc;
+
+	rc = pk_mem_write(py->mem, job->tstate + (uint64_t)L->ts_async_exc, &zero, sizeof(zero));
+	if (rc < 0)
+		return rc;
+	refcount_add(py, cur, -1);
+	if (L->ts_eval_breaker >= 0 || !others_pending(py, interp, job->tstate))
+		signal_async_exc(py, job->tstate, interp, false);
+	return 0;
+}
 
 /* One attempt, everything stopped: 0 done, -EAGAIN a thread was inside
  * async-exception code (released untouched: try again), -EEXIST (RAISE)
@@ -635,6 +690,14 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 			rc = -EEXIST;
 			goto out;
 		}
+		/* The consequence was decided for the job the thread was read
+		 * in: a worker that has finished it since (back in its pool's
+		 * queue, its loop's poll) would take the exception there. */
+		if (job->anchor != 0 && frame_on_stack(py, job->tstate, job->anchor, job->anchor_code, job->anchor_depth) <= 0) {
+			pk_error_clear();
+			rc = -ESTALE;
+			goto out;
+		}
 		rc = refcount_add(py, job->exc, +1);
 		if (rc < 0) {
 			pk_error("raise via write in process %d: the exception type's reference count is unreadable",
@@ -664,23 +727,23 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		/* Only while our exception is still the one queued. */
 		rc = cur == job->exc ? signal_async_exc(py, job->tstate, interp, true) : 0;
 		break;
+	case OP_TAKE_BACK:
+		/* Only ours, only while the job is over (a job that runs again at
+		 * the same frame address is its next one: left alone). */
+		if (cur != job->exc || frame_on_stack(py, job->tstate, job->anchor, job->anchor_code, job->anchor_depth) != 0) {
+			pk_error_clear();
+			rc = 0;
+			break;
+		}
+		job->taken_back = true;
+		rc = clear_async_exc(py, job, interp, cur);
+		break;
 	case OP_WITHDRAW:
 		if (cur == 0 || (job->exc != 0 && cur != job->exc)) {
 			rc = 0;
 			break;
 		}
-		{
-			uint64_t zero = 0;
-			rc = pk_mem_write(py->mem, job->tstate + (uint64_t)L->ts_async_exc, &zero, sizeof(zero));
-		}
-		if (rc < 0)
-			goto out;
-		refcount_add(py, cur, -1);
-		/* The version's flag, unless another thread still needs it (the
-		 * eval breaker itself is left set: a spurious check is harmless). */
-		if (L->ts_eval_breaker >= 0 || !others_pending(py, interp, job->tstate))
-			signal_async_exc(py, job->tstate, interp, false);
-		rc = 0;
+		rc = clear_async_exc(py, job, interp, cur);
 		break;
 	}
 	if (rc == -ENOTSUP) {
@@ -978,6 +1041,30 @@ static const char *needs_arguments(const char *name)
 	return NULL;
 }
 
+/* An exception pykill can raise: a built-in class this interpreter has,
+ * whose constructor needs no argument. -ECANCELED or -ENOENT (with the
+ * message) otherwise. */
+static int check_exception(struct pk_py *py, const char *name, uint64_t *exc)
+{
+	const char *args_why = needs_arguments(name);
+	int rc;
+
+	if (args_why != NULL) {
+		pk_error("raise %s in process %d: refused: %s, and an asynchronous exception is raised without "
+			 "any (the thread would get a TypeError instead); use RuntimeError or SystemExit",
+			 name, (int)py->pid, args_why);
+		return -ECANCELED;
+	}
+	rc = exception_type(py, name, exc);
+	if (rc < 0) {
+		if (rc == -ENOENT)
+			pk_error("raise in process %d: Python %s has no built-in exception '%.64s%s'", (int)py->pid,
+				 py->version, name, strlen(name) > 64 ? "..." : "");
+		return rc == -ENOENT ? rc : pk_py_gone_check(py, rc);
+	}
+	return 0;
+}
+
 /* --withdraw-if-pending: take our own exception back at the end of the
  * wait ("now or never"). Only ours: a different one is left alone. */
 static void withdraw_own(struct pk_py *py, uint64_t tstate, uint64_t ident,
@@ -1077,73 +1164,98 @@ static void verdict_pause(uint64_t since_ns)
 
 #define RESIGNAL_AFTER_NS 100000000ull
 
-int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *res)
+/* OP_TAKE_BACK: true when this run's exception was withdrawn because its
+ * job had ended (checked again with everything stopped). */
+static bool take_back(struct pk_py *py, const struct write_job *job, struct pk_raise_result *res)
 {
-	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true,
-				       .max_frames = 8 };
-	struct pk_py_snapshot *snap = NULL;
-	struct pk_py_thread *target;
-	struct write_job job = { 0 };
-	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident, snap_freeze = 0, seen = 0;
-	char why[1024] = "", qname[128];
-	const char *args_why;
-	bool was_blocked, resignalled = false, framed_at_queue = false;
-	int claim = -1;
+	struct write_job tb = *job;
+
+	tb.op = OP_TAKE_BACK;
+	tb.freeze_ns = 0;
+	tb.taken_back = false;
+	if (write_path(py, &tb) < 0) {
+		pk_error_clear();
+		return false;
+	}
+	res->freeze_ns += tb.freeze_ns;
+	if (tb.taken_back)
+		pk_log(PK_LOG_INFO, "thread %d finished its job before the exception fired: taken back", (int)res->tid);
+	return tb.taken_back;
+}
+
+/* Read the process, find the thread, and decide what to raise there: the
+ * exception (the default of the thread's shape when none is named, looked
+ * up in *exc) and its consequence. A consequence pykill refuses sets the
+ * verdict PK_VERDICT_REFUSED (0 returned: nothing done). -errno with the
+ * message otherwise. */
+static int read_target(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *res,
+		       struct pk_py_snapshot **snap, struct pk_py_thread **target, uint64_t *exc)
+{
+	/* Every frame (up to the default bound): a shape is told by the
+	 * outermost frames too (a pool's _worker, threading's bootstrap). A
+	 * consistent picture, too: the thread list may change while a thread
+	 * starts or ends, and a torn reading could miss the thread. */
+	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true };
+	struct pk_py_thread *t;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	res->syscall_nr = -1;
-	res->interrupted_nr = -1;
-	args_why = needs_arguments(opts->exception);
-	if (args_why != NULL) {
-		pk_error("raise %s in process %d: refused: %s, and an asynchronous exception is raised without "
-			 "any (the thread would get a TypeError instead); use RuntimeError or SystemExit",
-			 opts->exception, (int)py->pid, args_why);
-		return -ECANCELED;
-	}
-	rc = exception_type(py, opts->exception, &exc);
-	if (rc < 0) {
-		if (rc == -ENOENT)
-			pk_error("raise in process %d: Python %s has no built-in exception '%.64s%s'", (int)py->pid,
-				 py->version, opts->exception, strlen(opts->exception) > 64 ? "..." : "");
-		return rc == -ENOENT ? rc : pk_py_gone_check(py, rc);
-	}
-	/* A consistent picture (the thread list may change while a thread
-	 * starts or ends, and a torn reading could miss the thread): its stop,
-	 * short, is counted in freeze_us below. */
-	rc = pk_py_snapshot(py, &so, &snap);
+	rc = pk_py_snapshot(py, &so, snap);
 	if (rc < 0)
 		return rc;
-	snap_freeze = snap->freeze_ns;
-	target = find_thread(py, snap, opts->thread);
-	if (target == NULL) {
-		rc = -ESRCH;
-		goto out;
-	}
-	res->tid = target->tid;
-	res->ns_tid = target->ns_tid;
-	res->ident = ident = target->ident;
-	tstate = target->tstate;
-	res->name = target->name ? strdup(target->name) : NULL;
-	was_blocked = target->syscall_nr >= 0;
-	if (snap->finalizing) {
+	t = *target = find_thread(py, *snap, opts->thread);
+	if (t == NULL)
+		return -ESRCH;
+	res->tid = t->tid;
+	res->ns_tid = t->ns_tid;
+	res->ident = t->ident;
+	free(res->name);
+	res->name = t->name ? strdup(t->name) : NULL;
+	if ((*snap)->finalizing) {
 		pk_error("raise in process %d: refused: the interpreter is shutting down", (int)py->pid);
-		rc = -EBUSY;
-		goto out;
+		return -EBUSY;
 	}
-	/* One pykill at a time on this thread: another one's verdict and ours
-	 * could not tell "replaced" from "taken, then another queued". */
-	rc = pk_thread_claim(py->pid, ident, opts->wait_ms + 5000u, &claim);
-	if (rc < 0)
-		goto out;
-	{
-		uint64_t cur = 0;
-		if (pk_rd_u64(py, tstate + (uint64_t)py->layout.ts_async_exc, &cur) == 0 && cur != 0) {
-			rc = refuse_queued(py, res->tid, cur);
-			goto out;
+	/* What the exception would do there, decided before anything is done:
+	 * SystemExit ends a plain thread quietly, but gunicorn's pool thread
+	 * for good, or a whole asyncio or gevent server (issue #11). */
+	res->shape = t->shape;
+	res->shape_idle = t->shape_idle;
+	if (opts->exception == NULL) {
+		res->exception = pk_shape_default_exception(t->shape, t->shape_idle);
+		res->exception_default = true;
+		rc = check_exception(py, res->exception, exc);
+		if (rc == -ENOENT || rc == -ECANCELED) {
+			pk_error_clear();
+			pk_error("raise in process %d: Python %s has no %s, the default exception for a %s: name one",
+				 (int)py->pid, py->version, res->exception, pk_shape_label(t->shape));
+			rc = -ENOTSUP;
 		}
-		pk_error_clear();
+		if (rc < 0)
+			return rc;
 	}
+	pk_shape_consequence(t->shape, t->shape_idle, res->exception, &res->consequence);
+	if (res->consequence.harm == PK_HARM_REFUSE && !opts->force) {
+		pk_log(PK_LOG_INFO, "%s in thread %d, a %s%s: refused: %s", res->exception, (int)res->tid,
+		       pk_shape_label(t->shape), t->shape_idle ? " (idle)" : "", res->consequence.text);
+		res->verdict = PK_VERDICT_REFUSED;
+	}
+	return 0;
+}
+
+/* Queue exc in the target by the path opts and the layout allow. The
+ * write path checks the job anchor of the thread's shape (the frame that
+ * holds its job: a pool's work item, a loop's callback) is still on its
+ * stack: -ESTALE when it is not (the job ended, nothing written). */
+static int queue_exception(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_py_snapshot *snap,
+			   struct pk_py_thread *target, uint64_t exc, struct pk_raise_result *res,
+			   struct write_job *job, bool *framed_at_queue)
+{
+	char why[1024] = "";
+	uint64_t cur = 0;
+	int anchor, rc;
+
+	if (pk_rd_u64(py, target->tstate + (uint64_t)py->layout.ts_async_exc, &cur) == 0 && cur != 0)
+		return refuse_queued(py, res->tid, cur);
+	pk_error_clear();
 
 	/* The path. The write path needs nothing from the target: the
 	 * default wherever pykill knows this version's layout exactly. The
@@ -1160,48 +1272,107 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			 "the call path cannot reach (PyThreadState_SetAsyncExc searches the caller's interpreter "
 			 "only)%s", (int)res->tid, (int)py->pid,
 			 pk_py_layout_exact(py) ? "; use --via=write" : "");
-		rc = -EBUSY;
-		goto out;
+		return -EBUSY;
 	} else {
-		rc = call_path_choose(py, snap, ident, exc, res, why, sizeof(why));
+		/* The call path cannot hold the thread still between the reading
+		 * and the call: the shape is as read (DESIGN.md, residuals). */
+		rc = call_path_choose(py, snap, target->ident, exc, res, why, sizeof(why));
 		/* The call ran while the borrowed thread held the GIL, so the
 		 * target was not running then: inside Python code if the reading
 		 * just before found it there (it can leave only through the eval
 		 * loop, or by ending, which the call would have seen). */
-		framed_at_queue = rc == 0 && target->nframes > 0;
+		*framed_at_queue = rc == 0 && target->nframes > 0;
 		if (rc == -EAGAIN) {
 			pk_error("raise in thread %d of process %d: refused: the call path is not safe now: %s%s",
 				 (int)res->tid, (int)py->pid, why,
 				 opts->via == PK_VIA_AUTO ? " (and the write path needs a layout pykill knows "
 							    "exactly for this version)" : "");
-			rc = -EBUSY;
-			goto out;
+			return -EBUSY;
 		}
-		if (rc < 0)
-			goto out;
+		return rc;
 	}
-	if (res->via == PK_VIA_WRITE) {
-		job.op = OP_RAISE;
-		job.tstate = tstate;
-		job.ident = ident;
-		job.exc = exc;
-		job.ns_tid = target->ns_tid;
-		job.nthreads_seen = snap->nthreads;
-		rc = write_path(py, &job);
-		res->freeze_ns += job.freeze_ns;
-		if (rc == -EEXIST) {
-			rc = refuse_queued(py, res->tid, job.old);
-			goto out;
-		}
-		if (rc == -ESRCH) {
-			pk_error("raise in thread %d of process %d: the thread ended before the exception could be queued",
-				 (int)res->tid, (int)py->pid);
-			goto out;
-		}
+	memset(job, 0, sizeof(*job));
+	job->op = OP_RAISE;
+	job->tstate = target->tstate;
+	job->ident = target->ident;
+	job->exc = exc;
+	job->ns_tid = target->ns_tid;
+	job->nthreads_seen = snap->nthreads;
+	anchor = target->shape_idle ? -1 : pk_shape_anchor(target, target->main_interp ? snap->modules : 0);
+	job->anchor = anchor >= 0 ? target->frames[anchor].addr : 0;
+	job->anchor_code = anchor >= 0 ? target->frames[anchor].code : 0;
+	job->anchor_depth = target->nframes;
+	rc = write_path(py, job);
+	res->freeze_ns += job->freeze_ns;
+	if (rc == -EEXIST)
+		return refuse_queued(py, res->tid, job->old);
+	if (rc == -ESRCH)
+		pk_error("raise in thread %d of process %d: the thread ended before the exception could be queued",
+			 (int)res->tid, (int)py->pid);
+	if (rc == 0)
+		*framed_at_queue = job->framed;
+	return rc;
+}
+
+int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *res)
+{
+	struct pk_py_snapshot *snap = NULL;
+	struct pk_py_thread *target = NULL;
+	struct write_job job = { 0 };
+	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident, snap_freeze = 0, seen = 0;
+	char qname[128];
+	bool was_blocked, resignalled = false, framed_at_queue = false;
+	int claim = -1;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->syscall_nr = -1;
+	res->interrupted_nr = -1;
+	/* A named exception is checked before the target is read: a typo is
+	 * a usage error whatever the thread. */
+	if (opts->exception != NULL) {
+		res->exception = opts->exception;
+		rc = check_exception(py, opts->exception, &exc);
 		if (rc < 0)
-			goto out;
-		framed_at_queue = job.framed;
+			return rc;
 	}
+	/* The reading decides what to raise and whether; the write path
+	 * checks, everything stopped, that the thread still runs the job it
+	 * was read in (-ESTALE otherwise: nothing written, read again). */
+	for (unsigned reading = 0;; reading++) {
+		pk_py_snapshot_free(snap);
+		snap = NULL;
+		rc = read_target(py, opts, res, &snap, &target, &exc);
+		if (snap != NULL)
+			snap_freeze += snap->freeze_ns;
+		if (rc < 0 || res->verdict == PK_VERDICT_REFUSED)
+			goto out;
+		/* One pykill at a time on this thread: another one's verdict and
+		 * ours could not tell "replaced" from "taken, then another
+		 * queued". */
+		if (claim < 0) {
+			rc = pk_thread_claim(py->pid, target->ident, opts->wait_ms + 5000u, &claim);
+			if (rc < 0)
+				goto out;
+		}
+		rc = queue_exception(py, opts, snap, target, exc, res, &job, &framed_at_queue);
+		if (rc != -ESTALE || reading >= 2)
+			break;
+		pk_log(PK_LOG_INFO, "thread %d left the job it was read in before the exception was written "
+		       "(nothing written): reading it again", (int)res->tid);
+		pk_error_clear();
+	}
+	if (rc == -ESTALE) {
+		pk_error("raise in thread %d of process %d: refused: the thread finished what it ran each time "
+			 "pykill was about to write (3 readings), so what %s would do there is not known; nothing "
+			 "written", (int)res->tid, (int)py->pid, res->exception);
+		rc = -EBUSY;
+	}
+	if (rc < 0)
+		goto out;
+	ident = target->ident;
+	tstate = target->tstate;
+	was_blocked = target->syscall_nr >= 0;
 	/* Everything this run stopped counts, the first reading included. */
 	res->freeze_ns += snap_freeze;
 	tq = pk_now_ns();
@@ -1241,6 +1412,18 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			res->verdict = w == W_UNFRAMED ? PK_VERDICT_ENDED : PK_VERDICT_PENDING;
 			break;
 		}
+		/* Still queued, and the job it was raised for has ended (the
+		 * worker is between jobs, where it would end the worker or the
+		 * loop): take it back, everything stopped, if it is still so. */
+		if (w == W_QUEUED && job.anchor != 0 &&
+		    frame_on_stack(py, tstate, job.anchor, job.anchor_code, job.anchor_depth) == 0 && take_back(py, &job, res)) {
+			res->verdict = PK_VERDICT_WITHDRAWN;
+			snprintf(res->reason, sizeof(res->reason), "the job it was raised in ended before it fired, and "
+				 "in the %s's own code it would %s; taken back", pk_shape_label(res->shape),
+				 res->shape == PK_SHAPE_ASYNCIO ? "end the event loop" : "end the thread for good");
+			break;
+		}
+		pk_error_clear();
 		/* A thread stopped where the eval loop recomputes its breaker
 		 * flag may have cleared our signal (code the write path cannot
 		 * see by name in every build): set it again, once, if the

@@ -777,6 +777,29 @@ static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, s
 	}
 }
 
+/* What the worker shapes need beyond the frames (cpython/shape.c): the
+ * modules that tell some apart, and the main thread's name where
+ * threading._active does not give it (it needs is_main: after classify).
+ * Read after the release, like the names. */
+static void read_shapes(struct pk_py *py, struct pk_py_snapshot *snap, const struct reading *r, bool names,
+			bool frames)
+{
+	static const char *const modules[] = { "gevent", "uwsgi" }; /* in the order of PK_PYMOD_* */
+
+	if (names && r->main_count > 0) {
+		pk_mem_cache_enable(py->mem, true);
+		pk_names_main_thread(py, r->main_interp, &snap->threads[r->main_first], r->main_count);
+		pk_modules_find(py, r->main_interp, modules, sizeof(modules) / sizeof(modules[0]), &snap->modules);
+		pk_mem_cache_enable(py->mem, false);
+		pk_mem_cache_drop(py->mem);
+	}
+	if (frames)
+		for (size_t i = 0; i < snap->nthreads; i++) {
+			struct pk_py_thread *t = &snap->threads[i];
+			t->shape = pk_shape_classify(t, t->main_interp ? snap->modules : 0, &t->shape_idle);
+		}
+}
+
 static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
 
 /* Two pykills (or pykill and a short-lived tracer) may each hold threads
@@ -1016,6 +1039,7 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	snap->ninterps = r.ninterps;
 	snap->finalizing = r.finalizing;
 	classify(snap, r.gils, tasks, ntasks);
+	read_shapes(py, snap, &r, want_names, opts->want_frames);
 	free(r.gils);
 	free(r.link_addr);
 	free(r.link_val);
@@ -1080,6 +1104,7 @@ int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, st
 	snap->ninterps = r.ninterps;
 	snap->finalizing = r.finalizing;
 	classify(snap, r.gils, NULL, 0);
+	read_shapes(py, snap, &r, opts->want_names, opts->want_frames);
 	free(r.gils);
 	free(r.link_addr);
 	free(r.link_val);

@@ -283,7 +283,8 @@ def sc_interrupt(python):
         try:
             main = t.info["main"]
             wait_syscall(t.pid, main, ("clock_nanosleep", "select", "pselect6", "nanosleep"))
-            rc, out, err = pykill("raise", "--json", "--interrupt", "--wait", "0.5", str(t.pid), str(main))
+            # SystemExit into the main thread ends the program: confirmed with --force.
+            rc, out, err = pykill("raise", "--json", "--force", "--interrupt", "--wait", "0.5", str(t.pid), str(main))
             check(rc in (0, 3), "raise --interrupt %d: exit %d: %s %s" % (i, rc, out, err))
             r = json.loads(out)
             notes.append(r["interrupt"]["note"] if r["interrupt"] else None)
