@@ -92,7 +92,6 @@ static void print_json(pid_t pid, const struct pk_raise_result *r, bool forced)
 {
 	const char *exc = r->exception;
 	const char *sug = pk_shape_suggest(r->shape, r->shape_idle);
-
 	struct pk_json j;
 	char hex[24];
 
