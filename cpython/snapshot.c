@@ -892,7 +892,8 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		if (fz != NULL && pk_freeze_count(fz) > 0) {
 			uint64_t tf = pk_now_ns();
 			pk_mem_cache_enable(py->mem, true);
-			if (pk_mem_cache_refresh(py->mem) < 0)
+			rc = pk_mem_cache_refresh(py->mem);
+			if (rc < 0)
 				goto fail;
 			pk_log(PK_LOG_DEBUG, "round %u: cache refreshed in %.3f ms", round, (double)(pk_now_ns() - tf) / 1e6);
 		} else {
