@@ -355,7 +355,8 @@ out:
 int pk_map_open(pid_t pid, const struct pk_map *map, int *out)
 {
 	char path[96];
-	int pfd, err;
+	pid_t via;
+	int pfd, err, rc;
 
 	if (out != NULL)
 		*out = -1;
@@ -366,7 +367,12 @@ int pk_map_open(pid_t pid, const struct pk_map *map, int *out)
 			 map->end, (int)pid, map->path[0] ? map->path : "anonymous");
 		return -ENOENT;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, map->start, map->end);
+	/* Through a live task: a leader that called pthread_exit has neither
+	 * map_files nor root. */
+	rc = pk_proc_live_task(pid, &via);
+	if (rc < 0)
+		return rc;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)via, map->start, map->end);
 	pfd = open(path, O_PATH | O_CLOEXEC);
 	if (pfd >= 0)
 		return open_found(pid, map, pfd, false, out);
@@ -374,7 +380,7 @@ int pk_map_open(pid_t pid, const struct pk_map *map, int *out)
 	/* Opening map_files needs CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE
 	 * since Linux 5.9) over the initial user namespace. */
 	if (err == EPERM || err == EACCES)
-		return pk_map_open_by_path(pid, map, out);
+		return pk_map_open_by_path(via, map, out);
 	if ((err == ENOENT || err == ESRCH) && !pk_proc_exists(pid, 0)) {
 		pk_error("no such process %d", (int)pid);
 		return -ESRCH;

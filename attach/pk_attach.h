@@ -121,6 +121,20 @@ bool pk_proc_exec_in_flight(pid_t pid);
 /* Kernel TIDs of the process, ascending. *tids is malloc'ed. */
 int pk_proc_tasks(pid_t pid, pid_t **tids, size_t *n);
 
+/* A task of process pid that has not exited, to reach the process's
+ * address space, root and descriptors through: pid itself when its leader
+ * lives, else the lowest TID of a thread that is neither zombie nor dead.
+ * A leader that called pthread_exit stays a zombie (/proc/PID shows state
+ * Z, its maps, mem, map_files and fd empty or gone) while the process runs
+ * on. pk_proc_maps, pk_map_open, pk_proc_fd_target and the memory
+ * reads (pk_mem_open_pid) go through it. -ESRCH (described) when no task
+ * is left. */
+int pk_proc_live_task(pid_t pid, pid_t *tid);
+/* Has process pid ended, its /proc/PID/status (of the leader) read as st?
+ * Not merely its leader: a zombie leader with other threads is a live
+ * process (Threads: counts the zombie leader too). */
+bool pk_status_ended(const struct pk_status *st);
+
 /* Where an fd of the process points: a path, "socket:[123]", "pipe:[45]"... */
 int pk_proc_fd_target(pid_t pid, int fd, char *buf, size_t cap);
 

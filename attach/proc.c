@@ -119,6 +119,68 @@ static int read_path_small(const char *path, char *buf, size_t cap, size_t *len)
 	return rc;
 }
 
+/* The state letter of a task, 0 when it cannot be read (ended). Quiet. */
+static char task_state(pid_t pid, pid_t tid)
+{
+	char path[96], buf[1024];
+	struct pk_stat st;
+	size_t len;
+
+	if (pk_proc_path(path, sizeof(path), pid, tid, "stat") < 0 || read_path_small(path, buf, sizeof(buf), &len) < 0 ||
+	    pk_stat_parse(buf, len, &st) < 0)
+		return 0;
+	return st.state;
+}
+
+static bool state_live(char state)
+{
+	return state != 0 && state != 'Z' && state != 'X';
+}
+
+int pk_proc_live_task(pid_t pid, pid_t *out)
+{
+	pid_t *tids = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (out == NULL)
+		return -EINVAL;
+	*out = 0;
+	/* The common case, one read: the leader runs. */
+	if (state_live(task_state(pid, 0))) {
+		*out = pid;
+		return 0;
+	}
+	rc = pk_proc_tasks(pid, &tids, &n);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && *out == 0; i++)
+		if (tids[i] != pid && state_live(task_state(pid, tids[i])))
+			*out = tids[i];
+	free(tids);
+	if (*out == 0) {
+		pk_error("no such process %d (it has exited; no thread of it is left)", (int)pid);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/* "/proc/TASK/NAME" for the live task of pid (pk_proc_live_task): the
+ * files that describe the address space, the root and the descriptors
+ * are empty or gone under an exited leader. /proc/TID is the thread's own
+ * view of them, map_files included (which /proc/PID/task/TID lacks). */
+static int live_path(pid_t pid, const char *name, char *buf, size_t cap)
+{
+	pid_t via;
+	int rc = pk_proc_live_task(pid, &via);
+	int n;
+
+	if (rc < 0)
+		return rc;
+	n = snprintf(buf, cap, "/proc/%d/%s", (int)via, name);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
 /* Which /proc files are behind a ptrace access check (so that EACCES means
  * "no ptrace rights" and deserves the explanation). */
 static int needs_ptrace_rights(const char *name)
@@ -452,13 +514,17 @@ int pk_proc_maps(pid_t pid, struct pk_maps *out)
 {
 	char *text;
 	size_t len;
+	pid_t via;
 	int rc;
 
 	if (out == NULL)
 		return -EINVAL;
 	out->v = NULL;
 	out->n = 0;
-	rc = pk_proc_read_alloc(pid, 0, "maps", PK_PROC_MAX_FILE, &text, &len);
+	rc = pk_proc_live_task(pid, &via);
+	if (rc < 0)
+		return rc;
+	rc = pk_proc_read_alloc(pid, via == pid ? 0 : via, "maps", PK_PROC_MAX_FILE, &text, &len);
 	if (rc < 0)
 		return rc;
 	rc = pk_maps_parse(text, len, out);
@@ -641,6 +707,11 @@ int pk_proc_status(pid_t pid, pid_t tid, struct pk_status *out)
 	}
 	free(text);
 	return rc;
+}
+
+bool pk_status_ended(const struct pk_status *st)
+{
+	return (st->state == 'Z' || st->state == 'X') && st->threads <= 1;
 }
 
 /* ---------------------------------------------------------------- stat */
@@ -999,7 +1070,15 @@ int pk_proc_fd_target(pid_t pid, int fd, char *buf, size_t cap)
 		pk_error("read fd %d of process %d: no such file descriptor", fd, (int)pid);
 		return -EBADF;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	{
+		char name[32];
+		int rc;
+
+		snprintf(name, sizeof(name), "fd/%d", fd);
+		rc = live_path(pid, name, path, sizeof(path));
+		if (rc < 0)
+			return rc;
+	}
 	r = readlink(path, buf, cap);
 	if (r < 0) {
 		int err = errno;

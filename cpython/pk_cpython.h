@@ -95,7 +95,8 @@ struct pk_py_thread {
 	bool is_main;            /* the interpreter's main thread */
 	enum pk_gil_role gil;
 	bool has_async_exc;      /* an async exception is pending */
-	char state;              /* /proc state letter: R S D T t Z I ..., '?' unknown */
+	char state;              /* /proc state letter: R S D T t Z I ..., '?' unknown; 'X' also for a
+				  * thread whose state is left behind after it exited, TID unknown */
 	long syscall_nr;         /* -1 none, PK_SYSCALL_RUNNING */
 	uint64_t syscall_args[6];
 	char *name;              /* threading.Thread name, NULL if none */

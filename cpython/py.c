@@ -299,7 +299,7 @@ bool pk_py_process_ended(pid_t pid)
 	 * it runs or waits uninterruptibly, where a kernel thread, which never
 	 * had a space, sleeps. With more tasks a leader without a space may
 	 * just have called pthread_exit. */
-	if (st.state == 'Z' || st.state == 'X')
+	if (pk_status_ended(&st))
 		return true;
 	return st.kthread != 1 && (st.state == 'R' || st.state == 'D') && pk_mem_space_now(pid) == 0;
 }
@@ -433,7 +433,19 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 	rc = pk_proc_status(pid, 0, &st);
 	if (rc < 0)
 		goto fail;
-	if (st.state == 'Z' || st.state == 'X') {
+	/* A thread's TID names its process: everything below (the main
+	 * thread's flag, the freeze, the one-pykill-per-thread claim) is per
+	 * process. */
+	if (st.tgid > 0 && st.tgid != pid) {
+		pk_log(PK_LOG_INFO, "%d is a thread of process %d: inspecting the process", (int)pid, (int)st.tgid);
+		pid = py->pid = st.tgid;
+		rc = pk_proc_status(pid, 0, &st);
+		if (rc < 0)
+			goto fail;
+	}
+	/* Only a process whose every thread has exited is a zombie: a leader
+	 * that called pthread_exit shows state Z while the others run. */
+	if (pk_status_ended(&st)) {
 		pk_error("inspect process %d: it is a zombie (exited, not yet reaped by its parent)", (int)pid);
 		rc = -ESRCH;
 		goto fail;

@@ -147,6 +147,13 @@ static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot 
 	return NULL;
 }
 
+/* Has the task not exited? (A zombie is the leader that called
+ * pthread_exit while other threads run on.) */
+static bool thread_state_live(char state)
+{
+	return state != 'Z' && state != 'X';
+}
+
 static struct pk_py_thread *gil_holder(struct pk_py_snapshot *snap)
 {
 	for (size_t i = 0; i < snap->nthreads; i++)
@@ -286,7 +293,10 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 	for (int pass = 0; pass < 2 && rc == -EAGAIN; pass++) {
 		for (size_t i = 0; i < snap->nthreads && rc == -EAGAIN; i++) {
 			struct pk_py_thread *c = &snap->threads[i];
-			if (c->tid == 0 || !c->main_interp || (pass == 0) != c->is_main || c == holder)
+			/* An exited thread (a main thread that called pthread_exit
+			 * leaves its thread state listed) runs nothing. */
+			if (c->tid == 0 || !c->main_interp || (pass == 0) != c->is_main || c == holder ||
+			    !thread_state_live(c->state))
 				continue;
 			if (pk_rcall_check_thread(py->pid, c->tid, tw, sizeof(tw)) < 0) {
 				pk_error_clear();
@@ -402,9 +412,18 @@ static size_t async_exc_ranges(struct pk_py *py, struct code_range *r, size_t ca
 	return n;
 }
 
+/* Has the task exited, and not been reaped (a leader that called
+ * pthread_exit)? It runs nothing and cannot be stopped. Quiet. */
+static bool task_exited(pid_t pid, pid_t tid)
+{
+	struct pk_status st;
+
+	return pk_proc_status_quiet(pid, tid, &st) == 0 && !thread_state_live(st.state);
+}
+
 /* Is the thread in one of the ranges? For a thread that could not be
  * stopped, /proc's pc of its system call stands in (a thread in neither is
- * running: unknown, so "inside"). */
+ * running: unknown, so "inside"; one that has exited runs nothing). */
 static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *r,
 				     size_t nr)
 {
@@ -417,7 +436,7 @@ static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid
 			return NULL; /* gone meanwhile */
 		}
 		if (sc.nr < 0)
-			return "code pykill could not stop";
+			return task_exited(py->pid, tid) ? NULL : "code pykill could not stop";
 		pc = sc.pc;
 	}
 	for (size_t i = 0; i < nr; i++)
@@ -622,7 +641,7 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		}
 		if (sc.nr >= 0)
 			blocked[nblocked++] = tids[i];
-		else
+		else if (!task_exited(py->pid, tids[i]))
 			running[nrunning++] = tids[i];
 	}
 	rc = pk_freeze_new(py->pid, &fz);
@@ -799,9 +818,16 @@ static int write_path(struct pk_py *py, struct write_job *job)
 static bool thread_alive(pid_t pid, pid_t tid)
 {
 	char path[64];
+	struct pk_status st;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)pid, (int)tid);
-	return access(path, F_OK) == 0;
+	if (access(path, F_OK) != 0)
+		return false;
+	/* Other threads are reaped as they exit; the leader stays, a zombie,
+	 * when it called pthread_exit: gone all the same. */
+	if (tid != pid)
+		return true;
+	return pk_proc_status_quiet(pid, tid, &st) == 0 && thread_state_live(st.state);
 }
 
 enum watch_state {
@@ -1210,6 +1236,18 @@ static int read_target(struct pk_py *py, const struct pk_raise_opts *opts, struc
 	res->ident = t->ident;
 	free(res->name);
 	res->name = t->name ? strdup(t->name) : NULL;
+	if (!thread_state_live(t->state)) {
+		char who[64];
+		if (res->tid != 0)
+			snprintf(who, sizeof(who), "thread %d", (int)res->tid);
+		else
+			snprintf(who, sizeof(who), "thread with ident 0x%llx", (unsigned long long)res->ident);
+		pk_error("raise in %s of process %d: refused: the thread has exited%s; its Python thread state is "
+			 "still listed, but nothing runs there to raise an exception: nothing was queued", who,
+			 (int)py->pid,
+			 t->is_main ? " (the main thread called pthread_exit; the other threads run on)" : "");
+		return -ESRCH;
+	}
 	if ((*snap)->finalizing) {
 		pk_error("raise in process %d: refused: the interpreter is shutting down", (int)py->pid);
 		return -EBUSY;

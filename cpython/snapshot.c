@@ -550,14 +550,18 @@ static int find_pthread_tid_offset(struct pk_py *py, struct reading *r, struct t
 		memcpy(&v, buf + off, 4);
 		if (v <= 0 || task_by_ns_tid(tasks, ntasks, v) == NULL)
 			continue;
-		/* Confirm on up to four other threads: distinct, known TIDs. */
+		/* Confirm on up to four other threads: distinct, known TIDs. A
+		 * thread that has exited reads 0 there (the kernel clears it: a
+		 * main thread that called pthread_exit leaves its thread state
+		 * listed) and confirms nothing either way. */
 		for (size_t i = 0; i < r->n && tried < 4; i++) {
-			int32_t w;
+			int32_t w = 0;
 			if (r->threads[i].ident == 0 || r->threads[i].ident == ident)
 				continue;
+			if (pk_mem_read(py->mem, r->threads[i].ident + (uint64_t)off, &w, 4) == 0 && w == 0)
+				continue;
 			tried++;
-			if (pk_mem_read(py->mem, r->threads[i].ident + (uint64_t)off, &w, 4) == 0 && w != v &&
-			    task_by_ns_tid(tasks, ntasks, w) != NULL)
+			if (w != v && task_by_ns_tid(tasks, ntasks, w) != NULL)
 				hits++;
 		}
 		if (hits == tried)
@@ -565,6 +569,26 @@ static int find_pthread_tid_offset(struct pk_py *py, struct reading *r, struct t
 	}
 	py->pthread_tid_offset = found;
 	return found;
+}
+
+/* Before 3.11, a thread whose descriptor's TID reads 0 has exited without
+ * Python's cleanup (the kernel clears that word at the thread's exit): a
+ * main thread that called pthread_exit leaves its thread state listed.
+ * The main thread's kernel TID is the process's, a zombie leader then;
+ * whether the state is the main thread's _PyRuntime.main_thread (3.7+)
+ * tells. Otherwise its TID is unknown: marked 'X', dead. */
+static void exited_thread(struct pk_py *py, struct pk_py_thread *t, struct task *tasks, size_t ntasks)
+{
+	struct task *leader = task_by_tid(tasks, ntasks, py->pid);
+	uint64_t main_ident = 0;
+
+	t->state = 'X';
+	if (leader != NULL && (leader->state == 'Z' || leader->state == 'X') && py->runtime != 0 &&
+	    py->layout.rt_main_thread >= 0 &&
+	    pk_rd_u64(py, py->runtime + (uint64_t)py->layout.rt_main_thread, &main_ident) == 0 &&
+	    main_ident == t->ident)
+		t->ns_tid = leader->ns_tid;
+	pk_error_clear();
 }
 
 static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, size_t ntasks)
@@ -580,8 +604,11 @@ static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, si
 		if (py->layout.ts_native_thread_id < 0) {
 			int32_t v = 0;
 			t->ns_tid = 0;
-			if (off >= 0 && t->ident != 0 && pk_mem_read(py->mem, t->ident + (uint64_t)off, &v, 4) == 0)
+			if (off >= 0 && t->ident != 0 && pk_mem_read(py->mem, t->ident + (uint64_t)off, &v, 4) == 0) {
 				t->ns_tid = v;
+				if (v == 0)
+					exited_thread(py, t, tasks, ntasks);
+			}
 		}
 		task = t->ns_tid > 0 ? task_by_ns_tid(tasks, ntasks, t->ns_tid) : NULL;
 		t->tid = task ? task->tid : 0;
@@ -915,7 +942,8 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		if (fz != NULL && pk_freeze_count(fz) > 0) {
 			uint64_t tf = pk_now_ns();
 			pk_mem_cache_enable(py->mem, true);
-			if (pk_mem_cache_refresh(py->mem) < 0)
+			rc = pk_mem_cache_refresh(py->mem);
+			if (rc < 0)
 				goto fail;
 			pk_log(PK_LOG_DEBUG, "round %u: cache refreshed in %.3f ms", round, (double)(pk_now_ns() - tf) / 1e6);
 		} else {

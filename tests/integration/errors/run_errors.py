@@ -30,6 +30,7 @@ EXIT_OK, EXIT_USAGE, EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_NOT_PYTHON = 0, 2, 4
 PF_KTHREAD = 0x00200000
 
 started = []  # every process this script started, killed at exit
+made_dirs = []  # temporary directories of world-readable copies, removed at exit
 
 
 def fail(msg):
@@ -109,15 +110,31 @@ def as_user(uid):
     return [setpriv, "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups", "--inh-caps=-all"]
 
 
-class Target(object):
-    """target.py under python, optionally through a prefix (setpriv)."""
+def world_copy(path):
+    """A copy of path in a fresh 0755 directory: the checkout may sit under a
+    0700 directory (a clone in /root) that another user cannot enter."""
+    d = tempfile.mkdtemp(prefix="pykill-err-")
+    made_dirs.append(d)
+    os.chmod(d, 0o755)
+    copy = os.path.join(d, os.path.basename(path))
+    shutil.copy(path, copy)
+    os.chmod(copy, 0o755)
+    return copy
 
-    def __init__(self, python, prefix=()):
+
+class Target(object):
+    """target.py under python, optionally through a prefix (setpriv).
+    other_user: the prefix runs it as another user, who reads a copy."""
+
+    def __init__(self, python, prefix=(), other_user=False):
         ready_r, ready_w = os.pipe()
         cmd_r, cmd_w = os.pipe()
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(list(prefix) + [python, os.path.join(HERE, "target.py"), str(ready_w), str(cmd_r)],
+        script = os.path.join(HERE, "target.py")
+        if other_user:
+            script = world_copy(script)
+        self.proc = subprocess.Popen(list(prefix) + [python, script, str(ready_w), str(cmd_r)],
                                      pass_fds=(ready_w, cmd_r), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=env, cwd="/")
         started.append(self.proc)
@@ -469,7 +486,7 @@ def case_ptrace_only(pykill, pythons):
     caps = "-dac_override,-dac_read_search,-fowner"
     drop = [setpriv, "--inh-caps=" + caps, "--bounding-set=" + caps]
     python = pick_python(pythons, runnable_by=NOBODY)
-    t = Target(python, prefix=as_user(NOBODY))
+    t = Target(python, prefix=as_user(NOBODY), other_user=True)
     probe = run(drop + ["head", "-c", "1", "/proc/%d/mem" % t.pid])
     if "denied" not in probe.err.lower():
         skip("dropping %s did not take /proc/%d/mem away: %s" % (caps, t.pid, probe.err.strip()))
@@ -566,7 +583,7 @@ def case_yama(pykill, pythons):
     as_nobody = as_user(NOBODY)
     python = pick_python(pythons, runnable_by=NOBODY)
     # Started by this script, not by pykill: pykill is not its ancestor.
-    t = Target(python, prefix=as_nobody)
+    t = Target(python, prefix=as_nobody, other_user=True)
     d, copy = pykill_for_nobody(pykill)
     try:
         cmd = as_nobody + [copy, "list", str(t.pid)]
@@ -628,3 +645,5 @@ if __name__ == "__main__":
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        for d in made_dirs:
+            shutil.rmtree(d, ignore_errors=True)
