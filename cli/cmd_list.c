@@ -59,6 +59,7 @@ static void print_json(struct pk_py *py, const struct pk_py_snapshot *snap)
 	pk_json_uint(&j, "threads_stopped", (unsigned long long)snap->nstopped);
 	pk_json_uint(&j, "interpreters", (unsigned long long)snap->ninterps);
 	pk_json_bool(&j, "finalizing", snap->finalizing);
+	pk_json_str(&j, "threads_cut", snap->cut[0] != '\0' ? snap->cut : NULL);
 	pk_json_arr_begin(&j, "threads");
 	for (size_t i = 0; i < snap->nthreads; i++)
 		json_thread(&j, snap, &snap->threads[i]);
@@ -102,6 +103,8 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, boo
 		printf("PID %d in its own namespace\n", (int)snap->ns_pid);
 	if (snap->finalizing)
 		printf("the interpreter is shutting down\n");
+	if (snap->cut[0] != '\0')
+		printf("cut short: %s\n", snap->cut);
 	for (size_t i = 0; i < snap->nthreads; i++) {
 		const struct pk_py_thread *t = &snap->threads[i];
 		const char *name = t->name ? t->name : "-";

@@ -125,7 +125,23 @@ void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size
 
 /* ------------------------------------------------------------ threads */
 
+/* find_thread's answer, told: a thread missing from a reading that was cut
+ * short may be in the part not read. */
+static struct pk_py_thread *find_thread_in(struct pk_py *py, struct pk_py_snapshot *snap, const char *spec);
+
 static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, const char *spec)
+{
+	struct pk_py_thread *t = find_thread_in(py, snap, spec);
+
+	if (t == NULL && snap->cut[0] != '\0') {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", pk_error_message());
+		pk_error_set("%s (the reading was cut short: %s)", msg, snap->cut);
+	}
+	return t;
+}
+
+static struct pk_py_thread *find_thread_in(struct pk_py *py, struct pk_py_snapshot *snap, const char *spec)
 {
 	uint64_t v;
 
