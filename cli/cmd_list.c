@@ -298,6 +298,7 @@ static void print_json(struct pk_py *py, const struct pk_py_snapshot *snap, cons
 	pk_json_uint(&j, "threads_stopped", (unsigned long long)snap->nstopped);
 	pk_json_uint(&j, "interpreters", (unsigned long long)snap->ninterps);
 	pk_json_bool(&j, "finalizing", snap->finalizing);
+	pk_json_str(&j, "threads_cut", snap->cut[0] != '\0' ? snap->cut : NULL);
 	pk_json_arr_begin(&j, "threads");
 	for (size_t i = 0; i < v->n; i++)
 		json_thread(&j, snap, &v->rows[i]);
@@ -354,6 +355,8 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 		printf("PID %d in its own namespace\n", (int)snap->ns_pid);
 	if (snap->finalizing)
 		printf("the interpreter is shutting down\n");
+	if (snap->cut[0] != '\0')
+		printf("cut short: %s\n", pk_esc(snap->cut, e, sizeof(e)));
 	for (size_t i = 0; i < v->n; i++) {
 		const struct pk_py_thread *t = v->rows[i].t;
 		char flags[4] = "--";

@@ -130,6 +130,12 @@ struct pk_py_snapshot {
 	size_t nnatives;
 	bool finalizing;
 	unsigned modules;        /* PK_PYMOD_* loaded in the main interpreter (with want_names) */
+	/* Why the reading stopped short of the end of the thread lists (or of
+	 * the frames), "" when it did not: their length in thread states is
+	 * bounded by the number of threads of the process, the time spent
+	 * reading while any thread is stopped too (a forged or cyclic list
+	 * must not keep the target stopped). What was read is kept. */
+	char cut[256];
 };
 
 int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);

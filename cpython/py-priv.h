@@ -129,6 +129,26 @@ int pk_modules_find(struct pk_py *py, uint64_t interp, const char *const *names,
 /* _Py_DebugOffsets (dbgoff.c): patch py->layout from the target, 3.13+. */
 int pk_dbgoff_apply(struct pk_py *py);
 
+/* Bounds on one reading of the interpreters and their thread lists
+ * (snapshot.c), whatever the target's memory says. A list may be long
+ * without looping (forged): past process_threads * 2 + PK_SPARE_TSTATES
+ * thread states, or once budget_ns have passed since the reading began,
+ * the reading stops where it is, keeps what it read, and says why in the
+ * snapshot's cut (frames not yet read are left unread, each thread saying
+ * so). pk_py_snapshot applies both while any thread is stopped (the
+ * budget: PK_FROZEN_READ_NS), the thread-state bound alone otherwise. A
+ * list that loops within them, or one longer than PK_MAX_THREADS, is
+ * still an error (-ELOOP). */
+struct pk_read_limits {
+	size_t process_threads;  /* threads of the process; 0: no thread-state bound */
+	uint64_t budget_ns;      /* 0: no time bound */
+};
+#define PK_SPARE_TSTATES 4096u
+/* A process of 2000 threads with 30-frame stacks reads in 60-150 ms with
+ * threads stopped on a loaded 2-core machine: room for that, and a bound
+ * all the same. */
+#define PK_FROZEN_READ_NS (250ull * 1000000)
+
 /* Memory images (image.c): the interpreter model around a pk_mem that is not
  * a live process (pk_mem_open_ops), for unit tests and fuzzing of the walk.
  * layout is copied (3.13+: patched from a _Py_DebugOffsets in the image when
@@ -140,9 +160,13 @@ int pk_py_open_image(const struct pk_layout *layout, int major, int minor, uint6
 /* pk_py_snapshot() without /proc and without freezing: the same walk of
  * interpreters, threads, frames and names. Free with pk_py_snapshot_free(). */
 int pk_py_read_image(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
+/* The same within bounds (NULL: none). */
+int pk_py_read_image_limited(struct pk_py *py, const struct pk_snapshot_opts *opts, const struct pk_read_limits *lim,
+			     struct pk_py_snapshot **out);
 /* The memory walk of pk_py_snapshot() alone (snapshot.c), into snap's
  * threads, ninterps and finalizing; no task is known, so tid stays 0. */
-int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot *snap);
+int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, const struct pk_read_limits *lim,
+		       struct pk_py_snapshot *snap);
 
 /* pk_rd_string() for comparisons (read.c): -ERANGE, without reading the
  * characters, when the string is longer than max. */

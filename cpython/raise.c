@@ -112,7 +112,23 @@ void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size
 
 /* ------------------------------------------------------------ threads */
 
+/* find_thread's answer, told: a thread missing from a reading that was cut
+ * short may be in the part not read. */
+static struct pk_py_thread *find_thread_in(struct pk_py *py, struct pk_py_snapshot *snap, uint64_t v);
+
 static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, uint64_t v)
+{
+	struct pk_py_thread *t = find_thread_in(py, snap, v);
+
+	if (t == NULL && snap->cut[0] != '\0') {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", pk_error_message());
+		pk_error_set("%s (the reading was cut short: %s)", msg, snap->cut);
+	}
+	return t;
+}
+
+static struct pk_py_thread *find_thread_in(struct pk_py *py, struct pk_py_snapshot *snap, uint64_t v)
 {
 	/* A TID (as ps -L shows it) first: idents are pointers, far above pid_max. */
 	for (size_t i = 0; i < snap->nthreads; i++)

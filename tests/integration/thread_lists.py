@@ -13,6 +13,13 @@ Scenarios, each against tests/integration/thread_lists_target.py:
             thread's, and flag none); a raise into it is refused (exit 4,
             "has exited") and nothing is queued; the call path borrows the
             sleeping thread, never the dead one
+  chain     99000 fake thread states appended to the thread list (a forged
+            list that ends): list, in every freeze mode, reads the real
+            threads, stops at the bound, says the list was cut; a raise
+            into the running thread is delivered. How long the running
+            thread stayed stopped is printed, not asserted
+  cycle     the same with the fakes' end pointing back into them (a list
+            that never ends, its loop too long to be seen within the bound)
 Exits 0 on success, 1 on failure, 77 when the interpreter is absent.
 """
 import json
@@ -213,7 +220,57 @@ def sc_mainexit(python):
         t.close()
 
 
-SCENARIOS = {"mainexit": sc_mainexit}
+# ------------------------------------------------------------ chain, cycle
+
+CHAIN = 99000
+
+
+def wait_running(t, name, limit=20):
+    """Until the thread has run on a CPU again (utime+stime grew)."""
+    def cpu():
+        f = stat_fields(t.pid, t.tid(name))
+        return int(f[11]) + int(f[12])
+    before = cpu()
+    wait_until(lambda: cpu() > before, "thread %s running" % name, limit)
+
+
+def sc_chain(python, mode="chain"):
+    t = Target(python, mode, CHAIN)
+    try:
+        wait_blocked(t.pid, t.tid("sleeper"))
+        wait_running(t, "busy")
+        stopped = []
+        for freeze in ("auto", "all", "none"):
+            what = "list --freeze=%s of a %s of %d fake thread states" % (freeze, mode, CHAIN)
+            listing = list_json(t, "--freeze=" + freeze)
+            cut = listing.get("threads_cut")
+            check(cut and "cut after" in cut and "forged or cyclic" in cut, "%s: not cut short: %r" %
+                  (what, cut))
+            check(len(listing["threads"]) < CHAIN, "%s: %d threads listed" % (what, len(listing["threads"])))
+            threads = by_name(listing)
+            for name in ("busy", "sleeper", "MainThread"):
+                check(name in threads, "%s: thread %s missing" % (what, name))
+            check(threads["busy"]["tid"] == t.tid("busy") and threads["busy"]["frames"],
+                  "%s: busy thread misread: %r" % (what, threads["busy"]))
+            stopped.append("%s %d us (%d stopped)" % (freeze, listing["freeze_us"], listing["threads_stopped"]))
+        rc, out, err = pykill("list", t.pid)
+        check(rc == 0 and "cut short: the thread list was cut after" in out, "list: exit %d: %s %s" %
+              (rc, out[:2000], err))
+        rc, out, err = pykill("raise", "--json", t.pid, t.tid("busy"), "RuntimeError")
+        check(rc == 0 and json.loads(out)["verdict"] == "delivered", "raise into busy: exit %d: %s %s" %
+              (rc, out, err))
+        t.expect("exc busy RuntimeError")
+        untouched(t)
+        print("  %s of %d: threads stopped for %s" % (mode, CHAIN, ", ".join(stopped)))
+    finally:
+        t.close()
+
+
+def sc_cycle(python):
+    sc_chain(python, "cycle")
+
+
+SCENARIOS = {"mainexit": sc_mainexit, "chain": sc_chain, "cycle": sc_cycle}
 
 
 def main():

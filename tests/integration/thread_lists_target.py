@@ -102,12 +102,12 @@ def forge(n, cyclic):
         guard += 1
         if guard > 10000:
             raise SystemExit("the thread list does not end")
-    fakes = ctypes.create_string_buffer(n * STRIDE)
+    fakes = (ctypes.c_uint64 * (n * STRIDE // 8))()  # zeroed
     base = ctypes.addressof(fakes)
-    for i in range(n - 1):
-        u64(base + i * STRIDE + NEXT).value = base + (i + 1) * STRIDE
-    if cyclic:
-        u64(base + (n - 1) * STRIDE + NEXT).value = base + (n // 2) * STRIDE
+    step, at = STRIDE // 8, NEXT // 8
+    links = list(range(base + STRIDE, base + n * STRIDE, STRIDE))
+    links.append(base + (n // 2) * STRIDE if cyclic else 0)
+    fakes[at::step] = links
     gc.disable()
     u64(tail + NEXT).value = base  # one aligned store: the list is whole at every moment
     return base

@@ -1,9 +1,15 @@
-/* pk_py_snapshot() on a live process whose memory is a fake image: the
+/* The snapshot's reading, and its bounds.
+ *
+ * pk_py_snapshot() on a live process whose memory is a fake image: the
  * /proc side and the freeze are real (a forked child that sleeps in
  * pause()), the interpreter is tests/fuzz/pyimage.h's standard image read
  * through pk_mem_open_ops(). The image's reader can be made to fail while
  * the child is held in a ptrace stop, which is when pk_py_snapshot()
- * refreshes its page cache. */
+ * refreshes its page cache.
+ *
+ * The bounds of a reading (struct pk_read_limits) on a forged thread list
+ * that does not loop: in thread states for a process of so many threads,
+ * and in time, with a reader made slow. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +24,7 @@
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../fuzz/pyimage.h"
@@ -136,11 +143,124 @@ static void test_refresh_fails_in_freeze(void **state)
 	}
 }
 
+/* ------------------------------------------------------------ bounds */
+
+static const int bound_vers[][2] = { { 3, 12 }, { 2, 7 }, { 3, 14 } };
+
+/* n thread states after the standard image's two, overlapping 16 bytes
+ * apart, each next pointing 16 bytes further: no loop, only a list longer
+ * than the process could have. Returns the first. */
+static uint64_t forged_tail(struct pyimg *im, const struct pyimg_std *s, size_t n)
+{
+	uint64_t r = pyimg_alloc(im, 16 * (n + 1) + 0x400);
+
+	for (size_t k = 0; k < n; k++)
+		pyimg_u64(im, r + 16 * k, im->L->ts_next, k + 1 < n ? r + 16 * (k + 1) : 0);
+	pyimg_u64(im, s->ts[1], im->L->ts_next, r);
+	return r;
+}
+
+/* Read slowly: every read of the image takes 20 us or more. */
+static int slow_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+	struct timespec ts = { 0, 20000 };
+
+	nanosleep(&ts, NULL);
+	return pyimg_read(ctx, addr, buf, len);
+}
+
+static const struct pk_mem_ops slow_ops = { slow_read, NULL };
+
+/* A list longer than 2 thread states per thread + PK_SPARE_TSTATES is cut
+ * there (issue #10 C): the threads before are read, frames and all, and
+ * the snapshot says why it stopped. Without the bound it is read whole. */
+static void test_bound_thread_states(void **state)
+{
+	(void)state;
+	for (size_t v = 0; v < sizeof(bound_vers) / sizeof(bound_vers[0]); v++) {
+		struct pyimg im;
+		struct pyimg_std s;
+		struct pk_py *py;
+		struct pk_py_snapshot *snap = NULL;
+		struct pk_snapshot_opts o = { .want_frames = true };
+		struct pk_read_limits lim = { .process_threads = 10 };
+		const size_t n = 6000, bound = 10 * 2 + PK_SPARE_TSTATES;
+		uint64_t first;
+
+		assert_int_equal(pyimg_init(&im, bound_vers[v][0], bound_vers[v][1], 1u << 20), 0);
+		pyimg_standard(&im, &s, false);
+		first = forged_tail(&im, &s, n);
+		assert_false(im.oom);
+		assert_int_equal(pyimg_open(&im, true, &py), 0);
+
+		assert_int_equal(pk_py_read_image_limited(py, &o, &lim, &snap), 0);
+		assert_int_equal(snap->nthreads, bound);
+		assert_non_null(strstr(snap->cut, "cut after 4116 thread states"));
+		assert_non_null(strstr(snap->cut, "forged or cyclic"));
+		assert_int_equal(snap->threads[0].ident, PYIMG_IDENT0);
+		assert_int_equal(snap->threads[0].nframes, 2);
+		assert_int_equal(snap->threads[2].tstate, first);
+		assert_int_equal(snap->threads[bound - 1].tstate, first + 16 * (bound - 3));
+		pk_py_snapshot_free(snap);
+
+		/* Unbounded (a memory image): the whole list, nothing cut. */
+		assert_int_equal(pk_py_read_image(py, &o, &snap), 0);
+		assert_int_equal(snap->nthreads, n + 2);
+		assert_string_equal(snap->cut, "");
+		pk_py_snapshot_free(snap);
+
+		pk_py_close(py);
+		pyimg_free(&im);
+		pk_error_clear();
+	}
+}
+
+/* The time bound: with every read slow, a list of 20000 thread states
+ * would take seconds; the reading stops once its 20 ms have passed, keeps
+ * the states read so far, in order, and says so. (What is asserted is
+ * the outcome, not a duration.) */
+static void test_bound_time(void **state)
+{
+	(void)state;
+	for (size_t v = 0; v < sizeof(bound_vers) / sizeof(bound_vers[0]); v++) {
+		struct pyimg im;
+		struct pyimg_std s;
+		struct pk_mem *mem;
+		struct pk_py *py;
+		struct pk_py_snapshot *snap = NULL;
+		struct pk_snapshot_opts o = { .want_frames = true };
+		struct pk_read_limits lim = { .budget_ns = 20000000 };
+		const size_t n = 20000;
+		uint64_t first;
+
+		assert_int_equal(pyimg_init(&im, bound_vers[v][0], bound_vers[v][1], 1u << 20), 0);
+		pyimg_standard(&im, &s, false);
+		first = forged_tail(&im, &s, n);
+		assert_false(im.oom);
+		assert_int_equal(pk_mem_open_ops(&slow_ops, &im, &mem), 0);
+		assert_int_equal(pk_py_open_image(im.L, im.major, im.minor, PYIMG_BASE, mem, &py), 0);
+
+		assert_int_equal(pk_py_read_image_limited(py, &o, &lim, &snap), 0);
+		assert_true(snap->nthreads < n);
+		assert_non_null(strstr(snap->cut, "the 20 ms allowed"));
+		for (size_t i = 2; i < snap->nthreads; i++)
+			assert_int_equal(snap->threads[i].tstate, first + 16 * (i - 2));
+		pk_py_snapshot_free(snap);
+
+		pk_py_close(py);
+		pyimg_free(&im);
+		pk_error_clear();
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refresh_fails_in_freeze),
+		cmocka_unit_test(test_bound_thread_states),
+		cmocka_unit_test(test_bound_time),
 	};
+
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
