@@ -525,7 +525,15 @@ def sc_celery(python):
     results = {}
     try:
         check(c.capacity() == N, "celery does not run %d tasks at once" % N)
+        # The pool threads go back to waiting once their task has ended and
+        # been acknowledged: poll pykill's reading for that state (bounded).
+        deadline = time.time() + 10
         shapes = shapes_of(c.pid)
+        while time.time() < deadline and \
+                sorted(v for k, v in shapes.items() if k != c.pid and v[0] in ("pool", "celery")) != \
+                [("pool", "idle")] * N:
+            time.sleep(0.05)
+            shapes = shapes_of(c.pid)
         check(sorted(v for k, v in shapes.items() if k != c.pid and v[0] == "pool") == [("pool", "idle")] * N and
               shapes[c.pid] == ("main", None), "celery's threads: %r" % shapes)
         idle = idle_worker(c.pid, "pool")
