@@ -1,4 +1,4 @@
-/* attach: internals shared by proc.c, mem.c, freeze.c and syscalls.c. */
+/* attach: internals shared by proc.c, mapfile.c, mem.c, freeze.c and syscalls.c. */
 #ifndef PK_ATTACH_PRIV_H
 #define PK_ATTACH_PRIV_H
 
@@ -29,6 +29,24 @@ int pk_proc_errno(int err, pid_t pid, pid_t tid, const char *what, int ptrace_ri
 
 /* Whether /proc/PID (or /proc/PID/task/TID) still exists. */
 int pk_proc_exists(pid_t pid, pid_t tid);
+
+struct pk_map;
+
+/* pk_map_open without /proc/PID/map_files: the maps path inside the
+ * target's root (mapfile.c; unit tests call it directly). */
+int pk_map_open_by_path(pid_t pid, const struct pk_map *map, int *fd);
+/* An O_PATH descriptor of rel resolved below dirfd as if dirfd were the
+ * root, following no symbolic link (-ELOOP) and no "..": openat2 with
+ * RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS, or where the kernel or a seccomp
+ * filter refuses openat2, pk_open_beneath_walk(), one component at a time
+ * with O_NOFOLLOW ("." and ".." refused: -EXDEV). No pk_error(). */
+int pk_open_beneath(int dirfd, const char *rel, int *fd);
+int pk_open_beneath_walk(int dirfd, const char *rel, int *fd);
+
+/* An unsigned number in base 8, 10 or 16 from [*p, end), *p moved past it:
+ * -EINVAL without a digit, -ERANGE on overflow (text from /proc or the
+ * target is untrusted). */
+int pk_scan_u64(const char **p, const char *end, unsigned base, uint64_t *out);
 
 /* Generated at build time from the kernel headers (gen-syscall-table.cmake). */
 struct pk_syscall_ent {

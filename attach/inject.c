@@ -145,8 +145,14 @@ int pk_rcall_check_thread(pid_t pid, pid_t tid, char *why, size_t cap)
 		snprintf(why, cap, "process %d is stopped (job control or a debugger)", (int)pid);
 		return -EAGAIN;
 	}
-	if (ps.state == 'Z' || ps.state == 'X' || ts.state == 'Z' || ts.state == 'X') {
+	/* A zombie leader alone is no exiting process: a main thread that
+	 * called pthread_exit leaves the others running. */
+	if (pk_status_ended(&ps)) {
 		snprintf(why, cap, "process %d is exiting", (int)pid);
+		return -EAGAIN;
+	}
+	if (ts.state == 'Z' || ts.state == 'X') {
+		snprintf(why, cap, "thread %d has exited", (int)tid);
 		return -EAGAIN;
 	}
 	if (ts.tracer_pid != 0) {

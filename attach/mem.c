@@ -40,6 +40,11 @@ struct cslot {
 
 struct pk_mem {
 	pid_t pid;
+	/* The task whose view of the address space is read: the leader, or
+	 * another live thread when the leader has exited (pk_proc_live_task);
+	 * changed when it ends while the process lives on. */
+	pid_t via;
+	unsigned via_changes;
 	const struct pk_mem_ops *ops; /* NULL for the live process */
 	void *ctx;
 	/* /proc/PID/mem, opened with the pk_mem: it stays bound to the address
@@ -72,6 +77,21 @@ static int gone(struct pk_mem *mem)
 	return -ESRCH;
 }
 
+/* The task reads went through has ended (ESRCH): another live task of the
+ * process, if there is one, takes over (0); else the process is gone. */
+static int via_ended(struct pk_mem *mem)
+{
+	pid_t via;
+
+	/* Bounded: each change needs a thread to end just then. */
+	if (++mem->via_changes > 1000 || pk_proc_live_task(mem->pid, &via) < 0 || via == mem->via)
+		return gone(mem);
+	pk_log(PK_LOG_DEBUG, "task %d of process %d has ended: reading through task %d", (int)mem->via,
+	       (int)mem->pid, (int)via);
+	mem->via = via;
+	return 0;
+}
+
 /* The address space pk_mem_open_pid saw is no more. */
 static int space_gone(struct pk_mem *mem)
 {
@@ -91,7 +111,8 @@ static int open_mem(struct pk_mem *mem)
 {
 	char path[64];
 
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)mem->pid);
+	/* Through the live task: an exited leader's file reads nothing. */
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)mem->via);
 	mem->fd = open(path, O_RDWR | O_CLOEXEC);
 	mem->fd_writable = mem->fd >= 0;
 	if (mem->fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS))
@@ -189,7 +210,7 @@ static int pvr_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n,
 		}
 		if (cnt == 0)
 			break;
-		r = process_vm_readv(mem->pid, loc, cnt, rem, cnt, 0);
+		r = process_vm_readv(mem->via, loc, cnt, rem, cnt, 0);
 		mem->st.syscalls++;
 		if (r < 0) {
 			int err = errno;
@@ -201,8 +222,12 @@ static int pvr_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n,
 				i = idx[0] + 1;
 				continue;
 			}
-			if (err == ESRCH)
-				return gone(mem);
+			if (err == ESRCH) {
+				int rc = via_ended(mem);
+				if (rc < 0)
+					return rc;
+				continue;
+			}
 			if (err == ENOSYS || err == EPERM) {
 				/* Not built in, or refused by a seccomp profile (EPERM also
 				 * means "no ptrace rights", which /proc/PID/mem then reports
@@ -527,6 +552,11 @@ int pk_mem_open_pid(pid_t pid, struct pk_mem **out)
 		return -ENOMEM;
 	}
 	mem->pid = pid;
+	rc = pk_proc_live_task(pid, &mem->via);
+	if (rc < 0) {
+		free(mem);
+		return rc;
+	}
 	rc = open_mem(mem);
 	if (rc < 0) {
 		char path[64];
@@ -555,6 +585,31 @@ int pk_mem_same_space(struct pk_mem *mem)
 	} while (r < 0 && errno == EINTR);
 	mem->st.syscalls++;
 	return r == 0 ? -ESRCH : 0;
+}
+
+int pk_mem_space_now(pid_t pid)
+{
+	char path[64];
+	uint8_t byte;
+	ssize_t r;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* ESRCH: the kernel found no space to pin (an exit under way);
+	 * ENOENT: no process at all. */
+	if (fd < 0)
+		return errno == ESRCH || errno == ENOENT ? 0 : -errno;
+	do {
+		r = pread(fd, &byte, 1, 0);
+	} while (r < 0 && errno == EINTR);
+	err = errno;
+	close(fd);
+	/* As in pk_mem_same_space: data or EIO while a space exists, 0 bytes
+	 * when there is none. */
+	if (r < 0 && err != EIO)
+		return -err;
+	return r == 0 ? 0 : 1;
 }
 
 int pk_mem_open_ops(const struct pk_mem_ops *ops, void *ctx, struct pk_mem **out)
@@ -753,7 +808,7 @@ static size_t refresh_batched(struct pk_mem *mem, const uint32_t *order, size_t 
 			}
 			total += PK_PAGE_SIZE;
 		}
-		r = process_vm_readv(mem->pid, loc, nl, rem, nr, 0);
+		r = process_vm_readv(mem->via, loc, nl, rem, nr, 0);
 		mem->st.syscalls++;
 		if (r < 0 || (size_t)r != total)
 			return done;
@@ -855,10 +910,19 @@ static int pvw_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t 
 
 	if (pk_mem_same_space(mem) < 0)
 		return space_gone(mem);
-	do {
-		r = process_vm_writev(mem->pid, &loc, 1, &rem, 1, 0);
-	} while (r < 0 && errno == EINTR);
-	mem->st.syscalls++;
+	for (;;) {
+		r = process_vm_writev(mem->via, &loc, 1, &rem, 1, 0);
+		mem->st.syscalls++;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == ESRCH) {
+			int rc = via_ended(mem);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		break;
+	}
 	if (r == (ssize_t)len)
 		return 0;
 	if (r >= 0 || errno == EFAULT) {

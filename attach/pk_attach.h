@@ -38,10 +38,17 @@ int pk_maps_parse(const char *text, size_t len, struct pk_maps *out);
 void pk_maps_free(struct pk_maps *maps);
 const struct pk_map *pk_maps_find(const struct pk_maps *maps, uint64_t addr);
 
-/* A path under which the caller can open the file behind a mapping, even when
- * the target lives in another mount namespace: /proc/PID/map_files/START-END
- * when readable, else /proc/PID/root/<path>. */
-int pk_map_open_path(pid_t pid, const struct pk_map *map, char *buf, size_t cap);
+/* Open the file behind a mapping for reading (*fd, the caller's to close),
+ * even when the target lives in another mount namespace or a chroot, and
+ * never by a name the target controls: /proc/PID/map_files/START-END (the
+ * mapped file itself); when the caller lacks the right to that
+ * (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), the maps path resolved inside
+ * the target's root without following symbolic links, accepted only when
+ * it is the mapped inode. Only a regular file is ever opened. -ENOENT when
+ * the mapped file cannot be had: not backed by a file, unmapped meanwhile,
+ * deleted (without map_files), replaced since it was mapped; -ESRCH,
+ * -EACCES/-EPERM (with a hint). */
+int pk_map_open(pid_t pid, const struct pk_map *map, int *fd);
 
 #define PK_MAX_NS_LEVELS 8
 
@@ -57,6 +64,7 @@ struct pk_status {
 	uint64_t voluntary_ctxt_switches, nonvoluntary_ctxt_switches;
 	char name[64];
 	int seccomp;         /* 0 none, 1 strict, 2 filter; -1 not shown (kernel without seccomp) */
+	int kthread;         /* 1 a kernel thread, 0 not; -1 not shown (kernels before 6.7) */
 };
 /* /proc/PID/status or /proc/PID/task/TID/status (tid 0 = the process). NSpid
  * lists the ids from the outermost namespace the proc mount knows to the
@@ -113,8 +121,84 @@ bool pk_proc_exec_in_flight(pid_t pid);
 /* Kernel TIDs of the process, ascending. *tids is malloc'ed. */
 int pk_proc_tasks(pid_t pid, pid_t **tids, size_t *n);
 
+/* A task of process pid that has not exited, to reach the process's
+ * address space, root and descriptors through: pid itself when its leader
+ * lives, else the lowest TID of a thread that is neither zombie nor dead.
+ * A leader that called pthread_exit stays a zombie (/proc/PID shows state
+ * Z, its maps, mem, map_files and fd empty or gone) while the process runs
+ * on. pk_proc_maps, pk_map_open, pk_proc_fd_target and the memory
+ * reads (pk_mem_open_pid) go through it. -ESRCH (described) when no task
+ * is left. */
+int pk_proc_live_task(pid_t pid, pid_t *tid);
+/* Has process pid ended, its /proc/PID/status (of the leader) read as st?
+ * Not merely its leader: a zombie leader with other threads is a live
+ * process (Threads: counts the zombie leader too). */
+bool pk_status_ended(const struct pk_status *st);
+
 /* Where an fd of the process points: a path, "socket:[123]", "pipe:[45]"... */
 int pk_proc_fd_target(pid_t pid, int fd, char *buf, size_t cap);
+
+/* How long a thread has been off CPU (sched.c). pk_sched_now() reads the
+ * scheduler clock (what se.exec_start in /proc/.../sched counts), and
+ * pk_proc_offcpu_ns() how long before now_ns the thread last left a CPU.
+ * Meaningful only for a thread that is not running. -ENOENT when the kernel
+ * has no sched file (CONFIG_SCHED_DEBUG), -ESRCH/-ENOENT when the thread
+ * ended. No pk_error(): the caller says "unknown". */
+int pk_sched_now(uint64_t *ns);
+int pk_proc_offcpu_ns(pid_t pid, pid_t tid, uint64_t now_ns, uint64_t *ns);
+/* se.exec_start of a sched file's text, in ns (unit tests, fuzzing). */
+int pk_sched_parse(const char *text, size_t len, uint64_t *exec_start_ns);
+
+/* What an fd of a process is connected to (fdinfo.c), read from /proc
+ * without stopping anything: sockets from the process's own network
+ * namespace (/proc/PID/net/...), matched by inode. */
+enum pk_fd_kind {
+	PK_FD_UNKNOWN = 0,
+	PK_FD_FILE,      /* path, pos */
+	PK_FD_PIPE,      /* inode; holders: the other end */
+	PK_FD_INET,      /* proto tcp/tcp6/udp/udp6, local, remote, state */
+	PK_FD_UNIX,      /* proto unix, path (may be empty), state, peer_inode; holders: the peer */
+	PK_FD_SOCKET,    /* another socket family (netlink, packet...) or not found */
+	PK_FD_OTHER,     /* anon_inode:..., /dev/... character devices are files */
+};
+#define PK_FD_MAX_HOLDERS 8
+struct pk_fd_holder {
+	pid_t pid;
+	int fd;
+	char mode;         /* 'r', 'w', 'u' (read-write), '?' */
+	char comm[24];     /* raw from /proc/PID/comm: target-controlled */
+};
+struct pk_fd_info {
+	enum pk_fd_kind kind;
+	char target[256];  /* readlink of /proc/PID/fd/FD */
+	uint64_t inode;    /* socket or pipe inode, 0 otherwise */
+	char mode;         /* this fd's access mode: 'r', 'w', 'u', '?' */
+	long long pos;     /* file offset from fdinfo, -1 unknown */
+	char proto[8];     /* "tcp", "tcp6", "udp", "udp6", "unix"; "" unknown */
+	char local[64], remote[64]; /* "127.0.0.1:5432", "[::1]:80" */
+	char state[16];    /* "ESTABLISHED", "LISTEN"...; unix "CONNECTED"...; "" unknown */
+	char path[256];    /* unix socket path ("@name" abstract, target-controlled) */
+	uint64_t peer_inode; /* unix: the other end's inode, 0 unknown */
+	struct pk_fd_holder holders[PK_FD_MAX_HOLDERS]; /* pipe: other end; unix: peer */
+	size_t nholders;
+	bool holders_truncated; /* more holders, or the /proc scan hit its bound */
+};
+/* Every pipe and socket descriptor of every process pykill may read, by
+ * inode: one walk of /proc/[0-9]*\/fd, bounded (PK_FD_SCAN_MAX links), made
+ * the first time a holder is looked up and kept for the caller's later
+ * lookups (a list of 100 threads blocked on pipes walks /proc once). */
+struct pk_fd_index;
+#define PK_FD_SCAN_MAX (1u << 20)
+void pk_fd_index_free(struct pk_fd_index *ix);
+/* Fills out as far as /proc shows; -EBADF no such fd, -ESRCH no such
+ * process; no pk_error() (the caller prints what it has). *ix is built on
+ * first need (NULL before), and freed by the caller. */
+int pk_proc_fd_info(pid_t pid, int fd, struct pk_fd_index **ix, struct pk_fd_info *out);
+/* Parse one line of /proc/net/{tcp,tcp6,udp,udp6} (v6: 32 hex digits per
+ * address) or /proc/net/unix; 0 and out filled when it is the socket
+ * with this inode, -ENOENT another socket, -EINVAL malformed. */
+int pk_net_inet_line_parse(const char *line, bool v6, bool tcp, uint64_t inode, struct pk_fd_info *out);
+int pk_net_unix_line_parse(const char *line, uint64_t inode, struct pk_fd_info *out);
 
 /* The system call name for nr on this architecture (table generated at build
  * time from the kernel headers); NULL if unknown. */
@@ -182,6 +266,12 @@ void pk_mem_get_stats(const struct pk_mem *mem, struct pk_mem_stats *out);
  * described with pk_error(). One system call. */
 int pk_mem_same_space(struct pk_mem *mem);
 
+/* Has process pid an address space now? 1 yes, 0 no (it is exiting: the
+ * kernel releases the space before the task turns zombie; or it is gone),
+ * -errno when it cannot be told. Opens /proc/PID/mem afresh; not described with
+ * pk_error(). */
+int pk_mem_space_now(pid_t pid);
+
 /* Write (for raise), through the descriptor opened by pk_mem_open_pid: into
  * that address space only (-ESRCH once it is gone), read-only pages too. */
 int pk_mem_write(struct pk_mem *mem, uint64_t addr, const void *buf, size_t len);
@@ -226,6 +316,9 @@ void pk_thread_unclaim(int fd);
 /* Why ptrace of pid would fail, as a hint for messages (already traced by pid
  * N, yama ptrace_scope, another user, missing CAP_SYS_PTRACE). */
 void pk_attach_explain_eperm(pid_t pid);
+/* Another tracer (not this process) of pid or of one of its threads: its
+ * PID, or 0 if none is seen. */
+pid_t pk_attach_other_tracer(pid_t pid);
 
 uint64_t pk_now_ns(void); /* CLOCK_MONOTONIC */
 void pk_sleep_ns(uint64_t ns);

@@ -119,6 +119,68 @@ static int read_path_small(const char *path, char *buf, size_t cap, size_t *len)
 	return rc;
 }
 
+/* The state letter of a task, 0 when it cannot be read (ended). Quiet. */
+static char task_state(pid_t pid, pid_t tid)
+{
+	char path[96], buf[1024];
+	struct pk_stat st;
+	size_t len;
+
+	if (pk_proc_path(path, sizeof(path), pid, tid, "stat") < 0 || read_path_small(path, buf, sizeof(buf), &len) < 0 ||
+	    pk_stat_parse(buf, len, &st) < 0)
+		return 0;
+	return st.state;
+}
+
+static bool state_live(char state)
+{
+	return state != 0 && state != 'Z' && state != 'X';
+}
+
+int pk_proc_live_task(pid_t pid, pid_t *out)
+{
+	pid_t *tids = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (out == NULL)
+		return -EINVAL;
+	*out = 0;
+	/* The common case, one read: the leader runs. */
+	if (state_live(task_state(pid, 0))) {
+		*out = pid;
+		return 0;
+	}
+	rc = pk_proc_tasks(pid, &tids, &n);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && *out == 0; i++)
+		if (tids[i] != pid && state_live(task_state(pid, tids[i])))
+			*out = tids[i];
+	free(tids);
+	if (*out == 0) {
+		pk_error("no such process %d (it has exited; no thread of it is left)", (int)pid);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/* "/proc/TASK/NAME" for the live task of pid (pk_proc_live_task): the
+ * files that describe the address space, the root and the descriptors
+ * are empty or gone under an exited leader. /proc/TID is the thread's own
+ * view of them, map_files included (which /proc/PID/task/TID lacks). */
+static int live_path(pid_t pid, const char *name, char *buf, size_t cap)
+{
+	pid_t via;
+	int rc = pk_proc_live_task(pid, &via);
+	int n;
+
+	if (rc < 0)
+		return rc;
+	n = snprintf(buf, cap, "/proc/%d/%s", (int)via, name);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
 /* Which /proc files are behind a ptrace access check (so that EACCES means
  * "no ptrace rights" and deserves the explanation). */
 static int needs_ptrace_rights(const char *name)
@@ -225,7 +287,7 @@ fail:
 
 /* Bounded number scanning over [*p, end). Each consumes at least one digit
  * and fails on overflow, so hostile text cannot produce UB. */
-static int scan_u64(const char **p, const char *end, unsigned base, uint64_t *out)
+int pk_scan_u64(const char **p, const char *end, unsigned base, uint64_t *out)
 {
 	const char *s = *p;
 	uint64_t v = 0;
@@ -243,6 +305,8 @@ static int scan_u64(const char **p, const char *end, unsigned base, uint64_t *ou
 			d = (unsigned)(c - 'A' + 10);
 		else
 			break;
+		if (d >= base)
+			break;
 		if (v > (UINT64_MAX - d) / base)
 			return -ERANGE;
 		v = v * base + d;
@@ -258,7 +322,7 @@ static int scan_u64(const char **p, const char *end, unsigned base, uint64_t *ou
 static int scan_pid(const char **p, const char *end, pid_t *out)
 {
 	uint64_t v;
-	int rc = scan_u64(p, end, 10, &v);
+	int rc = pk_scan_u64(p, end, 10, &v);
 
 	if (rc < 0)
 		return rc;
@@ -272,7 +336,7 @@ static int scan_hex_0x(const char **p, const char *end, uint64_t *out)
 {
 	if (end - *p >= 2 && (*p)[0] == '0' && ((*p)[1] == 'x' || (*p)[1] == 'X'))
 		*p += 2;
-	return scan_u64(p, end, 16, out);
+	return pk_scan_u64(p, end, 16, out);
 }
 
 static const char *skip_blanks(const char *p, const char *end)
@@ -300,8 +364,8 @@ static int parse_map_line(const char *p, const char *end, struct pk_map *m, char
 	uint64_t v;
 	size_t plen;
 
-	if (scan_u64(&p, end, 16, &m->start) < 0 || expect_char(&p, end, '-') < 0 ||
-	    scan_u64(&p, end, 16, &m->end) < 0 || expect_char(&p, end, ' ') < 0)
+	if (pk_scan_u64(&p, end, 16, &m->start) < 0 || expect_char(&p, end, '-') < 0 ||
+	    pk_scan_u64(&p, end, 16, &m->end) < 0 || expect_char(&p, end, ' ') < 0)
 		return -EINVAL;
 	if (m->end < m->start || end - p < 5)
 		return -EINVAL;
@@ -323,16 +387,16 @@ static int parse_map_line(const char *p, const char *end, struct pk_map *m, char
 	else if (p[3] != 's')
 		return -EINVAL;
 	p += 4;
-	if (expect_char(&p, end, ' ') < 0 || scan_u64(&p, end, 16, &m->offset) < 0 ||
+	if (expect_char(&p, end, ' ') < 0 || pk_scan_u64(&p, end, 16, &m->offset) < 0 ||
 	    expect_char(&p, end, ' ') < 0)
 		return -EINVAL;
-	if (scan_u64(&p, end, 16, &v) < 0 || v > UINT32_MAX)
+	if (pk_scan_u64(&p, end, 16, &v) < 0 || v > UINT32_MAX)
 		return -EINVAL;
 	m->dev_major = (uint32_t)v;
-	if (expect_char(&p, end, ':') < 0 || scan_u64(&p, end, 16, &v) < 0 || v > UINT32_MAX)
+	if (expect_char(&p, end, ':') < 0 || pk_scan_u64(&p, end, 16, &v) < 0 || v > UINT32_MAX)
 		return -EINVAL;
 	m->dev_minor = (uint32_t)v;
-	if (expect_char(&p, end, ' ') < 0 || scan_u64(&p, end, 10, &m->inode) < 0)
+	if (expect_char(&p, end, ' ') < 0 || pk_scan_u64(&p, end, 10, &m->inode) < 0)
 		return -EINVAL;
 	if (p < end && *p != ' ' && *p != '\t')
 		return -EINVAL;
@@ -450,13 +514,17 @@ int pk_proc_maps(pid_t pid, struct pk_maps *out)
 {
 	char *text;
 	size_t len;
+	pid_t via;
 	int rc;
 
 	if (out == NULL)
 		return -EINVAL;
 	out->v = NULL;
 	out->n = 0;
-	rc = pk_proc_read_alloc(pid, 0, "maps", PK_PROC_MAX_FILE, &text, &len);
+	rc = pk_proc_live_task(pid, &via);
+	if (rc < 0)
+		return rc;
+	rc = pk_proc_read_alloc(pid, via == pid ? 0 : via, "maps", PK_PROC_MAX_FILE, &text, &len);
 	if (rc < 0)
 		return rc;
 	rc = pk_maps_parse(text, len, out);
@@ -464,92 +532,6 @@ int pk_proc_maps(pid_t pid, struct pk_maps *out)
 		pk_error("parse /proc/%d/maps: %s", (int)pid,
 			 rc == -EINVAL ? "unexpected format" : strerror(-rc));
 	free(text);
-	return rc;
-}
-
-#define DELETED_SUFFIX " (deleted)"
-
-static int copy_out(char *buf, size_t cap, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n >= cap)
-		return -ENAMETOOLONG;
-	memcpy(buf, s, n + 1);
-	return 0;
-}
-
-/* map_files gives the very file that is mapped, deleted or replaced, in any
- * mount namespace, but opening it needs CAP_SYS_ADMIN (CAP_CHECKPOINT_RESTORE
- * since 5.9); so we try to open it. Otherwise /proc/PID/root/<path> resolves
- * the path in the target's mount namespace. A path ending in " (deleted)" is
- * used literally if such a file exists; else, stripped of the suffix, only
- * if that file is still the mapped inode: a file of the same name installed
- * by an upgrade has other contents and would give wrong symbols. */
-int pk_map_open_path(pid_t pid, const struct pk_map *map, char *buf, size_t cap)
-{
-	char path[PATH_MAX + 64];
-	size_t plen;
-	int fd, n, rc;
-
-	if (map == NULL || map->path == NULL || buf == NULL || cap == 0 || pid <= 0)
-		return -EINVAL;
-	if (map->path[0] != '/') {
-		pk_error("open mapping %" PRIx64 "-%" PRIx64 " of process %d: not backed by a file (%s)",
-			 map->start, map->end, (int)pid, map->path[0] ? map->path : "anonymous");
-		return -ENOENT;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, map->start,
-		 map->end);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		rc = copy_out(buf, cap, path);
-		goto done;
-	}
-	if (errno == ENOENT && !pk_proc_exists(pid, 0)) {
-		pk_error("no such process %d", (int)pid);
-		return -ESRCH;
-	}
-
-	n = snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, map->path);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		rc = -ENAMETOOLONG;
-		goto done;
-	}
-	if (access(path, F_OK) == 0) {
-		rc = copy_out(buf, cap, path);
-		goto done;
-	}
-	rc = -errno;
-	if (rc == -EACCES || rc == -EPERM) {
-		pk_error("open %s: %s", path, strerror(-rc));
-		pk_attach_explain_eperm(pid);
-		return rc;
-	}
-	plen = strlen(path);
-	if (rc == -ENOENT && plen > strlen(DELETED_SUFFIX) &&
-	    strcmp(path + plen - strlen(DELETED_SUFFIX), DELETED_SUFFIX) == 0) {
-		struct stat st;
-
-		path[plen - strlen(DELETED_SUFFIX)] = '\0';
-		if (stat(path, &st) == 0 && (uint64_t)st.st_ino == map->inode) {
-			rc = copy_out(buf, cap, path);
-			goto done;
-		}
-		pk_error("open %s of process %d: deleted, and /proc/%d/map_files needs CAP_SYS_ADMIN",
-			 map->path, (int)pid, (int)pid);
-		return -ENOENT;
-	}
-	if (rc == -ENOENT && !pk_proc_exists(pid, 0)) {
-		pk_error("no such process %d", (int)pid);
-		return -ESRCH;
-	}
-	pk_error("open %s: %s", path, strerror(-rc));
-	return rc;
-done:
-	if (rc == -ENAMETOOLONG)
-		pk_error("open %s of process %d: path too long", map->path, (int)pid);
 	return rc;
 }
 
@@ -633,7 +615,7 @@ static int parse_status_line(const char *p, const char *le, struct pk_status *ou
 		*seen |= 0x10u;
 	} else if (line_key(p, le, "Threads", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &u) < 0 || u > INT32_MAX)
+		if (pk_scan_u64(&v, le, 10, &u) < 0 || u > INT32_MAX)
 			return -EINVAL;
 		out->threads = (int)u;
 	} else if (line_key(p, le, "TracerPid", &v)) {
@@ -644,31 +626,36 @@ static int parse_status_line(const char *p, const char *le, struct pk_status *ou
 		uint64_t r, e;
 
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &r) < 0)
+		if (pk_scan_u64(&v, le, 10, &r) < 0)
 			return -EINVAL;
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &e) < 0 || r > UINT32_MAX || e > UINT32_MAX)
+		if (pk_scan_u64(&v, le, 10, &e) < 0 || r > UINT32_MAX || e > UINT32_MAX)
 			return -EINVAL;
 		out->uid_real = (uid_t)r;
 		out->uid_effective = (uid_t)e;
 	} else if (line_key(p, le, "CapEff", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 16, &u) < 0)
+		if (pk_scan_u64(&v, le, 16, &u) < 0)
 			return -EINVAL;
 		out->cap_eff = u;
 	} else if (line_key(p, le, "voluntary_ctxt_switches", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &out->voluntary_ctxt_switches) < 0)
+		if (pk_scan_u64(&v, le, 10, &out->voluntary_ctxt_switches) < 0)
 			return -EINVAL;
 	} else if (line_key(p, le, "nonvoluntary_ctxt_switches", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &out->nonvoluntary_ctxt_switches) < 0)
+		if (pk_scan_u64(&v, le, 10, &out->nonvoluntary_ctxt_switches) < 0)
 			return -EINVAL;
 	} else if (line_key(p, le, "Seccomp", &v)) {
 		v = skip_blanks(v, le);
-		if (scan_u64(&v, le, 10, &u) < 0 || u > 2)
+		if (pk_scan_u64(&v, le, 10, &u) < 0 || u > 2)
 			return -EINVAL;
 		out->seccomp = (int)u;
+	} else if (line_key(p, le, "Kthread", &v)) {
+		v = skip_blanks(v, le);
+		if (pk_scan_u64(&v, le, 10, &u) < 0 || u > 1)
+			return -EINVAL;
+		out->kthread = (int)u;
 	}
 	return 0;
 }
@@ -682,6 +669,7 @@ int pk_status_parse(const char *text, size_t len, struct pk_status *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->seccomp = -1;
+	out->kthread = -1;
 	if (text == NULL || len > PK_PROC_MAX_FILE)
 		return -EINVAL;
 	for (p = text, end = text + len; p < end;) {
@@ -719,6 +707,11 @@ int pk_proc_status(pid_t pid, pid_t tid, struct pk_status *out)
 	}
 	free(text);
 	return rc;
+}
+
+bool pk_status_ended(const struct pk_status *st)
+{
+	return (st->state == 'Z' || st->state == 'X') && st->threads <= 1;
 }
 
 /* ---------------------------------------------------------------- stat */
@@ -781,7 +774,7 @@ int pk_stat_parse(const char *text, size_t len, struct pk_stat *out)
 		case 22:
 		case 35:
 		case 39:
-			if (scan_u64(&tok, te, 10, &v) < 0 || tok != te)
+			if (pk_scan_u64(&tok, te, 10, &v) < 0 || tok != te)
 				return -EINVAL;
 			if (field == 14)
 				out->utime = v;
@@ -854,7 +847,7 @@ int pk_syscall_parse(const char *text, size_t len, struct pk_syscall *out)
 		neg = 1;
 		p++;
 	}
-	if (scan_u64(&p, end, 10, &nr) < 0 || nr > INT_MAX)
+	if (pk_scan_u64(&p, end, 10, &nr) < 0 || nr > INT_MAX)
 		return -EINVAL;
 	if (neg) {
 		/* The kernel only ever prints -1 here. */
@@ -953,7 +946,7 @@ int pk_proc_cputime(pid_t pid, pid_t tid, uint64_t *ns)
 	rc = read_path_small(path, buf, sizeof(buf), &len);
 	if (rc == 0) {
 		p = buf;
-		if (scan_u64(&p, buf + len, 10, &v) < 0) {
+		if (pk_scan_u64(&p, buf + len, 10, &v) < 0) {
 			pk_error("parse %s: unexpected format", path);
 			return -EINVAL;
 		}
@@ -1077,7 +1070,15 @@ int pk_proc_fd_target(pid_t pid, int fd, char *buf, size_t cap)
 		pk_error("read fd %d of process %d: no such file descriptor", fd, (int)pid);
 		return -EBADF;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	{
+		char name[32];
+		int rc;
+
+		snprintf(name, sizeof(name), "fd/%d", fd);
+		rc = live_path(pid, name, path, sizeof(path));
+		if (rc < 0)
+			return rc;
+	}
 	r = readlink(path, buf, cap);
 	if (r < 0) {
 		int err = errno;
@@ -1137,6 +1138,31 @@ static void hint_add(char *hint, size_t cap, size_t *off, const char *fmt, ...)
 
 #define PK_CAP_SYS_PTRACE 19
 
+pid_t pk_attach_other_tracer(pid_t pid)
+{
+	struct pk_status st;
+	pid_t *tids = NULL;
+	size_t n = 0;
+	pid_t tracer = 0;
+
+	if (pid <= 0 || pk_proc_status_quiet(pid, 0, &st) < 0)
+		return 0;
+	if (st.tracer_pid > 0 && st.tracer_pid != getpid())
+		return st.tracer_pid;
+	/* ptrace is per thread: another tracer may hold a thread, not the leader. */
+	if (pk_proc_tasks(pid, &tids, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n && i < 100000; i++) {
+		struct pk_status ts;
+		if (pk_proc_status_quiet(pid, tids[i], &ts) == 0 && ts.tracer_pid > 0 && ts.tracer_pid != getpid()) {
+			tracer = ts.tracer_pid;
+			break;
+		}
+	}
+	free(tids);
+	return tracer;
+}
+
 void pk_attach_explain_eperm(pid_t pid)
 {
 	char hint[480] = "";
@@ -1151,23 +1177,9 @@ void pk_attach_explain_eperm(pid_t pid)
 	if (have_self)
 		has_cap = (self.cap_eff >> PK_CAP_SYS_PTRACE) & 1;
 
-	/* ptrace is per thread: another tracer may hold a thread, not the leader. */
-	if (have_st && (st.tracer_pid <= 0 || st.tracer_pid == getpid())) {
-		pid_t *tids = NULL;
-		size_t n = 0;
-		if (pk_proc_tasks(pid, &tids, &n) == 0) {
-			for (size_t i = 0; i < n && i < 100000; i++) {
-				struct pk_status ts;
-				if (pk_proc_status_quiet(pid, tids[i], &ts) == 0 && ts.tracer_pid > 0 &&
-				    ts.tracer_pid != getpid()) {
-					st.tracer_pid = ts.tracer_pid;
-					break;
-				}
-			}
-			free(tids);
-		}
-	}
-	if (have_st && st.tracer_pid > 0 && st.tracer_pid != getpid()) {
+	if (have_st)
+		st.tracer_pid = pk_attach_other_tracer(pid);
+	if (have_st && st.tracer_pid > 0) {
 		const char *comm = "?";
 
 		snprintf(path, sizeof(path), "/proc/%d/comm", (int)st.tracer_pid);
@@ -1184,7 +1196,7 @@ void pk_attach_explain_eperm(pid_t pid)
 		const char *p = buf;
 		uint64_t v;
 
-		if (scan_u64(&p, buf + len, 10, &v) == 0 && v <= 3)
+		if (pk_scan_u64(&p, buf + len, 10, &v) == 0 && v <= 3)
 			scope = (int)v;
 	}
 	if (scope == 1 && !has_cap)

@@ -61,16 +61,9 @@ static void print_json(const struct pk_ps *ps)
 	pk_json_end(&j);
 }
 
-/* A command line is the target's to write: no control characters on a terminal. */
-static void put_printable(const char *s)
-{
-	for (; *s; s++)
-		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
-}
-
 static void print_table(const struct pk_ps *ps)
 {
-	char user[64], pid[32], threads[48];
+	char user[64], pid[32], threads[48], eu[256], ever[128], e[PK_ESC_CAP];
 	bool errors = false;
 
 	printf("%-12s %-10s %-10s %7s  %s\n", "PID", "USER", "PYTHON", "THREADS", "COMMAND");
@@ -90,15 +83,16 @@ static void print_table(const struct pk_ps *ps)
 			snprintf(threads, sizeof(threads), "%ld", p->nthreads);
 		else
 			snprintf(threads, sizeof(threads), "?");
-		printf("%-12s %-10s %-10s %7s  ", pid, user, p->version[0] ? p->version : "?", threads);
-		put_printable(p->cmdline);
-		putchar('\n');
+		/* The command line is the target's to write: escaped. */
+		printf("%-12s %-10s %-10s %7s  %s\n", pid, pk_esc(user, eu, sizeof(eu)),
+		       p->version[0] ? pk_esc(p->version, ever, sizeof(ever)) : "?", threads,
+		       pk_esc(p->cmdline, e, sizeof(e)));
 		errors |= p->error != NULL;
 	}
 	if (errors)
 		for (size_t i = 0; i < ps->n; i++)
 			if (ps->v[i].error != NULL)
-				printf("%d: %s\n", (int)ps->v[i].pid, ps->v[i].error);
+				printf("%d: %s\n", (int)ps->v[i].pid, pk_esc(ps->v[i].error, e, sizeof(e)));
 	if (ps->skipped > 0)
 		printf("(%zu process%s not readable: permission denied)\n", ps->skipped,
 		       ps->skipped == 1 ? "" : "es");
@@ -135,8 +129,10 @@ int pk_cmd_ps(int argc, char **argv)
 			break;
 		case 'h':
 			return pk_usage_error("ps: use 'pykill --help'");
-		default:
-			return pk_usage_error("ps: unknown option '%s'", argv[optind - 1]);
+		default: {
+			char q[PK_ESC_ARG];
+			return pk_usage_error("ps: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
+		}
 		}
 	}
 	if (json && only_pids)
@@ -146,9 +142,10 @@ int pk_cmd_ps(int argc, char **argv)
 		if (pids == NULL)
 			return pk_fail(-ENOMEM, "ps");
 		for (int i = optind; i < argc; i++) {
-			if (!pk_parse_pid(argv[i], &pids[po.npids])) {
+			rc = pk_arg_pid("ps", argv[i], &pids[po.npids]);
+			if (rc != PK_EXIT_OK) {
 				free(pids);
-				return pk_usage_error("ps: '%s' is not a process ID", argv[i]);
+				return rc;
 			}
 			po.npids++;
 		}

@@ -5,12 +5,11 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT, OPT_WITHDRAW, OPT_INTERP };
+enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT, OPT_WITHDRAW, OPT_FORCE, OPT_INTERP };
 
 static const char *via_name(enum pk_raise_via via)
 {
@@ -30,6 +29,8 @@ static const char *verdict_name(enum pk_verdict v)
 		return "replaced";
 	case PK_VERDICT_WITHDRAWN:
 		return "withdrawn";
+	case PK_VERDICT_REFUSED:
+		return "refused";
 	}
 	return "?";
 }
@@ -45,12 +46,52 @@ static int verdict_exit(enum pk_verdict v)
 	case PK_VERDICT_REPLACED:
 	case PK_VERDICT_WITHDRAWN:
 		return PK_EXIT_NOT_DELIVERED;
+	case PK_VERDICT_REFUSED:
+		return PK_EXIT_REFUSED;
 	}
 	return PK_EXIT_FAILURE;
 }
 
-static void print_json(pid_t pid, const char *exc, const struct pk_raise_result *r)
+static const char *harm_name(enum pk_harm h)
 {
+	return h == PK_HARM_REFUSE ? "refuse" : h == PK_HARM_NOTE ? "note" : "none";
+}
+
+/* "gunicorn gthread pool worker", "asyncio event loop, waiting for work". */
+static void describe_shape(const struct pk_raise_result *r, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s%s", pk_shape_label(r->shape), r->shape_idle ? ", waiting for work" : "");
+}
+
+/* Before anything was done: what the exception would do, what to raise
+ * instead, how to go on anyway. On standard error, as every refusal. */
+static void print_refusal(pid_t pid, const struct pk_raise_result *r)
+{
+	const char *sug = pk_shape_suggest(r->shape, r->shape_idle);
+	char shape[160];
+
+	describe_shape(r, shape, sizeof(shape));
+	fprintf(stderr, "pykill: raise %s in thread %d%s%s%s of process %d: refused, nothing done: the thread is %s "
+		"%s; %s%s there: %s\n", r->exception, (int)r->tid, r->name ? " (" : "", r->name ? r->name : "",
+		r->name ? ")" : "", (int)pid, r->shape == PK_SHAPE_MAIN ? "the" : strchr("aeiou", shape[0]) ? "an" : "a",
+		shape, r->exception, r->exception_default ? " (its default)" : "", r->consequence.text);
+	if (sug != NULL && strcmp(sug, r->exception) != 0) {
+		struct pk_consequence c;
+		pk_shape_consequence(r->shape, r->shape_idle, sug, &c);
+		fprintf(stderr, "pykill: %s instead: %s (pykill raise %d %d %s)\n", sug, c.text, (int)pid, (int)r->tid,
+			sug);
+	} else if (r->shape_idle) {
+		fprintf(stderr, "pykill: no exception fails only a job there: the thread runs none now ('pykill list %d' "
+			"shows what each thread runs)\n", (int)pid);
+	}
+	fprintf(stderr, "pykill: to raise %s there anyway: pykill raise --force %d %d %s\n", r->exception, (int)pid,
+		(int)r->tid, r->exception);
+}
+
+static void print_json(pid_t pid, const struct pk_raise_result *r, bool forced)
+{
+	const char *exc = r->exception;
+	const char *sug = pk_shape_suggest(r->shape, r->shape_idle);
 	struct pk_json j;
 	char hex[24];
 
@@ -70,16 +111,34 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	pk_json_bool(&j, "inherited", r->inherited);
 	pk_json_str(&j, "name", r->name);
 	pk_json_str(&j, "exception", exc);
-	pk_json_str(&j, "via", via_name(r->via));
-	pk_json_str(&j, "via_reason", r->via_reason);
+	pk_json_bool(&j, "exception_default", r->exception_default);
+	pk_json_str(&j, "shape", pk_shape_key(r->shape));
+	pk_json_bool(&j, "shape_idle", r->shape_idle);
+	pk_json_obj_begin(&j, "consequence");
+	pk_json_str(&j, "harm", harm_name(r->consequence.harm));
+	pk_json_str(&j, "text", r->consequence.text);
+	pk_json_obj_end(&j);
+	pk_json_bool(&j, "forced", forced && r->consequence.harm == PK_HARM_REFUSE);
+	pk_json_str(&j, "suggest", sug != NULL && strcmp(sug, exc) != 0 ? sug : NULL);
+	if (r->verdict == PK_VERDICT_REFUSED) {
+		pk_json_null(&j, "via");
+		pk_json_null(&j, "via_reason");
+	} else {
+		pk_json_str(&j, "via", via_name(r->via));
+		pk_json_str(&j, "via_reason", r->via_reason);
+	}
 	pk_json_str(&j, "verdict", verdict_name(r->verdict));
 	pk_json_uint(&j, "waited_ms", (unsigned long long)(r->waited_ns / 1000000));
 	pk_json_uint(&j, "freeze_us", (unsigned long long)(r->freeze_ns / 1000));
-	pk_json_str(&j, "reason", r->reason[0] != '\0' ? r->reason : NULL);
-	pk_json_str(&j, "withdraw", r->withdraw_note[0] != '\0' ? r->withdraw_note : NULL);
-	if (r->verdict == PK_VERDICT_PENDING)
-		pk_json_syscall(&j, pid, r->syscall_nr, r->syscall_args);
+	if (r->verdict == PK_VERDICT_REFUSED)
+		pk_json_str(&j, "reason", r->consequence.text);
 	else
+		pk_json_str(&j, "reason", r->reason[0] != '\0' ? r->reason : NULL);
+	pk_json_str(&j, "withdraw", r->withdraw_note[0] != '\0' ? r->withdraw_note : NULL);
+	if (r->verdict == PK_VERDICT_PENDING) {
+		pk_json_syscall(&j, pid, r->syscall_nr, r->syscall_args);
+		pk_format_done();
+	} else
 		pk_json_null(&j, "syscall");
 	pk_json_str(&j, "where", r->where);
 	if (r->interrupt_note[0] != '\0') {
@@ -94,12 +153,15 @@ static void print_json(pid_t pid, const char *exc, const struct pk_raise_result 
 	pk_json_end(&j);
 }
 
-static void print_human(pid_t pid, const char *exc, const struct pk_raise_result *r)
+/* Everything here may quote the target's names (the thread's, its
+ * function's and file's, another exception's, the borrowed thread's), so
+ * each is escaped whole; the exception's name passed the name check. */
+static void print_human(pid_t pid, const struct pk_raise_result *r, bool forced)
 {
-	char who[256];
+	const char *exc = r->exception;
+	char who[PK_ESC_CAP + 80], e[PK_ESC_CAP], shape[160];
 
-	snprintf(who, sizeof(who), "thread %d%s%s%s", (int)r->tid, r->name ? " (" : "", r->name ? r->name : "",
-		 r->name ? ")" : "");
+	pk_format_thread(r->tid, r->name, who, sizeof(who));
 	/* Which state, where it is not the obvious one. */
 	if (r->interp_id != 0)
 		snprintf(who + strlen(who), sizeof(who) - strlen(who), ", its state of interpreter %lld",
@@ -112,32 +174,51 @@ static void print_human(pid_t pid, const char *exc, const struct pk_raise_result
 		       "exception first cannot be told)\n", exc, who, (int)pid, (double)(r->inject_ns + r->waited_ns) / 1e6);
 	} else if (r->verdict == PK_VERDICT_REPLACED) {
 		printf("%s not delivered to %s of process %d: %s\n", exc, who, (int)pid,
-		       r->reason[0] ? r->reason : "another exception replaced it");
+		       r->reason[0] ? pk_esc(r->reason, e, sizeof(e)) : "another exception replaced it");
 	} else if (r->verdict == PK_VERDICT_WITHDRAWN) {
 		printf("%s not delivered to %s of process %d within %.1f s, and withdrawn (it will not fire): %s\n", exc,
-		       who, (int)pid, (double)r->waited_ns / 1e9, r->reason);
+		       who, (int)pid, (double)r->waited_ns / 1e9, pk_esc(r->reason, e, sizeof(e)));
 	} else {
 		printf("%s queued for %s of process %d, not delivered after %.1f s: %s\n", exc, who, (int)pid,
-		       (double)r->waited_ns / 1e9, r->reason);
+		       (double)r->waited_ns / 1e9, pk_esc(r->reason, e, sizeof(e)));
 		if (r->syscall_nr >= 0) {
-			char sc[512];
+			char sc[2048];
 			pk_format_syscall(pid, r->syscall_nr, r->syscall_args, sc, sizeof(sc));
+			pk_format_done();
 			printf("  system call: %s\n", sc);
 		}
 		if (r->where != NULL)
-			printf("  at %s\n", r->where);
+			printf("  at %s\n", pk_esc(r->where, e, sizeof(e)));
 	}
 	if (r->interrupt_note[0] != '\0')
-		printf("  --interrupt: %s\n", r->interrupt_note);
+		printf("  --interrupt: %s\n", pk_esc(r->interrupt_note, e, sizeof(e)));
 	if (r->withdraw_note[0] != '\0' && r->verdict != PK_VERDICT_WITHDRAWN)
-		printf("  --withdraw-if-pending: %s\n", r->withdraw_note);
+		printf("  --withdraw-if-pending: %s\n", pk_esc(r->withdraw_note, e, sizeof(e)));
 	if (r->inherited)
 		printf("  the thread state was inherited across fork (its native_thread_id names a thread of the parent "
 		       "process); thread %d is the thread it is on now\n", (int)r->tid);
-	printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via), r->via_reason,
-	       (double)r->freeze_ns / 1e6);
+	if (r->freeze_ns > 0)
+		printf("  via %s: %s; target threads stopped for %.3f ms\n", via_name(r->via),
+		       pk_esc(r->via_reason, e, sizeof(e)), (double)r->freeze_ns / 1e6);
+	else
+		printf("  via %s: %s; no target thread was stopped\n", via_name(r->via),
+		       pk_esc(r->via_reason, e, sizeof(e)));
+	/* What it does there: said for every raise, as "forced" when --force
+	 * overrode a refusal. */
+	describe_shape(r, shape, sizeof(shape));
+	printf("  %s: %s; %s%s there: %s\n",
+	       forced && r->consequence.harm == PK_HARM_REFUSE ? "forced"
+	       : r->consequence.harm == PK_HARM_NOTE          ? "note"
+							      : "shape",
+	       shape, exc, r->exception_default ? " (its default)" : "", r->consequence.text);
 	fflush(stdout);
 }
+
+/* The EXCEPTION argument: a built-in class name, looked up as the symbol
+ * PyExc_NAME. The longest CPython has is 25 characters
+ * (PendingDeprecationWarning); anything far longer is no class name, and is
+ * not worth attaching to the target for, nor echoing whole. */
+#define PK_EXC_NAME_MAX 100u
 
 int pk_cmd_raise(int argc, char **argv)
 {
@@ -147,14 +228,17 @@ int pk_cmd_raise(int argc, char **argv)
 		{ "via", required_argument, NULL, OPT_VIA },
 		{ "interrupt", no_argument, NULL, OPT_INTERRUPT },
 		{ "withdraw-if-pending", no_argument, NULL, OPT_WITHDRAW },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "interp", required_argument, NULL, OPT_INTERP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pk_raise_opts ro = { .exception = "SystemExit", .via = PK_VIA_AUTO, .wait_ms = 2000 };
+	/* No exception named: the default of the thread's shape. */
+	struct pk_raise_opts ro = { .exception = NULL, .via = PK_VIA_AUTO, .wait_ms = 2000 };
 	struct pk_raise_result res;
 	struct pk_py *py = NULL;
 	bool json = false;
+	char q[PK_ESC_ARG];
 	pid_t pid;
 	int c, rc;
 
@@ -166,11 +250,11 @@ int pk_cmd_raise(int argc, char **argv)
 			json = true;
 			break;
 		case OPT_WAIT: {
-			char *end;
-			double v = strtod(optarg, &end);
-			if (*end != '\0' || !(v >= 0) || v > 3600)
-				return pk_usage_error("raise: --wait takes seconds from 0 to 3600, not '%s'", optarg);
-			ro.wait_ms = (unsigned)lround(v * 1000);
+			uint64_t ms;
+			if (pk_parse_num(optarg, PK_NUM_MILLI, 0, 3600000, &ms) < 0)
+				return pk_usage_error("raise: --wait takes seconds from 0 to 3600, with at most 3 "
+						      "decimals, not '%s'", pk_esc(optarg, q, sizeof(q)));
+			ro.wait_ms = (unsigned)ms;
 			break;
 		}
 		case OPT_VIA:
@@ -181,7 +265,8 @@ int pk_cmd_raise(int argc, char **argv)
 			else if (strcmp(optarg, "auto") == 0)
 				ro.via = PK_VIA_AUTO;
 			else
-				return pk_usage_error("raise: --via must be auto, call or write, not '%s'", optarg);
+				return pk_usage_error("raise: --via must be auto, call or write, not '%s'",
+						      pk_esc(optarg, q, sizeof(q)));
 			break;
 		case OPT_INTERRUPT:
 			ro.interrupt = true;
@@ -189,54 +274,70 @@ int pk_cmd_raise(int argc, char **argv)
 		case OPT_WITHDRAW:
 			ro.withdraw_if_pending = true;
 			break;
+		case OPT_FORCE:
+			ro.force = true;
+			break;
 		case OPT_INTERP:
-			if (!pk_parse_interp(optarg, &ro.interp))
-				return pk_usage_error("raise: --interp takes an interpreter ID (0 is the main one), not '%s'",
-						      optarg);
+			rc = pk_arg_interp("raise", optarg, &ro.interp);
+			if (rc != PK_EXIT_OK)
+				return rc;
 			ro.pick_interp = true;
 			break;
 		case 'v':
 			pk_cli_more_verbose();
 			break;
 		default:
-			return pk_usage_error("raise: unknown option '%s'", argv[optind - 1]);
+			return pk_usage_error("raise: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}
 	}
 	if (argc - optind < 2)
 		return pk_usage_error("raise: missing %s", argc - optind == 0 ? "PID and THREAD" : "THREAD");
 	if (argc - optind > 3)
-		return pk_usage_error("raise: unexpected argument '%s'", argv[optind + 3]);
-	if (!pk_parse_pid(argv[optind], &pid))
-		return pk_usage_error("raise: '%s' is not a process ID", argv[optind]);
-	ro.thread = argv[optind + 1];
+		return pk_usage_error("raise: unexpected argument '%s'", pk_esc(argv[optind + 3], q, sizeof(q)));
+	rc = pk_arg_pid("raise", argv[optind], &pid);
+	if (rc == PK_EXIT_OK)
+		rc = pk_arg_thread("raise", argv[optind + 1], &ro.thread);
+	if (rc != PK_EXIT_OK)
+		return rc;
 	if (argc - optind == 3)
 		ro.exception = argv[optind + 2];
-	if (!pk_parse_thread_arg(ro.thread))
-		return pk_usage_error("raise: '%s' is not a thread ID or a Python thread ident", ro.thread);
+	if (ro.exception != NULL && strlen(ro.exception) > PK_EXC_NAME_MAX)
+		return pk_usage_error("raise: the exception name '%s' is %zu characters long: a built-in exception "
+				      "class name has at most %u", pk_esc(ro.exception, q, sizeof(q)),
+				      strlen(ro.exception), PK_EXC_NAME_MAX);
 
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
 		return pk_fail(rc, "inspect process");
 	rc = pk_py_raise(py, &ro, &res);
-	if (rc == -ENOENT) {
-		char close[256];
+	if (rc == -ENOENT && ro.exception != NULL) {
+		char close[256], ec[4 * sizeof(close)];
 		pk_py_exception_suggest(py, ro.exception, close, sizeof(close));
 		pk_py_close(py);
+		/* The suggestions are symbol names of the target's binary. */
 		if (close[0] != '\0')
-			return pk_usage_error("raise: unknown exception '%s'; did you mean: %s?", ro.exception, close);
+			return pk_usage_error("raise: unknown exception '%s'; did you mean: %s?",
+					      pk_esc(ro.exception, q, sizeof(q)), pk_esc(close, ec, sizeof(ec)));
 		return pk_usage_error("raise: unknown exception '%s' (a built-in exception class name, e.g. "
-				      "SystemExit)", ro.exception);
+				      "SystemExit)", pk_esc(ro.exception, q, sizeof(q)));
 	}
 	if (rc < 0) {
-		rc = pk_fail(rc, "raise");
+		char more[200] = "";
+
+		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
+			snprintf(more, sizeof(more), "raise must stop threads: detach that tracer first (end strace or "
+				 "the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
+		rc = pk_fail_hint(rc, "raise", more);
 		pk_raise_result_clear(&res);
 		pk_py_close(py);
 		return rc;
 	}
+	if (res.verdict == PK_VERDICT_REFUSED)
+		print_refusal(pid, &res);
 	if (json)
-		print_json(pid, ro.exception, &res);
-	else
-		print_human(pid, ro.exception, &res);
+		print_json(pid, &res, ro.force);
+	else if (res.verdict != PK_VERDICT_REFUSED)
+		print_human(pid, &res, ro.force);
 	rc = verdict_exit(res.verdict);
 	pk_raise_result_clear(&res);
 	pk_py_close(py);

@@ -1,5 +1,6 @@
 /* pykill withdraw PID THREAD: remove the exception queued for one thread. */
 #include "cli.h"
+#include "pk_attach.h"
 #include "pk_log.h"
 
 #include <errno.h>
@@ -40,6 +41,8 @@ int pk_cmd_withdraw(int argc, char **argv)
 	struct pk_py *py = NULL;
 	bool json = false;
 	int64_t interp = -1;
+	char q[PK_ESC_ARG];
+	uint64_t thread;
 	pid_t pid;
 	int c, rc;
 
@@ -51,32 +54,38 @@ int pk_cmd_withdraw(int argc, char **argv)
 			json = true;
 			break;
 		case OPT_INTERP:
-			if (!pk_parse_interp(optarg, &interp))
-				return pk_usage_error("withdraw: --interp takes an interpreter ID (0 is the main one), not '%s'",
-						      optarg);
+			rc = pk_arg_interp("withdraw", optarg, &interp);
+			if (rc != PK_EXIT_OK)
+				return rc;
 			break;
 		case 'v':
 			pk_cli_more_verbose();
 			break;
 		default:
-			return pk_usage_error("withdraw: unknown option '%s'", argv[optind - 1]);
+			return pk_usage_error("withdraw: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}
 	}
 	if (argc - optind < 2)
 		return pk_usage_error("withdraw: missing %s", argc - optind == 0 ? "PID and THREAD" : "THREAD");
 	if (argc - optind > 2)
-		return pk_usage_error("withdraw: unexpected argument '%s'", argv[optind + 2]);
-	if (!pk_parse_pid(argv[optind], &pid))
-		return pk_usage_error("withdraw: '%s' is not a process ID", argv[optind]);
-	if (!pk_parse_thread_arg(argv[optind + 1]))
-		return pk_usage_error("withdraw: '%s' is not a thread ID or a Python thread ident", argv[optind + 1]);
+		return pk_usage_error("withdraw: unexpected argument '%s'", pk_esc(argv[optind + 2], q, sizeof(q)));
+	rc = pk_arg_pid("withdraw", argv[optind], &pid);
+	if (rc == PK_EXIT_OK)
+		rc = pk_arg_thread("withdraw", argv[optind + 1], &thread);
+	if (rc != PK_EXIT_OK)
+		return rc;
 
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
 		return pk_fail(rc, "inspect process");
-	rc = pk_py_withdraw(py, argv[optind + 1], interp, &res);
+	rc = pk_py_withdraw(py, thread, interp, &res);
 	if (rc < 0) {
-		rc = pk_fail(rc, "withdraw");
+		char more[200] = "";
+
+		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
+			snprintf(more, sizeof(more), "withdraw must stop threads: detach that tracer first (end strace "
+				 "or the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
+		rc = pk_fail_hint(rc, "withdraw", more);
 		pk_withdraw_result_clear(&res);
 		pk_py_close(py);
 		return rc;
@@ -84,17 +93,23 @@ int pk_cmd_withdraw(int argc, char **argv)
 	if (json) {
 		print_json(pid, &res);
 	} else {
-		char who[256];
-		snprintf(who, sizeof(who), "thread %d%s%s%s", (int)res.tid, res.name ? " (" : "",
-			 res.name ? res.name : "", res.name ? ")" : "");
+		/* The thread's name and the exception's (a class the program may
+		 * have named) are the target's: escaped. */
+		char who[PK_ESC_CAP + 80], e[4 * sizeof(res.exception)];
+
+		pk_format_thread(res.tid, res.name, who, sizeof(who));
 		if (res.interp_id != 0 || interp >= 0)
 			snprintf(who + strlen(who), sizeof(who) - strlen(who), ", its state of interpreter %lld",
 				 (long long)res.interp_id);
 		if (res.withdrawn)
-			printf("withdrew %s queued for %s of process %d: it will not fire\n", res.exception, who, (int)pid);
+			printf("withdrew %s queued for %s of process %d: it will not fire\n",
+			       pk_esc(res.exception, e, sizeof(e)), who, (int)pid);
 		else
 			printf("nothing was queued for %s of process %d\n", who, (int)pid);
-		printf("  target threads stopped for %.3f ms\n", (double)res.freeze_ns / 1e6);
+		if (res.freeze_ns > 0)
+			printf("  target threads stopped for %.3f ms\n", (double)res.freeze_ns / 1e6);
+		else
+			printf("  no target thread was stopped\n");
 	}
 	fflush(stdout);
 	pk_withdraw_result_clear(&res);

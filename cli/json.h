@@ -22,6 +22,7 @@ void pk_json_int(struct pk_json *j, const char *key, long long val);
 void pk_json_uint(struct pk_json *j, const char *key, unsigned long long val);
 void pk_json_bool(struct pk_json *j, const char *key, bool val);
 void pk_json_null(struct pk_json *j, const char *key);
+void pk_json_seconds(struct pk_json *j, const char *key, uint64_t ns); /* 12.345 (ms precision) */
 void pk_json_end(struct pk_json *j); /* newline */
 
 #endif

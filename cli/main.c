@@ -2,7 +2,6 @@
 #include "cli.h"
 #include "pk_log.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,13 +20,18 @@ static const char usage_text[] =
 	"                      more thread states), command line (stops nothing);\n"
 	"                      with PIDs, only those\n"
 	"  list PID            show every Python thread, one row per OS thread: TID,\n"
-	"                      ident, name, GIL, state, system call, where it is in the\n"
+	"                      ident, name, shape (what it is: a pool worker, an event\n"
+	"                      loop...), GIL, state, how long it has been blocked,\n"
+	"                      system call (what its fds lead to), where it is in the\n"
 	"                      Python code (other thread states of the thread: idle)\n"
 	"  raise PID THREAD [EXCEPTION]\n"
 	"                      make THREAD (a TID, or a Python ident in decimal or\n"
-	"                      0x-hex) raise EXCEPTION (default SystemExit) in the\n"
-	"                      thread state active on it, then say whether it was\n"
-	"                      delivered\n"
+	"                      0x-hex) raise EXCEPTION in the thread state active on\n"
+	"                      it, then say whether it was delivered; refused (exit 7)\n"
+	"                      where the thread's shape says it would end a pool\n"
+	"                      thread for good, a server or the program (default\n"
+	"                      EXCEPTION: RuntimeError in a server's worker, where it\n"
+	"                      fails only the request; SystemExit elsewhere)\n"
 	"  withdraw PID THREAD remove the exception queued for THREAD (by pykill or by\n"
 	"                      the program) before it fires; says whether one was\n"
 	"                      queued (--json: one JSON object)\n"
@@ -42,6 +46,9 @@ static const char usage_text[] =
 	"  --freeze=MODE       auto (default): stop only threads that could change what\n"
 	"                      is read; all: stop every thread; none: never stop anything\n"
 	"  --max-frames=N      read at most N frames per thread (default 2048)\n"
+	"  --sort=blocked      longest-blocked threads first (unknown and running last)\n"
+	"  --stuck=DURATION    only threads blocked in a system call at least DURATION\n"
+	"                      (30s, 5m, 1h, 1h30m, 2d; a number alone is seconds)\n"
 	"\n"
 	"Options for raise:\n"
 	"  --wait=SECONDS      watch the thread this long for delivery (default 2)\n"
@@ -52,6 +59,8 @@ static const char usage_text[] =
 	"                      thread borrowed from a pure sleep (refused otherwise)\n"
 	"  --withdraw-if-pending  if the exception has not fired within --wait, take\n"
 	"                      it back (now or never; exit 8)\n"
+	"  --force             raise even where pykill says the exception would end a\n"
+	"                      pool thread for good, a server or the program\n"
 	"  --interp=N          (also withdraw) the thread's state of interpreter N, for\n"
 	"                      a thread that holds one per interpreter when nothing\n"
 	"                      tells which one is active\n"
@@ -73,9 +82,9 @@ static const char usage_text[] =
 	"  4  no such process or thread\n"
 	"  5  permission denied (ptrace rights)\n"
 	"  6  not a Python process, or an unsupported Python version\n"
-	"  7  raise/withdraw refused, nothing done (unsafe now, another exception\n"
-	"     already queued, an exception that needs arguments, which thread\n"
-	"     state is active cannot be told)\n"
+	"  7  raise/withdraw refused, nothing done (harmful without --force, unsafe\n"
+	"     now, another exception already queued, an exception that needs\n"
+	"     arguments, which thread state is active cannot be told)\n"
 	"  8  raise: not delivered and no longer queued (withdrawn, or replaced)\n"
 	"\n"
 	"See pykill(1) for details.\n";
@@ -114,71 +123,82 @@ int pk_exit_for_errno(int err)
 
 int pk_fail(int err, const char *fallback_what)
 {
+	return pk_fail_hint(err, fallback_what, NULL);
+}
+
+/* The message and hint quote what the libraries read from the target (thread
+ * and exception names, a process's comm): escaped like every other output. */
+int pk_fail_hint(int err, const char *fallback_what, const char *more_hint)
+{
 	const char *msg = pk_error_message();
 	const char *hint = pk_error_hint_message();
+	char e[PK_ESC_CAP];
 
 	if (msg[0] != '\0')
-		fprintf(stderr, "pykill: %s\n", msg);
+		fprintf(stderr, "pykill: %s\n", pk_esc(msg, e, sizeof(e)));
 	else
 		fprintf(stderr, "pykill: %s: %s\n", fallback_what, strerror(-err));
-	if (hint[0] != '\0')
-		fprintf(stderr, "pykill: hint: %s\n", hint);
+	if (hint[0] != '\0' || (more_hint != NULL && more_hint[0] != '\0'))
+		fprintf(stderr, "pykill: hint: %s%s%s\n", pk_esc(hint, e, sizeof(e)),
+			hint[0] != '\0' && more_hint != NULL && more_hint[0] != '\0' ? "; " : "",
+			more_hint != NULL ? more_hint : "");
 	return pk_exit_for_errno(err);
 }
 
-bool pk_parse_pid(const char *s, pid_t *out)
+int pk_arg_pid(const char *cmd, const char *s, pid_t *out)
 {
-	char *end;
-	long v;
+	char q[PK_ESC_ARG];
+	uint64_t v;
+	int rc = pk_parse_num(s, 0, 1, PK_PID_MAX, &v);
 
-	if (s == NULL || *s == '\0' || *s == '-' || *s == '+')
-		return false;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v <= 0 || v > 0x3fffffff)
-		return false;
+	if (rc == -ERANGE)
+		return pk_usage_error("%s: '%s' is not a process ID: out of range (1 to %u)", cmd,
+				      pk_esc(s, q, sizeof(q)), PK_PID_MAX);
+	if (rc < 0)
+		return pk_usage_error("%s: '%s' is not a process ID (decimal digits only: no sign, no blank)", cmd,
+				      pk_esc(s, q, sizeof(q)));
 	*out = (pid_t)v;
-	return true;
+	return PK_EXIT_OK;
 }
 
-/* THREAD of raise and withdraw: a TID, or an ident in decimal or 0x-hex;
- * no sign, no blank, no overflow. */
-bool pk_parse_thread_arg(const char *s)
+int pk_arg_thread(const char *cmd, const char *s, uint64_t *out)
 {
-	char *end;
-	int base = (s != NULL && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10;
+	char q[PK_ESC_ARG];
+	int rc = pk_parse_num(s, PK_NUM_HEX, 1, UINT64_MAX, out);
 
-	if (s == NULL || *s == '\0' || !isxdigit((unsigned char)s[base == 16 ? 2 : 0]))
-		return false;
-	errno = 0;
-	(void)strtoull(s, &end, base);
-	return errno == 0 && *end == '\0' && (base == 16 || isdigit((unsigned char)*s));
+	if (rc == -ERANGE)
+		return pk_usage_error("%s: '%s' is not a thread ID or a Python thread ident: out of range (1 to "
+				      "18446744073709551615, 0xffffffffffffffff)", cmd, pk_esc(s, q, sizeof(q)));
+	if (rc < 0)
+		return pk_usage_error("%s: '%s' is not a thread ID or a Python thread ident (decimal digits, or 0x and "
+				      "hex digits: no sign, no blank)", cmd, pk_esc(s, q, sizeof(q)));
+	return PK_EXIT_OK;
 }
 
-/* --interp N: an interpreter ID, 0 (main) or above. */
-bool pk_parse_interp(const char *s, int64_t *out)
+int pk_arg_interp(const char *cmd, const char *s, int64_t *out)
 {
-	char *end;
-	long long v;
+	char q[PK_ESC_ARG];
+	uint64_t v;
+	int rc = pk_parse_num(s, 0, 0, INT64_MAX, &v);
 
-	if (s == NULL || !isdigit((unsigned char)*s))
-		return false;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 0)
-		return false;
-	*out = v;
-	return true;
+	if (rc < 0)
+		return pk_usage_error("%s: --interp takes an interpreter ID (decimal digits: 0 is the main one), not '%s'%s",
+				      cmd, pk_esc(s, q, sizeof(q)), rc == -ERANGE ? ": out of range" : "");
+	*out = (int64_t)v;
+	return PK_EXIT_OK;
 }
 
 static void log_to_stderr(enum pk_log_level level, const char *msg, void *userdata)
 {
 	static const char *names[] = { "error", "warning", "", "debug" };
+	char e[PK_ESC_CAP];
+
 	(void)userdata;
+	pk_esc(msg, e, sizeof(e)); /* it may quote the target's names */
 	if (level == PK_LOG_INFO)
-		fprintf(stderr, "pykill: %s\n", msg);
+		fprintf(stderr, "pykill: %s\n", e);
 	else
-		fprintf(stderr, "pykill: %s: %s\n", names[level], msg);
+		fprintf(stderr, "pykill: %s: %s\n", names[level], e);
 }
 
 void pk_cli_more_verbose(void)
@@ -210,7 +230,8 @@ int main(int argc, char **argv)
 			pk_cli_more_verbose();
 			pk_cli_more_verbose();
 		} else if (a[0] == '-') {
-			return pk_usage_error("unknown option '%s'", a);
+			char q[PK_ESC_ARG];
+			return pk_usage_error("unknown option '%s'", pk_esc(a, q, sizeof(q)));
 		} else {
 			break;
 		}
@@ -229,5 +250,8 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return PK_EXIT_OK;
 	}
-	return pk_usage_error("unknown command '%s'", argv[i]);
+	{
+		char q[PK_ESC_ARG];
+		return pk_usage_error("unknown command '%s'", pk_esc(argv[i], q, sizeof(q)));
+	}
 }

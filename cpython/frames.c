@@ -184,8 +184,8 @@ static int code_line(const struct pk_py *py, const struct pk_code *code, int add
 	return pk_linetable311_line(code->table, code->table_len, code->firstlineno, addr_bytes);
 }
 
-static int push_frame(struct pk_code_cache *c, struct pk_py_thread *t, size_t *cap, const struct pk_code *code,
-		      int line, bool entry)
+static int push_frame(struct pk_code_cache *c, struct pk_py_thread *t, size_t *cap, uint64_t addr,
+		      const struct pk_code *code, int line, bool entry)
 {
 	struct pk_py_frame *f;
 
@@ -202,6 +202,8 @@ static int push_frame(struct pk_code_cache *c, struct pk_py_thread *t, size_t *c
 	f->file = strdup(code->file);
 	f->line = line > 0 ? line : 0;
 	f->is_entry = entry;
+	f->addr = addr;
+	f->code = code->addr;
 	if (f->function == NULL || f->file == NULL) {
 		free(f->function);
 		free(f->file);
@@ -350,7 +352,7 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 				line = code_line(py, code, lasti);
 			}
 		}
-		if (push_frame(cache, t, &cap, code, line, entry) < 0)
+		if (push_frame(cache, t, &cap, frame, code, line, entry) < 0)
 			return -ENOMEM;
 next_frame:
 		frame = next;

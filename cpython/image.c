@@ -69,6 +69,12 @@ int pk_py_open_image(const struct pk_layout *layout, int major, int minor, uint6
 
 int pk_py_read_image(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out)
 {
+	return pk_py_read_image_limited(py, opts, NULL, out);
+}
+
+int pk_py_read_image_limited(struct pk_py *py, const struct pk_snapshot_opts *opts, const struct pk_read_limits *lim,
+			     struct pk_py_snapshot **out)
+{
 	struct pk_py_snapshot *snap;
 	int rc;
 
@@ -82,7 +88,7 @@ int pk_py_read_image(struct pk_py *py, const struct pk_snapshot_opts *opts, stru
 		pk_error("read memory image: out of memory");
 		return -ENOMEM;
 	}
-	rc = pk_py_read_threads(py, opts, snap);
+	rc = pk_py_read_threads(py, opts, lim, snap);
 	if (rc < 0) {
 		pk_py_snapshot_free(snap);
 		return rc;

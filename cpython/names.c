@@ -454,3 +454,72 @@ int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *thread
 	free(ents);
 	return 0;
 }
+
+/* Under gevent's monkey-patching threading._active is keyed by greenlet
+ * ident, so the main thread's Thread object names no thread state. The
+ * module keeps it as _main_thread too (3.4+): its name goes to the main
+ * thread when its _ident is not the ident of a thread already named. */
+int pk_names_main_thread(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t modules = 0, module, md_dict, main_obj, ident_obj, name_obj;
+	uint64_t hint_mod = 0, hint_main = 0, hint_ident = 0, hint_name = 0, work = 0, ident = 0;
+	struct pk_py_thread *main = NULL;
+
+	if (py->major != 3)
+		return -ENOENT;
+	for (size_t i = 0; i < n; i++)
+		if (threads[i].is_main)
+			main = &threads[i];
+	if (main == NULL || main->name != NULL)
+		return 0;
+	if (L->is_modules < 0 || pk_rd_u64(py, interp + (uint64_t)L->is_modules, &modules) < 0 || modules == 0)
+		return -ENOENT;
+	module = dict_get(py, modules, "threading", &hint_mod, &work);
+	md_dict = module ? module_dict(py, module) : 0;
+	main_obj = md_dict ? dict_get(py, md_dict, "_main_thread", &hint_main, &work) : 0;
+	if (main_obj == 0)
+		return -ENOENT;
+	ident_obj = attr_get(py, main_obj, "_ident", &hint_ident, &work);
+	if (ident_obj != 0 && read_long(py, ident_obj, &ident) == 0)
+		for (size_t i = 0; i < n; i++)
+			if (threads[i].ident == ident && &threads[i] != main)
+				return 0; /* it is another thread's: threading was imported there */
+	name_obj = attr_get(py, main_obj, "_name", &hint_name, &work);
+	if (name_obj == 0)
+		return -ENOENT;
+	pk_log(PK_LOG_DEBUG, "names: main thread named from threading._main_thread (its ident 0x%llx is no thread's)",
+	       (unsigned long long)ident);
+	return pk_rd_string(py, name_obj, &main->name);
+}
+
+int pk_modules_find(struct pk_py *py, uint64_t interp, const char *const *names, size_t nnames, unsigned *found)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t modules = 0, work = 0;
+	struct entry *ents = NULL;
+	size_t n = 0, longest = 0;
+	int rc;
+
+	*found = 0;
+	for (size_t k = 0; k < nnames; k++)
+		if (strlen(names[k]) > longest)
+			longest = strlen(names[k]);
+	if (L->is_modules < 0 || pk_rd_u64(py, interp + (uint64_t)L->is_modules, &modules) < 0 || modules == 0)
+		return -ENOENT;
+	rc = dict_entries(py, modules, &ents, &n, &work);
+	if (rc < 0)
+		return rc;
+	/* One pass over sys.modules: a key longer than every name is not read. */
+	for (size_t i = 0; i < n && work < NAMES_MAX_WORK; i++, work++) {
+		char *key = NULL;
+		if (pk_rd_string_upto(py, ents[i].key, longest, &key) < 0)
+			continue;
+		for (size_t k = 0; k < nnames; k++)
+			if (strcmp(key, names[k]) == 0)
+				*found |= 1u << k;
+		free(key);
+	}
+	free(ents);
+	return 0;
+}

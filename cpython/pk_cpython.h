@@ -16,7 +16,10 @@
 struct pk_py;
 
 /* -ESRCH no such process, -EPERM/-EACCES no rights, -ENOEXEC not a Python
- * process, -ENOTSUP a Python whose version pykill has no layout for. */
+ * process, -ENOTSUP a Python whose version pykill has no layout for,
+ * -ENOENT a "*python*" file it maps could not be opened as the file mapped
+ * (replaced or deleted since, unmapped meanwhile: see pk_map_open) and no
+ * other holds the interpreter. */
 int pk_py_open(pid_t pid, struct pk_py **out);
 void pk_py_close(struct pk_py *py);
 
@@ -46,6 +49,8 @@ struct pk_py_frame {
 	char *file;
 	int line;                /* 0 when unknown */
 	bool is_entry;           /* 3.11+: first frame of a C-to-Python call */
+	uint64_t addr;           /* where the frame is in the target (frame object, or 3.11+ interpreter frame) */
+	uint64_t code;           /* its code object (an address reused by another call runs other code) */
 };
 
 enum pk_gil_role {
@@ -63,6 +68,30 @@ enum pk_tid_from {
 	PK_TID_FROM_STACK,       /* 3.11+: its eval loop runs on that thread's stack */
 	PK_TID_FROM_NATIVE,      /* 3.11+: its native_thread_id, a live thread of the process */
 	PK_TID_FROM_PTHREAD,     /* its ident, a pthread_t: that thread descriptor's kernel TID */
+};
+
+/* What a thread is, told from its Python stack (cpython/shape.c): the
+ * worker shapes of common servers, whose reaction to an exception is known
+ * (measured by tests/integration/shapes). */
+enum pk_shape {
+	PK_SHAPE_UNKNOWN = 0,    /* nothing recognised (a thread started from C, a stack cut short) */
+	PK_SHAPE_THREAD,         /* a plain threading.Thread */
+	PK_SHAPE_MAIN,           /* the main thread, in none of the shapes below */
+	PK_SHAPE_POOL,           /* a concurrent.futures ThreadPoolExecutor worker */
+	PK_SHAPE_GUNICORN,       /* gunicorn gthread's pool worker, handling a request */
+	PK_SHAPE_CELERY,         /* celery's threads-pool worker, running a task */
+	PK_SHAPE_ASYNCIO,        /* the thread of an asyncio event loop */
+	PK_SHAPE_GEVENT_HUB,     /* gevent's hub: the loop every greenlet of the thread waits on */
+	PK_SHAPE_GREENLET,       /* a gevent greenlet other than the hub, running */
+	PK_SHAPE_UWSGI,          /* a uwsgi core thread (the app called from C) */
+};
+#define PK_SHAPE_COUNT (PK_SHAPE_UWSGI + 1)
+
+/* Modules of the main interpreter (sys.modules) that tell shapes apart
+ * when no frame does (a greenlet's function, an app uwsgi calls from C). */
+enum pk_py_module {
+	PK_PYMOD_GEVENT = 1u << 0,
+	PK_PYMOD_UWSGI = 1u << 1,
 };
 
 struct pk_py_thread {
@@ -87,7 +116,8 @@ struct pk_py_thread {
 	bool is_main;            /* the interpreter's main thread */
 	enum pk_gil_role gil;
 	bool has_async_exc;      /* an async exception is pending */
-	char state;              /* /proc state letter: R S D T t Z I ..., '?' unknown */
+	char state;              /* /proc state letter: R S D T t Z I ..., '?' unknown; 'X' also for a
+				  * thread whose state is left behind after it exited, TID unknown */
 	long syscall_nr;         /* -1 none, PK_SYSCALL_RUNNING */
 	uint64_t syscall_args[6];
 	char *name;              /* threading.Thread name, NULL if none */
@@ -95,6 +125,8 @@ struct pk_py_thread {
 	size_t nframes;
 	bool frames_truncated;   /* stack deeper than max_frames */
 	char *frames_error;      /* why the walk stopped early, NULL if it did not */
+	enum pk_shape shape;     /* with want_frames (and want_names, for the module hints) */
+	bool shape_idle;         /* waiting for work (a pool's queue, a loop's poll), not running a job */
 };
 
 /* A native thread of the process with no Python thread state. */
@@ -121,17 +153,65 @@ struct pk_py_snapshot {
 	struct pk_native_thread *natives;
 	size_t nnatives;
 	bool finalizing;
+	unsigned modules;        /* PK_PYMOD_* loaded in the main interpreter (with want_names) */
+	/* Why the reading stopped short of the end of the thread lists (or of
+	 * the frames), "" when it did not: their length in thread states is
+	 * bounded by the number of threads of the process, the time spent
+	 * reading while any thread is stopped too (a forged or cyclic list
+	 * must not keep the target stopped). What was read is kept. */
+	char cut[256];
 };
 
 int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
 void pk_py_snapshot_free(struct pk_py_snapshot *snap);
+
+/* ------------------------------------------------------------ shapes */
+
+/* "pool", "asyncio"...: stable names for JSON and the SHAPE column. */
+const char *pk_shape_key(enum pk_shape shape);
+/* "concurrent.futures pool worker"...: for sentences. */
+const char *pk_shape_label(enum pk_shape shape);
+/* The shape of a thread from its frames (innermost first), whether it is
+ * the main thread, and the modules loaded; *idle: waiting for work rather
+ * than running a job. Pure: no target is read. */
+enum pk_shape pk_shape_classify(const struct pk_py_thread *t, unsigned modules, bool *idle);
+
+/* The frame of the job a worker runs (the function a pool's work item or
+ * an event loop's handle calls, a greenlet's or a uwsgi core's outermost
+ * frame): while it is on the stack the thread runs the job it was read in.
+ * Its index in t->frames, or -1 (no job, or a shape whose consequences do
+ * not depend on one). */
+int pk_shape_anchor(const struct pk_py_thread *t, unsigned modules);
+
+enum pk_harm {
+	PK_HARM_NONE = 0,        /* fails what the thread runs, as intended */
+	PK_HARM_NOTE,            /* does something the operator may not expect: say it */
+	PK_HARM_REFUSE,          /* ends a pool thread for good, the server or the process, or loses work
+				  * silently: refused unless confirmed (raise --force) */
+};
+
+struct pk_consequence {
+	enum pk_harm harm;
+	const char *text;        /* static: what the exception does there ("it" is the exception) */
+};
+
+/* What raising the built-in exception named exception does to a thread of
+ * this shape (from the table in cpython/shape.c). */
+void pk_shape_consequence(enum pk_shape shape, bool idle, const char *exception, struct pk_consequence *out);
+/* The exception that fails only the work in progress in this shape (a
+ * server's request), or NULL where none does (an idle worker, the hub, the
+ * main thread, a plain thread). */
+const char *pk_shape_suggest(enum pk_shape shape, bool idle);
+/* raise's exception when none is named: the suggestion above, else
+ * SystemExit (which ends a plain thread quietly). */
+const char *pk_shape_default_exception(enum pk_shape shape, bool idle);
 
 /* ------------------------------------------------------------ raise */
 
 enum pk_raise_via {
 	PK_VIA_AUTO = 0,  /* the write path where the layout is known exactly, else the call path if safe */
 	PK_VIA_CALL,      /* PyGILState_Ensure / PyThreadState_SetAsyncExc / PyGILState_Release in a borrowed thread */
-	PK_VIA_WRITE,     /* every thread stopped, async_exc and the eval breaker written directly */
+	PK_VIA_WRITE,     /* threads not blocked in a system call stopped, async_exc and the eval breaker written */
 };
 
 enum pk_verdict {
@@ -140,15 +220,18 @@ enum pk_verdict {
 	PK_VERDICT_ENDED,         /* the thread ended with it still queued or just taken (cannot be told apart) */
 	PK_VERDICT_REPLACED,      /* another exception replaced it before it fired (reason names it) */
 	PK_VERDICT_WITHDRAWN,     /* --withdraw-if-pending took it back: it will not fire */
+	PK_VERDICT_REFUSED,       /* not raised, nothing done: its consequence there is refused (see consequence) */
 };
 
 struct pk_raise_opts {
-	const char *thread;      /* kernel TID, or Python ident (decimal or 0x-hex) */
-	const char *exception;   /* built-in exception class name, e.g. "SystemExit" */
+	uint64_t thread;         /* kernel TID, or Python ident (a TID first: idents are far above pid_max) */
+	const char *exception;   /* built-in exception class name, e.g. "SystemExit"; NULL: the
+				  * default of the thread's shape (pk_shape_default_exception) */
 	enum pk_raise_via via;
 	unsigned wait_ms;        /* how long to watch for delivery */
 	bool interrupt;          /* make the system call the thread is blocked in return EINTR */
 	bool withdraw_if_pending; /* take the exception back if still pending after wait_ms ("now or never") */
+	bool force;              /* raise even where the consequence is PK_HARM_REFUSE */
 	bool pick_interp;        /* take the thread's state of interpreter `interp` (else: the one active on it) */
 	int64_t interp;
 };
@@ -161,6 +244,12 @@ struct pk_raise_result {
 	enum pk_tid_from tid_from;
 	bool inherited;
 	char *name;              /* the thread's threading name, or NULL */
+	const char *exception;   /* the exception raised (or refused): opts->exception or the shape's
+				  * default; not owned */
+	bool exception_default;  /* chosen by the shape: none was named */
+	enum pk_shape shape;     /* the thread's shape when it was read, and whether it was idle */
+	bool shape_idle;
+	struct pk_consequence consequence; /* what the exception does there */
 	enum pk_raise_via via;   /* the path used */
 	char via_reason[512];    /* why that path */
 	pid_t hijacked_tid;      /* call path: the thread that made the call */
@@ -189,12 +278,16 @@ struct pk_raise_result {
  * exception class that cannot be raised without arguments; -EEXIST: another
  * exception is already queued for the thread (never replaced); -EBUSY:
  * refused for safety (finalizing interpreter, no safe path); other -errno
- * on failure. Every refusal leaves the target untouched. */
+ * on failure. Every refusal leaves the target untouched. An exception whose
+ * consequence in the thread's shape is PK_HARM_REFUSE is not raised
+ * without opts->force: 0, verdict PK_VERDICT_REFUSED, res->consequence
+ * says why (decided from the first reading, before anything is stopped for
+ * writing, claimed or written). */
 int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *out);
 void pk_raise_result_clear(struct pk_raise_result *res);
 
 /* pykill withdraw: remove the exception queued for one thread (whoever
- * queued it), every thread stopped, as the write path does. */
+ * queued it), threads stopped as the write path does. */
 struct pk_withdraw_result {
 	pid_t tid;
 	uint64_t ident;
@@ -206,7 +299,7 @@ struct pk_withdraw_result {
 };
 /* interp -1: the state of THREAD with an exception queued (refused naming
  * them when several have one), else the active one. */
-int pk_py_withdraw(struct pk_py *py, const char *thread, int64_t interp, struct pk_withdraw_result *res);
+int pk_py_withdraw(struct pk_py *py, uint64_t thread, int64_t interp, struct pk_withdraw_result *res);
 void pk_withdraw_result_clear(struct pk_withdraw_result *res);
 
 /* Close matches for an unknown exception name, "A, B, C" (empty if none). */

@@ -57,7 +57,6 @@ static bool elf_holds_interpreter(const struct pk_elf *elf)
  * (device, inode); a file that cannot be opened or parsed counts as no. */
 static bool exe_holds(struct exe_cache *c, pid_t pid, const struct pk_map *m)
 {
-	char open_path[PATH_MAX + 64];
 	struct pk_elf *elf = NULL;
 	bool holds = false;
 
@@ -69,8 +68,7 @@ static bool exe_holds(struct exe_cache *c, pid_t pid, const struct pk_map *m)
 			return e->holds;
 		}
 	}
-	if (pk_map_open_path(pid, m, open_path, sizeof(open_path)) == 0 &&
-	    pk_elf_open(open_path, m->path, &elf) == 0) {
+	if (pk_py_map_elf(pid, m, &elf) == 0) {
 		holds = elf_holds_interpreter(elf);
 		pk_elf_close(elf);
 	}
@@ -92,13 +90,14 @@ static bool exe_holds(struct exe_cache *c, pid_t pid, const struct pk_map *m)
 }
 
 /* The mapping of the process's main executable: the one whose path is what
- * /proc/PID/exe points to. NULL if there is none (or it cannot be read). */
-static const struct pk_map *main_exe(pid_t pid, const struct pk_maps *maps)
+ * /proc/TASK/exe points to (task: a live one, see pk_proc_live_task). NULL
+ * if there is none (or it cannot be read). */
+static const struct pk_map *main_exe(pid_t task, const struct pk_maps *maps)
 {
 	char link[64], target[PATH_MAX];
 	ssize_t n;
 
-	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)task);
 	n = readlink(link, target, sizeof(target) - 1);
 	if (n <= 0)
 		return NULL;
@@ -109,7 +108,7 @@ static const struct pk_map *main_exe(pid_t pid, const struct pk_maps *maps)
 	return NULL;
 }
 
-static bool is_candidate(struct exe_cache *c, pid_t pid, const struct pk_maps *maps)
+static bool is_candidate(struct exe_cache *c, pid_t pid, pid_t task, const struct pk_maps *maps)
 {
 	const struct pk_map *exe;
 
@@ -121,13 +120,14 @@ static bool is_candidate(struct exe_cache *c, pid_t pid, const struct pk_maps *m
 		if (m->path[0] == '/' && (m->prot & PK_MAP_X) && name_has_python(m->path))
 			return true;
 	}
-	exe = main_exe(pid, maps);
+	exe = main_exe(task, maps);
 	return exe != NULL && exe_holds(c, pid, exe);
 }
 
-/* /proc/PID/cmdline with the NUL separators turned into spaces, bounded;
- * "[comm]" when empty (as ps(1) shows it). */
-static char *read_cmdline(pid_t pid, const char *comm)
+/* /proc/TASK/cmdline (a live task's: an exited leader's is empty) with the
+ * NUL separators turned into spaces, bounded; "[comm]" when empty (as
+ * ps(1) shows it). */
+static char *read_cmdline(pid_t task, const char *comm)
 {
 	char path[64];
 	char *buf;
@@ -137,7 +137,7 @@ static char *read_cmdline(pid_t pid, const char *comm)
 	buf = malloc(PS_CMDLINE_MAX + 1);
 	if (buf == NULL)
 		return NULL;
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)task);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		while (len < PS_CMDLINE_MAX) {
@@ -194,8 +194,9 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 	rc = pk_py_open(pid, &py);
 	if (is_permission(rc))
 		return -EPERM;
-	if (rc == -ENOTSUP) {
-		/* A Python pykill cannot read: still worth showing, with why. */
+	if (rc == -ENOTSUP || rc == -ENOENT) {
+		/* A Python pykill cannot read (or whose file it would not
+		 * open): still worth showing, with why. */
 		p->error = strdup(pk_error_message());
 		rc = p->error ? 1 : -ENOMEM;
 		goto out;
@@ -319,13 +320,20 @@ int pk_py_ps(const struct pk_ps_opts *opts, struct pk_ps *out)
 		struct pk_maps maps = { 0 };
 		struct pk_status st;
 		struct pk_ps_proc p = { 0 };
-		pid_t pid = pids[i];
+		pid_t pid = pids[i], task;
 
 		if (pid == self)
 			continue;
 		res.scanned++;
 		/* Threads are not processes; a TID given by the caller is not listed. */
-		if (pk_proc_status(pid, 0, &st) < 0 || st.tgid != pid || st.state == 'Z' || st.state == 'X') {
+		if (pk_proc_status(pid, 0, &st) < 0 || st.tgid != pid || pk_status_ended(&st)) {
+			pk_error_clear();
+			continue;
+		}
+		/* A leader that called pthread_exit has no exe, no cmdline: a
+		 * live thread of the process has them. */
+		task = pid;
+		if ((st.state == 'Z' || st.state == 'X') && pk_proc_live_task(pid, &task) < 0) {
 			pk_error_clear();
 			continue;
 		}
@@ -336,7 +344,7 @@ int pk_py_ps(const struct pk_ps_opts *opts, struct pk_ps *out)
 			pk_error_clear();
 			continue;
 		}
-		if (!is_candidate(&cache, pid, &maps)) {
+		if (!is_candidate(&cache, pid, task, &maps)) {
 			pk_maps_free(&maps);
 			continue;
 		}
@@ -351,7 +359,7 @@ int pk_py_ps(const struct pk_ps_opts *opts, struct pk_ps *out)
 			proc_clear(&p);
 			continue;
 		}
-		p.cmdline = read_cmdline(pid, st.name);
+		p.cmdline = read_cmdline(task, st.name);
 		if (p.cmdline == NULL) {
 			proc_clear(&p);
 			rc = -ENOMEM;

@@ -65,17 +65,24 @@ struct pk_desc_word {
  * confirmed. pk_py_open logs (PK_LOG_INFO) when it is false. */
 bool pk_py_layout_exact(const struct pk_py *py);
 
+/* The ELF object behind a mapping of process pid, read through pk_map_open:
+ * never from a path the target chose. */
+int pk_py_map_elf(pid_t pid, const struct pk_map *map, struct pk_elf **out);
+
 /* rc, or -ESRCH (with the message) if the process has exited meanwhile or
  * executed a new program since pk_py_open. */
 int pk_py_gone_check(const struct pk_py *py, int rc);
-/* Has the process ended (not merely its leader: a leader that called
- * pthread_exit is a zombie while the process lives on)? */
+/* Has the process ended, or is its last task running its exit (not merely
+ * its leader: a leader that called pthread_exit is a zombie while the
+ * process lives on)? */
 bool pk_py_process_ended(pid_t pid);
 
 /* Reading helpers (read.c). All bounded; return 0 / -errno. */
 int pk_rd_u64(struct pk_py *py, uint64_t addr, uint64_t *out);
 int pk_rd_i32(struct pk_py *py, uint64_t addr, int32_t *out);
-/* A str (3.x unicode, 2.7 str/unicode) object as malloc'ed UTF-8. */
+/* A str (3.x unicode, 2.7 str/unicode) object as malloc'ed UTF-8 (a 2.7
+ * str: its bytes as they are; U+DC80..U+DCFF, surrogateescape'd bytes: those
+ * bytes; so what is not UTF-8 is the target's bytes, which the CLI shows). */
 int pk_rd_string(struct pk_py *py, uint64_t obj, char **out);
 /* A bytes (2.7 str) object's contents, malloc'ed, at most max bytes. */
 int pk_rd_bytes(struct pk_py *py, uint64_t obj, size_t max, uint8_t **out, size_t *len);
@@ -124,6 +131,8 @@ struct pk_id_task {
 	pid_t tid, ns_tid;
 	uint64_t sp;               /* stack pointer; 0 unknown (it was running) */
 	uint64_t tp;               /* thread pointer (fs_base) of a stopped thread; 0 unknown */
+	char state;                /* /proc state letter, 0 unknown; 'Z' or 'X': exited (a leader that called
+				    * pthread_exit stays listed, a zombie, while the other threads run on) */
 	bool has_state;            /* out: a thread state is on it */
 };
 /* Set tid, ns_tid, tid_from, inherited, idle and ambiguous of every state
@@ -145,8 +154,36 @@ int pk_threads_order(struct pk_py_thread *th, size_t n, size_t *nos_threads);
 /* Thread names (names.c): fills thread->name for every thread of the main interpreter. */
 int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n);
 
+/* The main thread's name from threading._main_thread when _active did not
+ * give it one (gevent's monkey-patching keys _active by greenlet). Needs
+ * is_main set. */
+int pk_names_main_thread(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n);
+/* Which of names (at most 32) are keys of the interpreter's sys.modules:
+ * bit k of *found for names[k]. */
+int pk_modules_find(struct pk_py *py, uint64_t interp, const char *const *names, size_t nnames, unsigned *found);
+
 /* _Py_DebugOffsets (dbgoff.c): patch py->layout from the target, 3.13+. */
 int pk_dbgoff_apply(struct pk_py *py);
+
+/* Bounds on one reading of the interpreters and their thread lists
+ * (snapshot.c), whatever the target's memory says. A list may be long
+ * without looping (forged): past process_threads * 2 + PK_SPARE_TSTATES
+ * thread states, or once budget_ns have passed since the reading began,
+ * the reading stops where it is, keeps what it read, and says why in the
+ * snapshot's cut (frames not yet read are left unread, each thread saying
+ * so). pk_py_snapshot applies both while any thread is stopped (the
+ * budget: PK_FROZEN_READ_NS), the thread-state bound alone otherwise. A
+ * list that loops within them, or one longer than PK_MAX_THREADS, is
+ * still an error (-ELOOP). */
+struct pk_read_limits {
+	size_t process_threads;  /* threads of the process; 0: no thread-state bound */
+	uint64_t budget_ns;      /* 0: no time bound */
+};
+#define PK_SPARE_TSTATES 4096u
+/* A process of 2000 threads with 30-frame stacks reads in 60-150 ms with
+ * threads stopped on a loaded 2-core machine: room for that, and a bound
+ * all the same. */
+#define PK_FROZEN_READ_NS (250ull * 1000000)
 
 /* Memory images (image.c): the interpreter model around a pk_mem that is not
  * a live process (pk_mem_open_ops), for unit tests and fuzzing of the walk.
@@ -159,9 +196,13 @@ int pk_py_open_image(const struct pk_layout *layout, int major, int minor, uint6
 /* pk_py_snapshot() without /proc and without freezing: the same walk of
  * interpreters, threads, frames and names. Free with pk_py_snapshot_free(). */
 int pk_py_read_image(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
+/* The same within bounds (NULL: none). */
+int pk_py_read_image_limited(struct pk_py *py, const struct pk_snapshot_opts *opts, const struct pk_read_limits *lim,
+			     struct pk_py_snapshot **out);
 /* The memory walk of pk_py_snapshot() alone (snapshot.c), into snap's
  * threads, ninterps and finalizing; no task is known, so tid stays 0. */
-int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot *snap);
+int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, const struct pk_read_limits *lim,
+		       struct pk_py_snapshot *snap);
 
 /* pk_rd_string() for comparisons (read.c): -ERANGE, without reading the
  * characters, when the string is longer than max. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *base_name(const char *path)
 {
@@ -63,14 +64,29 @@ static bool holds_interpreter(struct pk_elf *elf)
 	       pk_elf_symbol(elf, "PyInterpreterState_Head", &v, &s) == 0;
 }
 
-static int try_object(struct pk_py *py, const struct pk_map *map)
+int pk_py_map_elf(pid_t pid, const struct pk_map *map, struct pk_elf **out)
 {
-	char open_path[512];
+	int fd, rc;
+
+	*out = NULL;
+	rc = pk_map_open(pid, map, &fd);
+	if (rc < 0)
+		return rc;
+	rc = pk_elf_open(fd, map->path, out);
+	close(fd);
+	return rc;
+}
+
+/* -ENOENT: the object does not hold the interpreter. *opened says whether
+ * its file could be opened at all. */
+static int try_object(struct pk_py *py, const struct pk_map *map, bool *opened)
+{
 	struct pk_elf *elf = NULL;
 	const struct pk_map *first = map;
 	uint64_t bias;
-	int rc;
+	int fd, rc;
 
+	*opened = false;
 	/* The lowest mapping of the file gives the load bias. */
 	for (size_t i = 0; i < py->maps.n; i++) {
 		if (strcmp(py->maps.v[i].path, map->path) == 0) {
@@ -78,10 +94,12 @@ static int try_object(struct pk_py *py, const struct pk_map *map)
 			break;
 		}
 	}
-	rc = pk_map_open_path(py->pid, first, open_path, sizeof(open_path));
+	rc = pk_map_open(py->pid, first, &fd);
 	if (rc < 0)
 		return rc;
-	rc = pk_elf_open(open_path, first->path, &elf);
+	*opened = true;
+	rc = pk_elf_open(fd, first->path, &elf);
+	close(fd);
 	if (rc < 0)
 		return rc;
 	if (!holds_interpreter(elf)) {
@@ -99,14 +117,19 @@ static int try_object(struct pk_py *py, const struct pk_map *map)
 	return py->path ? 0 : -ENOMEM;
 }
 
+/* 0, -EACCES/-EPERM when a file could not be opened for lack of rights,
+ * -ENOENT (its message recorded) when a "*python*" file could not be
+ * opened otherwise (replaced, deleted, unmapped meanwhile: it may well be
+ * the interpreter, and pykill will not guess), else -ENOEXEC. */
 static int find_object(struct pk_py *py)
 {
+	char unopened[512] = "";
 	int denied = 0;
 
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < py->maps.n; i++) {
 			const struct pk_map *m = &py->maps.v[i];
-			bool seen = false;
+			bool seen = false, opened;
 			int rc;
 
 			if (m->path[0] != '/')
@@ -124,16 +147,25 @@ static int find_object(struct pk_py *py)
 				       (pass == 0 || (py->maps.v[j].prot & PK_MAP_X) != 0);
 			if (seen)
 				continue;
-			rc = try_object(py, m);
+			pk_error_clear();
+			rc = try_object(py, m, &opened);
 			if (rc == 0)
 				return 0;
 			if ((rc == -EACCES || rc == -EPERM) && denied == 0)
 				denied = rc;
+			else if (pass == 0 && !opened && rc != -ESRCH && unopened[0] == '\0')
+				snprintf(unopened, sizeof(unopened), "%s", pk_error_message());
 		}
 	}
 	/* A file we may not open may be the interpreter: that is a permission
 	 * problem, not proof that this is not Python. */
-	return denied ? denied : -ENOEXEC;
+	if (denied)
+		return denied;
+	if (unopened[0] != '\0') {
+		pk_error_set("%s", unopened);
+		return -ENOENT;
+	}
+	return -ENOEXEC;
 }
 
 static void set_version_hex(struct pk_py *py, uint64_t hex)
@@ -259,7 +291,17 @@ bool pk_py_process_ended(pid_t pid)
 
 	if (err == -ESRCH || err == -ENOENT)
 		return true;
-	return err == 0 && (st.state == 'Z' || st.state == 'X') && st.threads <= 1;
+	if (err != 0 || st.threads > 1)
+		return false;
+	/* One task left, a zombie, or still running its exit with its address
+	 * space already released (the kernel does that before the task turns
+	 * zombie; an exec swaps in the new space at once, never none): then
+	 * it runs or waits uninterruptibly, where a kernel thread, which never
+	 * had a space, sleeps. With more tasks a leader without a space may
+	 * just have called pthread_exit. */
+	if (pk_status_ended(&st))
+		return true;
+	return st.kthread != 1 && (st.state == 'R' || st.state == 'D') && pk_mem_space_now(pid) == 0;
 }
 
 /* An exec first kills the other threads, then replaces the address space.
@@ -391,7 +433,19 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 	rc = pk_proc_status(pid, 0, &st);
 	if (rc < 0)
 		goto fail;
-	if (st.state == 'Z' || st.state == 'X') {
+	/* A thread's TID names its process: everything below (the main
+	 * thread's flag, the freeze, the one-pykill-per-thread claim) is per
+	 * process. */
+	if (st.tgid > 0 && st.tgid != pid) {
+		pk_log(PK_LOG_INFO, "%d is a thread of process %d: inspecting the process", (int)pid, (int)st.tgid);
+		pid = py->pid = st.tgid;
+		rc = pk_proc_status(pid, 0, &st);
+		if (rc < 0)
+			goto fail;
+	}
+	/* Only a process whose every thread has exited is a zombie: a leader
+	 * that called pthread_exit shows state Z while the others run. */
+	if (pk_status_ended(&st)) {
 		pk_error("inspect process %d: it is a zombie (exited, not yet reaped by its parent)", (int)pid);
 		rc = -ESRCH;
 		goto fail;
@@ -415,6 +469,8 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 		goto fail;
 	}
 	rc = find_object(py);
+	if (rc == -ENOENT)
+		goto fail; /* the file that may hold it could not be opened: said so */
 	if (rc == -EACCES || rc == -EPERM) {
 		pk_error_set("inspect process %d (%s): permission denied opening its mapped files", (int)pid, st.name);
 		pk_attach_explain_eperm(pid);

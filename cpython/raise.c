@@ -9,9 +9,11 @@
  *    runs the trampoline; the GIL holder keeps running so Ensure can get
  *    the GIL. Before calling, the GIL must be obtainable: free, or held by
  *    a thread that is executing bytecode (it drops the GIL on request).
- *  - the write path: every thread stopped, async_exc and the eval-breaker
- *    signal of this version written directly. No code runs in the target,
- *    so it works with a wedged GIL.
+ *  - the write path: every thread not blocked in a system call stopped
+ *    (one that is cannot touch the interpreter until its call returns; it
+ *    is checked again after), async_exc and the eval-breaker signal of
+ *    this version written directly. No code runs in the target, so it
+ *    works with a wedged GIL.
  * Either way, delivery is when the thread's async_exc is consumed (the eval
  * loop raised it) or the thread ends. */
 #include "py-priv.h"
@@ -32,21 +34,6 @@ void pk_raise_result_clear(struct pk_raise_result *res)
 	free(res->name);
 	free(res->where);
 	memset(res, 0, sizeof(*res));
-}
-
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || isspace((unsigned char)*s))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10);
-	if (errno != 0 || *end != '\0')
-		return false;
-	*out = v;
-	return true;
 }
 
 /* ------------------------------------------------------------ exceptions */
@@ -182,9 +169,16 @@ static pid_t thread_of_spec(struct pk_py *py, struct pk_py_snapshot *snap, const
 			*legacy = only;
 			return 0;
 		}
+		/* An exited thread's (its descriptor's TID cleared): the state
+		 * itself, which raise refuses saying so. */
+		if (carrying == 1 && only->tid == 0 && only->state == 'X') {
+			*legacy = only;
+			return 0;
+		}
 		if (carrying == 1 && only->tid != 0)
 			return only->tid;
-		pk_error("%s in process %d: the thread state%s with ident %s %s on no live thread (%s)", verb, (int)py->pid, carrying == 1 ? "" : "s", spec, carrying == 1 ? "is" : "are",
+		pk_error("%s in process %d: the thread state%s with ident %s %s on no live thread (%s)", verb,
+			 (int)py->pid, carrying == 1 ? "" : "s", spec, carrying == 1 ? "is" : "are",
 			 py->layout.ts_native_thread_id >= 0
 				 ? "its thread is gone: a state left behind, e.g. inherited across fork from a thread "
 				   "of the parent"
@@ -223,22 +217,17 @@ static pid_t thread_of_spec(struct pk_py *py, struct pk_py_snapshot *snap, const
  * among the thread's states. For withdraw: the state with an exception
  * queued, else the active one. NULL with a message (-ESRCH, or -EBUSY in
  * *err for a refusal). */
-static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, const char *spec,
-					int64_t interp, bool withdraw, int *err)
+static struct pk_py_thread *find_thread_in(struct pk_py *py, struct pk_py_snapshot *snap, uint64_t v,
+					   int64_t interp, bool withdraw, int *err)
 {
 	struct pk_py_thread *active = NULL, *in_interp = NULL, *queued = NULL, *legacy = NULL;
 	size_t nstates = 0, ninterp = 0, nqueued = 0;
-	char names[700];
+	char names[700], spec[48];
 	const char *verb = withdraw ? "withdraw" : "raise";
-	uint64_t v;
 	pid_t tid;
 
 	*err = -ESRCH;
-	if (!parse_u64(spec, &v)) {
-		pk_error("%s in process %d: '%s' is neither a thread ID nor a Python thread ident", verb,
-			 (int)py->pid, spec);
-		return NULL;
-	}
+	snprintf(spec, sizeof(spec), "%llu (0x%llx)", (unsigned long long)v, (unsigned long long)v);
 	tid = thread_of_spec(py, snap, verb, spec, v, &legacy);
 	if (legacy != NULL) {
 		if (interp >= 0 && legacy->interp_id != interp) {
@@ -332,6 +321,28 @@ static bool thread_has_idle(const struct pk_py_snapshot *snap, const struct pk_p
 	return false;
 }
 
+/* find_thread_in's answer, told: a thread missing from a reading that was
+ * cut short may be in the part not read. */
+static struct pk_py_thread *find_thread(struct pk_py *py, struct pk_py_snapshot *snap, uint64_t v, int64_t interp,
+					bool withdraw, int *err)
+{
+	struct pk_py_thread *t = find_thread_in(py, snap, v, interp, withdraw, err);
+
+	if (t == NULL && *err == -ESRCH && snap->cut[0] != '\0') {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", pk_error_message());
+		pk_error_set("%s (the reading was cut short: %s)", msg, snap->cut);
+	}
+	return t;
+}
+
+/* Has the task not exited? (A zombie is the leader that called
+ * pthread_exit while other threads run on.) */
+static bool thread_state_live(char state)
+{
+	return state != 'Z' && state != 'X';
+}
+
 static struct pk_py_thread *gil_holder(struct pk_py_snapshot *snap)
 {
 	for (size_t i = 0; i < snap->nthreads; i++)
@@ -356,15 +367,13 @@ static int libc_errno_location(struct pk_py *py, uint64_t *addr)
 	for (size_t i = 0; i < py->maps.n; i++) {
 		const struct pk_map *m = &py->maps.v[i];
 		const char *base = strrchr(m->path, '/');
-		char open_path[512];
 		struct pk_elf *elf;
 		uint64_t v, size, bias;
 		int rc;
 
 		if (base == NULL || m->offset != 0 || (strncmp(base + 1, "libc.so", 7) != 0 && strncmp(base + 1, "libc-", 5) != 0))
 			continue;
-		if (pk_map_open_path(py->pid, m, open_path, sizeof(open_path)) < 0 ||
-		    pk_elf_open(open_path, m->path, &elf) < 0)
+		if (pk_py_map_elf(py->pid, m, &elf) < 0)
 			continue;
 		rc = pk_elf_symbol(elf, "__errno_location", &v, &size);
 		if (rc == 0)
@@ -473,7 +482,10 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 	for (int pass = 0; pass < 2 && rc == -EAGAIN; pass++) {
 		for (size_t i = 0; i < snap->nthreads && rc == -EAGAIN; i++) {
 			struct pk_py_thread *c = &snap->threads[i];
-			if (c->tid == 0 || c->idle || !c->main_interp || (pass == 0) != c->is_main || c == holder)
+			/* An exited thread (a main thread that called pthread_exit
+			 * leaves its thread state listed) runs nothing. */
+			if (c->tid == 0 || c->idle || !c->main_interp || (pass == 0) != c->is_main || c == holder ||
+			    !thread_state_live(c->state))
 				continue;
 			if (pk_rcall_check_thread(py->pid, c->tid, tw, sizeof(tw)) < 0) {
 				pk_error_clear();
@@ -589,9 +601,18 @@ static size_t async_exc_ranges(struct pk_py *py, struct code_range *r, size_t ca
 	return n;
 }
 
+/* Has the task exited, and not been reaped (a leader that called
+ * pthread_exit)? It runs nothing and cannot be stopped. Quiet. */
+static bool task_exited(pid_t pid, pid_t tid)
+{
+	struct pk_status st;
+
+	return pk_proc_status_quiet(pid, tid, &st) == 0 && !thread_state_live(st.state);
+}
+
 /* Is the thread in one of the ranges? For a thread that could not be
  * stopped, /proc's pc of its system call stands in (a thread in neither is
- * running: unknown, so "inside"). */
+ * running: unknown, so "inside"; one that has exited runs nothing). */
 static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *r,
 				     size_t nr)
 {
@@ -604,7 +625,7 @@ static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid
 			return NULL; /* gone meanwhile */
 		}
 		if (sc.nr < 0)
-			return "code pykill could not stop";
+			return task_exited(py->pid, tid) ? NULL : "code pykill could not stop";
 		pc = sc.pc;
 	}
 	for (size_t i = 0; i < nr; i++)
@@ -702,7 +723,40 @@ static int refcount_add(struct pk_py *py, uint64_t obj, int delta)
 
 static bool has_python_frame(struct pk_py *py, uint64_t tstate);
 
-enum write_op { OP_RAISE, OP_WITHDRAW, OP_RESIGNAL };
+/* Is the frame at addr, running code, still on the thread's stack? 1 yes,
+ * 0 no (or not found within the bounds: the stack's depth when read, plus
+ * the default frame bound, shims counted; the walk's time budget), -errno
+ * unreadable. The code is compared too: 3.11+ frames live in a per-thread
+ * stack, where the next call at the same depth (the pool's set_result
+ * after the job returned) takes the same address. */
+static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, uint64_t code, size_t depth_seen)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t frame = 0, t0 = pk_now_ns();
+	size_t max_steps = (depth_seen + PK_DEFAULT_MAX_FRAMES) * 4;
+	int rc;
+
+	rc = pk_rd_u64(py, tstate + (uint64_t)L->ts_frame, &frame);
+	if (rc == 0 && frame != 0 && L->cframe_current_frame >= 0)
+		rc = pk_rd_u64(py, frame + (uint64_t)L->cframe_current_frame, &frame);
+	for (size_t steps = 0; rc == 0 && frame != 0; steps++) {
+		if (frame == addr) {
+			uint64_t c = 0;
+			rc = pk_rd_u64(py, frame + (uint64_t)L->fr_code, &c);
+			if (rc < 0)
+				return rc;
+			return (c & ~L->fr_code_tag_mask) == code;
+		}
+		if (steps > max_steps || ((steps & 63) == 0 && pk_now_ns() - t0 > WALK_BUDGET_NS))
+			return 0;
+		rc = pk_rd_u64(py, frame + (uint64_t)L->fr_back, &frame);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+/* OP_TAKE_BACK: withdraw this run's exception if the job it was raised
+ * for has ended before it fired (the anchor left the stack). */
+enum write_op { OP_RAISE, OP_WITHDRAW, OP_RESIGNAL, OP_TAKE_BACK };
 
 struct write_job {
 	enum write_op op;
@@ -710,8 +764,12 @@ struct write_job {
 	pid_t native_tid;        /* 3.11+: native_thread_id as read (stale in a state inherited across fork) */
 	bool must_run;           /* RAISE: the state must still run Python code (its thread has idle states) */
 	size_t nthreads_seen;
+	uint64_t anchor;         /* RAISE: a frame that must still be on the thread's stack, 0 none */
+	uint64_t anchor_code;    /* the code it runs */
+	size_t anchor_depth;     /* the stack's depth when it was read (bounds the search) */
 	/* out */
 	uint64_t old;            /* async_exc found (RAISE: non-zero means refused) */
+	bool taken_back;         /* TAKE_BACK: it was withdrawn */
 	bool framed;             /* RAISE: the thread was inside Python code when it was queued */
 	bool went_idle;          /* RAISE (-ESRCH): must_run, and the state no longer runs Python code */
 	const char *busy;        /* retry: a thread was inside this code */
@@ -719,6 +777,24 @@ struct write_job {
 	uint64_t freeze_ns;
 	unsigned stopped;
 };
+
+/* Withdraw: async_exc cleared, its reference dropped, the version's
+ * flag cleared unless another thread still needs it (the eval breaker
+ * itself is left set: a spurious check is harmless). Everything stopped. */
+static int clear_async_exc(struct pk_py *py, const struct write_job *job, uint64_t interp, uint64_t cur)
+{
+	const struct pk_layout *L = &py->layout;
+	uint64_t zero = 0;
+	int rc;
+
+	rc = pk_mem_write(py->mem, job->tstate + (uint64_t)L->ts_async_exc, &zero, sizeof(zero));
+	if (rc < 0)
+		return rc;
+	refcount_add(py, cur, -1);
+	if (L->ts_eval_breaker >= 0 || !others_pending(py, interp, job->tstate))
+		signal_async_exc(py, job->tstate, interp, false);
+	return 0;
+}
 
 /* One attempt, everything stopped: 0 done, -EAGAIN a thread was inside
  * async-exception code (released untouched: try again), -EEXIST (RAISE)
@@ -756,7 +832,7 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		}
 		if (sc.nr >= 0)
 			blocked[nblocked++] = tids[i];
-		else
+		else if (!task_exited(py->pid, tids[i]))
 			running[nrunning++] = tids[i];
 	}
 	rc = pk_freeze_new(py->pid, &fz);
@@ -832,6 +908,14 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 			rc = -EEXIST;
 			goto out;
 		}
+		/* The consequence was decided for the job the thread was read
+		 * in: a worker that has finished it since (back in its pool's
+		 * queue, its loop's poll) would take the exception there. */
+		if (job->anchor != 0 && frame_on_stack(py, job->tstate, job->anchor, job->anchor_code, job->anchor_depth) <= 0) {
+			pk_error_clear();
+			rc = -ESTALE;
+			goto out;
+		}
 		rc = refcount_add(py, job->exc, +1);
 		if (rc < 0) {
 			pk_error("raise via write in process %d: the exception type's reference count is unreadable",
@@ -861,23 +945,23 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		/* Only while our exception is still the one queued. */
 		rc = cur == job->exc ? signal_async_exc(py, job->tstate, interp, true) : 0;
 		break;
+	case OP_TAKE_BACK:
+		/* Only ours, only while the job is over (a job that runs again at
+		 * the same frame address is its next one: left alone). */
+		if (cur != job->exc || frame_on_stack(py, job->tstate, job->anchor, job->anchor_code, job->anchor_depth) != 0) {
+			pk_error_clear();
+			rc = 0;
+			break;
+		}
+		job->taken_back = true;
+		rc = clear_async_exc(py, job, interp, cur);
+		break;
 	case OP_WITHDRAW:
 		if (cur == 0 || (job->exc != 0 && cur != job->exc)) {
 			rc = 0;
 			break;
 		}
-		{
-			uint64_t zero = 0;
-			rc = pk_mem_write(py->mem, job->tstate + (uint64_t)L->ts_async_exc, &zero, sizeof(zero));
-		}
-		if (rc < 0)
-			goto out;
-		refcount_add(py, cur, -1);
-		/* The version's flag, unless another thread still needs it (the
-		 * eval breaker itself is left set: a spurious check is harmless). */
-		if (L->ts_eval_breaker >= 0 || !others_pending(py, interp, job->tstate))
-			signal_async_exc(py, job->tstate, interp, false);
-		rc = 0;
+		rc = clear_async_exc(py, job, interp, cur);
 		break;
 	}
 	if (rc == -ENOTSUP) {
@@ -933,9 +1017,16 @@ static int write_path(struct pk_py *py, struct write_job *job)
 static bool thread_alive(pid_t pid, pid_t tid)
 {
 	char path[64];
+	struct pk_status st;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)pid, (int)tid);
-	return access(path, F_OK) == 0;
+	if (access(path, F_OK) != 0)
+		return false;
+	/* Other threads are reaped as they exit; the leader stays, a zombie,
+	 * when it called pthread_exit: gone all the same. */
+	if (tid != pid)
+		return true;
+	return pk_proc_status_quiet(pid, tid, &st) == 0 && thread_state_live(st.state);
 }
 
 enum watch_state {
@@ -1014,9 +1105,8 @@ static void exception_name(struct pk_py *py, uint64_t obj, char *buf, size_t cap
 	raw[sizeof(raw) - 1] = '\0';
 	if (strncmp(raw, "exceptions.", 11) == 0) /* 2.7 */
 		memmove(raw, raw + 11, strlen(raw + 11) + 1);
-	for (char *p = raw; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
-			*p = '?';
+	/* Kept as the program named it (a class of its own may be called
+	 * anything): the CLI escapes it for a terminal, JSON keeps it exact. */
 	snprintf(buf, cap, "%s%s", raw, named == obj ? "" : " (an instance)");
 }
 
@@ -1176,6 +1266,30 @@ static const char *needs_arguments(const char *name)
 	return NULL;
 }
 
+/* An exception pykill can raise: a built-in class this interpreter has,
+ * whose constructor needs no argument. -ECANCELED or -ENOENT (with the
+ * message) otherwise. */
+static int check_exception(struct pk_py *py, const char *name, uint64_t *exc)
+{
+	const char *args_why = needs_arguments(name);
+	int rc;
+
+	if (args_why != NULL) {
+		pk_error("raise %s in process %d: refused: %s, and an asynchronous exception is raised without "
+			 "any (the thread would get a TypeError instead); use RuntimeError or SystemExit",
+			 name, (int)py->pid, args_why);
+		return -ECANCELED;
+	}
+	rc = exception_type(py, name, exc);
+	if (rc < 0) {
+		if (rc == -ENOENT)
+			pk_error("raise in process %d: Python %s has no built-in exception '%.64s%s'", (int)py->pid,
+				 py->version, name, strlen(name) > 64 ? "..." : "");
+		return rc == -ENOENT ? rc : pk_py_gone_check(py, rc);
+	}
+	return 0;
+}
+
 /* --withdraw-if-pending: take our own exception back at the end of the
  * wait ("now or never"). Only ours: a different one is left alone. */
 static void withdraw_own(struct pk_py *py, uint64_t tstate, uint64_t ident,
@@ -1206,7 +1320,7 @@ static void withdraw_own(struct pk_py *py, uint64_t tstate, uint64_t ident,
 	}
 }
 
-int pk_py_withdraw(struct pk_py *py, const char *thread, int64_t interp, struct pk_withdraw_result *res)
+int pk_py_withdraw(struct pk_py *py, uint64_t thread, int64_t interp, struct pk_withdraw_result *res)
 {
 	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = false, .want_names = true };
 	struct pk_py_snapshot *snap = NULL;
@@ -1274,74 +1388,114 @@ static void verdict_pause(uint64_t since_ns)
 
 #define RESIGNAL_AFTER_NS 100000000ull
 
-int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *res)
+/* OP_TAKE_BACK: true when this run's exception was withdrawn because its
+ * job had ended (checked again with everything stopped). */
+static bool take_back(struct pk_py *py, const struct write_job *job, struct pk_raise_result *res)
 {
-	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true,
-				       .max_frames = 8 };
-	struct pk_py_snapshot *snap = NULL;
-	struct pk_py_thread *target;
-	struct write_job job = { 0 };
-	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident, snap_freeze = 0, seen = 0;
-	char why[1024] = "", qname[128];
-	const char *args_why;
-	bool was_blocked, resignalled = false, framed_at_queue = false;
-	int claim = -1;
+	struct write_job tb = *job;
+
+	tb.op = OP_TAKE_BACK;
+	tb.freeze_ns = 0;
+	tb.taken_back = false;
+	if (write_path(py, &tb) < 0) {
+		pk_error_clear();
+		return false;
+	}
+	res->freeze_ns += tb.freeze_ns;
+	if (tb.taken_back)
+		pk_log(PK_LOG_INFO, "thread %d finished its job before the exception fired: taken back", (int)res->tid);
+	return tb.taken_back;
+}
+
+/* Read the process, find the thread, and decide what to raise there: the
+ * exception (the default of the thread's shape when none is named, looked
+ * up in *exc) and its consequence. A consequence pykill refuses sets the
+ * verdict PK_VERDICT_REFUSED (0 returned: nothing done). -errno with the
+ * message otherwise. */
+static int read_target(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *res,
+		       struct pk_py_snapshot **snap, struct pk_py_thread **target, uint64_t *exc)
+{
+	/* Every frame (up to the default bound): a shape is told by the
+	 * outermost frames too (a pool's _worker, threading's bootstrap). A
+	 * consistent picture, too: the thread list may change while a thread
+	 * starts or ends, and a torn reading could miss the thread. */
+	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true };
+	struct pk_py_thread *t;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	res->syscall_nr = -1;
-	res->interrupted_nr = -1;
-	args_why = needs_arguments(opts->exception);
-	if (args_why != NULL) {
-		pk_error("raise %s in process %d: refused: %s, and an asynchronous exception is raised without "
-			 "any (the thread would get a TypeError instead); use RuntimeError or SystemExit",
-			 opts->exception, (int)py->pid, args_why);
-		return -ECANCELED;
-	}
-	rc = exception_type(py, opts->exception, &exc);
-	if (rc < 0) {
-		if (rc == -ENOENT)
-			pk_error("raise in process %d: Python %s has no built-in exception '%.64s%s'", (int)py->pid,
-				 py->version, opts->exception, strlen(opts->exception) > 64 ? "..." : "");
-		return rc == -ENOENT ? rc : pk_py_gone_check(py, rc);
-	}
-	/* A consistent picture (the thread list may change while a thread
-	 * starts or ends, and a torn reading could miss the thread): its stop,
-	 * short, is counted in freeze_us below. */
-	rc = pk_py_snapshot(py, &so, &snap);
+	rc = pk_py_snapshot(py, &so, snap);
 	if (rc < 0)
 		return rc;
-	snap_freeze = snap->freeze_ns;
-	target = find_thread(py, snap, opts->thread, opts->pick_interp ? opts->interp : -1, false, &rc);
-	if (target == NULL)
-		goto out;
-	res->tid = target->tid;
-	res->ns_tid = target->ns_tid;
-	res->ident = ident = target->ident;
-	res->tstate = tstate = target->tstate;
-	res->interp_id = target->interp_id;
-	res->tid_from = target->tid_from;
-	res->inherited = target->inherited;
-	res->name = target->name ? strdup(target->name) : NULL;
-	was_blocked = target->syscall_nr >= 0;
-	if (snap->finalizing) {
+	t = *target = find_thread(py, *snap, opts->thread, opts->pick_interp ? opts->interp : -1, false, &rc);
+	if (t == NULL)
+		return rc;
+	res->tid = t->tid;
+	res->ns_tid = t->ns_tid;
+	res->ident = t->ident;
+	res->tstate = t->tstate;
+	res->interp_id = t->interp_id;
+	res->tid_from = t->tid_from;
+	res->inherited = t->inherited;
+	free(res->name);
+	res->name = t->name ? strdup(t->name) : NULL;
+	if (!thread_state_live(t->state)) {
+		char who[64];
+		if (res->tid != 0)
+			snprintf(who, sizeof(who), "thread %d", (int)res->tid);
+		else
+			snprintf(who, sizeof(who), "thread with ident 0x%llx", (unsigned long long)res->ident);
+		pk_error("raise in %s of process %d: refused: the thread has exited%s; its Python thread state is "
+			 "still listed, but nothing runs there to raise an exception: nothing was queued", who,
+			 (int)py->pid,
+			 t->is_main ? " (the main thread called pthread_exit; the other threads run on)" : "");
+		return -ESRCH;
+	}
+	if ((*snap)->finalizing) {
 		pk_error("raise in process %d: refused: the interpreter is shutting down", (int)py->pid);
-		rc = -EBUSY;
-		goto out;
+		return -EBUSY;
 	}
-	/* One pykill at a time on this thread: another one's verdict and ours
-	 * could not tell "replaced" from "taken, then another queued". */
-	rc = pk_thread_claim(py->pid, ident, opts->wait_ms + 5000u, &claim);
-	if (rc < 0)
-		goto out;
-	{
-		uint64_t cur = 0;
-		if (pk_rd_u64(py, tstate + (uint64_t)py->layout.ts_async_exc, &cur) == 0 && cur != 0) {
-			rc = refuse_queued(py, res->tid, cur);
-			goto out;
+	/* What the exception would do there, decided before anything is done:
+	 * SystemExit ends a plain thread quietly, but gunicorn's pool thread
+	 * for good, or a whole asyncio or gevent server (issue #11). */
+	res->shape = t->shape;
+	res->shape_idle = t->shape_idle;
+	if (opts->exception == NULL) {
+		res->exception = pk_shape_default_exception(t->shape, t->shape_idle);
+		res->exception_default = true;
+		rc = check_exception(py, res->exception, exc);
+		if (rc == -ENOENT || rc == -ECANCELED) {
+			pk_error_clear();
+			pk_error("raise in process %d: Python %s has no %s, the default exception for a %s: name one",
+				 (int)py->pid, py->version, res->exception, pk_shape_label(t->shape));
+			rc = -ENOTSUP;
 		}
-		pk_error_clear();
+		if (rc < 0)
+			return rc;
 	}
+	pk_shape_consequence(t->shape, t->shape_idle, res->exception, &res->consequence);
+	if (res->consequence.harm == PK_HARM_REFUSE && !opts->force) {
+		pk_log(PK_LOG_INFO, "%s in thread %d, a %s%s: refused: %s", res->exception, (int)res->tid,
+		       pk_shape_label(t->shape), t->shape_idle ? " (idle)" : "", res->consequence.text);
+		res->verdict = PK_VERDICT_REFUSED;
+	}
+	return 0;
+}
+
+/* Queue exc in the target by the path opts and the layout allow. The
+ * write path checks the job anchor of the thread's shape (the frame that
+ * holds its job: a pool's work item, a loop's callback) is still on its
+ * stack: -ESTALE when it is not (the job ended, nothing written). */
+static int queue_exception(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_py_snapshot *snap,
+			   struct pk_py_thread *target, uint64_t exc, struct pk_raise_result *res,
+			   struct write_job *job, bool *framed_at_queue)
+{
+	char why[1024] = "";
+	uint64_t cur = 0;
+	int anchor, rc;
+
+	if (pk_rd_u64(py, target->tstate + (uint64_t)py->layout.ts_async_exc, &cur) == 0 && cur != 0)
+		return refuse_queued(py, res->tid, cur);
+	pk_error_clear();
 
 	/* The path. The write path needs nothing from the target: the
 	 * default wherever pykill knows this version's layout exactly. The
@@ -1351,69 +1505,127 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		res->via = PK_VIA_WRITE;
 		snprintf(res->via_reason, sizeof(res->via_reason), "%s",
 			 opts->via == PK_VIA_WRITE ? "asked for"
-						   : "the default: every thread stopped, nothing run in the target");
+						   : "the default: nothing run in the target, only threads not blocked in "
+						     "a system call stopped");
 	} else if (!target->main_interp) {
 		pk_error("raise in thread %d of process %d: refused: the thread belongs to a subinterpreter, which "
 			 "the call path cannot reach (PyThreadState_SetAsyncExc searches the caller's interpreter "
 			 "only)%s", (int)res->tid, (int)py->pid,
 			 pk_py_layout_exact(py) ? "; use --via=write" : "");
-		rc = -EBUSY;
-		goto out;
+		return -EBUSY;
 	} else if (ident_shared(snap, target)) {
 		pk_error("raise in thread %d of process %d: refused: other thread states of its interpreter carry the "
 			 "same ident 0x%llx, and PyThreadState_SetAsyncExc (the call path) would queue the exception in "
-			 "every one of them%s", (int)res->tid, (int)py->pid, (unsigned long long)ident,
+			 "every one of them%s", (int)res->tid, (int)py->pid, (unsigned long long)target->ident,
 			 pk_py_layout_exact(py) ? "; use --via=write" : "");
-		rc = -EBUSY;
-		goto out;
+		return -EBUSY;
 	} else {
-		rc = call_path_choose(py, snap, ident, exc, res, why, sizeof(why));
+		/* The call path cannot hold the thread still between the reading
+		 * and the call: the shape is as read (DESIGN.md, residuals). */
+		rc = call_path_choose(py, snap, target->ident, exc, res, why, sizeof(why));
 		/* The call ran while the borrowed thread held the GIL, so the
 		 * target was not running then: inside Python code if the reading
 		 * just before found it there (it can leave only through the eval
 		 * loop, or by ending, which the call would have seen). */
-		framed_at_queue = rc == 0 && target->nframes > 0;
+		*framed_at_queue = rc == 0 && target->nframes > 0;
 		if (rc == -EAGAIN) {
 			pk_error("raise in thread %d of process %d: refused: the call path is not safe now: %s%s",
 				 (int)res->tid, (int)py->pid, why,
 				 opts->via == PK_VIA_AUTO ? " (and the write path needs a layout pykill knows "
 							    "exactly for this version)" : "");
-			rc = -EBUSY;
-			goto out;
+			return -EBUSY;
 		}
-		if (rc < 0)
-			goto out;
+		return rc;
 	}
-	if (res->via == PK_VIA_WRITE) {
-		job.op = OP_RAISE;
-		job.tstate = tstate;
-		job.ident = ident;
-		job.exc = exc;
-		job.native_tid = target->native_tid;
-		job.nthreads_seen = snap->nthreads;
-		job.must_run = target->nframes > 0 && thread_has_idle(snap, target);
-		rc = write_path(py, &job);
-		res->freeze_ns += job.freeze_ns;
-		if (rc == -EEXIST) {
-			rc = refuse_queued(py, res->tid, job.old);
-			goto out;
-		}
-		if (rc == -ESRCH && job.went_idle) {
-			pk_error("raise in thread %d of process %d: refused: its thread state of interpreter %lld stopped "
-				 "running Python code before the exception could be queued (the thread swapped it out); "
-				 "nothing written", (int)res->tid, (int)py->pid, (long long)target->interp_id);
-			rc = -EBUSY;
-			goto out;
-		}
-		if (rc == -ESRCH) {
-			pk_error("raise in thread %d of process %d: the thread ended before the exception could be queued",
-				 (int)res->tid, (int)py->pid);
-			goto out;
-		}
-		if (rc < 0)
-			goto out;
-		framed_at_queue = job.framed;
+	memset(job, 0, sizeof(*job));
+	job->op = OP_RAISE;
+	job->tstate = target->tstate;
+	job->ident = target->ident;
+	job->exc = exc;
+	job->native_tid = target->native_tid;
+	job->nthreads_seen = snap->nthreads;
+	job->must_run = target->nframes > 0 && thread_has_idle(snap, target);
+	anchor = target->shape_idle ? -1 : pk_shape_anchor(target, target->main_interp ? snap->modules : 0);
+	job->anchor = anchor >= 0 ? target->frames[anchor].addr : 0;
+	job->anchor_code = anchor >= 0 ? target->frames[anchor].code : 0;
+	job->anchor_depth = target->nframes;
+	rc = write_path(py, job);
+	res->freeze_ns += job->freeze_ns;
+	if (rc == -EEXIST)
+		return refuse_queued(py, res->tid, job->old);
+	if (rc == -ESRCH && job->went_idle) {
+		pk_error("raise in thread %d of process %d: refused: its thread state of interpreter %lld stopped "
+			 "running Python code before the exception could be queued (the thread swapped it out); "
+			 "nothing written", (int)res->tid, (int)py->pid, (long long)target->interp_id);
+		return -EBUSY;
 	}
+	if (rc == -ESRCH)
+		pk_error("raise in thread %d of process %d: the thread ended before the exception could be queued",
+			 (int)res->tid, (int)py->pid);
+	if (rc == 0)
+		*framed_at_queue = job->framed;
+	return rc;
+}
+
+int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_raise_result *res)
+{
+	struct pk_py_snapshot *snap = NULL;
+	struct pk_py_thread *target = NULL;
+	struct write_job job = { 0 };
+	uint64_t exc = 0, t0 = pk_now_ns(), tq, tstate, ident, snap_freeze = 0, seen = 0;
+	char qname[128];
+	bool was_blocked, resignalled = false, framed_at_queue = false;
+	int claim = -1;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->syscall_nr = -1;
+	res->interrupted_nr = -1;
+	/* A named exception is checked before the target is read: a typo is
+	 * a usage error whatever the thread. */
+	if (opts->exception != NULL) {
+		res->exception = opts->exception;
+		rc = check_exception(py, opts->exception, &exc);
+		if (rc < 0)
+			return rc;
+	}
+	/* The reading decides what to raise and whether; the write path
+	 * checks, everything stopped, that the thread still runs the job it
+	 * was read in (-ESTALE otherwise: nothing written, read again). */
+	for (unsigned reading = 0;; reading++) {
+		pk_py_snapshot_free(snap);
+		snap = NULL;
+		rc = read_target(py, opts, res, &snap, &target, &exc);
+		if (snap != NULL)
+			snap_freeze += snap->freeze_ns;
+		if (rc < 0 || res->verdict == PK_VERDICT_REFUSED)
+			goto out;
+		/* One pykill at a time on this thread: another one's verdict and
+		 * ours could not tell "replaced" from "taken, then another
+		 * queued". */
+		if (claim < 0) {
+			rc = pk_thread_claim(py->pid, target->ident, opts->wait_ms + 5000u, &claim);
+			if (rc < 0)
+				goto out;
+		}
+		rc = queue_exception(py, opts, snap, target, exc, res, &job, &framed_at_queue);
+		if (rc != -ESTALE || reading >= 2)
+			break;
+		pk_log(PK_LOG_INFO, "thread %d left the job it was read in before the exception was written "
+		       "(nothing written): reading it again", (int)res->tid);
+		pk_error_clear();
+	}
+	if (rc == -ESTALE) {
+		pk_error("raise in thread %d of process %d: refused: the thread finished what it ran each time "
+			 "pykill was about to write (3 readings), so what %s would do there is not known; nothing "
+			 "written", (int)res->tid, (int)py->pid, res->exception);
+		rc = -EBUSY;
+	}
+	if (rc < 0)
+		goto out;
+	ident = target->ident;
+	tstate = target->tstate;
+	was_blocked = target->syscall_nr >= 0;
 	/* Everything this run stopped counts, the first reading included. */
 	res->freeze_ns += snap_freeze;
 	tq = pk_now_ns();
@@ -1453,6 +1665,18 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			res->verdict = w == W_UNFRAMED ? PK_VERDICT_ENDED : PK_VERDICT_PENDING;
 			break;
 		}
+		/* Still queued, and the job it was raised for has ended (the
+		 * worker is between jobs, where it would end the worker or the
+		 * loop): take it back, everything stopped, if it is still so. */
+		if (w == W_QUEUED && job.anchor != 0 &&
+		    frame_on_stack(py, tstate, job.anchor, job.anchor_code, job.anchor_depth) == 0 && take_back(py, &job, res)) {
+			res->verdict = PK_VERDICT_WITHDRAWN;
+			snprintf(res->reason, sizeof(res->reason), "the job it was raised in ended before it fired, and "
+				 "in the %s's own code it would %s; taken back", pk_shape_label(res->shape),
+				 res->shape == PK_SHAPE_ASYNCIO ? "end the event loop" : "end the thread for good");
+			break;
+		}
+		pk_error_clear();
 		/* A thread stopped where the eval loop recomputes its breaker
 		 * flag may have cleared our signal (code the write path cannot
 		 * see by name in every build): set it again, once, if the

@@ -27,8 +27,16 @@ static size_t put_utf8(char *dst, uint32_t cp)
 		dst[1] = (char)(0x80 | (cp & 0x3f));
 		return 2;
 	}
+	if (cp >= 0xdc80 && cp <= 0xdcff) {
+		/* A byte that was not UTF-8, carried by surrogateescape (a file
+		 * name from a non-UTF-8 file system, os.fsdecode): the byte
+		 * itself, as os.fsencode gives it back. The CLI shows it as
+		 * \xNN, JSON as this very code point. */
+		dst[0] = (char)(cp & 0xff);
+		return 1;
+	}
 	if (cp >= 0xd800 && cp <= 0xdfff)
-		cp = 0xfffd; /* lone surrogate (e.g. surrogateescape'd bytes) */
+		cp = 0xfffd; /* another lone surrogate: no byte stands for it */
 	if (cp < 0x10000) {
 		dst[0] = (char)(0xe0 | (cp >> 12));
 		dst[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
@@ -110,17 +118,8 @@ static int read_str27(struct pk_py *py, uint64_t obj, const uint8_t *hdr, size_t
 		return rc;
 	}
 	s[size] = '\0';
-	/* 2.7 str is bytes: keep valid UTF-8 as is, show other bytes as Latin-1. */
-	for (int64_t i = 0; i < size; i++) {
-		if ((unsigned char)s[i] >= 0x80) {
-			char *u = units_to_utf8((const uint8_t *)s, (size_t)size, 1);
-			free(s);
-			if (u == NULL)
-				return -ENOMEM;
-			*out = u;
-			return 0;
-		}
-	}
+	/* 2.7 str is bytes, kept as they are: UTF-8 shows as text, other bytes
+	 * as \xNN (CLI) or \udcNN (JSON, surrogateescape: lossless). */
 	*out = s;
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "py-priv.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,12 @@ struct reading {
 	 * the list changed under us. */
 	uint64_t *link_addr, *link_val;
 	size_t nlinks, links_cap;
+	/* The bounds of this reading (pk_read_limits) and, when one was
+	 * reached, what was left unread. */
+	size_t max_tstates;     /* thread states of every interpreter; 0: none but PK_MAX_THREADS */
+	size_t process_threads;
+	uint64_t budget_ns, deadline; /* 0: none */
+	char cut[256];
 };
 
 static void link_add(struct reading *r, uint64_t addr, uint64_t val)
@@ -96,6 +103,37 @@ static void reading_clear(struct reading *r)
 	free(r->link_addr);
 	free(r->link_val);
 	memset(r, 0, sizeof(*r));
+}
+
+/* Arm a reading's bounds; its time runs from now. */
+static void reading_limit(struct reading *r, const struct pk_read_limits *lim)
+{
+	if (lim == NULL)
+		return;
+	r->process_threads = lim->process_threads;
+	if (lim->process_threads != 0)
+		r->max_tstates = lim->process_threads * 2 + PK_SPARE_TSTATES;
+	r->budget_ns = lim->budget_ns;
+	r->deadline = lim->budget_ns != 0 ? pk_now_ns() + lim->budget_ns : 0;
+}
+
+static bool reading_late(const struct reading *r)
+{
+	return r->deadline != 0 && pk_now_ns() >= r->deadline;
+}
+
+/* The first bound reached says why the reading stopped there. */
+static void reading_cut(struct reading *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reading_cut(struct reading *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->cut[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->cut, sizeof(r->cut), fmt, ap);
+	va_end(ap);
+	pk_log(PK_LOG_INFO, "reading cut short: %s", r->cut);
 }
 
 static int scan_tasks(pid_t pid, bool want_ns, struct task **out, size_t *nout)
@@ -319,11 +357,25 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 			 (unsigned long long)interp);
 		return rc;
 	}
-	/* Pass 1: the thread states (a linked list: one at a time). */
+	/* Pass 1: the thread states (a linked list: one at a time). A forged
+	 * list can be long without looping: it is read up to the reading's
+	 * bounds, in thread states and in time, and what follows is left. */
 	tortoise = ts;
 	while (ts != 0) {
 		uint8_t *buf;
 
+		if (r->max_tstates != 0 && r->n + nts >= r->max_tstates) {
+			reading_cut(r, "the thread list was cut after %zu thread states, more than a process of %zu "
+				    "threads has (2 per thread + %u): a forged or cyclic list; the rest was not read",
+				    r->n + nts, r->process_threads, PK_SPARE_TSTATES);
+			break;
+		}
+		if (reading_late(r)) {
+			reading_cut(r, "the thread list was cut after %zu thread states: reading it took the %llu ms "
+				    "allowed while threads are stopped; the rest was not read", r->n + nts,
+				    (unsigned long long)(r->budget_ns / 1000000));
+			break;
+		}
 		if (++count > PK_MAX_THREADS) {
 			pk_error("read the thread list of interpreter %lld: more than %u threads (corrupt list?)",
 				 (long long)interp_id, PK_MAX_THREADS);
@@ -367,7 +419,7 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 	}
 	t_list = pk_now_ns();
 	/* Pass 2: every thread's frames, a depth level at a time, in batched reads. */
-	if (opts->want_frames && nts > 1) {
+	if (opts->want_frames && nts > 1 && !reading_late(r)) {
 		uint64_t *firsts = malloc(nts * sizeof(*firsts));
 		if (firsts != NULL) {
 			for (size_t i = 0; i < nts; i++)
@@ -404,7 +456,11 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 		t->gil = (gil.holder != 0 && gil.holder == addrs[i]) ? PK_GIL_HOLDS : PK_GIL_NONE;
 		t->state = '?';
 		t->syscall_nr = -1;
-		if (opts->want_frames) {
+		if (opts->want_frames && reading_late(r)) {
+			reading_cut(r, "the %llu ms allowed for reading while threads are stopped ran out: the frames "
+				    "of %zu thread(s) were not read", (unsigned long long)(r->budget_ns / 1000000), nts - i);
+			t->frames_error = strdup("not read: the time allowed while threads are stopped ran out");
+		} else if (opts->want_frames) {
 			rc = pk_frames_walk(py, cache, buf, tslen, max_frames, t);
 			if (rc < 0)
 				goto out;
@@ -428,7 +484,8 @@ out:
 	return rc;
 }
 
-static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, struct reading *r)
+static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, const struct pk_read_limits *lim,
+		    struct reading *r)
 {
 	const struct pk_layout *L = &py->layout;
 	struct pk_code_cache *cache;
@@ -436,6 +493,7 @@ static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, struc
 	unsigned power = 1, lam = 0, count = 0;
 	int rc;
 
+	reading_limit(r, lim);
 	cache = pk_code_cache_new();
 	if (cache == NULL)
 		return -ENOMEM;
@@ -482,12 +540,20 @@ static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, struc
 			rc = -ELOOP;
 			goto out;
 		}
+		if (reading_late(r)) {
+			reading_cut(r, "the interpreter list was cut after %zu interpreters: reading took the %llu ms "
+				    "allowed while threads are stopped; the rest was not read", r->ninterps,
+				    (unsigned long long)(r->budget_ns / 1000000));
+			break;
+		}
 		if (L->is_id >= 0)
 			pk_rd_u64(py, interp + (uint64_t)L->is_id, (uint64_t *)&id);
 		rc = read_interp_threads(py, cache, interp, id, interp == main_interp, opts, r);
 		if (rc < 0)
 			goto out;
 		r->ninterps++;
+		if (r->cut[0] != '\0')
+			break; /* the next interpreters are past the bound too */
 		rc = pk_rd_u64(py, interp + (uint64_t)L->is_next, &next);
 		if (rc < 0) {
 			pk_error("read interpreter at 0x%llx: unreadable memory", (unsigned long long)interp);
@@ -534,6 +600,7 @@ static void map_tids(struct pk_py *py, struct reading *r, struct task *tasks, si
 	for (size_t i = 0; i < ntasks; i++) {
 		ids[i].tid = tasks[i].tid;
 		ids[i].ns_tid = tasks[i].ns_tid;
+		ids[i].state = tasks[i].state;
 		ids[i].sp = tasks[i].sc.nr != PK_SYSCALL_RUNNING ? tasks[i].sc.sp : 0;
 		if (want_regs && fz != NULL && pk_freeze_has(fz, tasks[i].tid)) {
 			uint64_t sp = 0, tp = 0;
@@ -560,6 +627,7 @@ static void prefetch_tids(struct pk_py *py, struct reading *r, const struct task
 	for (size_t i = 0; i < ntasks; i++) {
 		ids[i].tid = tasks[i].tid;
 		ids[i].ns_tid = tasks[i].ns_tid;
+		ids[i].state = tasks[i].state;
 	}
 	pk_threads_prefetch(py, r->threads, r->n, ids, ntasks);
 	free(ids);
@@ -752,6 +820,29 @@ static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, s
 	}
 }
 
+/* What the worker shapes need beyond the frames (cpython/shape.c): the
+ * modules that tell some apart, and the main thread's name where
+ * threading._active does not give it (it needs is_main: after classify).
+ * Read after the release, like the names. */
+static void read_shapes(struct pk_py *py, struct pk_py_snapshot *snap, const struct reading *r, bool names,
+			bool frames)
+{
+	static const char *const modules[] = { "gevent", "uwsgi" }; /* in the order of PK_PYMOD_* */
+
+	if (names && r->main_count > 0) {
+		pk_mem_cache_enable(py->mem, true);
+		pk_names_main_thread(py, r->main_interp, &snap->threads[r->main_first], r->main_count);
+		pk_modules_find(py, r->main_interp, modules, sizeof(modules) / sizeof(modules[0]), &snap->modules);
+		pk_mem_cache_enable(py->mem, false);
+		pk_mem_cache_drop(py->mem);
+	}
+	if (frames)
+		for (size_t i = 0; i < snap->nthreads; i++) {
+			struct pk_py_thread *t = &snap->threads[i];
+			t->shape = pk_shape_classify(t, t->main_interp ? snap->modules : 0, &t->shape_idle);
+		}
+}
+
 static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out);
 
 /* Two pykills (or pykill and a short-lived tracer) may each hold threads
@@ -791,6 +882,7 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	uint64_t t0, tr, tc;
 	pid_t holder_tid = 0;
 	struct pk_snapshot_opts ropts;
+	struct pk_read_limits loose = { 0 }, frozen = { 0 };
 	bool want_names = opts->want_names;
 	int rc;
 
@@ -806,6 +898,11 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	rc = scan_tasks(py->pid, st.ns_levels > 1, &tasks, &ntasks);
 	if (rc < 0)
 		goto fail;
+	/* Bounds on what the target's memory can make us read: thread states
+	 * for a process of this many threads, always; and time, while any
+	 * thread is stopped. */
+	loose.process_threads = frozen.process_threads = ntasks;
+	frozen.budget_ns = PK_FROZEN_READ_NS;
 	if (opts->freeze == PK_FREEZE_AUTO)
 		watch = watch_tasks(py->pid, tasks, ntasks);
 	ids = calloc(ntasks ? ntasks : 1, sizeof(*ids));
@@ -843,7 +940,7 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		uint64_t tw = pk_now_ns();
 		pk_mem_cache_drop(py->mem);
 		pk_mem_cache_enable(py->mem, true);
-		if (read_all(py, opts, &r) < 0)
+		if (read_all(py, opts, &loose, &r) < 0)
 			pk_error_clear();
 		else
 			prefetch_tids(py, &r, tasks, ntasks);
@@ -869,7 +966,8 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		if (fz != NULL && pk_freeze_count(fz) > 0) {
 			uint64_t tf = pk_now_ns();
 			pk_mem_cache_enable(py->mem, true);
-			if (pk_mem_cache_refresh(py->mem) < 0)
+			rc = pk_mem_cache_refresh(py->mem);
+			if (rc < 0)
 				goto fail;
 			pk_log(PK_LOG_DEBUG, "round %u: cache refreshed in %.3f ms", round, (double)(pk_now_ns() - tf) / 1e6);
 		} else {
@@ -879,7 +977,7 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		}
 		reading_clear(&r);
 		tr = pk_now_ns();
-		read_rc = read_all(py, opts, &r);
+		read_rc = read_all(py, opts, fz != NULL && pk_freeze_count(fz) > 0 ? &frozen : &loose, &r);
 		if (read_rc == 0 && fz != NULL && links_changed(py, &r)) {
 			pk_error("read the thread list of process %d: it changed while it was read", (int)py->pid);
 			read_rc = -EAGAIN;
@@ -892,6 +990,13 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 			rc = read_rc;
 			if (rc < 0)
 				goto fail;
+			break;
+		}
+		if (read_rc == 0 && r.cut[0] != '\0') {
+			/* Another round would spend its bounds again on the same
+			 * list: the reading stands, cut short and saying so. */
+			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms, cut short: not read again", round,
+			       (double)(tc - tr) / 1e6);
 			break;
 		}
 		nids = 0;
@@ -992,7 +1097,9 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	snap->nthreads = r.n;
 	snap->ninterps = r.ninterps;
 	snap->finalizing = r.finalizing;
+	snprintf(snap->cut, sizeof(snap->cut), "%s", r.cut);
 	classify(snap, r.gils, tasks, ntasks);
+	read_shapes(py, snap, &r, want_names, opts->want_frames);
 	free(r.gils);
 	free(r.link_addr);
 	free(r.link_val);
@@ -1044,12 +1151,13 @@ fail:
 
 /* The memory walk alone, for memory images (image.c): what pk_py_snapshot
  * reads, without /proc and without stopping anything. */
-int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot *snap)
+int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, const struct pk_read_limits *lim,
+		       struct pk_py_snapshot *snap)
 {
 	struct reading r = { 0 };
 	int rc;
 
-	rc = read_all(py, opts, &r);
+	rc = read_all(py, opts, lim, &r);
 	if (rc < 0) {
 		reading_clear(&r);
 		return rc;
@@ -1059,7 +1167,9 @@ int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, st
 	snap->nthreads = r.n;
 	snap->ninterps = r.ninterps;
 	snap->finalizing = r.finalizing;
+	snprintf(snap->cut, sizeof(snap->cut), "%s", r.cut);
 	classify(snap, r.gils, NULL, 0);
+	read_shapes(py, snap, &r, opts->want_names, opts->want_frames);
 	free(r.gils);
 	free(r.link_addr);
 	free(r.link_val);

@@ -86,6 +86,11 @@ static const struct pk_id_task *task_by_ns(const struct pk_id_task *tasks, size_
 	return NULL;
 }
 
+static bool task_exited(const struct pk_id_task *t)
+{
+	return t->state == 'Z' || t->state == 'X';
+}
+
 struct sample {
 	uint64_t addr;
 	pid_t tid;                 /* certain pairs: the TID this descriptor must hold; 0 for the others */
@@ -117,8 +122,11 @@ static int tid_offset(struct pk_py *py, const struct pk_py_thread *th, size_t n,
 		if (tasks[i].tp != 0)
 			s[ns++] = (struct sample){ .addr = tasks[i].tp, .tid = tasks[i].ns_tid };
 	for (size_t i = 0; i < n && ns < DESC_SAMPLES; i++) {
+		const struct pk_id_task *t = th[i].ident != 0 ? task_by_ns(tasks, ntasks, th[i].native_tid) : NULL;
 		bool dup = false;
-		if (th[i].ident == 0 || th[i].native_tid <= 0 || task_by_ns(tasks, ntasks, th[i].native_tid) == NULL)
+		/* An exited thread's descriptor no longer holds its TID (the
+		 * kernel clears it): no certain pair. */
+		if (t == NULL || task_exited(t))
 			continue;
 		for (size_t k = 0; k < ns && !dup; k++)
 			dup = s[k].addr == th[i].ident;
@@ -393,6 +401,25 @@ static int cmp_tid_idx(const void *a, const void *b)
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* A descriptor whose TID reads 0 is an exited thread's (the kernel clears
+ * that word at the thread's exit) whose state Python did not clean up: a
+ * main thread that called pthread_exit leaves its state listed, and stays
+ * listed itself, a zombie leader, while the other threads run on. The
+ * state is marked exited ('X'); whether it is the main thread's (3.7+:
+ * _PyRuntime.main_thread) tells that its thread is the leader. */
+static bool exited_main(struct pk_py *py, struct pk_py_thread *t, const struct pk_id_task *leader)
+{
+	uint64_t main_ident = 0;
+	bool is_main;
+
+	t->state = 'X';
+	is_main = leader != NULL && task_exited(leader) && py->runtime != 0 && py->layout.rt_main_thread >= 0 &&
+		  pk_rd_u64(py, py->runtime + (uint64_t)py->layout.rt_main_thread, &main_ident) == 0 &&
+		  main_ident == t->ident;
+	pk_error_clear();
+	return is_main;
+}
+
 void pk_threads_identify(struct pk_py *py, struct pk_py_thread *th, size_t n, struct pk_id_task *tasks,
 			 size_t ntasks, pid_t leader)
 {
@@ -530,6 +557,10 @@ void pk_threads_identify(struct pk_py *py, struct pk_py_thread *th, size_t n, st
 		}
 		if (chosen == NULL && desc != NULL) {
 			chosen = desc;
+			t->tid_from = PK_TID_FROM_PTHREAD;
+		}
+		if (chosen == NULL && desc_ok && tidv[i] == 0 && exited_main(py, t, leader_task)) {
+			chosen = leader_task;
 			t->tid_from = PK_TID_FROM_PTHREAD;
 		}
 		if (chosen != NULL) {

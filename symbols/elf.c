@@ -249,6 +249,7 @@ static int load_sections(struct pk_elf *e)
 		if (scn == NULL || gelf_getshdr(scn, &sh) == NULL)
 			continue;
 		s = &e->sections[e->nsections++];
+		s->index = i;
 		s->name = names != NULL && sh.sh_name < names_size ? names + sh.sh_name : "";
 		s->addr = sh.sh_addr;
 		s->offset = sh.sh_offset;
@@ -299,9 +300,9 @@ static int check_header(struct pk_elf *e, const Elf64_Ehdr *eh)
 	}
 	/* PN_XNUM counts live in section 0: at least that much must be there. */
 	end = eh->e_phoff + (uint64_t)(eh->e_phnum == PN_XNUM ? 1 : eh->e_phnum) * sizeof(Elf64_Phdr);
-	if (eh->e_phoff > e->image_size || end > e->image_size) {
+	if (eh->e_phoff > e->file_size || end > e->file_size) {
 		pk_error("read ELF %s: truncated (program headers end at %#" PRIx64 ", file has %zu bytes)", e->path,
-			 end, e->image_size);
+			 end, e->file_size);
 		return -ENOEXEC;
 	}
 	if (eh->e_shoff == 0)
@@ -312,25 +313,24 @@ static int check_header(struct pk_elf *e, const Elf64_Ehdr *eh)
 		return -ENOEXEC;
 	}
 	end = eh->e_shoff + (uint64_t)(eh->e_shnum == 0 ? 1 : eh->e_shnum) * sizeof(Elf64_Shdr);
-	if (eh->e_shoff > e->image_size || end > e->image_size) {
+	if (eh->e_shoff > e->file_size || end > e->file_size) {
 		pk_error("read ELF %s: truncated (section headers end at %#" PRIx64 ", file has %zu bytes)", e->path,
-			 end, e->image_size);
+			 end, e->file_size);
 		return -ENOEXEC;
 	}
 	return 0;
 }
 
-int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf **out)
+int pk_elf_open(int fd, const char *display_path, struct pk_elf **out)
 {
 	struct pk_elf *e;
 	Elf64_Ehdr *ehdr;
 	struct stat st;
-	size_t size;
 	int ret;
 
 	*out = NULL;
 	if (display_path == NULL)
-		display_path = open_path;
+		display_path = "(ELF file)";
 	e = calloc(1, sizeof(*e));
 	if (e == NULL) {
 		pk_error("open ELF %s: out of memory", display_path);
@@ -343,14 +343,12 @@ int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf *
 		ret = -ENOMEM;
 		goto fail;
 	}
-
-	e->fd = open(open_path, O_RDONLY | O_CLOEXEC);
-	if (e->fd < 0) {
-		ret = -errno;
-		pk_error("open %s: %s", display_path, strerror(errno));
+	if (fd < 0) {
+		pk_error("open ELF %s: no file", display_path);
+		ret = -EBADF;
 		goto fail;
 	}
-	if (fstat(e->fd, &st) != 0) {
+	if (fstat(fd, &st) != 0) {
 		ret = -errno;
 		pk_error("stat %s: %s", display_path, strerror(errno));
 		goto fail;
@@ -360,15 +358,26 @@ int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf *
 		ret = -ENOEXEC;
 		goto fail;
 	}
+	e->file_size = (size_t)st.st_size;
+	/* Our own descriptor: the caller may close its one at once. */
+	e->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (e->fd < 0) {
+		ret = -errno;
+		pk_error("open ELF %s: %s", display_path, strerror(errno));
+		goto fail;
+	}
 
 	if (elf_version(EV_CURRENT) == EV_NONE) {
 		pk_error("read ELF %s: libelf: %s", display_path, elf_errmsg(-1));
 		ret = -ENOTSUP;
 		goto fail;
 	}
-	/* A read-only shared mapping: no copy of a 30 MB libpython with debug
-	 * info, pages are faulted in only for the tables we touch. */
-	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
+	/* Read, never mapped (ELF_C_READ: libelf preads the headers and each
+	 * section we ask for, no more; pk_elf_read_partial preads too). The
+	 * file belongs to the target, which may truncate it at any moment: a
+	 * mapping of it would then kill pykill with SIGBUS on the next touch
+	 * of a page past the new end, where a read just comes back short. */
+	e->elf = elf_begin(e->fd, ELF_C_READ, NULL);
 	if (e->elf == NULL) {
 		pk_error("read ELF %s: %s", display_path, elf_errmsg(-1));
 		ret = -ENOEXEC;
@@ -392,13 +401,6 @@ int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf *
 	}
 	e->type = ehdr->e_type;
 	e->machine = ehdr->e_machine;
-	e->image = (const unsigned char *)elf_rawfile(e->elf, &size);
-	if (e->image == NULL) {
-		pk_error("read ELF %s: %s", display_path, elf_errmsg(-1));
-		ret = -ENOEXEC;
-		goto fail;
-	}
-	e->image_size = size;
 	ret = check_header(e, ehdr);
 	if (ret < 0)
 		goto fail;
@@ -484,11 +486,21 @@ const struct pk_elf_section *pk_elf_find_section(const struct pk_elf *e, const c
 
 const unsigned char *pk_elf_section_bytes(const struct pk_elf *e, const struct pk_elf_section *sec, size_t *size)
 {
+	Elf_Scn *scn;
+	Elf_Data *d;
+
 	*size = 0;
-	if (sec->type == SHT_NOBITS || sec->offset > e->image_size || sec->size > e->image_size - sec->offset)
+	if (sec->type == SHT_NOBITS || sec->offset > e->file_size || sec->size > e->file_size - sec->offset)
 		return NULL;
-	*size = (size_t)sec->size;
-	return e->image + sec->offset;
+	/* libelf reads the section once and keeps it until elf_end. */
+	scn = elf_getscn(e->elf, sec->index);
+	d = scn != NULL ? elf_rawdata(scn, NULL) : NULL;
+	if (d == NULL || d->d_buf == NULL) {
+		pk_log(PK_LOG_DEBUG, "%s: section %s unreadable: %s", e->path, sec->name, elf_errmsg(-1));
+		return NULL;
+	}
+	*size = d->d_size < sec->size ? d->d_size : (size_t)sec->size;
+	return d->d_buf;
 }
 
 int pk_elf_section(const struct pk_elf *e, const char *name, uint64_t *addr, uint64_t *size)
@@ -531,13 +543,21 @@ ssize_t pk_elf_read_partial(const struct pk_elf *e, uint64_t vaddr, void *buf, s
 				infile = n;
 			/* A truncated file does not have the bytes: do not
 			 * pretend they are zero. */
-			if (foff >= e->image_size)
+			if (foff >= e->file_size)
 				return -EFAULT;
-			if (infile > e->image_size - foff) {
-				infile = e->image_size - foff;
+			if (infile > e->file_size - foff) {
+				infile = e->file_size - foff;
 				n = infile;
 			}
-			memcpy(buf, e->image + foff, infile);
+			for (uint64_t got = 0; got < infile;) {
+				ssize_t r = pread(e->fd, (unsigned char *)buf + got, infile - got, (off_t)(foff + got));
+
+				if (r < 0 && errno == EINTR)
+					continue;
+				if (r <= 0) /* cut short since it was opened */
+					return -EFAULT;
+				got += (uint64_t)r;
+			}
 		}
 		memset((unsigned char *)buf + infile, 0, n - infile);
 		return (ssize_t)n;

@@ -1,8 +1,8 @@
 /* symbols: what an ELF object on disk says about itself.
  *
- * Works on the file only (never on the live process): the caller opens the
- * object through /proc/PID/map_files/... or /proc/PID/root/<path> so that a
- * target in another mount namespace is read from its own files. All addresses
+ * Works on the file only (never on the live process), from a descriptor the
+ * caller opened: a target's file through pk_map_open (attach), never by a
+ * name the target controls. All addresses
  * are link-time virtual addresses; add the load bias for run-time addresses.
  * Every function returns 0 or -errno and describes failures with pk_error().
  * -ENOENT from a lookup (symbol, section, build id, version string) is an
@@ -16,11 +16,13 @@
 
 struct pk_elf;
 
-/* Open and index an ELF object. display_path is the name used in messages
- * (the path as the target sees it). -ENOEXEC if it is not an ELF file, not
- * ELF64, not an executable or shared object (ET_EXEC/ET_DYN), or truncated.
- * The file stays mapped read-only until pk_elf_close. */
-int pk_elf_open(const char *open_path, const char *display_path, struct pk_elf **out);
+/* Open and index the ELF object open on fd (a regular file; the caller
+ * keeps fd and may close it at once). display_path is the name used in
+ * messages (the path as the target sees it). -ENOEXEC if it is not an ELF
+ * file, not ELF64, not an executable or shared object (ET_EXEC/ET_DYN), or
+ * truncated. The file is read, never mapped: its owner may truncate it
+ * while pykill reads, which must cost a failed read, not a SIGBUS. */
+int pk_elf_open(int fd, const char *display_path, struct pk_elf **out);
 void pk_elf_close(struct pk_elf *elf);
 
 const char *pk_elf_path(const struct pk_elf *elf);

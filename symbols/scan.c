@@ -79,23 +79,27 @@ static int gpr(unsigned reg)
 /* What a GOT slot at link-time address slot will hold once relocated: the
  * addend of an R_X86_64_RELATIVE, or the value of the defined symbol of an
  * R_X86_64_GLOB_DAT / R_X86_64_64. -ENOENT if no such relocation. The
- * relocation tables are read from the file image, bounded by its size. */
+ * relocation tables are read from the file, bounded by its size. */
 static int got_target(const struct pk_elf *e, uint64_t slot, uint64_t *out)
 {
 	for (size_t s = 0; s < e->nsections; s++) {
 		const struct pk_elf_section *sec = &e->sections[s];
-		size_t n;
+		const unsigned char *bytes;
+		size_t n, size;
 
-		if (sec->type != SHT_RELA || sec->offset > e->image_size || sec->size > e->image_size - sec->offset)
+		if (sec->type != SHT_RELA)
 			continue;
-		n = sec->size / sizeof(Elf64_Rela);
+		bytes = pk_elf_section_bytes(e, sec, &size);
+		if (bytes == NULL)
+			continue;
+		n = size / sizeof(Elf64_Rela);
 		if (n > SCAN_MAX_RELOCS)
 			n = SCAN_MAX_RELOCS;
 		for (size_t i = 0; i < n; i++) {
 			Elf64_Rela r;
 			uint32_t type, sym;
 
-			memcpy(&r, e->image + sec->offset + i * sizeof(r), sizeof(r));
+			memcpy(&r, bytes + i * sizeof(r), sizeof(r));
 			if (r.r_offset != slot)
 				continue;
 			type = (uint32_t)ELF64_R_TYPE(r.r_info);

@@ -34,6 +34,7 @@ struct pk_elf_symtab {
 
 struct pk_elf_section {
 	const char *name; /* into the section name table, NUL-terminated */
+	size_t index;     /* for elf_getscn */
 	uint64_t addr;
 	uint64_t offset;
 	uint64_t size;
@@ -43,10 +44,9 @@ struct pk_elf_section {
 
 struct pk_elf {
 	char *path; /* display path */
-	int fd;
+	int fd;     /* ours (a duplicate): libelf and pk_elf_read_partial read through it */
 	Elf *elf;
-	const unsigned char *image; /* whole file, mapped by libelf */
-	size_t image_size;
+	size_t file_size; /* when opened */
 	uint16_t type;    /* ET_EXEC, ET_DYN, ... */
 	uint16_t machine; /* EM_X86_64, ... */
 
@@ -68,8 +68,9 @@ ssize_t pk_elf_read_partial(const struct pk_elf *elf, uint64_t vaddr, void *buf,
 /* First section with this name, or NULL. */
 const struct pk_elf_section *pk_elf_find_section(const struct pk_elf *elf, const char *name);
 
-/* File bytes of a section with file backing, bounded by the file size. NULL
- * (and *size = 0) for NOBITS or out-of-file sections. */
+/* File bytes of a section with file backing, bounded by the file size,
+ * read once and kept until pk_elf_close. NULL (and *size = 0) for NOBITS or
+ * out-of-file sections, or when the file no longer has them. */
 const unsigned char *pk_elf_section_bytes(const struct pk_elf *elf, const struct pk_elf_section *sec,
 					  size_t *size);
 

@@ -1,7 +1,7 @@
 /* libFuzzer target for the symbols module: arbitrary bytes as an ELF file.
  *
- * The input goes to a memfd that is opened by path like any object found
- * through /proc/PID/map_files, then every query a caller makes is asked.
+ * The input goes to a memfd, handed over as pykill hands over a descriptor
+ * from pk_map_open, then every query a caller makes is asked.
  * Build and run (from the source tree):
  *
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
@@ -24,7 +24,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int memfd = -1;
-static char memfd_path[64];
 
 static void probe(struct pk_elf *e)
 {
@@ -66,12 +65,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memfd = memfd_create("fuzz-elf", MFD_CLOEXEC);
 		if (memfd < 0)
 			return 0;
-		snprintf(memfd_path, sizeof(memfd_path), "/proc/self/fd/%d", memfd);
 	}
 	if (ftruncate(memfd, 0) != 0 || pwrite(memfd, data, size, 0) != (ssize_t)size)
 		return 0;
 	pk_error_clear();
-	if (pk_elf_open(memfd_path, "fuzz", &e) == 0) {
+	if (pk_elf_open(memfd, "fuzz", &e) == 0) {
 		probe(e);
 		pk_elf_close(e);
 	}

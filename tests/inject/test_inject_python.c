@@ -49,15 +49,15 @@ static int open_object(pid_t pid, const struct pk_maps *maps, const char *prefix
 	for (i = 0; i < maps->n; i++) {
 		const struct pk_map *m = &maps->v[i];
 		const char *b = strrchr(m->path, '/');
-		char path[PATH_MAX + 64];
-		int ret;
+		int fd, ret;
 
 		if (b == NULL || m->offset != 0 || strncmp(b + 1, prefix, pl) != 0)
 			continue;
-		ret = pk_map_open_path(pid, m, path, sizeof(path));
+		ret = pk_map_open(pid, m, &fd);
 		if (ret < 0)
 			return ret;
-		ret = pk_elf_open(path, m->path, elf);
+		ret = pk_elf_open(fd, m->path, elf);
+		close(fd);
 		if (ret < 0)
 			return ret;
 		ret = pk_elf_load_bias(*elf, m->start, m->offset, bias);

@@ -15,14 +15,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "attach-priv.h"
 #include "pk_attach.h"
 #include "pk_log.h"
 
@@ -119,7 +125,7 @@ static void test_maps_self(void **state)
 	const struct pk_map *me, *stack;
 	uint64_t code = (uint64_t)(uintptr_t)&test_maps_self;
 	uint64_t local = (uint64_t)(uintptr_t)&m;
-	char path[PATH_MAX + 64], exe[PATH_MAX];
+	char exe[PATH_MAX];
 	ssize_t n;
 
 	(void)state;
@@ -146,59 +152,358 @@ static void test_maps_self(void **state)
 	for (size_t i = 1; i < m.n; i++)
 		assert_true(m.v[i - 1].end <= m.v[i].start);
 
-	/* The file behind our own code: map_files (we are root) or root/. */
-	assert_int_equal(pk_map_open_path(getpid(), me, path, sizeof(path)), 0);
+	/* The file behind our own code, through map_files (we are root). */
 	{
-		struct stat a, b;
+		struct stat a;
+		int fd = -1;
 
-		assert_int_equal(stat(path, &a), 0);
-		assert_int_equal(stat(exe, &b), 0);
-		assert_int_equal(a.st_ino, b.st_ino);
+		assert_int_equal(pk_map_open(getpid(), me, &fd), 0);
+		assert_true(fd >= 0);
+		assert_int_equal(fstat(fd, &a), 0);
+		assert_true(S_ISREG(a.st_mode));
 		assert_int_equal(a.st_ino, me->inode);
+		assert_int_equal(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+		assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+		close(fd);
+		assert_int_equal(pk_map_open(getpid(), stack, &fd), -ENOENT);
+		assert_int_equal(fd, -1);
 	}
-	assert_int_equal(pk_map_open_path(getpid(), me, path, 8), -ENAMETOOLONG);
-	assert_int_equal(pk_map_open_path(getpid(), stack, path, sizeof(path)), -ENOENT);
 	pk_maps_free(&m);
+	pk_error_clear();
 }
 
-/* A mapping whose file was deleted, opened as someone without map_files
- * rights would (a map entry with a made-up range that map_files lacks). */
-static void test_map_open_path_deleted(void **state)
+/* ---------------------------------------------------------------- opening mapped files */
+
+/* A directory of things a target could plant where its mapped files were:
+ *   lib.so            a regular file (the "mapped" one)
+ *   secret            a regular file no one should open (watched)
+ *   link.so -> secret
+ *   fifo              a FIFO: an open for reading would block for ever
+ *   real/lib.so, dirlink -> real */
+struct plant {
+	char dir[64];
+	char lib[128], secret[128], link[128], fifo[128], deleted[160], reallib[128], dirlib[128];
+	int watch; /* inotify: any open or read of secret, fifo or "lib.so (deleted)" */
+};
+
+static void plant_path(char *buf, size_t cap, const struct plant *p, const char *name)
 {
-	char tmpl[] = "/tmp/pk-test-mapXXXXXX";
-	char path[PATH_MAX + 64], want[PATH_MAX + 64];
-	struct pk_map fake;
+	snprintf(buf, cap, "%s/%s", p->dir, name);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void plant_setup(struct plant *p)
+{
+	char real[128], dirlink[128];
+
+	snprintf(p->dir, sizeof(p->dir), "/tmp/pk-test-plantXXXXXX");
+	assert_non_null(mkdtemp(p->dir));
+	plant_path(p->lib, sizeof(p->lib), p, "lib.so");
+	plant_path(p->secret, sizeof(p->secret), p, "secret");
+	plant_path(p->link, sizeof(p->link), p, "link.so");
+	plant_path(p->fifo, sizeof(p->fifo), p, "fifo");
+	snprintf(p->deleted, sizeof(p->deleted), "%s (deleted)", p->lib);
+	plant_path(real, sizeof(real), p, "real");
+	plant_path(p->reallib, sizeof(p->reallib), p, "real/lib.so");
+	plant_path(dirlink, sizeof(dirlink), p, "dirlink");
+	plant_path(p->dirlib, sizeof(p->dirlib), p, "dirlink/lib.so");
+	write_file(p->lib, "the mapped file\n");
+	write_file(p->secret, "secret\n");
+	write_file(p->deleted, "a file named as maps names a deleted one\n");
+	assert_int_equal(symlink(p->secret, p->link), 0);
+	assert_int_equal(mkfifo(p->fifo, 0600), 0);
+	assert_int_equal(mkdir(real, 0700), 0);
+	write_file(p->reallib, "another mapped file\n");
+	assert_int_equal(symlink(real, dirlink), 0);
+	p->watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(p->watch >= 0);
+	assert_true(inotify_add_watch(p->watch, p->secret, IN_OPEN | IN_ACCESS | IN_DONT_FOLLOW) >= 0);
+	assert_true(inotify_add_watch(p->watch, p->fifo, IN_OPEN | IN_ACCESS | IN_DONT_FOLLOW) >= 0);
+	assert_true(inotify_add_watch(p->watch, p->deleted, IN_OPEN | IN_ACCESS | IN_DONT_FOLLOW) >= 0);
+}
+
+static void plant_teardown(struct plant *p)
+{
+	char path[128];
+
+	close(p->watch);
+	unlink(p->lib);
+	unlink(p->secret);
+	unlink(p->deleted);
+	unlink(p->link);
+	unlink(p->fifo);
+	unlink(p->reallib);
+	plant_path(path, sizeof(path), p, "dirlink");
+	unlink(path);
+	plant_path(path, sizeof(path), p, "real");
+	rmdir(path);
+	rmdir(p->dir);
+}
+
+static bool plant_touched(const struct plant *p)
+{
+	char buf[4096];
+
+	return read(p->watch, buf, sizeof(buf)) > 0;
+}
+
+/* A map entry for path as maps would show it: the inode and device of
+ * what is there (or of like_path), at a range map_files does not have. */
+static void fake_map(struct pk_map *m, char *path, const char *like_path)
+{
 	struct stat st;
-	int fd;
+
+	memset(m, 0, sizeof(*m));
+	m->start = 0x1000;
+	m->end = 0x2000;
+	m->path = path;
+	if (lstat(like_path ? like_path : path, &st) == 0) {
+		m->inode = st.st_ino;
+		m->dev_major = major(st.st_dev);
+		m->dev_minor = minor(st.st_dev);
+	}
+}
+
+/* pk_map_open_by_path (no map_files): refused unless it ends on the mapped
+ * regular file without a symbolic link on the way; nothing planted is ever
+ * opened, a FIFO never blocks. */
+static void expect_refused(pid_t pid, struct pk_map *m, const char *why)
+{
+	int fd = 42;
+
+	pk_error_clear();
+	assert_int_equal(pk_map_open_by_path(pid, m, &fd), -ENOENT);
+	assert_int_equal(fd, -1);
+	if (strstr(pk_error_message(), why) == NULL || strstr(pk_error_message(), m->path) == NULL)
+		fail_msg("%s: message \"%s\" does not say \"%s\"", m->path, pk_error_message(), why);
+}
+
+static void test_map_open_by_path(void **state)
+{
+	struct plant p;
+	struct pk_map m;
+	struct stat st;
+	char path[192];
+	int fd = -1;
 
 	(void)state;
-	fd = mkstemp(tmpl);
-	assert_true(fd >= 0);
+	plant_setup(&p);
+
+	/* The mapped file itself. */
+	fake_map(&m, p.lib, NULL);
+	assert_int_equal(pk_map_open_by_path(getpid(), &m, &fd), 0);
 	assert_int_equal(fstat(fd, &st), 0);
-	memset(&fake, 0, sizeof(fake));
-	fake.start = 0x1000;
-	fake.end = 0x2000; /* not mapped: map_files has no such entry */
-	fake.inode = st.st_ino;
-	snprintf(want, sizeof(want), "%s (deleted)", tmpl);
-	fake.path = want;
-	/* Same inode under the stripped name: used. */
-	assert_int_equal(pk_map_open_path(getpid(), &fake, path, sizeof(path)), 0);
-	snprintf(want, sizeof(want), "/proc/%d/root%s", (int)getpid(), tmpl);
-	assert_string_equal(path, want);
-	/* Another file under that name (an upgrade): refused. */
-	fake.inode = st.st_ino + 1;
-	snprintf(want, sizeof(want), "%s (deleted)", tmpl);
-	fake.path = want;
-	pk_error_clear();
-	assert_int_equal(pk_map_open_path(getpid(), &fake, path, sizeof(path)), -ENOENT);
-	assert_non_null(strstr(pk_error_message(), "deleted"));
-	unlink(tmpl);
+	assert_int_equal(st.st_ino, m.inode);
+	assert_int_equal(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
 	close(fd);
-	fake.inode = st.st_ino;
-	assert_int_equal(pk_map_open_path(getpid(), &fake, path, sizeof(path)), -ENOENT);
+
+	/* Another file under that name (an upgrade, or planted). */
+	m.inode++;
+	expect_refused(getpid(), &m, "replaced since it was mapped (inode");
+	m.inode--;
+	{
+		struct statfs sf;
+
+		assert_int_equal(statfs(p.dir, &sf), 0);
+		if (sf.f_type != OVERLAYFS_SUPER_MAGIC) {
+			m.dev_minor++;
+			expect_refused(getpid(), &m, "replaced since it was mapped (device");
+		}
+	}
+
+	/* A symbolic link, at the end or on the way: never followed, even to
+	 * the very inode that was mapped. */
+	fake_map(&m, p.link, p.secret);
+	expect_refused(getpid(), &m, "symbolic link");
+	fake_map(&m, p.dirlib, p.reallib);
+	expect_refused(getpid(), &m, "symbolic link");
+
+	/* A FIFO or a directory where the file was: looked at, not opened. */
+	fake_map(&m, p.fifo, NULL);
+	expect_refused(getpid(), &m, "a FIFO");
+	fake_map(&m, p.dir, NULL);
+	expect_refused(getpid(), &m, "a directory");
+
+	/* "(deleted)": map_files is the only way to a deleted file; a file
+	 * named so (planted) is not even looked at, nor the name without it. */
+	fake_map(&m, p.deleted, NULL);
+	expect_refused(getpid(), &m, "deleted, and /proc/");
+	snprintf(path, sizeof(path), "%s (deleted)", p.link);
+	fake_map(&m, path, p.secret);
+	expect_refused(getpid(), &m, "deleted");
+
+	snprintf(path, sizeof(path), "%s/missing", p.dir);
+	fake_map(&m, path, p.lib);
+	pk_error_clear();
+	assert_int_equal(pk_map_open_by_path(getpid(), &m, &fd), -ENOENT);
+
+	assert_false(plant_touched(&p));
+	plant_teardown(&p);
+	pk_error_clear();
 }
 
-/* ---------------------------------------------------------------- status */
+/* map_files is the mapped file; when it fails for root, the mapping is
+ * gone, and the name is not tried instead (it may be anything now). */
+static void test_map_open_unmapped(void **state)
+{
+	struct plant p;
+	struct pk_map m;
+	int fd = 42;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* map_files needs CAP_SYS_ADMIN: pk_map_open then goes by name */
+	plant_setup(&p);
+	fake_map(&m, p.fifo, NULL);
+	pk_error_clear();
+	assert_int_equal(pk_map_open(getpid(), &m, &fd), -ENOENT);
+	assert_int_equal(fd, -1);
+	assert_non_null(strstr(pk_error_message(), "unmapped meanwhile"));
+	fake_map(&m, p.secret, NULL);
+	assert_int_equal(pk_map_open(getpid(), &m, &fd), -ENOENT);
+	m.path = "[heap]";
+	assert_int_equal(pk_map_open(getpid(), &m, &fd), -ENOENT);
+	assert_false(plant_touched(&p));
+	plant_teardown(&p);
+	pk_error_clear();
+}
+
+/* One resolver, two implementations: openat2, and the component walk used
+ * where openat2 is missing or filtered. */
+static void test_open_beneath(void **state)
+{
+	static const struct {
+		const char *rel;
+		int want; /* 0: opens; else -errno */
+	} cases[] = {
+		{ "lib.so", 0 },       { "/lib.so", 0 },       { "real/lib.so", 0 },   { "real//lib.so", 0 },
+		{ "link.so", -ELOOP }, { "dirlink/lib.so", -ELOOP }, { "missing", -ENOENT }, { "lib.so/x", -ENOTDIR },
+		{ "fifo", 0 },         { "real", 0 },
+	};
+	struct plant p;
+	int dirfd;
+
+	(void)state;
+	plant_setup(&p);
+	dirfd = open(p.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dirfd >= 0);
+	for (int walk = 0; walk < 2; walk++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			int fd = 42, rc;
+
+			rc = walk ? pk_open_beneath_walk(dirfd, cases[i].rel, &fd) :
+				    pk_open_beneath(dirfd, cases[i].rel, &fd);
+			if (rc != cases[i].want)
+				fail_msg("%s \"%s\": %d, want %d", walk ? "walk" : "openat2", cases[i].rel, rc,
+					 cases[i].want);
+			if (rc == 0) {
+				/* O_PATH: no open of the FIFO took place */
+				assert_int_equal(fcntl(fd, F_GETFL) & O_PATH, O_PATH);
+				close(fd);
+			} else {
+				assert_int_equal(fd, -1);
+			}
+		}
+	}
+	/* ".." never leaves: openat2 stays in the root, the walk refuses it. */
+	{
+		int fd;
+
+		assert_int_equal(pk_open_beneath_walk(dirfd, "../etc/passwd", &fd), -EXDEV);
+		assert_int_equal(pk_open_beneath_walk(dirfd, "real/../lib.so", &fd), -EXDEV);
+		assert_int_equal(pk_open_beneath(dirfd, "../../../lib.so", &fd), 0);
+		close(fd);
+		assert_int_equal(pk_open_beneath(dirfd, "../etc/passwd", &fd), -ENOENT);
+	}
+	close(dirfd);
+	assert_false(plant_touched(&p));
+	plant_teardown(&p);
+}
+
+/* A chrooted process: maps names its files as seen from our root (the
+ * chroot directory's path in front), /proc/PID/root is that directory. Its
+ * files inside the chroot are found below /proc/PID/root with the prefix
+ * taken off; those outside it (mapped before the chroot) below our root
+ * when it shares our mount namespace, never in another one. */
+static pid_t start_chrooted(const char *dir, bool new_mount_ns, int *release)
+{
+	int ready[2], hold[2];
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(ready[0]);
+		close(hold[1]);
+		if ((new_mount_ns && unshare(CLONE_NEWNS) != 0) || chroot(dir) != 0 || chdir("/") != 0)
+			_exit(1);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		_exit(read(hold[0], &c, 1) < 0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*release = hold[1];
+	return pid;
+}
+
+static void test_map_open_chroot(void **state)
+{
+	struct plant p;
+	struct pk_map m;
+	struct stat st;
+	char exe[PATH_MAX];
+	ssize_t n;
+	int fd, release;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* chroot and unshare need root */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	plant_setup(&p);
+	for (int ns = 0; ns < 2; ns++) {
+		pid = start_chrooted(p.dir, ns == 1, &release);
+		/* Inside its root: our "/tmp/pk-test-plantXXXXXX/real/lib.so" is its
+		 * "/real/lib.so". */
+		fake_map(&m, p.reallib, NULL);
+		fd = -1;
+		assert_int_equal(pk_map_open_by_path(pid, &m, &fd), 0);
+		assert_int_equal(fstat(fd, &st), 0);
+		assert_int_equal(st.st_ino, m.inode);
+		close(fd);
+		fake_map(&m, p.dirlib, p.reallib);
+		expect_refused(pid, &m, "symbolic link");
+		/* Outside its root. */
+		fake_map(&m, exe, NULL);
+		if (ns == 0) {
+			assert_int_equal(pk_map_open_by_path(pid, &m, &fd), 0);
+			close(fd);
+		} else {
+			expect_refused(pid, &m, "outside its root");
+		}
+		close(release);
+		assert_int_equal(waitpid(pid, NULL, 0), pid);
+	}
+	assert_false(plant_touched(&p));
+	plant_teardown(&p);
+	pk_error_clear();
+}
 
 static void test_status_parse(void **state)
 {
@@ -251,6 +556,9 @@ static void test_status_parse_edge(void **state)
 	assert_int_equal(st.nspid[0], 6);
 	assert_int_equal(st.tracer_pid, 0);
 	assert_int_equal(st.threads, 0); /* not shown: unknown */
+	assert_int_equal(st.kthread, -1); /* not shown: unknown */
+	assert_int_equal(pk_status_parse(S("State:\tS\nTgid:\t2\nPid:\t2\nKthread:\t1\n"), &st), 0);
+	assert_int_equal(st.kthread, 1);
 
 	/* deeper than PK_MAX_NS_LEVELS: first stays ours, last the innermost */
 	off = (size_t)snprintf(deep, sizeof(deep), "State:\tS\nTgid:\t1\nPid:\t100\nNSpid:");
@@ -608,7 +916,10 @@ int main(void)
 		cmocka_unit_test(test_maps_parse_basic),
 		cmocka_unit_test(test_maps_parse_edge),
 		cmocka_unit_test(test_maps_self),
-		cmocka_unit_test(test_map_open_path_deleted),
+		cmocka_unit_test(test_map_open_by_path),
+		cmocka_unit_test(test_map_open_unmapped),
+		cmocka_unit_test(test_open_beneath),
+		cmocka_unit_test(test_map_open_chroot),
 		cmocka_unit_test(test_status_parse),
 		cmocka_unit_test(test_status_parse_edge),
 		cmocka_unit_test(test_status_stat_self),

@@ -24,6 +24,7 @@
 #include "layout.h"
 #include "pk_log.h"
 #include "pk_symbols.h"
+#include "unit-util.h"
 
 /* ---------------------------------------------------------------------- */
 /* Lookup */
@@ -242,7 +243,7 @@ static struct pk_elf *open_or_skip(const char *path)
 		skip();
 	}
 	pk_error_clear();
-	ret = pk_elf_open(path, path, &e);
+	ret = unit_elf_open(path, path, &e);
 	if (ret != 0)
 		fail_msg("pk_elf_open %s: %d %s", path, ret, pk_error_message());
 	return e;

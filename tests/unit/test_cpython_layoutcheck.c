@@ -36,6 +36,7 @@
 #include "pk_log.h"
 #include "pk_symbols.h"
 #include "py-priv.h"
+#include "unit-util.h"
 
 #define BIT(lf) (1ull << (lf))
 
@@ -115,7 +116,7 @@ static struct pk_elf *open_or_skip(const char *path)
 		return NULL;
 	}
 	pk_error_clear();
-	if (pk_elf_open(path, path, &e) != 0)
+	if (unit_elf_open(path, path, &e) != 0)
 		fail_msg("pk_elf_open %s: %s", path, pk_error_message());
 	return e;
 }

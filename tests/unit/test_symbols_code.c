@@ -14,6 +14,7 @@
 
 #include "pk_log.h"
 #include "pk_symbols.h"
+#include "unit-util.h"
 
 /* 16 bytes ending at `end`, the last ones given. */
 static bool syscall_before(uint16_t machine, const uint8_t *tail, size_t n)
@@ -85,7 +86,7 @@ static void test_syscall_in_libc(void **state)
 
 	(void)state;
 	assert_non_null(code);
-	assert_int_equal(pk_elf_open("/proc/self/exe", "self", &self), 0);
+	assert_int_equal(unit_elf_open("/proc/self/exe", "self", &self), 0);
 	machine = pk_elf_machine(self);
 	pk_elf_close(self);
 	len = machine == EM_AARCH64 ? 4 : 2;

@@ -20,6 +20,7 @@
 
 #include "pk_log.h"
 #include "pk_symbols.h"
+#include "unit-util.h"
 
 struct image {
 	unsigned char *data;
@@ -28,7 +29,6 @@ struct image {
 
 static struct image self_image;
 static int memfd = -1;
-static char memfd_path[64];
 static unsigned long n_opened, n_failed;
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -105,7 +105,7 @@ static void try_bytes(const unsigned char *data, size_t len)
 	assert_int_equal(ftruncate(memfd, 0), 0);
 	assert_int_equal(pwrite(memfd, data, len, 0), (ssize_t)len);
 	pk_error_clear();
-	ret = pk_elf_open(memfd_path, "damaged", &e);
+	ret = pk_elf_open(memfd, "damaged", &e);
 	if (ret == 0) {
 		assert_non_null(e);
 		probe(e);
@@ -126,7 +126,6 @@ static int setup(void **state)
 	memfd = memfd_create("pk-corrupt", MFD_CLOEXEC);
 	if (memfd < 0)
 		return -1;
-	snprintf(memfd_path, sizeof(memfd_path), "/proc/self/fd/%d", memfd);
 	return 0;
 }
 
@@ -154,7 +153,7 @@ static void test_truncated_100(void **state)
 	assert_int_equal(write(fd, self_image.data, 100), 100);
 	close(fd);
 	pk_error_clear();
-	ret = pk_elf_open(path, path, &e);
+	ret = unit_elf_open(path, path, &e);
 	assert_int_equal(ret, -ENOEXEC);
 	assert_null(e);
 	assert_non_null(strstr(pk_error_message(), "truncated.so"));
@@ -325,7 +324,7 @@ static void test_pristine(void **state)
 	(void)state;
 	assert_int_equal(ftruncate(memfd, 0), 0);
 	assert_int_equal(pwrite(memfd, self_image.data, self_image.size, 0), (ssize_t)self_image.size);
-	assert_int_equal(pk_elf_open(memfd_path, "pristine", &e), 0);
+	assert_int_equal(pk_elf_open(memfd, "pristine", &e), 0);
 	assert_int_equal(pk_elf_symbol(e, "pk_elf_open", &v, NULL), 0);
 	assert_int_equal(pk_elf_symbol(e, "main", &v, NULL), 0);
 	pk_elf_close(e);

@@ -18,6 +18,7 @@
 
 #include "pk_log.h"
 #include "pk_symbols.h"
+#include "unit-util.h"
 
 /* ---------------------------------------------------------------------- */
 /* A tiny ELF writer: the caller places bytes at file offsets, adds program
@@ -203,7 +204,7 @@ static struct pk_elf *t_open(struct telf *t, bool with_sections)
 	int ret;
 
 	pk_error_clear();
-	ret = pk_elf_open(t_finish(t, with_sections), "synthetic", &e);
+	ret = unit_elf_open(t_finish(t, with_sections), "synthetic", &e);
 	if (ret != 0)
 		fprintf(stderr, "open synthetic: %d %s\n", ret, pk_error_message());
 	assert_int_equal(ret, 0);
@@ -367,7 +368,7 @@ static void test_elf32_rejected(void **state)
 	t_init(&t, ET_DYN, EM_386);
 	t.class = ELFCLASS32;
 	pk_error_clear();
-	assert_int_equal(pk_elf_open(t_finish(&t, false), "elf32.so", &e), -ENOEXEC);
+	assert_int_equal(unit_elf_open(t_finish(&t, false), "elf32.so", &e), -ENOEXEC);
 	assert_null(e);
 	assert_non_null(strstr(pk_error_message(), "elf32.so"));
 	assert_non_null(strstr(pk_error_message(), "64-bit"));

@@ -2,11 +2,15 @@
 #ifndef PK_UNIT_UTIL_H
 #define PK_UNIT_UTIL_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "pk_symbols.h"
 
 /* Does the program process pid runs (/proc/PID/exe) have name in its path?
  * (How a test sees that an exec has completed.) */
@@ -21,6 +25,22 @@ static inline bool unit_exe_contains(pid_t pid, const char *name)
 		return false;
 	target[n] = '\0';
 	return strstr(target, name) != NULL;
+}
+
+/* pk_elf_open on a file the test names (its own, trusted; pykill itself
+ * opens a target's files with pk_map_open only). -errno if it cannot be
+ * opened. */
+static inline int unit_elf_open(const char *path, const char *display, struct pk_elf **out)
+{
+	int fd, rc;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = pk_elf_open(fd, display, out);
+	close(fd);
+	return rc;
 }
 
 #endif

@@ -30,6 +30,7 @@ EXIT_OK, EXIT_USAGE, EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_NOT_PYTHON = 0, 2, 4
 PF_KTHREAD = 0x00200000
 
 started = []  # every process this script started, killed at exit
+made_dirs = []  # temporary directories of world-readable copies, removed at exit
 
 
 def fail(msg):
@@ -109,15 +110,31 @@ def as_user(uid):
     return [setpriv, "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups", "--inh-caps=-all"]
 
 
-class Target(object):
-    """target.py under python, optionally through a prefix (setpriv)."""
+def world_copy(path):
+    """A copy of path in a fresh 0755 directory: the checkout may sit under a
+    0700 directory (a clone in /root) that another user cannot enter."""
+    d = tempfile.mkdtemp(prefix="pykill-err-")
+    made_dirs.append(d)
+    os.chmod(d, 0o755)
+    copy = os.path.join(d, os.path.basename(path))
+    shutil.copy(path, copy)
+    os.chmod(copy, 0o755)
+    return copy
 
-    def __init__(self, python, prefix=()):
+
+class Target(object):
+    """target.py under python, optionally through a prefix (setpriv).
+    other_user: the prefix runs it as another user, who reads a copy."""
+
+    def __init__(self, python, prefix=(), other_user=False):
         ready_r, ready_w = os.pipe()
         cmd_r, cmd_w = os.pipe()
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(list(prefix) + [python, os.path.join(HERE, "target.py"), str(ready_w), str(cmd_r)],
+        script = os.path.join(HERE, "target.py")
+        if other_user:
+            script = world_copy(script)
+        self.proc = subprocess.Popen(list(prefix) + [python, script, str(ready_w), str(cmd_r)],
                                      pass_fds=(ready_w, cmd_r), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=env, cwd="/")
         started.append(self.proc)
@@ -270,6 +287,46 @@ def case_usage(pykill, args):
         (["raise", "--via=bogus", me, "1"], "bogus"),
         (["raise", "--bogus", me, "1"], "--bogus"),
         (["ps", "--bogus"], "--bogus"),
+        # Issue #10.10: one strict parser for every number (digits only; no
+        # sign, blank or exponent; overflow refused), and all exit 2.
+        (["list", " " + me], "' %s'" % me),
+        (["list", me + " "], "'%s '" % me),
+        (["list", "+" + me], "'+%s'" % me),
+        (["list", "1e3"], "'1e3'"),
+        (["list", "18446744073709551617"], "18446744073709551617"),  # 1 if wrapped to 64 bits
+        (["list", "--max-frames= 5", me], "--max-frames"),
+        (["list", "--max-frames=+5", me], "--max-frames"),
+        (["list", "--max-frames=5 ", me], "--max-frames"),
+        (["list", "--max-frames=0x10", me], "--max-frames"),
+        (["raise", " " + me, "1"], "' %s'" % me),
+        (["raise", me + " ", "1"], "'%s '" % me),
+        (["raise", me, " 17652"], "' 17652'"),
+        (["raise", me, "17652 "], "'17652 '"),
+        (["raise", me, "+17652"], "'+17652'"),
+        (["raise", me, "1e3"], "'1e3'"),
+        (["raise", me, "0"], "'0'"),
+        (["raise", me, "18446744073709551616"], "18446744073709551616"),
+        (["raise", me, "0x10000000000000000"], "0x10000000000000000"),
+        (["raise", "--wait=1e3", me, "1"], "--wait"),
+        (["raise", "--wait=0x10", me, "1"], "--wait"),
+        (["raise", "--wait= 1", me, "1"], "--wait"),
+        (["raise", "--wait=+1", me, "1"], "--wait"),
+        (["raise", "--wait=1.", me, "1"], "--wait"),
+        (["raise", "--wait=0.0005", me, "1"], "--wait"),
+        (["raise", "--wait=inf", me, "1"], "--wait"),
+        (["withdraw", " " + me, "1"], "' %s'" % me),
+        (["withdraw", me, " 1"], "' 1'"),
+        (["withdraw", me, "18446744073709551616"], "18446744073709551616"),
+        (["ps", " " + me], "' %s'" % me),
+        (["ps", me, "99999999999"], "99999999999"),
+        # Issue #10.10: what is echoed is bounded; an exception name longer than
+        # any class name is refused before anything is attached, naming the limit.
+        (["raise", me, "1", "A" * 5000], "at most 100"),
+        (["raise", me, "1", "Runtime" * 20], "at most 100"),
+        (["list", "9" * 5000], "not a process id"),
+        (["list", "--freeze=" + "x" * 5000, me], "--freeze"),
+        (["raise", me, "x" * 5000], "not a thread id"),
+        (["bogus" * 1000], "unknown command"),
     ]
     for argv, word in bad:
         cmd = [pykill] + argv
@@ -285,6 +342,8 @@ def case_usage(pykill, args):
             fail("expected 'pykill: <message>' then %r on stderr: %s" % (TRY_HELP, what))
         if word.lower() not in lines[0].lower():
             fail("message does not name %r: %s" % (word, what))
+        if len(lines[0]) > 300:
+            fail("usage error of %d characters: what is echoed must be bounded: %s" % (len(lines[0]), what[:600]))
     for opt in ("--help", "-h"):
         res = run([pykill, opt])
         if res.returncode != EXIT_OK or res.err or not res.out.startswith("Usage: pykill") \
@@ -427,7 +486,7 @@ def case_ptrace_only(pykill, pythons):
     caps = "-dac_override,-dac_read_search,-fowner"
     drop = [setpriv, "--inh-caps=" + caps, "--bounding-set=" + caps]
     python = pick_python(pythons, runnable_by=NOBODY)
-    t = Target(python, prefix=as_user(NOBODY))
+    t = Target(python, prefix=as_user(NOBODY), other_user=True)
     probe = run(drop + ["head", "-c", "1", "/proc/%d/mem" % t.pid])
     if "denied" not in probe.err.lower():
         skip("dropping %s did not take /proc/%d/mem away: %s" % (caps, t.pid, probe.err.strip()))
@@ -467,17 +526,36 @@ def case_already_traced(pykill, pythons, tracer):
         fail("tracer could not seize %d: %r (exit %s)" % (t.pid, line, tr.wait()))
     if tracer_pid(t.pid) != tr.pid:
         fail("tracer %d holds %d but TracerPid says %d" % (tr.pid, t.pid, tracer_pid(t.pid)))
-    # auto stops the busy thread; all stops everything: both must meet the tracer.
+    # auto stops the busy thread; all stops everything: both must meet the
+    # tracer, and the hint must say what still works (issue #10.10).
     for freeze in ([], ["--freeze=all"]):
         cmd = [pykill, "list"] + freeze + [str(t.pid)]
         res = run(cmd)
-        check_failure(cmd, res, EXIT_PERMISSION, contains=(str(t.pid),),
-                      hint=("already traced by pid %d" % tr.pid,))
+        _, hint = check_failure(cmd, res, EXIT_PERMISSION, contains=(str(t.pid),),
+                                hint=("already traced by pid %d" % tr.pid,))
+        if "pykill list --freeze=none %d" % t.pid not in hint:
+            fail("the hint does not say that --freeze=none still works: %s" % show(cmd, res))
+        check_untouched(t.pid)
+        if tracer_pid(t.pid) != tr.pid:
+            fail("pykill changed who traces %d: TracerPid %d" % (t.pid, tracer_pid(t.pid)))
+    msg = res.err.strip().replace("\n", " | ")
+    # What the hint promises: reading without stopping anything works.
+    cmd = [pykill, "list", "--freeze=none", "--json", str(t.pid)]
+    res = run(cmd)
+    if res.returncode != EXIT_OK or '"busy"' not in res.out:
+        fail("list --freeze=none must work while another tracer holds the process: %s" % show(cmd, res))
+    # raise and withdraw must stop threads: the hint says to detach the tracer.
+    for sub in (["raise"], ["withdraw"]):
+        cmd = [pykill] + sub + [str(t.pid), str(t.busy_tid)]
+        res = run(cmd)
+        _, hint = check_failure(cmd, res, EXIT_PERMISSION, contains=(str(t.pid),),
+                                hint=("already traced by pid %d" % tr.pid,))
+        if "detach that tracer" not in hint or "--freeze=none" not in hint:
+            fail("the hint of %s does not say what to do about the tracer: %s" % (sub[0], show(cmd, res)))
         check_untouched(t.pid)
         if tracer_pid(t.pid) != tr.pid:
             fail("pykill changed who traces %d: TracerPid %d" % (t.pid, tracer_pid(t.pid)))
     t.ping()  # still running while traced
-    msg = res.err.strip().replace("\n", " | ")
     tr.stdin.close()
     rc = tr.wait(timeout=20)
     out = tr.stdout.read().decode()
@@ -505,7 +583,7 @@ def case_yama(pykill, pythons):
     as_nobody = as_user(NOBODY)
     python = pick_python(pythons, runnable_by=NOBODY)
     # Started by this script, not by pykill: pykill is not its ancestor.
-    t = Target(python, prefix=as_nobody)
+    t = Target(python, prefix=as_nobody, other_user=True)
     d, copy = pykill_for_nobody(pykill)
     try:
         cmd = as_nobody + [copy, "list", str(t.pid)]
@@ -567,3 +645,5 @@ if __name__ == "__main__":
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        for d in made_dirs:
+            shutil.rmtree(d, ignore_errors=True)

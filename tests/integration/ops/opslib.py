@@ -10,6 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP = 77
 NOBODY = 65534
 started = []  # every process a test started; killed by cleanup()
+made_dirs = []  # temporary directories of world-readable copies; removed by cleanup()
 
 
 def fail(msg):
@@ -29,6 +30,8 @@ def cleanup():
         if p.poll() is None:
             p.kill()
             p.wait()
+    while made_dirs:
+        shutil.rmtree(made_dirs.pop(), ignore_errors=True)
 
 
 def run(argv, **kw):
@@ -47,14 +50,20 @@ def parse_tids(fields):
 
 
 class Target(object):
-    """target.py under python (through prefix, e.g. setpriv or unshare)."""
+    """target.py under python (through prefix, e.g. setpriv or unshare).
+    other_user: the prefix runs it as another user, who may not read the
+    checkout (a clone under a 0700 home): it runs a world-readable copy."""
 
-    def __init__(self, python, sleepers=1, prefix=(), argv0=None):
+    def __init__(self, python, sleepers=1, prefix=(), argv0=None, other_user=False):
         ready_r, ready_w = os.pipe()
         cmd_r, cmd_w = os.pipe()
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(list(prefix) + [python, os.path.join(HERE, "target.py"), str(ready_w),
+        self.script = os.path.join(HERE, "target.py")
+        if other_user:
+            d, self.script = world_copy(self.script)
+            made_dirs.append(d)
+        self.proc = subprocess.Popen(list(prefix) + [python, self.script, str(ready_w),
                                                      str(cmd_r), str(sleepers)],
                                      pass_fds=(ready_w, cmd_r), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=env, cwd="/")

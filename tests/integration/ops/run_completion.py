@@ -68,7 +68,9 @@ def main():
                                                            " (COMP_WORDBREAKS %r)" % wordbreaks, got, sorted(want)))
             return got
 
-        expect(["pykill", ""], ["help", "list", "ps", "raise"])
+        expect(["pykill", ""], ["help", "list", "ps", "raise", "withdraw"])
+        expect(["pykill", "w"], ["withdraw"])
+        expect(["pykill", "withdraw", "--"], ["--interp=", "--json", "--verbose"])
         expect(["pykill", "l"], ["list"])
         expect(["pykill", "--v"], ["--verbose", "--version"])
         expect(["pykill", "-v", "r"], ["raise"])
@@ -90,7 +92,7 @@ def main():
         expect(["pykill", "list", "--freeze=a"], ["--freeze=all", "--freeze=auto"], wordbreaks=" \t\n\"'")
         # PIDs: the live Python target, not a non-Python process, nor a TID.
         for words in (["pykill", "list", ""], ["pykill", "-v", "list", "--json", "--freeze", "=", "all", ""],
-                      ["pykill", "raise", ""], ["pykill", "ps", pid, ""]):
+                      ["pykill", "raise", ""], ["pykill", "withdraw", ""], ["pykill", "ps", pid, ""]):
             got = expect(words, [pid], contains=True)
             if str(other.pid) in got or tids[-1] in got:
                 fail("completing %r offers the non-Python %d or the TID %s: %r" % (words, other.pid, tids[-1], got))
@@ -98,6 +100,7 @@ def main():
         # raise PID <TAB>: that process's TIDs; then exception names.
         expect(["pykill", "raise", pid, ""], tids)
         expect(["pykill", "raise", "--via=write", pid, ""], tids, wordbreaks=" \t\n\"'")
+        expect(["pykill", "withdraw", pid, ""], tids)
         expect(["pykill", "raise", pid, tids[-1], "Sys"], ["SystemExit"])
         expect(["pykill", "raise", pid, tids[-1], "Ke"], ["KeyboardInterrupt"])
         expect(["pykill", "raise", pid, tids[-1], "SystemExit", ""], [])

@@ -71,11 +71,10 @@ def check_entry(got, t, what):
 
 
 def start(python, sleepers, prefix=(), uid=0, user="root", path_suffix=None):
-    t = Target(python, sleepers=sleepers, prefix=prefix)
+    t = Target(python, sleepers=sleepers, prefix=prefix, other_user=uid != os.geteuid())
     t.uid, t.user = uid, user
     t.version = version_of(python, prefix)
-    t.cmdline = " ".join([python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "target.py")] +
-                         t.proc.args[-3:])
+    t.cmdline = " ".join([python, t.script] + t.proc.args[-3:])
     t.path_suffix = path_suffix or ""
     wait_blocked(t.proc.pid, t.ns_reader, "reader thread of %s" % python, want_syscall=0)
     t.switches = status_field(t.proc.pid, t.ns_reader, "voluntary_ctxt_switches")

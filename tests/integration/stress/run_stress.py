@@ -845,7 +845,9 @@ def case_gil(pykill, python):
     argv = [pykill, "list", str(t.pid)]
     p = run_pykill(argv)
     row = [l for l in p.out.splitlines() if l.startswith("%d " % rtid)]
-    if p.returncode != 0 or not row or row[0].split()[3][1] != "G":
+    header = [l.split() for l in p.out.splitlines() if l.startswith("TID ")]
+    gil_col = header[0].index("GIL") if header and "GIL" in header[0] else -1
+    if p.returncode != 0 or not row or gil_col < 0 or row[0].split()[gil_col][1] != "G":
         fail("table: the regex thread's row must have the G flag: %s" % show(argv, p))
     for victim in ("busy-victim", "sleep-victim"):
         argv = [pykill, "raise", "--json", "--wait=1", str(t.pid), str(t.tid(victim)), "BufferError"]
