@@ -63,29 +63,43 @@ static void describe_shape(const struct pk_raise_result *r, char *buf, size_t ca
 	snprintf(buf, cap, "%s%s", pk_shape_label(r->shape), r->shape_idle ? ", waiting for work" : "");
 }
 
+/* "thread 123 (worker-1)", the name escaped, and which state where it is
+ * not the obvious one. */
+static void format_who(const struct pk_raise_result *r, char *buf, size_t cap)
+{
+	pk_format_thread(r->tid, r->name, buf, cap);
+	if (r->interp_id != 0)
+		snprintf(buf + strlen(buf), cap - strlen(buf), ", its state of interpreter %lld",
+			 (long long)r->interp_id);
+}
+
 /* Before anything was done: what the exception would do, what to raise
- * instead, how to go on anyway. On standard error, as every refusal. */
-static void print_refusal(pid_t pid, const struct pk_raise_result *r)
+ * instead, how to go on anyway. On standard error, as every refusal. The
+ * commands it suggests name the same state (--interp when it was given). */
+static void print_refusal(pid_t pid, const struct pk_raise_result *r, const struct pk_raise_opts *ro)
 {
 	const char *sug = pk_shape_suggest(r->shape, r->shape_idle);
-	char shape[160];
+	char shape[160], who[PK_ESC_CAP + 80], interp[40] = "";
 
 	describe_shape(r, shape, sizeof(shape));
-	fprintf(stderr, "pykill: raise %s in thread %d%s%s%s of process %d: refused, nothing done: the thread is %s "
-		"%s; %s%s there: %s\n", r->exception, (int)r->tid, r->name ? " (" : "", r->name ? r->name : "",
-		r->name ? ")" : "", (int)pid, r->shape == PK_SHAPE_MAIN ? "the" : strchr("aeiou", shape[0]) ? "an" : "a",
-		shape, r->exception, r->exception_default ? " (its default)" : "", r->consequence.text);
+	format_who(r, who, sizeof(who));
+	if (ro->pick_interp)
+		snprintf(interp, sizeof(interp), "--interp=%lld ", (long long)ro->interp);
+	fprintf(stderr, "pykill: raise %s in %s of process %d: refused, nothing done: the thread is %s %s; %s%s "
+		"there: %s\n", r->exception, who, (int)pid,
+		r->shape == PK_SHAPE_MAIN ? "the" : strchr("aeiou", shape[0]) ? "an" : "a", shape, r->exception,
+		r->exception_default ? " (its default)" : "", r->consequence.text);
 	if (sug != NULL && strcmp(sug, r->exception) != 0) {
 		struct pk_consequence c;
 		pk_shape_consequence(r->shape, r->shape_idle, sug, &c);
-		fprintf(stderr, "pykill: %s instead: %s (pykill raise %d %d %s)\n", sug, c.text, (int)pid, (int)r->tid,
-			sug);
+		fprintf(stderr, "pykill: %s instead: %s (pykill raise %s%d %d %s)\n", sug, c.text, interp, (int)pid,
+			(int)r->tid, sug);
 	} else if (r->shape_idle) {
 		fprintf(stderr, "pykill: no exception fails only a job there: the thread runs none now ('pykill list %d' "
 			"shows what each thread runs)\n", (int)pid);
 	}
-	fprintf(stderr, "pykill: to raise %s there anyway: pykill raise --force %d %d %s\n", r->exception, (int)pid,
-		(int)r->tid, r->exception);
+	fprintf(stderr, "pykill: to raise %s there anyway: pykill raise --force %s%d %d %s\n", r->exception, interp,
+		(int)pid, (int)r->tid, r->exception);
 }
 
 static void print_json(pid_t pid, const struct pk_raise_result *r, bool forced)
@@ -161,11 +175,7 @@ static void print_human(pid_t pid, const struct pk_raise_result *r, bool forced)
 	const char *exc = r->exception;
 	char who[PK_ESC_CAP + 80], e[PK_ESC_CAP], shape[160];
 
-	pk_format_thread(r->tid, r->name, who, sizeof(who));
-	/* Which state, where it is not the obvious one. */
-	if (r->interp_id != 0)
-		snprintf(who + strlen(who), sizeof(who) - strlen(who), ", its state of interpreter %lld",
-			 (long long)r->interp_id);
+	format_who(r, who, sizeof(who));
 	if (r->verdict == PK_VERDICT_DELIVERED) {
 		printf("%s delivered to %s of process %d in %.1f ms\n", exc, who, (int)pid,
 		       (double)(r->inject_ns + r->waited_ns) / 1e6);
@@ -333,7 +343,7 @@ int pk_cmd_raise(int argc, char **argv)
 		return rc;
 	}
 	if (res.verdict == PK_VERDICT_REFUSED)
-		print_refusal(pid, &res);
+		print_refusal(pid, &res, &ro);
 	if (json)
 		print_json(pid, &res, ro.force);
 	else if (res.verdict != PK_VERDICT_REFUSED)
