@@ -412,14 +412,21 @@ def check(pk, srv):
         raise Failed("%d concurrent requests after the raises: %s" % (CORES, results))
 
     # G: an idle main thread with a state per interpreter: none can be told
-    # active, so raise refuses naming them; --interp 0 picks one (pending
-    # in C code: withdrawn, so no later request gets it).
+    # active, so raise refuses naming them; --interp 0 picks one. That one
+    # is a uwsgi core waiting for a request: its shape refuses too (the
+    # exception would fail the next request), and the command the refusal
+    # offers keeps --interp; forced, it is pending in C code and withdrawn,
+    # so no later request gets it.
     if subinterps:
         _, argv, res = raise_in(pk, srv, W, expect_rc=7)
         if "cannot be told" not in res.err or "--interp" not in res.err:
             raise Failed("ambiguous refusal: " + show(argv, res))
         refusals.append("ambiguous idle main thread")
-        out, argv, res = raise_in(pk, srv, W, "--interp", "0", "--wait", "0.2", "--withdraw-if-pending",
+        _, argv, res = raise_in(pk, srv, W, "--interp", "0", expect_rc=7)
+        if "waiting for work" not in res.err or "raise --force --interp=0 %d %d" % (srv.worker, W) not in res.err:
+            raise Failed("the idle core's refusal: " + show(argv, res))
+        refusals.append("idle core refused by its shape, --interp kept")
+        out, argv, res = raise_in(pk, srv, W, "--interp", "0", "--force", "--wait", "0.2", "--withdraw-if-pending",
                                   expect_rc=8)
         if out["verdict"] != "withdrawn" or out.get("interp") != 0:
             raise Failed("--interp 0 on the idle main thread: " + show(argv, res))
