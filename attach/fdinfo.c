@@ -287,26 +287,41 @@ static int unix_peer(pid_t pid, uint64_t inode, uint64_t *peer)
 		rc = -errno;
 		goto out;
 	}
-	for (struct nlmsghdr *h = &resp.nlh; NLMSG_OK(h, (size_t)r); h = NLMSG_NEXT(h, r)) {
-		struct unix_diag_msg *m;
-		struct rtattr *a;
-		int alen;
+	/* Walked by offsets, each header copied out: the kernel aligns them to
+	 * 4 bytes, but NLMSG_NEXT/RTA_NEXT cast char pointers, which clang's
+	 * -Wcast-align rejects, and a reply is nothing to trust blindly. */
+	for (size_t off = 0; off + sizeof(struct nlmsghdr) <= (size_t)r;) {
+		struct nlmsghdr h;
+		struct unix_diag_msg m;
 
-		if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE)
+		memcpy(&h, resp.buf + off, sizeof(h));
+		if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > (size_t)r - off)
 			break;
-		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		if (h.nlmsg_type == NLMSG_ERROR || h.nlmsg_type == NLMSG_DONE)
+			break;
+		if (h.nlmsg_type != SOCK_DIAG_BY_FAMILY || h.nlmsg_len < NLMSG_LENGTH(sizeof(m))) {
+			off += NLMSG_ALIGN(h.nlmsg_len);
 			continue;
-		m = NLMSG_DATA(h);
-		if (m->udiag_ino != (uint32_t)inode)
+		}
+		memcpy(&m, resp.buf + off + NLMSG_HDRLEN, sizeof(m));
+		if (m.udiag_ino != (uint32_t)inode) {
+			off += NLMSG_ALIGN(h.nlmsg_len);
 			continue;
-		alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-		for (a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
-			if (a->rta_type == UNIX_DIAG_PEER && RTA_PAYLOAD(a) >= sizeof(uint32_t)) {
+		}
+		for (size_t a = off + NLMSG_LENGTH(sizeof(m)); a + sizeof(struct rtattr) <= off + h.nlmsg_len;) {
+			struct rtattr at;
+
+			memcpy(&at, resp.buf + a, sizeof(at));
+			if (at.rta_len < sizeof(at) || at.rta_len > off + h.nlmsg_len - a)
+				break;
+			if (at.rta_type == UNIX_DIAG_PEER && RTA_PAYLOAD(&at) >= sizeof(uint32_t)) {
 				uint32_t v;
-				memcpy(&v, RTA_DATA(a), sizeof(v));
+				memcpy(&v, resp.buf + a + RTA_LENGTH(0), sizeof(v));
 				*peer = v;
 				rc = 0;
 			}
+			a += RTA_ALIGN(at.rta_len);
+		}
 		break;
 	}
 out:

@@ -29,6 +29,9 @@ int pk_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int pk_fail(int err, const char *fallback_what);
 /* The same, with more_hint (what the command's user can do) after the library's hint. */
 int pk_fail_hint(int err, const char *fallback_what, const char *more_hint);
+/* pk_fail_hint, and with --json one object on stdout: schema, pid, thread
+ * (the argument), verdict "refused" (exit 7) or "failed", exit, error, hint. */
+int pk_fail_json(int err, const char *fallback_what, const char *more_hint, pid_t pid, const char *thread);
 int pk_exit_for_errno(int err);
 
 /* PID_MAX_LIMIT of 64-bit kernels: no process ID is larger. */

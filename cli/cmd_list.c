@@ -142,18 +142,12 @@ static bool parse_duration(const char *s, uint64_t *ns)
 }
 
 /* "0.4s", "45s", "5m03s", "3h12m", "2d04h". */
-static void format_blocked(const struct row *r, char *buf, size_t cap)
+static void format_duration(uint64_t ns, char *buf, size_t cap)
 {
-	uint64_t s = r->blocked_ns / 1000000000u;
+	uint64_t s = ns / 1000000000u;
 
-	if (r->t->tid == 0)
-		snprintf(buf, cap, "?");
-	else if (!is_blocked(r->t))
-		snprintf(buf, cap, "-");
-	else if (!r->blocked_known)
-		snprintf(buf, cap, "?");
-	else if (s < 10)
-		snprintf(buf, cap, "%.1fs", (double)(r->blocked_ns / 100000000u) / 10);
+	if (s < 10)
+		snprintf(buf, cap, "%.1fs", (double)(ns / 100000000u) / 10);
 	else if (s < 60)
 		snprintf(buf, cap, "%llus", (unsigned long long)s);
 	else if (s < 3600)
@@ -163,6 +157,63 @@ static void format_blocked(const struct row *r, char *buf, size_t cap)
 	else
 		snprintf(buf, cap, "%llud%02lluh", (unsigned long long)(s / 86400),
 			 (unsigned long long)(s % 86400 / 3600));
+}
+
+static void format_blocked(const struct row *r, char *buf, size_t cap)
+{
+	if (r->t->tid == 0)
+		snprintf(buf, cap, "?");
+	else if (!is_blocked(r->t))
+		snprintf(buf, cap, "-");
+	else if (!r->blocked_known)
+		snprintf(buf, cap, "?");
+	else
+		format_duration(r->blocked_ns, buf, cap);
+}
+
+/* Columns of the NAME: as wide as the longest name, 16 to 32 characters;
+ * a longer name is cut there with "..." (JSON has it whole). Counted in
+ * code points of the escaped text, which is what a terminal advances by
+ * (bar wide CJK glyphs). */
+#define NAME_MIN_COLS 16u
+#define NAME_MAX_COLS 32u
+
+static size_t text_cols(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
+/* The escaped name cut to cols code points, then padded to them. */
+static void print_name_cell(const char *esc, size_t cols)
+{
+	size_t w = text_cols(esc), i = 0, seen = 0;
+
+	if (w <= cols) {
+		printf("%s%*s", esc, (int)(cols - w), "");
+		return;
+	}
+	for (; esc[i] != '\0'; i++) {
+		if (((unsigned char)esc[i] & 0xC0) != 0x80 && seen++ == cols - 3)
+			break;
+	}
+	printf("%.*s...", (int)i, esc);
+}
+
+static size_t name_cols(const struct list_view *v)
+{
+	char e[PK_ESC_CAP];
+	size_t cols = NAME_MIN_COLS;
+
+	for (size_t i = 0; i < v->n; i++) {
+		size_t w = v->rows[i].t->name ? text_cols(pk_esc(v->rows[i].t->name, e, sizeof(e))) : 1;
+		if (w > cols)
+			cols = w < NAME_MAX_COLS ? w : NAME_MAX_COLS;
+	}
+	return cols;
 }
 
 /* The rows to print, measured, filtered by --stuck (stuck_ns, 0 = all) and
@@ -426,10 +477,11 @@ static void print_idle(const struct pk_py_thread *t, bool stacks)
 }
 
 static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, const struct list_view *v, bool stacks,
-			const char *stuck_arg)
+			uint64_t stuck_ns)
 {
 	char sc[2048], tid[32], name[PK_ESC_CAP], e[PK_ESC_CAP], ver[128], blocked[24], shape[32], interp[24] = "";
 	bool ns = snap->ns_pid != snap->pid, interps = snap->ninterps > 1;
+	size_t ncols = name_cols(v);
 
 	printf("PID %d%s  Python %s  %s  frozen %.3f ms (%zu thread%s stopped)\n", (int)snap->pid,
 	       ns ? "" : "", pk_esc(pk_py_version(py), ver, sizeof(ver)), pk_esc(pk_py_path(py), e, sizeof(e)),
@@ -444,15 +496,19 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 	 * states on no live thread last (the snapshot's order, unless --sort).
 	 * INTERP, the active state's interpreter, where there are several. */
 	if (v->n > 0)
-		printf("%-16s %-16s %-16s %s%-12s %-4s %-10s %-8s %-40s %s\n", "TID", "IDENT", "NAME",
+		printf("%-16s %-16s %-*s %s%-12s %-4s %-10s %-8s %-40s %s\n", "TID", "IDENT", (int)ncols, "NAME",
 		       interps ? "INTERP " : "", "SHAPE", "GIL", "STATE", "BLOCKED", "SYSCALL", "WHERE");
 	for (size_t i = 0; i < v->n; i++) {
 		const struct pk_py_thread *t = v->rows[i].t;
-		char flags[4] = "--";
+		char flags[4] = "---";
 
 		if (t->is_main)
 			flags[0] = 'M';
 		flags[1] = t->gil == PK_GIL_HOLDS ? 'G' : t->gil == PK_GIL_WAITS ? 'w' : t->gil == PK_GIL_DROPPING ? 'd' : '-';
+		/* An exception queued and not yet taken: by a pykill whose
+		 * verdict was "pending", or by the program. */
+		if (t->has_async_exc)
+			flags[2] = 'X';
 		if (t->tid == 0)
 			snprintf(tid, sizeof(tid), "-");
 		else if (t->ns_tid != t->tid)
@@ -471,9 +527,9 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 			 t->shape_idle && t->shape != PK_SHAPE_GEVENT_HUB ? ":idle" : "");
 		if (interps)
 			snprintf(interp, sizeof(interp), "%-6lld ", (long long)t->interp_id);
-		printf("%-16s 0x%-14llx %-16s %s%-12s %-4s %-10s %-8s %-40s ", tid, (unsigned long long)t->ident,
-		       t->name ? pk_esc(t->name, name, sizeof(name)) : "-", interp, shape, flags,
-		       pk_state_name(t->state), blocked, sc);
+		printf("%-16s 0x%-14llx ", tid, (unsigned long long)t->ident);
+		print_name_cell(t->name ? pk_esc(t->name, name, sizeof(name)) : "-", ncols);
+		printf(" %s%-12s %-4s %-10s %-8s %-40s ", interp, shape, flags, pk_state_name(t->state), blocked, sc);
 		print_where(t);
 		putchar('\n');
 		print_notes(&v->rows[i]);
@@ -485,9 +541,12 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 	if (snap->nthreads != snap->nos_threads)
 		printf("(%zu OS thread%s with %zu Python thread states)\n", snap->nos_threads,
 		       snap->nos_threads == 1 ? "" : "s", snap->nthreads);
-	if (stuck_arg != NULL)
+	if (stuck_ns > 0) {
+		char d[24];
+		format_duration(stuck_ns, d, sizeof(d));
 		printf("(%zu thread%s not blocked for %s or longer, or not known to be, not shown)\n", v->hidden,
-		       v->hidden == 1 ? "" : "s", stuck_arg);
+		       v->hidden == 1 ? "" : "s", d);
+	}
 	if (snap->nnatives > 0)
 		printf("(%zu native thread%s without a Python thread state)\n", snap->nnatives,
 		       snap->nnatives == 1 ? "" : "s");
@@ -515,7 +574,6 @@ int pk_cmd_list(int argc, char **argv)
 	struct pk_py_snapshot *snap = NULL;
 	struct list_view view = { 0 };
 	bool json = false, stacks = false, sort_blocked = false;
-	const char *stuck_arg = NULL;
 	uint64_t stuck_ns = 0;
 	char q[PK_ESC_ARG];
 	pid_t pid;
@@ -560,7 +618,6 @@ int pk_cmd_list(int argc, char **argv)
 			if (!parse_duration(optarg, &stuck_ns) || stuck_ns == 0)
 				return pk_usage_error("list: --stuck must be a duration above 0 such as 30s, 5m, 1h "
 						      "(at most a year), not '%s'", pk_esc(optarg, q, sizeof(q)));
-			stuck_arg = optarg;
 			break;
 		case 'v':
 			pk_cli_more_verbose();
@@ -611,7 +668,7 @@ int pk_cmd_list(int argc, char **argv)
 	if (json)
 		print_json(py, snap, &view);
 	else
-		print_table(py, snap, &view, stacks, stuck_arg);
+		print_table(py, snap, &view, stacks, stuck_ns);
 	pk_format_done();
 	free(view.rows);
 	pk_py_snapshot_free(snap);

@@ -318,7 +318,8 @@ int pk_cmd_raise(int argc, char **argv)
 
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
-		return pk_fail(rc, "inspect process");
+		return json ? pk_fail_json(rc, "inspect process", NULL, pid, argv[optind + 1])
+			    : pk_fail(rc, "inspect process");
 	rc = pk_py_raise(py, &ro, &res);
 	if (rc == -ENOENT && ro.exception != NULL) {
 		char close[256], ec[4 * sizeof(close)];
@@ -337,7 +338,7 @@ int pk_cmd_raise(int argc, char **argv)
 		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
 			snprintf(more, sizeof(more), "raise must stop threads: detach that tracer first (end strace or "
 				 "the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
-		rc = pk_fail_hint(rc, "raise", more);
+		rc = json ? pk_fail_json(rc, "raise", more, pid, argv[optind + 1]) : pk_fail_hint(rc, "raise", more);
 		pk_raise_result_clear(&res);
 		pk_py_close(py);
 		return rc;

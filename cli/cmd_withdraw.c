@@ -77,7 +77,8 @@ int pk_cmd_withdraw(int argc, char **argv)
 
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
-		return pk_fail(rc, "inspect process");
+		return json ? pk_fail_json(rc, "inspect process", NULL, pid, argv[optind + 1])
+			    : pk_fail(rc, "inspect process");
 	rc = pk_py_withdraw(py, thread, interp, &res);
 	if (rc < 0) {
 		char more[200] = "";
@@ -85,7 +86,7 @@ int pk_cmd_withdraw(int argc, char **argv)
 		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
 			snprintf(more, sizeof(more), "withdraw must stop threads: detach that tracer first (end strace "
 				 "or the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
-		rc = pk_fail_hint(rc, "withdraw", more);
+		rc = json ? pk_fail_json(rc, "withdraw", more, pid, argv[optind + 1]) : pk_fail_hint(rc, "withdraw", more);
 		pk_withdraw_result_clear(&res);
 		pk_py_close(py);
 		return rc;

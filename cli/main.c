@@ -121,6 +121,38 @@ int pk_exit_for_errno(int err)
 	}
 }
 
+/* raise and withdraw with --json: a runbook branches on the JSON, so a run
+ * that ends before any verdict (a refusal found while reading or writing, a
+ * process that is gone) prints one object too, besides stderr's message. */
+int pk_fail_json(int err, const char *fallback_what, const char *more_hint, pid_t pid, const char *thread)
+{
+	char msg[1024], hint[1024];
+	struct pk_json j;
+	int code;
+
+	if (pk_error_message()[0] != '\0')
+		snprintf(msg, sizeof(msg), "%s", pk_error_message());
+	else
+		snprintf(msg, sizeof(msg), "%s: %s", fallback_what, strerror(-err));
+	snprintf(hint, sizeof(hint), "%s%s%s", pk_error_hint_message(),
+		 pk_error_hint_message()[0] != '\0' && more_hint != NULL && more_hint[0] != '\0' ? "; " : "",
+		 more_hint != NULL ? more_hint : "");
+	code = pk_fail_hint(err, fallback_what, more_hint);
+	pk_json_init(&j, stdout);
+	pk_json_obj_begin(&j, NULL);
+	pk_json_int(&j, "schema", 1);
+	pk_json_int(&j, "pid", pid);
+	pk_json_str(&j, "thread", thread);
+	pk_json_str(&j, "verdict", code == PK_EXIT_REFUSED ? "refused" : "failed");
+	pk_json_int(&j, "exit", code);
+	pk_json_str(&j, "error", msg);
+	pk_json_str(&j, "hint", hint[0] != '\0' ? hint : NULL);
+	pk_json_obj_end(&j);
+	pk_json_end(&j);
+	fflush(stdout);
+	return code;
+}
+
 int pk_fail(int err, const char *fallback_what)
 {
 	return pk_fail_hint(err, fallback_what, NULL);

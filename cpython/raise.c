@@ -1119,7 +1119,11 @@ static bool process_job_stopped(struct pk_py *py)
 	return st.state == 'T';
 }
 
-static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_result *res)
+/* Why the exception is still queued goes to res->reason; what happens to it
+ * if it stays queued goes to *next, said only when it does stay (not when
+ * --withdraw-if-pending then takes it back). */
+static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_result *res, char *next,
+			    size_t next_cap)
 {
 	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_AUTO, .want_frames = true, .want_names = true,
 				       .max_frames = 4 };
@@ -1128,9 +1132,10 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 	char who[200];
 	const char *sc;
 
+	next[0] = '\0';
 	if (process_job_stopped(py)) {
-		snprintf(res->reason, sizeof(res->reason), "the process is stopped (SIGSTOP or job control); the "
-			 "exception fires once it is continued (kill -CONT %d)", (int)py->pid);
+		snprintf(res->reason, sizeof(res->reason), "the process is stopped (SIGSTOP or job control)");
+		snprintf(next, next_cap, "the exception fires once it is continued (kill -CONT %d)", (int)py->pid);
 		return;
 	}
 	if (pk_py_snapshot(py, &so, &snap) < 0) {
@@ -1163,17 +1168,18 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 			snprintf(res->reason, sizeof(res->reason), "waiting for the GIL");
 		}
 	} else if (t->syscall_nr >= 0) {
-		snprintf(res->reason, sizeof(res->reason), "blocked in system call %s%s; the exception stays queued and "
-			 "fires when the call returns", sc ? sc : "?", t->gil == PK_GIL_HOLDS ? " while holding the GIL" : "");
+		snprintf(res->reason, sizeof(res->reason), "blocked in system call %s%s", sc ? sc : "?",
+			 t->gil == PK_GIL_HOLDS ? " while holding the GIL" : "");
+		snprintf(next, next_cap, "the exception stays queued and fires when the call returns");
 	} else if (t->gil == PK_GIL_HOLDS) {
 		/* Running with the GIL and the exception still there after the
 		 * wait: the eval loop has not reached a check, so it is not
 		 * running bytecode (2.7: see below). */
-		snprintf(res->reason, sizeof(res->reason), "running C code while holding the GIL; the exception fires "
-			 "at its next bytecode boundary");
+		snprintf(res->reason, sizeof(res->reason), "running C code while holding the GIL");
+		snprintf(next, next_cap, "the exception fires at its next bytecode boundary");
 	} else {
-		snprintf(res->reason, sizeof(res->reason), "running outside the interpreter loop (in C code); the "
-			 "exception fires when it returns to Python code");
+		snprintf(res->reason, sizeof(res->reason), "running outside the interpreter loop (in C code)");
+		snprintf(next, next_cap, "the exception fires when it returns to Python code");
 	}
 	if (py->major == 2) {
 		size_t len = strlen(res->reason);
@@ -1713,7 +1719,9 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		}
 	}
 	if (res->verdict == PK_VERDICT_PENDING) {
-		explain_pending(py, ident, res);
+		char next[160];
+
+		explain_pending(py, ident, res, next, sizeof(next));
 		if (res->interrupted_nr >= 0) {
 			char tmp[sizeof(res->reason)];
 			snprintf(tmp, sizeof(tmp), "%s", res->reason);
@@ -1724,6 +1732,10 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		}
 		if (opts->withdraw_if_pending)
 			withdraw_own(py, tstate, ident, exc, target, snap->nthreads, res);
+		if (res->verdict == PK_VERDICT_PENDING && next[0] != '\0') {
+			size_t len = strlen(res->reason);
+			snprintf(res->reason + len, sizeof(res->reason) - len, "; %s", next);
+		}
 	}
 	rc = 0;
 out:

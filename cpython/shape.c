@@ -304,7 +304,8 @@ static const struct outcome outcomes[] = {
 	  "starts another thread; the client gets no answer and its connection is never closed" },
 	{ PK_SHAPE_GUNICORN, EITHER, EXC_OS, PK_HARM_NOTE,
 	  "it is an OSError: gunicorn takes it for a socket error and closes the connection without an answer "
-	  "(no 500, nothing logged); the thread takes the next request" },
+	  "(no 500; it logs \"Socket error processing request\" with the traceback); the thread takes the next "
+	  "request" },
 	{ PK_SHAPE_GUNICORN, EITHER, EXC_ANY, PK_HARM_NONE,
 	  "gunicorn answers 500 to this request only; the thread takes the next one" },
 

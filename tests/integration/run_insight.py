@@ -235,6 +235,10 @@ def check_sort_stuck(pykill, pid, blocked):
     res = run(pykill, "--sort=blocked", "--stuck=1s", str(pid))
     if res.returncode != 0 or b"not shown" not in res.stdout or not res.stdout.decode().split("\n")[2].split()[2:3] == ["sleeper"]:
         problems.append("human --sort/--stuck (exit %d):\n%s" % (res.returncode, res.stdout.decode(errors="replace")))
+    # The footer says the duration with its unit, whatever was typed.
+    res = run(pykill, "--stuck=1", str(pid))
+    if res.returncode != 0 or b"not blocked for 1.0s or longer" not in res.stdout:
+        problems.append("--stuck=1 footer (exit %d):\n%s" % (res.returncode, res.stdout.decode(errors="replace")))
     for bad in (["--stuck=abc"], ["--stuck=0"], ["--stuck=5x"], ["--stuck="], ["--sort=name"], ["--stuck=400d"]):
         res = run(pykill, *(bad + [str(pid)]))
         if res.returncode != 2:

@@ -89,6 +89,7 @@ def main():
         if human.returncode != 0 or b"MainThread" not in human.stdout or b"long-sleeper" not in human.stdout:
             fail("human output (exit %d): %s %s" % (human.returncode, human.stdout.decode(errors="replace"),
                                                      human.stderr.decode(errors="replace")))
+        check_columns(human.stdout.decode("utf-8", errors="replace"))
         with open("/proc/%d/status" % proc.pid) as f:
             status = f.read()
         if "TracerPid:\t0" not in status:
@@ -121,6 +122,23 @@ def wait_parked_in_read(pid, limit=20.0):
             return
         time.sleep(0.001)
     fail("target's main thread never blocked in read()")
+
+
+def check_columns(text):
+    """Every row's SHAPE, GIL and STATE start under their headers, whatever
+    the names (a 54-character name, an accented one), and the long name is
+    cut with "..."."""
+    lines = text.splitlines()
+    header = [l for l in lines if l.startswith("TID ")]
+    if len(header) != 1:
+        fail("human output: %d header lines:\n%s" % (len(header), text))
+    cols = [header[0].index(h) for h in (" SHAPE ", " GIL ", " STATE ")]
+    rows = [l for l in lines if l[:1].isdigit()]
+    for row in rows:
+        if any(row[c] != " " or row[c + 1] == " " for c in cols):
+            fail("human output: a row out of its columns:\n%s\n%s" % (header[0], row))
+    if not any("a-thread-named-well-past-sixt... " in r for r in rows):
+        fail("human output: the long name is not cut at 32 columns:\n%s" % text)
 
 
 def check(truth, got, pid):

@@ -135,11 +135,25 @@ def main():
         if rc != 3 or not r["syscall"] or r["syscall"]["name"] not in ("recvfrom", "recvmsg", "read") \
                 or "socket:" not in json.dumps(r["syscall"]["fds"]):
             fail("receiver: exit %d %r" % (rc, r))
+        if "blocked in system call" not in r["reason"] or "fires when the call returns" not in r["reason"]:
+            fail("receiver: the pending reason %r" % r["reason"])
+        # list shows it queued: flag X in the row, async_exc_pending in JSON.
+        rc, out, err = pykill(binary, "list", str(pid))
+        row = [l for l in out.splitlines() if l.split()[:1] == [str(t.tid("receiver"))]]
+        if rc != 0 or len(row) != 1 or not any(f.endswith("X") and len(f) == 3 for f in row[0].split()):
+            fail("list does not flag the queued exception (X): exit %d %s %s" % (rc, out, err))
         # A pending exception is never replaced (issue #10.6): a second raise
         # is refused, exit 7, and nothing changes.
         rc, out, err = pykill(binary, "raise", str(pid), str(t.tid("receiver")), "KeyError")
         if rc != 7 or "already queued" not in err or "SystemExit" not in err:
             fail("second raise into a pending thread: exit %d %s %s" % (rc, out, err))
+        # With --json, a refusal found before any verdict is one JSON object
+        # too: a runbook branches on it (it printed nothing before).
+        rc, out, err = pykill(binary, "raise", "--json", str(pid), str(t.tid("receiver")), "KeyError")
+        r = json.loads(out or "{}")
+        if rc != 7 or r.get("verdict") != "refused" or r.get("exit") != 7 or "already queued" not in r.get("error", "") \
+                or r.get("thread") != str(t.tid("receiver")) or r.get("pid") != pid:
+            fail("second raise --json into a pending thread: exit %d %r" % (rc, r))
         # withdraw takes it back, and says what it was (issue #11.6).
         rc, out, err = pykill(binary, "withdraw", "--json", str(pid), str(t.tid("receiver")))
         if rc != 0 or json.loads(out)["withdrawn"] != "SystemExit":
@@ -151,6 +165,10 @@ def main():
         rc, r = raise_json(binary, pid, t.tid("receiver"), "--wait", "0.2", "--withdraw-if-pending")
         if rc != 8 or r["verdict"] != "withdrawn":
             fail("receiver --withdraw-if-pending: exit %d %r" % (rc, r))
+        # Said in words: why it did not fire, never that it "stays queued".
+        rc, out, err = pykill(binary, "raise", "--wait", "0.2", "--withdraw-if-pending", str(pid), str(t.tid("receiver")))
+        if rc != 8 or "withdrawn (it will not fire): blocked in system call" not in out or "queued and fires" in out:
+            fail("receiver --withdraw-if-pending in words: exit %d %s %s" % (rc, out, err))
         # --interrupt: the call returns EINTR. 3.15+ raises on that path at
         # once; older versions retry the call, and pykill must say so.
         rc, r = raise_json(binary, pid, t.tid("receiver"), "--wait", "0.5", "--interrupt")

@@ -169,6 +169,9 @@ targets = [
     ("deep", deep, True),
     ("generator", generator_user, True),
     ("renamed", renamed, True),
+    # Longer than list's NAME column at its widest (32): cut there, the
+    # columns after it still aligned.
+    ("a-thread-named-well-past-sixteen-columns-and-then-more", long_sleeper, True),
 ]
 
 if PY3 and sys.version_info >= (3, 5):

@@ -253,7 +253,9 @@ def sc_gunicorn(python):
         check_request_only(s, tid, "RuntimeError")
         results["RuntimeError"] = "500, worker goes on"
         http_timeout_error(s, "te", "closed", "note")
-        results["TimeoutError"] = "connection closed without an answer"
+        # Logged as a socket error, with the traceback, as pykill says.
+        check(s.srv.logged("Socket error processing request", 10), "TimeoutError: gunicorn did not log a socket error")
+        results["TimeoutError"] = "connection closed without an answer, logged as a socket error"
         pool_loses_thread(s, "se", "SystemExit", "ends this pool thread for good", N - 1)
         results["SystemExit"] = "refused; forced: pool thread gone, no answer"
         pool_loses_thread(s, "ki", "KeyboardInterrupt", "ends this pool thread for good", N - 2)

@@ -162,6 +162,16 @@ class Server(object):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
+    def logged(self, text, timeout):
+        """Whether text shows up in the server's output within timeout
+        (polled: the server writes its log lines as they happen)."""
+        deadline = time.time() + timeout
+        while text not in self.log_text():
+            if time.time() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def stop(self):
         if self in _servers:
             _servers.remove(self)
