@@ -182,6 +182,11 @@ enum pk_shape pk_shape_classify(const struct pk_py_thread *t, unsigned modules, 
  * Its index in t->frames, or -1 (no job, or a shape whose consequences do
  * not depend on one). */
 int pk_shape_anchor(const struct pk_py_thread *t, unsigned modules);
+/* The modules (PK_PYMOD_*) that tell t's shape: the main interpreter's
+ * (snap->modules); for a state of a subinterpreter only uwsgi, a property
+ * of the process (its mounted apps run in subinterpreters it calls from C),
+ * not gevent (monkey-patching is per interpreter, and not read there). */
+unsigned pk_shape_modules(const struct pk_py_snapshot *snap, const struct pk_py_thread *t);
 
 enum pk_harm {
 	PK_HARM_NONE = 0,        /* fails what the thread runs, as intended */

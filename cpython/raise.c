@@ -1551,7 +1551,7 @@ static int queue_exception(struct pk_py *py, const struct pk_raise_opts *opts, s
 	job->native_tid = target->native_tid;
 	job->nthreads_seen = snap->nthreads;
 	job->must_run = target->nframes > 0 && thread_has_idle(snap, target);
-	anchor = target->shape_idle ? -1 : pk_shape_anchor(target, target->main_interp ? snap->modules : 0);
+	anchor = target->shape_idle ? -1 : pk_shape_anchor(target, pk_shape_modules(snap, target));
 	job->anchor = anchor >= 0 ? target->frames[anchor].addr : 0;
 	job->anchor_code = anchor >= 0 ? target->frames[anchor].code : 0;
 	job->anchor_depth = target->nframes;

@@ -221,6 +221,11 @@ int pk_shape_anchor(const struct pk_py_thread *t, unsigned modules)
 	return rule != NULL ? job_frame(t, rule) : -1;
 }
 
+unsigned pk_shape_modules(const struct pk_py_snapshot *snap, const struct pk_py_thread *t)
+{
+	return t->main_interp ? snap->modules : snap->modules & PK_PYMOD_UWSGI;
+}
+
 static const struct {
 	const char *key, *label;
 } names[PK_SHAPE_COUNT] = {

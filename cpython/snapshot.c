@@ -839,7 +839,7 @@ static void read_shapes(struct pk_py *py, struct pk_py_snapshot *snap, const str
 	if (frames)
 		for (size_t i = 0; i < snap->nthreads; i++) {
 			struct pk_py_thread *t = &snap->threads[i];
-			t->shape = pk_shape_classify(t, t->main_interp ? snap->modules : 0, &t->shape_idle);
+			t->shape = pk_shape_classify(t, pk_shape_modules(snap, t), &t->shape_idle);
 		}
 }
 

@@ -332,6 +332,11 @@ def check(pk, srv):
                              % (s["script"], tid, want, row["interp"], ctx))
             if row.get("tid_from") != "stack":
                 raise Failed("the spinning state on thread %d was not found from its stack\n%s" % (tid, ctx))
+            # A uwsgi core in every interpreter: its shape (what raise says and
+            # refuses by) does not depend on the mount's interpreter.
+            if row.get("shape") != "uwsgi" or row.get("shape_state") != "busy":
+                raise Failed("the request of %s on thread %d is shaped %s/%s, not a busy uwsgi core\n%s"
+                             % (s["script"], tid, row.get("shape"), row.get("shape_state"), ctx))
         main = [t for t in rows if t["tid"] == W][0]
         if not main["main"] and main["interp"] == 0:
             raise Failed("the worker's main thread row is not flagged main\n" + ctx)
