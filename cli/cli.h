@@ -51,6 +51,9 @@ const char *pk_state_name(char state);
 void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size_t cap);
 /* "thread 123 (worker-1)", the name escaped; "thread 123" without one. */
 void pk_format_thread(pid_t tid, const char *name, char *buf, size_t cap);
+/* The same, then ", its state of interpreter N" where the state is not the
+ * obvious one: of a subinterpreter, or picked by --interp (named). */
+void pk_format_thread_state(pid_t tid, const char *name, int64_t interp_id, bool named, char *buf, size_t cap);
 void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args);
 const char *pk_gil_name(enum pk_gil_role role);
 /* JSON's tid_from: "stack", "native_thread_id", "pthread", or NULL. */

@@ -63,16 +63,6 @@ static void describe_shape(const struct pk_raise_result *r, char *buf, size_t ca
 	snprintf(buf, cap, "%s%s", pk_shape_label(r->shape), r->shape_idle ? ", waiting for work" : "");
 }
 
-/* "thread 123 (worker-1)", the name escaped, and which state where it is
- * not the obvious one. */
-static void format_who(const struct pk_raise_result *r, char *buf, size_t cap)
-{
-	pk_format_thread(r->tid, r->name, buf, cap);
-	if (r->interp_id != 0)
-		snprintf(buf + strlen(buf), cap - strlen(buf), ", its state of interpreter %lld",
-			 (long long)r->interp_id);
-}
-
 /* Before anything was done: what the exception would do, what to raise
  * instead, how to go on anyway. On standard error, as every refusal. The
  * commands it suggests name the same state (--interp when it was given). */
@@ -82,7 +72,7 @@ static void print_refusal(pid_t pid, const struct pk_raise_result *r, const stru
 	char shape[160], who[PK_ESC_CAP + 80], interp[40] = "";
 
 	describe_shape(r, shape, sizeof(shape));
-	format_who(r, who, sizeof(who));
+	pk_format_thread_state(r->tid, r->name, r->interp_id, ro->pick_interp, who, sizeof(who));
 	if (ro->pick_interp)
 		snprintf(interp, sizeof(interp), "--interp=%lld ", (long long)ro->interp);
 	fprintf(stderr, "pykill: raise %s in %s of process %d: refused, nothing done: the thread is %s %s; %s%s "
@@ -170,12 +160,13 @@ static void print_json(pid_t pid, const struct pk_raise_result *r, bool forced)
 /* Everything here may quote the target's names (the thread's, its
  * function's and file's, another exception's, the borrowed thread's), so
  * each is escaped whole; the exception's name passed the name check. */
-static void print_human(pid_t pid, const struct pk_raise_result *r, bool forced)
+static void print_human(pid_t pid, const struct pk_raise_result *r, const struct pk_raise_opts *ro)
 {
+	bool forced = ro->force;
 	const char *exc = r->exception;
 	char who[PK_ESC_CAP + 80], e[PK_ESC_CAP], shape[160];
 
-	format_who(r, who, sizeof(who));
+	pk_format_thread_state(r->tid, r->name, r->interp_id, ro->pick_interp, who, sizeof(who));
 	if (r->verdict == PK_VERDICT_DELIVERED) {
 		printf("%s delivered to %s of process %d in %.1f ms\n", exc, who, (int)pid,
 		       (double)(r->inject_ns + r->waited_ns) / 1e6);
@@ -348,7 +339,7 @@ int pk_cmd_raise(int argc, char **argv)
 	if (json)
 		print_json(pid, &res, ro.force);
 	else if (res.verdict != PK_VERDICT_REFUSED)
-		print_human(pid, &res, ro.force);
+		print_human(pid, &res, &ro);
 	rc = verdict_exit(res.verdict);
 	pk_raise_result_clear(&res);
 	pk_py_close(py);

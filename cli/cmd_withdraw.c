@@ -98,10 +98,7 @@ int pk_cmd_withdraw(int argc, char **argv)
 		 * have named) are the target's: escaped. */
 		char who[PK_ESC_CAP + 80], e[4 * sizeof(res.exception)];
 
-		pk_format_thread(res.tid, res.name, who, sizeof(who));
-		if (res.interp_id != 0 || interp >= 0)
-			snprintf(who + strlen(who), sizeof(who) - strlen(who), ", its state of interpreter %lld",
-				 (long long)res.interp_id);
+		pk_format_thread_state(res.tid, res.name, res.interp_id, interp >= 0, who, sizeof(who));
 		if (res.withdrawn)
 			printf("withdrew %s queued for %s of process %d: it will not fire\n",
 			       pk_esc(res.exception, e, sizeof(e)), who, (int)pid);

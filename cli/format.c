@@ -55,6 +55,16 @@ void pk_format_thread(pid_t tid, const char *name, char *buf, size_t cap)
 		snprintf(buf, cap, "thread %d", (int)tid);
 }
 
+void pk_format_thread_state(pid_t tid, const char *name, int64_t interp_id, bool named, char *buf, size_t cap)
+{
+	size_t len;
+
+	pk_format_thread(tid, name, buf, cap);
+	len = strlen(buf);
+	if ((interp_id != 0 || named) && len < cap)
+		snprintf(buf + len, cap - len, ", its state of interpreter %lld", (long long)interp_id);
+}
+
 /* The kernel reads a descriptor argument as an int, the low half of the
  * register: AT_FDCWD (-100) arrives as 0xffffff9c, which printed as a 64-bit
  * number was "fd 4294967196". */
