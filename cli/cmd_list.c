@@ -461,10 +461,11 @@ static void print_idle(const struct pk_py_thread *t, bool stacks)
 {
 	char name[PK_ESC_CAP];
 
-	printf("    idle: state 0x%llx of interpreter %lld, ident 0x%llx%s%s%s%s: ", (unsigned long long)t->tstate,
+	printf("    idle: state 0x%llx of interpreter %lld, ident 0x%llx%s%s%s%s%s: ", (unsigned long long)t->tstate,
 	       (long long)t->interp_id, (unsigned long long)t->ident, t->name ? " (" : "",
 	       t->name ? pk_esc(t->name, name, sizeof(name)) : "", t->name ? ")" : "",
-	       t->inherited ? ", inherited across fork" : "");
+	       t->inherited ? ", inherited across fork" : "",
+	       t->has_async_exc ? ", an exception queued (fires when the state runs again)" : "");
 	if (t->nframes > 0) {
 		printf("suspended in ");
 		print_frame(&t->frames[0]);
