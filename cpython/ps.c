@@ -175,12 +175,41 @@ static bool is_permission(int rc)
 	return rc == -EPERM || rc == -EACCES;
 }
 
+bool pk_py_thread_blocked(const struct pk_py_thread *t)
+{
+	return t->tid > 0 && (t->state == 'S' || t->state == 'D') && t->syscall_nr != PK_SYSCALL_RUNNING;
+}
+
+/* The threads of snap blocked at least stuck_ns, a worker waiting for work
+ * left out (it waits for good by design): read from /proc after the
+ * reading, nothing stopped. Unknown (-1) without a scheduler clock. */
+static void count_stuck(pid_t pid, const struct pk_py_snapshot *snap, uint64_t stuck_ns, struct pk_ps_proc *p)
+{
+	uint64_t now, off;
+
+	if (pk_sched_now(&now) < 0)
+		return;
+	p->stuck = 0;
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		const struct pk_py_thread *t = &snap->threads[i];
+
+		if (t->shape_idle || !pk_py_thread_blocked(t) || pk_proc_offcpu_ns(pid, t->tid, now, &off) < 0 ||
+		    off < stuck_ns)
+			continue;
+		p->stuck++;
+		if (off > p->stuck_longest_ns)
+			p->stuck_longest_ns = off;
+	}
+}
+
 /* Identify one candidate and fill p. Returns 1 when it is a Python process
  * to list, 0 when it is not (or is gone), -EPERM when it may not be read,
  * -ENOMEM. */
-static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, struct pk_ps_proc *p)
+static int inspect(pid_t pid, const struct pk_status *st, const struct pk_ps_opts *opts, struct pk_ps_proc *p)
 {
-	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_NONE };
+	/* The shape (is a blocked worker idle?) is told from the stack. */
+	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_NONE, .want_frames = opts->stuck_ns > 0,
+				       .want_names = opts->stuck_ns > 0 };
 	struct pk_py_snapshot *snap = NULL;
 	struct pk_py *py = NULL;
 	uint64_t t0 = pk_now_ns();
@@ -190,6 +219,7 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 	p->ns_pid = st->ns_levels > 0 ? st->nspid[st->ns_levels - 1] : pid;
 	p->uid = st->uid_effective;
 	p->nthreads = -1;
+	p->stuck = -1;
 	rc = pk_py_open(pid, &py);
 	if (is_permission(rc))
 		return -EPERM;
@@ -210,7 +240,7 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (count_threads) {
+	if (opts->count_threads) {
 		rc = pk_py_snapshot(py, &so, &snap);
 		if (is_permission(rc)) {
 			rc = -EPERM;
@@ -226,6 +256,8 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 			goto out;
 		}
 		p->nthreads = (long)snap->nthreads;
+		if (opts->stuck_ns > 0)
+			count_stuck(pid, snap, opts->stuck_ns, p);
 	}
 	rc = 1;
 out:
@@ -346,7 +378,7 @@ int pk_py_ps(const struct pk_ps_opts *opts, struct pk_ps *out)
 		}
 		pk_maps_free(&maps);
 		candidates++;
-		rc = inspect(pid, &st, opts->count_threads, &p);
+		rc = inspect(pid, &st, opts, &p);
 		if (rc == -ENOMEM)
 			goto fail;
 		if (rc == -EPERM)
