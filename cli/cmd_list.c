@@ -58,13 +58,6 @@ struct list_view {
 	size_t hidden_states;    /* their thread states */
 };
 
-/* Off CPU time means "blocked" only for a thread asleep in the kernel; a
- * running thread's time in its state cannot be told from one reading. */
-static bool is_blocked(const struct pk_py_thread *t)
-{
-	return t->tid > 0 && (t->state == 'S' || t->state == 'D') && t->syscall_nr != PK_SYSCALL_RUNNING;
-}
-
 /* Read after the snapshot, once nothing is stopped: /proc only. */
 static void measure_blocked(pid_t pid, struct row *rows, size_t n)
 {
@@ -77,7 +70,7 @@ static void measure_blocked(pid_t pid, struct row *rows, size_t n)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!is_blocked(rows[i].t))
+		if (!pk_py_thread_blocked(rows[i].t))
 			continue;
 		rc = pk_proc_offcpu_ns(pid, rows[i].t->tid, now, &rows[i].blocked_ns);
 		rows[i].blocked_known = rc == 0;
@@ -98,77 +91,16 @@ static int row_cmp_blocked(const void *a, const void *b)
 	return (x->index > y->index) - (x->index < y->index);
 }
 
-/* "30s", "5m", "1h30m", "2d", "0.5s"; a number alone is seconds. At most a year. */
-static bool parse_duration(const char *s, uint64_t *ns)
-{
-	const uint64_t max = 366ull * 86400u * 1000000000u;
-	uint64_t total = 0;
-
-	if (*s == '\0')
-		return false;
-	while (*s != '\0') {
-		uint64_t whole = 0, frac = 0, scale = 1, unit;
-		bool any = false;
-
-		for (; *s >= '0' && *s <= '9'; s++, any = true) {
-			whole = whole * 10 + (uint64_t)(*s - '0');
-			if (whole > max / 1000000000u)
-				return false;
-		}
-		if (*s == '.')
-			for (s++; *s >= '0' && *s <= '9'; s++, any = true)
-				if (scale < 1000000000u) {
-					frac = frac * 10 + (uint64_t)(*s - '0');
-					scale *= 10;
-				}
-		if (!any)
-			return false;
-		switch (*s) {
-		case 's': unit = 1; s++; break;
-		case 'm': unit = 60; s++; break;
-		case 'h': unit = 3600; s++; break;
-		case 'd': unit = 86400; s++; break;
-		case '\0': unit = 1; break;
-		default: return false;
-		}
-		if (whole > max / 1000000000u / unit)
-			return false;
-		total += whole * unit * 1000000000u + frac * unit * (1000000000u / scale);
-		if (total > max)
-			return false;
-	}
-	*ns = total;
-	return true;
-}
-
-/* "0.4s", "45s", "5m03s", "3h12m", "2d04h". */
-static void format_duration(uint64_t ns, char *buf, size_t cap)
-{
-	uint64_t s = ns / 1000000000u;
-
-	if (s < 10)
-		snprintf(buf, cap, "%.1fs", (double)(ns / 100000000u) / 10);
-	else if (s < 60)
-		snprintf(buf, cap, "%llus", (unsigned long long)s);
-	else if (s < 3600)
-		snprintf(buf, cap, "%llum%02llus", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
-	else if (s < 86400)
-		snprintf(buf, cap, "%lluh%02llum", (unsigned long long)(s / 3600), (unsigned long long)(s % 3600 / 60));
-	else
-		snprintf(buf, cap, "%llud%02lluh", (unsigned long long)(s / 86400),
-			 (unsigned long long)(s % 86400 / 3600));
-}
-
 static void format_blocked(const struct row *r, char *buf, size_t cap)
 {
 	if (r->t->tid == 0)
 		snprintf(buf, cap, "?");
-	else if (!is_blocked(r->t))
+	else if (!pk_py_thread_blocked(r->t))
 		snprintf(buf, cap, "-");
 	else if (!r->blocked_known)
 		snprintf(buf, cap, "?");
 	else
-		format_duration(r->blocked_ns, buf, cap);
+		pk_format_duration(r->blocked_ns, buf, cap);
 }
 
 /* Columns of the NAME: as wide as the longest name, 16 to 32 characters;
@@ -544,7 +476,7 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 		       snap->nos_threads == 1 ? "" : "s", snap->nthreads);
 	if (stuck_ns > 0) {
 		char d[24];
-		format_duration(stuck_ns, d, sizeof(d));
+		pk_format_duration(stuck_ns, d, sizeof(d));
 		printf("(%zu thread%s not blocked for %s or longer, or not known to be, not shown)\n", v->hidden,
 		       v->hidden == 1 ? "" : "s", d);
 	}
@@ -616,7 +548,7 @@ int pk_cmd_list(int argc, char **argv)
 			sort_blocked = true;
 			break;
 		case OPT_STUCK:
-			if (!parse_duration(optarg, &stuck_ns) || stuck_ns == 0)
+			if (!pk_parse_duration(optarg, &stuck_ns) || stuck_ns == 0)
 				return pk_usage_error("list: --stuck must be a duration above 0 such as 30s, 5m, 1h "
 						      "(at most a year), not '%s'", pk_esc(optarg, q, sizeof(q)));
 			break;

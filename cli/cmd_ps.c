@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSON = 256, OPT_PIDS };
+enum { OPT_JSON = 256, OPT_PIDS, OPT_STUCK };
+
+/* ps's default --stuck: a request or a job is rarely meant to wait longer. */
+#define PS_STUCK_DEFAULT_NS (30ull * 1000000000u)
 
 static void user_name(uid_t uid, char *buf, size_t cap)
 {
@@ -23,7 +26,7 @@ static void user_name(uid_t uid, char *buf, size_t cap)
 		snprintf(buf, cap, "%u", (unsigned)uid);
 }
 
-static void print_json(const struct pk_ps *ps)
+static void print_json(const struct pk_ps *ps, uint64_t stuck_ns)
 {
 	struct pk_json j;
 	char user[64];
@@ -31,6 +34,7 @@ static void print_json(const struct pk_ps *ps)
 	pk_json_init(&j, stdout);
 	pk_json_obj_begin(&j, NULL);
 	pk_json_int(&j, "schema", 1);
+	pk_json_seconds(&j, "stuck_s", stuck_ns);
 	pk_json_arr_begin(&j, "processes");
 	for (size_t i = 0; i < ps->n; i++) {
 		const struct pk_ps_proc *p = &ps->v[i];
@@ -51,6 +55,13 @@ static void print_json(const struct pk_ps *ps)
 			pk_json_int(&j, "thread_states", p->nstates);
 		else
 			pk_json_null(&j, "thread_states");
+		if (p->stuck >= 0) {
+			pk_json_int(&j, "stuck", p->stuck);
+			pk_json_seconds(&j, "stuck_longest_s", p->stuck_longest_ns);
+		} else {
+			pk_json_null(&j, "stuck");
+			pk_json_null(&j, "stuck_longest_s");
+		}
 		pk_json_str(&j, "cmdline", p->cmdline);
 		pk_json_str(&j, "error", p->error);
 		pk_json_obj_end(&j);
@@ -61,12 +72,13 @@ static void print_json(const struct pk_ps *ps)
 	pk_json_end(&j);
 }
 
-static void print_table(const struct pk_ps *ps)
+static void print_table(const struct pk_ps *ps, uint64_t stuck_ns)
 {
-	char user[64], pid[32], threads[48], eu[256], ever[128], e[PK_ESC_CAP];
-	bool errors = false;
+	char user[64], pid[32], threads[48], eu[256], ever[128], e[PK_ESC_CAP], stuck[24], d[24];
+	bool errors = false, any_stuck = false;
 
-	printf("%-12s %-10s %-10s %7s  %s\n", "PID", "USER", "PYTHON", "THREADS", "COMMAND");
+	printf("%-12s %-10s %-10s %7s %5s %-7s  %s\n", "PID", "USER", "PYTHON", "THREADS", "STUCK", "LONGEST",
+	       "COMMAND");
 	for (size_t i = 0; i < ps->n; i++) {
 		const struct pk_ps_proc *p = &ps->v[i];
 
@@ -83,9 +95,18 @@ static void print_table(const struct pk_ps *ps)
 			snprintf(threads, sizeof(threads), "%ld", p->nthreads);
 		else
 			snprintf(threads, sizeof(threads), "?");
+		/* STUCK 2, LONGEST 5m03s: two threads stuck, the longest for 5m03s. */
+		if (p->stuck > 0) {
+			pk_format_duration(p->stuck_longest_ns, d, sizeof(d));
+			snprintf(stuck, sizeof(stuck), "%ld", p->stuck);
+			any_stuck = true;
+		} else {
+			snprintf(stuck, sizeof(stuck), "%s", p->stuck == 0 ? "-" : "?");
+			snprintf(d, sizeof(d), "%s", stuck);
+		}
 		/* The command line is the target's to write: escaped. */
-		printf("%-12s %-10s %-10s %7s  %s\n", pid, pk_esc(user, eu, sizeof(eu)),
-		       p->version[0] ? pk_esc(p->version, ever, sizeof(ever)) : "?", threads,
+		printf("%-12s %-10s %-10s %7s %5s %-7s  %s\n", pid, pk_esc(user, eu, sizeof(eu)),
+		       p->version[0] ? pk_esc(p->version, ever, sizeof(ever)) : "?", threads, stuck, d,
 		       pk_esc(p->cmdline, e, sizeof(e)));
 		errors |= p->error != NULL;
 	}
@@ -93,6 +114,11 @@ static void print_table(const struct pk_ps *ps)
 		for (size_t i = 0; i < ps->n; i++)
 			if (ps->v[i].error != NULL)
 				printf("%d: %s\n", (int)ps->v[i].pid, pk_esc(ps->v[i].error, e, sizeof(e)));
+	if (any_stuck) {
+		pk_format_duration(stuck_ns, d, sizeof(d));
+		printf("(STUCK: Python threads blocked %s or longer, not counting workers waiting for work; "
+		       "'pykill list --stuck=%s PID' shows them)\n", d, d);
+	}
 	if (ps->skipped > 0)
 		printf("(%zu process%s not readable: permission denied)\n", ps->skipped,
 		       ps->skipped == 1 ? "" : "es");
@@ -104,11 +130,12 @@ int pk_cmd_ps(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "pids", no_argument, NULL, OPT_PIDS },
+		{ "stuck", required_argument, NULL, OPT_STUCK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pk_ps_opts po = { .count_threads = true };
+	struct pk_ps_opts po = { .count_threads = true, .stuck_ns = PS_STUCK_DEFAULT_NS };
 	struct pk_ps ps;
 	pid_t *pids = NULL;
 	bool json = false, only_pids = false;
@@ -123,6 +150,13 @@ int pk_cmd_ps(int argc, char **argv)
 			break;
 		case OPT_PIDS:
 			only_pids = true;
+			break;
+		case OPT_STUCK:
+			if (!pk_parse_duration(optarg, &po.stuck_ns) || po.stuck_ns == 0) {
+				char q[PK_ESC_ARG];
+				return pk_usage_error("ps: --stuck must be a duration above 0 such as 30s, 5m, 1h (at "
+						      "most a year), not '%s'", pk_esc(optarg, q, sizeof(q)));
+			}
 			break;
 		case 'v':
 			pk_cli_more_verbose();
@@ -153,6 +187,8 @@ int pk_cmd_ps(int argc, char **argv)
 	}
 	/* --pids is for shell completion: identifying is enough, counting threads is not needed. */
 	po.count_threads = !only_pids;
+	if (only_pids)
+		po.stuck_ns = 0;
 
 	/* A scan meets many processes: a library warning about one of them
 	 * (an odd interpreter) belongs in its row, not on stderr, unless -v. */
@@ -167,9 +203,9 @@ int pk_cmd_ps(int argc, char **argv)
 			printf("%d\n", (int)ps.v[i].pid);
 		fflush(stdout);
 	} else if (json) {
-		print_json(&ps);
+		print_json(&ps, po.stuck_ns);
 	} else {
-		print_table(&ps);
+		print_table(&ps, po.stuck_ns);
 	}
 	pk_ps_free(&ps);
 	return PK_EXIT_OK;

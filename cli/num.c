@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 static int digit(char c, unsigned base)
 {
@@ -66,4 +67,63 @@ int pk_parse_num(const char *s, unsigned forms, uint64_t min, uint64_t max, uint
 		return -ERANGE;
 	*out = v;
 	return 0;
+}
+
+bool pk_parse_duration(const char *s, uint64_t *ns)
+{
+	const uint64_t max = 366ull * 86400u * 1000000000u;
+	uint64_t total = 0;
+
+	if (*s == '\0')
+		return false;
+	while (*s != '\0') {
+		uint64_t whole = 0, frac = 0, scale = 1, unit;
+		bool any = false;
+
+		for (; *s >= '0' && *s <= '9'; s++, any = true) {
+			whole = whole * 10 + (uint64_t)(*s - '0');
+			if (whole > max / 1000000000u)
+				return false;
+		}
+		if (*s == '.')
+			for (s++; *s >= '0' && *s <= '9'; s++, any = true)
+				if (scale < 1000000000u) {
+					frac = frac * 10 + (uint64_t)(*s - '0');
+					scale *= 10;
+				}
+		if (!any)
+			return false;
+		switch (*s) {
+		case 's': unit = 1; s++; break;
+		case 'm': unit = 60; s++; break;
+		case 'h': unit = 3600; s++; break;
+		case 'd': unit = 86400; s++; break;
+		case '\0': unit = 1; break;
+		default: return false;
+		}
+		if (whole > max / 1000000000u / unit)
+			return false;
+		total += whole * unit * 1000000000u + frac * unit * (1000000000u / scale);
+		if (total > max)
+			return false;
+	}
+	*ns = total;
+	return true;
+}
+
+void pk_format_duration(uint64_t ns, char *buf, size_t cap)
+{
+	uint64_t s = ns / 1000000000u;
+
+	if (s < 10)
+		snprintf(buf, cap, "%.1fs", (double)(ns / 100000000u) / 10);
+	else if (s < 60)
+		snprintf(buf, cap, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(buf, cap, "%llum%02llus", (unsigned long long)(s / 60), (unsigned long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, cap, "%lluh%02llum", (unsigned long long)(s / 3600), (unsigned long long)(s % 3600 / 60));
+	else
+		snprintf(buf, cap, "%llud%02lluh", (unsigned long long)(s / 86400),
+			 (unsigned long long)(s % 86400 / 3600));
 }

@@ -1,8 +1,10 @@
 /* The one parser of numeric command-line arguments: PIDs, THREAD (a TID or a
- * Python ident), --max-frames, --wait. */
+ * Python ident), --max-frames, --wait; and durations (--stuck). */
 #ifndef PK_CLI_NUM_H
 #define PK_CLI_NUM_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum pk_num_form {
@@ -15,5 +17,11 @@ enum pk_num_form {
  * max (in the result's unit) is refused, never wrapped or clamped. 0, or
  * -EINVAL (not a number of that form), -ERANGE (below min or above max). */
 int pk_parse_num(const char *s, unsigned forms, uint64_t min, uint64_t max, uint64_t *out);
+
+/* A duration of --stuck: "30s", "5m", "1h30m", "2d", "0.5s"; a number alone
+ * is seconds; at most a year. */
+bool pk_parse_duration(const char *s, uint64_t *ns);
+/* A duration for people: "0.4s", "45s", "5m03s", "3h12m", "2d04h". */
+void pk_format_duration(uint64_t ns, char *buf, size_t cap);
 
 #endif

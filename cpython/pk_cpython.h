@@ -313,6 +313,11 @@ void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size
 /* ------------------------------------------------------------ ps */
 
 /* A Python process found by pk_py_ps. */
+/* Whether t is asleep in the kernel, where its time off CPU
+ * (pk_proc_offcpu_ns) is how long it has been blocked; a running thread's
+ * time in its state cannot be told from one reading. */
+bool pk_py_thread_blocked(const struct pk_py_thread *t);
+
 struct pk_ps_proc {
 	pid_t pid, ns_pid;       /* ns_pid: in the process's own PID namespace */
 	uid_t uid;               /* effective */
@@ -323,12 +328,16 @@ struct pk_ps_proc {
 				  * or states are on no live thread); -1 when not counted */
 	char *cmdline;           /* arguments joined by spaces, at most 4096 bytes; "[comm]" if none */
 	char *error;             /* why version or threads are missing, NULL if they are not */
+	long stuck;              /* with stuck_ns: threads blocked that long and not waiting for
+				  * work (a worker's :idle); -1 when not counted */
+	uint64_t stuck_longest_ns; /* the longest of those */
 };
 
 struct pk_ps_opts {
 	const pid_t *pids;       /* look only at these; NULL: every process in /proc */
 	size_t npids;
 	bool count_threads;      /* count the Python threads (pk_py_snapshot, PK_FREEZE_NONE) */
+	uint64_t stuck_ns;       /* with count_threads, > 0: count the stuck threads (reads stacks) */
 };
 
 struct pk_ps {

@@ -175,12 +175,42 @@ static bool is_permission(int rc)
 	return rc == -EPERM || rc == -EACCES;
 }
 
+bool pk_py_thread_blocked(const struct pk_py_thread *t)
+{
+	return t->tid > 0 && (t->state == 'S' || t->state == 'D') && t->syscall_nr != PK_SYSCALL_RUNNING;
+}
+
+/* The threads of snap blocked at least stuck_ns, a worker waiting for work
+ * left out (it waits for good by design): read from /proc after the
+ * reading, nothing stopped. Unknown (-1) without a scheduler clock. An OS
+ * thread counts once, by its active state (its idle ones share its time). */
+static void count_stuck(pid_t pid, const struct pk_py_snapshot *snap, uint64_t stuck_ns, struct pk_ps_proc *p)
+{
+	uint64_t now, off;
+
+	if (pk_sched_now(&now) < 0)
+		return;
+	p->stuck = 0;
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		const struct pk_py_thread *t = &snap->threads[i];
+
+		if (t->idle || t->shape_idle || !pk_py_thread_blocked(t) || pk_proc_offcpu_ns(pid, t->tid, now, &off) < 0 ||
+		    off < stuck_ns)
+			continue;
+		p->stuck++;
+		if (off > p->stuck_longest_ns)
+			p->stuck_longest_ns = off;
+	}
+}
+
 /* Identify one candidate and fill p. Returns 1 when it is a Python process
  * to list, 0 when it is not (or is gone), -EPERM when it may not be read,
  * -ENOMEM. */
-static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, struct pk_ps_proc *p)
+static int inspect(pid_t pid, const struct pk_status *st, const struct pk_ps_opts *opts, struct pk_ps_proc *p)
 {
-	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_NONE };
+	/* The shape (is a blocked worker idle?) is told from the stack. */
+	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_NONE, .want_frames = opts->stuck_ns > 0,
+				       .want_names = opts->stuck_ns > 0 };
 	struct pk_py_snapshot *snap = NULL;
 	struct pk_py *py = NULL;
 	uint64_t t0 = pk_now_ns();
@@ -191,6 +221,7 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 	p->uid = st->uid_effective;
 	p->nthreads = -1;
 	p->nstates = -1;
+	p->stuck = -1;
 	rc = pk_py_open(pid, &py);
 	if (is_permission(rc))
 		return -EPERM;
@@ -211,7 +242,7 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (count_threads) {
+	if (opts->count_threads) {
 		rc = pk_py_snapshot(py, &so, &snap);
 		if (is_permission(rc)) {
 			rc = -EPERM;
@@ -230,6 +261,8 @@ static int inspect(pid_t pid, const struct pk_status *st, bool count_threads, st
 		 * on a live thread at all, the states stand in for them. */
 		p->nstates = (long)snap->nthreads;
 		p->nthreads = snap->nos_threads > 0 ? (long)snap->nos_threads : (long)snap->nthreads;
+		if (opts->stuck_ns > 0)
+			count_stuck(pid, snap, opts->stuck_ns, p);
 	}
 	rc = 1;
 out:
@@ -350,7 +383,7 @@ int pk_py_ps(const struct pk_ps_opts *opts, struct pk_ps *out)
 		}
 		pk_maps_free(&maps);
 		candidates++;
-		rc = inspect(pid, &st, opts->count_threads, &p);
+		rc = inspect(pid, &st, opts, &p);
 		if (rc == -ENOMEM)
 			goto fail;
 		if (rc == -EPERM)

@@ -112,6 +112,34 @@ static void test_milli(void **state)
 	assert_int_equal(parse("0.5", 0, 0, 10, &v), -EINVAL);
 }
 
+/* --stuck's durations (list and ps): units combined, decimals, a year at
+ * most, and the form they are said back in. */
+static void test_duration(void **state)
+{
+	static const char *bad[] = { "", "s", "5x", "1.5.5s", "-1s", " 1s", "1s ", "367d", "99999999999999999999" };
+	char buf[24];
+	uint64_t ns;
+
+	(void)state;
+	assert_true(pk_parse_duration("30s", &ns) && ns == 30000000000ull);
+	assert_true(pk_parse_duration("1h30m", &ns) && ns == 5400000000000ull);
+	assert_true(pk_parse_duration("0.5", &ns) && ns == 500000000ull);
+	assert_true(pk_parse_duration("2d", &ns) && ns == 172800000000000ull);
+	assert_true(pk_parse_duration("366d", &ns) && ns == 366ull * 86400 * 1000000000ull);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(pk_parse_duration(bad[i], &ns));
+	pk_format_duration(500000000ull, buf, sizeof(buf));
+	assert_string_equal(buf, "0.5s");
+	pk_format_duration(45000000000ull, buf, sizeof(buf));
+	assert_string_equal(buf, "45s");
+	pk_format_duration(303000000000ull, buf, sizeof(buf));
+	assert_string_equal(buf, "5m03s");
+	pk_format_duration(11520000000000ull, buf, sizeof(buf));
+	assert_string_equal(buf, "3h12m");
+	pk_format_duration(187200000000000ull, buf, sizeof(buf));
+	assert_string_equal(buf, "2d04h");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -120,6 +148,7 @@ int main(void)
 		cmocka_unit_test(test_range),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_milli),
+		cmocka_unit_test(test_duration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,7 +82,7 @@ def main():
             if not opts:
                 fail("no options for %s in --help:\n%s" % (cmd, helptext))
             expect(["pykill", cmd, "--"], opts + ["--verbose"])
-        expect(["pykill", "ps", "--"], ["--json", "--pids", "--verbose"])
+        expect(["pykill", "ps", "--"], ["--json", "--pids", "--stuck=", "--verbose"])
         expect(["pykill", "list", "--fr"], ["--freeze="])
         expect(["pykill", "raise", "--v"], ["--verbose", "--via="])
         # Option values: readline cuts at '=' by default, not when '=' is no word break.

@@ -23,7 +23,8 @@ from opslib import (NOBODY, Target, as_user, check_untouched, cleanup, fail, run
                     status_field, wait_blocked, world_copy)
 
 STATIC_PY = "/usr/bin/python3.11"
-KEYS = {"pid", "ns_pid", "user", "uid", "version", "path", "threads", "thread_states", "cmdline", "error"}
+KEYS = {"pid", "ns_pid", "user", "uid", "version", "path", "threads", "thread_states", "stuck", "stuck_longest_s",
+        "cmdline", "error"}
 
 
 def version_of(python, prefix=()):
@@ -79,6 +80,57 @@ def start(python, sleepers, prefix=(), uid=0, user="root", path_suffix=None):
     wait_blocked(t.proc.pid, t.ns_reader, "reader thread of %s" % python, want_syscall=0)
     t.switches = status_field(t.proc.pid, t.ns_reader, "voluntary_ctxt_switches")
     return t
+
+
+STUCK_SRC = r"""
+import concurrent.futures, os, sys, threading, time
+r, w = os.pipe()
+def reader():
+    os.read(r, 1)
+def sleeper():
+    while True:
+        time.sleep(0.05)
+pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+pool.submit(lambda: None).result()          # its worker now waits for work: idle
+for f in (reader, sleeper):
+    threading.Thread(target=f, daemon=True).start()
+print("ready", flush=True)
+sys.stdin.read()                            # the main thread blocks too
+"""
+
+
+def check_stuck(pykill, python):
+    """A reader blocked in read() and the main thread in read(): stuck; an
+    idle pool worker blocked as long: not counted; a sleeper waking every
+    50 ms: not counted. Polled until both are blocked 0.3 s (pykill's
+    reading), then the count must be exactly 2, also in the table."""
+    import time
+    p = subprocess.Popen([python, "-c", STUCK_SRC], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    started.append(p)
+    try:
+        if p.stdout.readline().strip() != b"ready":
+            fail("the stuck target did not start")
+        argv = [pykill, "ps", "--json", "--stuck=0.3s", str(p.pid)]
+        deadline = time.time() + 20
+        while True:
+            got = ps_json(argv)
+            e = got["processes"][0] if got["processes"] else {}
+            if e.get("stuck", 0) >= 2 or time.time() > deadline:
+                break
+        if got.get("stuck_s") != 0.3 or e.get("threads") != 4 or e.get("stuck") != 2 or \
+                not 0.3 <= e.get("stuck_longest_s", 0) < 60:
+            fail("ps --stuck=0.3s: want 2 stuck of 4 (the idle pool worker and the sleeper not): %r" % got)
+        res = run([pykill, "ps", "--stuck=0.3s", str(p.pid)])
+        row = [l.split() for l in res.out.splitlines() if l.split()[:1] == [str(p.pid)]]
+        if res.returncode != 0 or len(row) != 1 or row[0][4] != "2" or not row[0][5].endswith("s") or \
+                "blocked 0.3s or longer" not in res.out:
+            fail("ps --stuck table: %s" % show([pykill, "ps", "--stuck=0.3s", str(p.pid)], res))
+        got = ps_json([pykill, "ps", "--json", "--stuck=1h", str(p.pid)])
+        if got["processes"][0]["stuck"] != 0:
+            fail("ps --stuck=1h counts %r" % got["processes"][0])
+    finally:
+        p.stdin.close()
+        p.wait(timeout=20)
 
 
 def main():
@@ -154,17 +206,17 @@ def main():
         if res.returncode != 0 or res.err:
             fail(show([pykill, "ps"], res))
         lines = res.out.splitlines()
-        if not lines or lines[0].split() != ["PID", "USER", "PYTHON", "THREADS", "COMMAND"]:
+        if not lines or lines[0].split() != ["PID", "USER", "PYTHON", "THREADS", "STUCK", "LONGEST", "COMMAND"]:
             fail("ps table header: %s" % show([pykill, "ps"], res))
         if fake is not None:
             rows = [l.split() for l in lines[1:] if l.split()[:1] == [str(fake.pid)]]
             why = [l for l in lines if l.startswith("%d: " % fake.pid) and "3.99" in l]
-            if len(rows) != 1 or rows[0][1:5] != ["root", "?", "?", fakes[0]] or len(why) != 1:
+            if len(rows) != 1 or rows[0][1:7] != ["root", "?", "?", "?", "?", fakes[0]] or len(why) != 1:
                 fail("the unsupported Python in the table (a row with '?' and a line saying why):\n%s" % res.out)
         for what, t in targets:
             rows = [l.split() for l in lines[1:] if l.split()[:1] == [str(t.proc.pid)]]
             if len(rows) != 1 or rows[0][1:4] != [t.user, t.version, str(t.nthreads)] or \
-                    " ".join(rows[0][4:]) != t.cmdline:
+                    " ".join(rows[0][6:]) != t.cmdline:
                 fail("ps table row of %s: %r\n%s" % (what, rows, res.out))
 
         # The (dev, inode) cache: two processes of one renamed interpreter, one open.
@@ -192,8 +244,13 @@ def main():
             if res.returncode != 0 or "not readable: permission denied)" not in res.out.splitlines()[-1]:
                 fail("the table does not end with the skipped count: %s" % show(argv, res))
 
+        # STUCK: threads blocked at least --stuck, workers waiting for work
+        # left out.
+        if version_of(python) >= "3":
+            check_stuck(pykill, python)
+
         # Usage errors.
-        for bad in (["--json", "--pids"], ["abc"], ["--frobnicate"], ["0"]):
+        for bad in (["--json", "--pids"], ["abc"], ["--frobnicate"], ["0"], ["--stuck=0"], ["--stuck=x"]):
             res = run([pykill, "ps"] + bad)
             if res.returncode != 2 or res.out or "Try 'pykill --help'" not in res.err:
                 fail("usage error expected: %s" % show([pykill, "ps"] + bad, res))
