@@ -48,6 +48,8 @@ struct row {
 	size_t index;            /* in the snapshot: keeps --sort stable */
 	bool blocked_known;
 	uint64_t blocked_ns;
+	bool rlock_known;        /* waits for an RLock, holder proven (pk_py_rlock_wait) */
+	struct pk_rlock_wait rlock;
 };
 
 struct list_view {
@@ -147,7 +149,27 @@ static size_t name_cols(const struct list_view *v)
 }
 
 /* The rows to print, measured, filtered by --stuck (stuck_ns, 0 = all) and sorted. */
-static int make_view(const struct pk_py_snapshot *snap, bool sort_blocked, uint64_t stuck_ns,
+#define RLOCK_BUDGET_NS (50u * 1000000u)
+
+/* Read after the snapshot, nothing stopped. Each waiter costs a few small
+ * reads: bounded in time for a process with thousands of waiting threads
+ * (then the rest say nothing). */
+static void find_rlock_holders(struct pk_py *py, struct row *rows, size_t n)
+{
+	uint64_t t0 = pk_now_ns();
+
+	for (size_t i = 0; i < n; i++) {
+		if (pk_now_ns() - t0 > RLOCK_BUDGET_NS) {
+			pk_log(PK_LOG_INFO, "RLock holders not looked for in threads %zu to %zu: %u ms spent", i, n - 1,
+			       (unsigned)(RLOCK_BUDGET_NS / 1000000u));
+			return;
+		}
+		rows[i].rlock_known = pk_py_rlock_wait(py, rows[i].t, &rows[i].rlock) == 0;
+		pk_error_clear();
+	}
+}
+
+static int make_view(struct pk_py *py, const struct pk_py_snapshot *snap, bool sort_blocked, uint64_t stuck_ns,
 		     struct list_view *v)
 {
 	size_t k = 0;
@@ -164,6 +186,7 @@ static int make_view(const struct pk_py_snapshot *snap, bool sort_blocked, uint6
 		v->rows[i].index = i;
 	}
 	measure_blocked(snap->pid, v->rows, snap->nthreads);
+	find_rlock_holders(py, v->rows, snap->nthreads);
 	for (size_t i = 0; i < snap->nthreads; i++) {
 		if (stuck_ns > 0 && !(v->rows[i].blocked_known && v->rows[i].blocked_ns >= stuck_ns)) {
 			v->hidden++;
@@ -214,6 +237,36 @@ static void append_gil_holder(const struct pk_py_snapshot *snap, const struct pk
 	pk_format_untrusted(buf, cap, &o, ")]");
 }
 
+/* The Python thread with this ident (RLock owners are idents), or NULL. */
+static const struct pk_py_thread *thread_by_ident(const struct pk_py_snapshot *snap, uint64_t ident)
+{
+	for (size_t i = 0; i < snap->nthreads; i++)
+		if (snap->threads[i].ident == ident)
+			return &snap->threads[i];
+	return NULL;
+}
+
+/* " [RLock held by 23497 (worker-2)]" after an RLock waiter's system call. */
+static void append_rlock_holder(const struct pk_py_snapshot *snap, const struct row *r, char *buf, size_t cap)
+{
+	const struct pk_py_thread *h;
+	size_t o = strlen(buf);
+	int n;
+
+	if (!r->rlock_known || o >= cap)
+		return;
+	h = thread_by_ident(snap, r->rlock.holder_ident);
+	if (h == NULL) {
+		snprintf(buf + o, cap - o, " [RLock held by ident 0x%llx, no Python thread of this list]",
+			 (unsigned long long)r->rlock.holder_ident);
+		return;
+	}
+	n = snprintf(buf + o, cap - o, " [RLock held by %d (", (int)h->tid);
+	o = n < 0 ? cap : o + (size_t)n;
+	pk_format_untrusted(buf, cap, &o, h->name ? h->name : "-");
+	pk_format_untrusted(buf, cap, &o, ")]");
+}
+
 static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, const struct row *r)
 {
 	const struct pk_py_thread *t = r->t, *h;
@@ -244,6 +297,20 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 		pk_json_obj_end(j);
 	} else {
 		pk_json_null(j, "gil_holder");
+	}
+	if (r->rlock_known) {
+		h = thread_by_ident(snap, r->rlock.holder_ident);
+		pk_json_obj_begin(j, "rlock_holder");
+		if (h != NULL)
+			pk_json_int(j, "tid", h->tid);
+		else
+			pk_json_null(j, "tid");
+		pk_json_uint(j, "ident", (unsigned long long)r->rlock.holder_ident);
+		pk_json_str(j, "name", h != NULL ? h->name : NULL);
+		pk_json_uint(j, "count", (unsigned long long)r->rlock.count);
+		pk_json_obj_end(j);
+	} else {
+		pk_json_null(j, "rlock_holder");
 	}
 	pk_json_str(j, "name", t->name);
 	pk_json_bool(j, "async_exc_pending", t->has_async_exc);
@@ -370,6 +437,7 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 		if (t->syscall_nr >= 0) {
 			pk_format_syscall(snap->pid, t->syscall_nr, t->syscall_args, sc, sizeof(sc));
 			append_gil_holder(snap, t, sc, sizeof(sc));
+			append_rlock_holder(snap, &v->rows[i], sc, sizeof(sc));
 		} else {
 			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_SYSCALL_RUNNING ? "(running)" : "-");
 		}
@@ -511,7 +579,7 @@ int pk_cmd_list(int argc, char **argv)
 	pk_log(PK_LOG_INFO, "read %zu Python thread(s) in %zu interpreter(s) in %u round(s); %zu thread(s) stopped "
 	       "for %.3f ms; total %.3f ms", snap->nthreads, snap->ninterps, snap->rounds, snap->nstopped,
 	       (double)snap->freeze_ns / 1e6, (double)(pk_now_ns() - t0) / 1e6);
-	rc = make_view(snap, sort_blocked, stuck_ns, &view);
+	rc = make_view(py, snap, sort_blocked, stuck_ns, &view);
 	if (rc < 0) {
 		rc = pk_fail(rc, "list the threads");
 		pk_py_snapshot_free(snap);

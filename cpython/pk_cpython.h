@@ -99,6 +99,7 @@ struct pk_py_thread {
 				  * thread whose state is left behind after it exited, TID unknown */
 	long syscall_nr;         /* -1 none, PK_SYSCALL_RUNNING */
 	uint64_t syscall_args[6];
+	uint64_t syscall_sp;     /* its stack pointer in that call (/proc .../syscall) */
 	char *name;              /* threading.Thread name, NULL if none */
 	struct pk_py_frame *frames; /* innermost first */
 	size_t nframes;
@@ -271,6 +272,20 @@ void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size
 /* ------------------------------------------------------------ ps */
 
 /* A Python process found by pk_py_ps. */
+/* A thread blocked in futex() waiting for a threading.RLock (cpython/locks.c). */
+struct pk_rlock_wait {
+	uint64_t rlock;          /* the RLock object's address */
+	uint64_t holder_ident;   /* threading.get_ident() of the thread that holds it */
+	uint64_t count;          /* how many times the holder acquired it */
+};
+
+/* Which RLock t waits for and who holds it, when that is proven from t's
+ * futex word and the RLock's own fields (3.6+); -ENOENT when t waits for
+ * none, or it cannot be told (then nothing is to be said). Reads memory and
+ * /proc without stopping anything: call after a snapshot, t one of its
+ * threads. */
+int pk_py_rlock_wait(struct pk_py *py, const struct pk_py_thread *t, struct pk_rlock_wait *out);
+
 /* Whether t is asleep in the kernel, where its time off CPU
  * (pk_proc_offcpu_ns) is how long it has been blocked; a running thread's
  * time in its state cannot be told from one reading. */

@@ -43,6 +43,8 @@ struct pk_py {
 	uint64_t dict_type;        /* &PyDict_Type, 0 if unknown */
 
 	int pthread_tid_offset;    /* <3.11: offset of the kernel tid in struct pthread, -1 unknown */
+	uint64_t rlock_type;       /* the _thread.RLock type once seen (locks.c), 0 before */
+	uint64_t other_types[4];   /* types seen whose name is not _thread.RLock (locks.c) */
 };
 
 /* May the write path of `raise` store through this layout? True when the
