@@ -308,7 +308,8 @@ struct pk_ps_opts {
 	const pid_t *pids;       /* look only at these; NULL: every process in /proc */
 	size_t npids;
 	bool count_threads;      /* count the Python threads (pk_py_snapshot, PK_FREEZE_NONE) */
-	uint64_t stuck_ns;       /* with count_threads, > 0: count the stuck threads (reads stacks) */
+	uint64_t stuck_ns;       /* with count_threads, > 0: count the stuck threads (reads the stacks
+				  * of a process that has threads blocked that long) */
 };
 
 struct pk_ps {
