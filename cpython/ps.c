@@ -36,23 +36,6 @@ struct exe_cache {
 	size_t opened, hits;
 };
 
-static bool name_has_python(const char *path)
-{
-	const char *b = strrchr(path, '/');
-
-	return strcasestr(b ? b + 1 : path, "python") != NULL;
-}
-
-/* The same test pk_py_open makes on a candidate object. */
-static bool elf_holds_interpreter(const struct pk_elf *elf)
-{
-	uint64_t v, s;
-
-	return pk_elf_symbol(elf, "_PyRuntime", &v, &s) == 0 || pk_elf_section(elf, ".PyRuntime", &v, &s) == 0 ||
-	       pk_elf_symbol(elf, "interp_head", &v, &s) == 0 ||
-	       pk_elf_symbol(elf, "PyInterpreterState_Head", &v, &s) == 0;
-}
-
 /* Does the file behind this mapping hold the interpreter? Answered once per
  * (device, inode); a file that cannot be opened or parsed counts as no. */
 static bool exe_holds(struct exe_cache *c, pid_t pid, const struct pk_map *m)
@@ -69,7 +52,7 @@ static bool exe_holds(struct exe_cache *c, pid_t pid, const struct pk_map *m)
 		}
 	}
 	if (pk_py_map_elf(pid, m, &elf) == 0) {
-		holds = elf_holds_interpreter(elf);
+		holds = pk_py_elf_holds_interpreter(elf);
 		pk_elf_close(elf);
 	}
 	c->opened++;
@@ -117,7 +100,7 @@ static bool is_candidate(struct exe_cache *c, pid_t pid, pid_t task, const struc
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct pk_map *m = &maps->v[i];
 
-		if (m->path[0] == '/' && (m->prot & PK_MAP_X) && name_has_python(m->path))
+		if (m->path[0] == '/' && (m->prot & PK_MAP_X) && pk_py_name_has_python(m->path))
 			return true;
 	}
 	exe = main_exe(task, maps);

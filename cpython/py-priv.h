@@ -57,6 +57,12 @@ struct pk_py {
  * confirmed. pk_py_open logs (PK_LOG_INFO) when it is false. */
 bool pk_py_layout_exact(const struct pk_py *py);
 
+/* Is this object the one that holds the interpreter (its runtime state or
+ * thread-list head symbols)? pk_py_open and ps ask the same. */
+bool pk_py_elf_holds_interpreter(const struct pk_elf *elf);
+/* Does a file name (its last component) say "python", in any case? */
+bool pk_py_name_has_python(const char *path);
+
 /* The ELF object behind a mapping of process pid, read through pk_map_open:
  * never from a path the target chose. */
 int pk_py_map_elf(pid_t pid, const struct pk_map *map, struct pk_elf **out);
