@@ -48,7 +48,6 @@ struct pk_py_frame {
 	char *function;          /* qualified name where the version has one */
 	char *file;
 	int line;                /* 0 when unknown */
-	bool is_entry;           /* 3.11+: first frame of a C-to-Python call */
 	uint64_t addr;           /* where the frame is in the target (frame object, or 3.11+ interpreter frame) */
 	uint64_t code;           /* its code object (an address reused by another call runs other code) */
 };
