@@ -7,6 +7,7 @@
 #ifndef PK_ATTACH_H
 #define PK_ATTACH_H
 
+#include "pk_clock.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -312,8 +313,5 @@ void pk_attach_explain_eperm(pid_t pid);
 /* Another tracer (not this process) of pid or of one of its threads: its
  * PID, or 0 if none is seen. */
 pid_t pk_attach_other_tracer(pid_t pid);
-
-uint64_t pk_now_ns(void); /* CLOCK_MONOTONIC */
-void pk_sleep_ns(uint64_t ns);
 
 #endif
