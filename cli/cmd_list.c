@@ -119,20 +119,42 @@ static size_t text_cols(const char *s)
 	return n;
 }
 
-/* The escaped name cut to cols code points, then padded to them. */
+/* Bytes of the token of escaped text at s: a whole escape (\\, \n, \xNN,
+ * \uNNNN: what pk_esc writes), else one UTF-8 character. */
+static size_t esc_token(const char *s)
+{
+	size_t n = 1;
+
+	if (s[0] == '\\')
+		n = s[1] == 'x' ? 4 : s[1] == 'u' ? 6 : 2;
+	else
+		while (((unsigned char)s[n] & 0xC0) == 0x80)
+			n++;
+	for (size_t i = 1; i < n; i++)
+		if (s[i] == '\0')
+			return i;
+	return n;
+}
+
+/* The escaped name, cut to cols columns (never inside an escape), then
+ * padded to them. */
 static void print_name_cell(const char *esc, size_t cols)
 {
-	size_t w = text_cols(esc), i = 0, seen = 0;
+	size_t w = text_cols(esc), i = 0, used = 0;
 
 	if (w <= cols) {
 		printf("%s%*s", esc, (int)(cols - w), "");
 		return;
 	}
-	for (; esc[i] != '\0'; i++) {
-		if (((unsigned char)esc[i] & 0xC0) != 0x80 && seen++ == cols - 3)
+	while (esc[i] != '\0') {
+		size_t n = esc_token(esc + i), tw = esc[i] == '\\' ? n : 1;
+
+		if (used + tw > cols - 3)
 			break;
+		used += tw;
+		i += n;
 	}
-	printf("%.*s...", (int)i, esc);
+	printf("%.*s...%*s", (int)i, esc, (int)(cols - 3 - used), "");
 }
 
 static size_t name_cols(const struct list_view *v)
@@ -186,7 +208,6 @@ static int make_view(struct pk_py *py, const struct pk_py_snapshot *snap, bool s
 		v->rows[i].index = i;
 	}
 	measure_blocked(snap->pid, v->rows, snap->nthreads);
-	find_rlock_holders(py, v->rows, snap->nthreads);
 	for (size_t i = 0; i < snap->nthreads; i++) {
 		if (stuck_ns > 0 && !(v->rows[i].blocked_known && v->rows[i].blocked_ns >= stuck_ns)) {
 			v->hidden++;
@@ -197,6 +218,8 @@ static int make_view(struct pk_py *py, const struct pk_py_snapshot *snap, bool s
 	v->n = k;
 	if (sort_blocked)
 		qsort(v->rows, v->n, sizeof(*v->rows), row_cmp_blocked);
+	/* Only for the rows shown, in their order: the budget goes to those. */
+	find_rlock_holders(py, v->rows, v->n);
 	return 0;
 }
 
@@ -237,13 +260,24 @@ static void append_gil_holder(const struct pk_py_snapshot *snap, const struct pk
 	pk_format_untrusted(buf, cap, &o, ")]");
 }
 
-/* The Python thread with this ident (RLock owners are idents), or NULL. */
-static const struct pk_py_thread *thread_by_ident(const struct pk_py_snapshot *snap, uint64_t ident)
+/* The one live Python thread with this ident (an RLock records its owner's
+ * ident), other than the waiter; NULL when none or several (a state left
+ * behind by a thread that exited, one thread in several interpreters). */
+static const struct pk_py_thread *holder_by_ident(const struct pk_py_snapshot *snap, const struct pk_py_thread *waiter,
+						  uint64_t ident)
 {
-	for (size_t i = 0; i < snap->nthreads; i++)
-		if (snap->threads[i].ident == ident)
-			return &snap->threads[i];
-	return NULL;
+	const struct pk_py_thread *h = NULL;
+
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		const struct pk_py_thread *u = &snap->threads[i];
+
+		if (u->ident != ident)
+			continue;
+		if (u == waiter || u->tid <= 0 || h != NULL)
+			return NULL;
+		h = u;
+	}
+	return h;
 }
 
 /* " [RLock held by 23497 (worker-2)]" after an RLock waiter's system call. */
@@ -255,9 +289,9 @@ static void append_rlock_holder(const struct pk_py_snapshot *snap, const struct 
 
 	if (!r->rlock_known || o >= cap)
 		return;
-	h = thread_by_ident(snap, r->rlock.holder_ident);
+	h = holder_by_ident(snap, r->t, r->rlock.holder_ident);
 	if (h == NULL) {
-		snprintf(buf + o, cap - o, " [RLock held by ident 0x%llx, no Python thread of this list]",
+		snprintf(buf + o, cap - o, " [RLock held by ident 0x%llx, no one live thread of this list]",
 			 (unsigned long long)r->rlock.holder_ident);
 		return;
 	}
@@ -299,7 +333,7 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 		pk_json_null(j, "gil_holder");
 	}
 	if (r->rlock_known) {
-		h = thread_by_ident(snap, r->rlock.holder_ident);
+		h = holder_by_ident(snap, t, r->rlock.holder_ident);
 		pk_json_obj_begin(j, "rlock_holder");
 		if (h != NULL)
 			pk_json_int(j, "tid", h->tid);
@@ -464,7 +498,7 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 	}
 	if (stuck_ns > 0) {
 		char d[24];
-		pk_format_duration(stuck_ns, d, sizeof(d));
+		pk_format_duration_exact(stuck_ns, d, sizeof(d));
 		printf("(%zu thread%s not blocked for %s or longer, or not known to be, not shown)\n", v->hidden,
 		       v->hidden == 1 ? "" : "s", d);
 	}

@@ -77,9 +77,9 @@ static int read_rlock(struct pk_py *py, uint64_t obj, uint64_t w[4])
 		return -EINVAL;
 	if (pk_mem_read(py->mem, obj, buf, (size_t)head + 24u) < 0)
 		return -EFAULT;
-	w[0] = pk_get_u64(buf, sizeof(buf), py->layout.ob_type);
+	w[0] = pk_get_u64(buf, (size_t)head + 24u, py->layout.ob_type);
 	for (unsigned i = 1; i < 4; i++)
-		w[i] = pk_get_u64(buf, sizeof(buf), (int32_t)(head + 8u * (i - 1u)));
+		w[i] = pk_get_u64(buf, (size_t)head + 24u, (int32_t)(head + 8u * (i - 1u)));
 	return 0;
 }
 
@@ -91,6 +91,7 @@ static uint64_t rlock_on_stack(struct pk_py *py, uint64_t sp, uint64_t futex)
 	struct pk_mem_iov iov[MAX_CANDIDATES];
 	bool ok[MAX_CANDIDATES];
 	size_t len = STACK_SCAN, n = 0, rec = (size_t)head_size(py) + 24u;
+	int rc;
 
 	if (rec > sizeof(got[0]))
 		return 0;
@@ -99,12 +100,14 @@ static uint64_t rlock_on_stack(struct pk_py *py, uint64_t sp, uint64_t futex)
 		len /= 2u;
 	if (len < 512u)
 		return 0;
+	memset(got, 0, sizeof(got));
 	for (size_t i = 0; i < len / 8u && n < MAX_CANDIDATES; i++) {
 		uint64_t p = words[i];
 		bool seen = false;
 
 		/* An object: 16-aligned, in user space, not on this stack. */
-		if (p < 0x10000u || p >= (1ull << 47) || (p & 15u) != 0 || (p >= sp - 65536u && p < sp + (1u << 21)))
+		if (p < 0x10000u || p >= pk_user_addr_end() || (p & 15u) != 0 ||
+		    (p + 65536u >= sp && p < sp + (1u << 21)))
 			continue;
 		for (size_t j = 0; j < n && !seen; j++)
 			seen = cand[j] == p;
@@ -116,7 +119,11 @@ static uint64_t rlock_on_stack(struct pk_py *py, uint64_t sp, uint64_t futex)
 	}
 	if (n == 0)
 		return 0;
-	(void)pk_mem_readv(py->mem, iov, n, ok);
+	/* -EFAULT: some were unreadable (ok[] says which); another failure:
+	 * none is known to have been read. */
+	rc = pk_mem_readv(py->mem, iov, n, ok);
+	if (rc < 0 && rc != -EFAULT)
+		return 0;
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *b = (const uint8_t *)got[i];
 
@@ -127,10 +134,34 @@ static uint64_t rlock_on_stack(struct pk_py *py, uint64_t sp, uint64_t futex)
 	return 0;
 }
 
+/* The RLock t waits for, read once: its address and its words (type, lock
+ * word, owner, count); the parked-on address too on 3.14+. */
+static int find_rlock(struct pk_py *py, uint64_t futex, uint64_t sp, uint64_t *obj, uint64_t *key, uint64_t w[4])
+{
+	bool parked = py->major > 3 || py->minor >= 14;
+
+	if (parked) {
+		/* The wait entry is a local of the parking function. */
+		if (futex < sp || futex - sp > 65536u || pk_rd_u64(py, futex - 8u, key) < 0 || *key < head_size(py))
+			return -ENOENT;
+		*obj = *key - head_size(py);
+		/* And the mutex says: locked, with a thread parked on it. */
+		if (read_rlock(py, *obj, w) < 0 || !is_rlock_type(py, w[0]) || (w[1] & 3u) != 3u)
+			return -ENOENT;
+		return 0;
+	}
+	*key = futex;
+	*obj = rlock_on_stack(py, sp, futex);
+	if (*obj == 0 || read_rlock(py, *obj, w) < 0)
+		return -ENOENT;
+	return 0;
+}
+
 int pk_py_rlock_wait(struct pk_py *py, const struct pk_py_thread *t, struct pk_rlock_wait *out)
 {
 	static long futex_nr = -3;
-	uint64_t obj = 0, w[4], futex = t->syscall_args[0], sp = t->syscall_sp;
+	uint64_t obj = 0, key = 0, w[4], again_w[4], again_key = 0, futex = t->syscall_args[0], sp = t->syscall_sp;
+	bool parked = py->major > 3 || py->minor >= 14;
 	struct pk_syscall again;
 
 	memset(out, 0, sizeof(*out));
@@ -138,28 +169,22 @@ int pk_py_rlock_wait(struct pk_py *py, const struct pk_py_thread *t, struct pk_r
 		futex_nr = pk_syscall_number("futex");
 	if (py->major < 3 || t->tid <= 0 || t->syscall_nr != futex_nr || futex_nr < 0 || sp == 0)
 		return -ENOENT;
-	if (py->major > 3 || py->minor >= 14) {
-		uint64_t key;
-
-		/* The wait entry is a local of the parking function. */
-		if (futex < sp || futex - sp > 65536u || pk_rd_u64(py, futex - 8u, &key) < 0 || key < head_size(py))
-			return -ENOENT;
-		obj = key - head_size(py);
-		if (read_rlock(py, obj, w) < 0 || !is_rlock_type(py, w[0]))
-			return -ENOENT;
-	} else {
-		obj = rlock_on_stack(py, sp, futex);
-		if (obj == 0 || read_rlock(py, obj, w) < 0)
-			return -ENOENT;
-	}
+	if (find_rlock(py, futex, sp, &obj, &key, w) < 0)
+		return -ENOENT;
+	/* A reading of one moment: the thread still asleep on the same word
+	 * with the same stack once the RLock was read, and the RLock (and, on
+	 * 3.14+, what the thread is parked on: two waits of one frame share
+	 * the futex word) unchanged when read again after that. */
+	if (pk_proc_syscall(py->pid, t->tid, &again) < 0 || again.nr != futex_nr || again.args[0] != futex ||
+	    again.sp != sp || read_rlock(py, obj, again_w) < 0 || memcmp(w, again_w, sizeof(w)) != 0 ||
+	    (parked && (pk_rd_u64(py, futex - 8u, &again_key) < 0 || again_key != key)))
+		return -ENOENT;
 	/* 3.14+ count the acquisitions after the first (level), older ones
 	 * every acquisition. */
-	if (py->major > 3 || py->minor >= 14)
+	if (parked)
 		w[3]++;
-	/* Held (owner and count set), and the thread still asleep on the same
-	 * word once they were read: a reading of one moment. */
-	if (w[2] == 0 || w[3] == 0 || pk_proc_syscall(py->pid, t->tid, &again) < 0 || again.nr != futex_nr ||
-	    again.args[0] != futex || again.sp != sp)
+	/* Held, by another thread: an RLock's owner never waits for it. */
+	if (w[2] == 0 || w[3] == 0 || w[2] == t->ident)
 		return -ENOENT;
 	out->rlock = obj;
 	out->holder_ident = w[2];

@@ -268,9 +268,8 @@ void pk_withdraw_result_clear(struct pk_withdraw_result *res);
 /* Close matches for an unknown exception name, "A, B, C" (empty if none). */
 void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size_t cap);
 
-/* ------------------------------------------------------------ ps */
+/* ------------------------------------------------------------ locks */
 
-/* A Python process found by pk_py_ps. */
 /* A thread blocked in futex() waiting for a threading.RLock (cpython/locks.c). */
 struct pk_rlock_wait {
 	uint64_t rlock;          /* the RLock object's address */
@@ -290,6 +289,9 @@ int pk_py_rlock_wait(struct pk_py *py, const struct pk_py_thread *t, struct pk_r
  * time in its state cannot be told from one reading. */
 bool pk_py_thread_blocked(const struct pk_py_thread *t);
 
+/* ------------------------------------------------------------ ps */
+
+/* A Python process found by pk_py_ps. */
 struct pk_ps_proc {
 	pid_t pid, ns_pid;       /* ns_pid: in the process's own PID namespace */
 	uid_t uid;               /* effective */

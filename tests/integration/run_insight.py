@@ -238,7 +238,7 @@ def check_sort_stuck(pykill, pid, blocked):
         problems.append("human --sort/--stuck (exit %d):\n%s" % (res.returncode, res.stdout.decode(errors="replace")))
     # The footer says the duration with its unit, whatever was typed.
     res = run(pykill, "--stuck=1", str(pid))
-    if res.returncode != 0 or b"not blocked for 1.0s or longer" not in res.stdout:
+    if res.returncode != 0 or b"not blocked for 1s or longer" not in res.stdout:
         problems.append("--stuck=1 footer (exit %d):\n%s" % (res.returncode, res.stdout.decode(errors="replace")))
     for bad in (["--stuck=abc"], ["--stuck=0"], ["--stuck=5x"], ["--stuck="], ["--sort=name"], ["--stuck=400d"]):
         res = run(pykill, *(bad + [str(pid)]))
