@@ -112,7 +112,7 @@ static void print_table(const struct pk_ps *ps, uint64_t stuck_ns)
 	if (any_stuck) {
 		pk_format_duration_exact(stuck_ns, d, sizeof(d));
 		printf("(STUCK: Python threads blocked %s or longer, not counting workers waiting for work; "
-		       "'pykill list --stuck=%s PID' shows them)\n", d, d);
+		       "'pykill list --stuck=%s PID' shows them, idle workers too: SHAPE ends in :idle)\n", d, d);
 	}
 	if (ps->skipped > 0)
 		printf("(%zu process%s not readable: permission denied)\n", ps->skipped,

@@ -30,8 +30,8 @@
 
 /* Bytes of the waiter's stack looked at above sp (3.6-3.13). */
 #define STACK_SCAN 1024u
-/* Distinct plausible object pointers among them, at most. */
-#define MAX_CANDIDATES 64u
+/* Distinct plausible object pointers among them: every word, at most. */
+#define MAX_CANDIDATES (STACK_SCAN / 8u)
 
 static const char RLOCK_TYPE_NAME[] = "_thread.RLock";
 
@@ -105,9 +105,11 @@ static uint64_t rlock_on_stack(struct pk_py *py, uint64_t sp, uint64_t futex)
 		uint64_t p = words[i];
 		bool seen = false;
 
-		/* An object: 16-aligned, in user space, not on this stack. */
-		if (p < 0x10000u || p >= pk_user_addr_end() || (p & 15u) != 0 ||
-		    (p + 65536u >= sp && p < sp + (1u << 21)))
+		/* An object: 16-aligned, in user space. (Where the stack ends is
+		 * not known here, and a heap arena can start right above it: a
+		 * word pointing into the stack is read like any other and fails
+		 * the check.) */
+		if (p < 0x10000u || p >= pk_user_addr_end() || (p & 15u) != 0)
 			continue;
 		for (size_t j = 0; j < n && !seen; j++)
 			seen = cand[j] == p;
