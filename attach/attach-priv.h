@@ -1,7 +1,8 @@
-/* attach: internals shared by proc.c, mapfile.c, mem.c, freeze.c and syscalls.c. */
+/* attach: internals shared by proc.c, mapfile.c, mem.c, freeze.c, inject.c and syscalls.c. */
 #ifndef PK_ATTACH_PRIV_H
 #define PK_ATTACH_PRIV_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -11,6 +12,12 @@
 #define PK_PROC_MAX_FILE (64u << 20)
 #define PK_PROC_MAX_MAPS (1u << 22)
 #define PK_PROC_MAX_TASKS 1000000u
+
+/* Add to set the signals of pykill that must wait while a target thread is
+ * stopped or borrowed: Ctrl-C, kill, hang-up and Ctrl-\ (they would end
+ * pykill between two ptrace requests) and Ctrl-Z (a stopped pykill would
+ * keep the target stopped). freeze.c and inject.c block the same ones. */
+void pk_stop_signals_add(sigset_t *set);
 
 /* "/proc/PID/NAME" or "/proc/PID/task/TID/NAME" when tid != 0. */
 int pk_proc_path(char *buf, size_t cap, pid_t pid, pid_t tid, const char *name);

@@ -57,21 +57,6 @@ struct pk_freeze {
 	uint64_t t_last;   /* just after the last DETACH of a stopped thread */
 };
 
-uint64_t pk_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void pk_sleep_ns(uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
-
-	nanosleep(&ts, NULL);
-}
-
 /* ---------------------------------------------------------------- signals */
 
 /* Ctrl-C, kill, hang-up and Ctrl-\ of pykill wait until every thread is
@@ -81,6 +66,12 @@ static const int blocked_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP };
 static int block_refs;
 static sigset_t block_prev;
 
+void pk_stop_signals_add(sigset_t *set)
+{
+	for (size_t i = 0; i < sizeof(blocked_sigs) / sizeof(blocked_sigs[0]); i++)
+		sigaddset(set, blocked_sigs[i]);
+}
+
 static void sig_block(void)
 {
 	sigset_t s;
@@ -88,8 +79,7 @@ static void sig_block(void)
 	if (block_refs++ > 0)
 		return;
 	sigemptyset(&s);
-	for (size_t i = 0; i < sizeof(blocked_sigs) / sizeof(blocked_sigs[0]); i++)
-		sigaddset(&s, blocked_sigs[i]);
+	pk_stop_signals_add(&s);
 	pthread_sigmask(SIG_BLOCK, &s, &block_prev);
 }
 

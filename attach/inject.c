@@ -26,6 +26,7 @@
 #include "pk_inject.h"
 #include "pk_attach.h"
 #include "arch-priv.h"
+#include "attach-priv.h"
 #include "pk_log.h"
 
 #include <errno.h>
@@ -214,15 +215,10 @@ static int block_signals(sigset_t *old)
 {
 	sigset_t set;
 
-	/* Ctrl-C and friends would otherwise kill pykill between two ptrace
-	 * requests; they are delivered when the mask is restored. SIGCHLD is
-	 * blocked so that sigtimedwait() can wait for the thread's stops. */
+	/* Delivered when the mask is restored. SIGCHLD is blocked so that
+	 * sigtimedwait() can wait for the thread's stops. */
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGTSTP); /* a stopped pykill would hold the thread in its stop */
+	pk_stop_signals_add(&set);
 	sigaddset(&set, SIGCHLD);
 	return -pthread_sigmask(SIG_BLOCK, &set, old);
 }

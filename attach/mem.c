@@ -25,16 +25,16 @@
 
 #define PK_MEM_MAX_READ (64u << 20)    /* one request; target-derived sizes are capped by callers too */
 #define PK_MEM_MAX_BATCH (256u << 20)   /* bytes in one process_vm_readv call */
-#define PK_PAGE_SIZE 1024u /* cache line: a quarter page (never crosses a page, so it is mapped whole or not at all); smaller lines copy far less for sparse reads */
-#define PK_CACHE_PAGES 65536u           /* 64 MiB of lines (touched lazily), then the cache is cleared */
-#define PK_CACHE_SLOTS (2 * PK_CACHE_PAGES) /* open addressing, load <= 0.5 */
+#define PK_CACHE_LINE 1024u /* a quarter page (never crosses a page, so it is mapped whole or not at all); smaller lines copy far less for sparse reads */
+#define PK_CACHE_LINES 65536u           /* 64 MiB of lines (touched lazily), then the cache is cleared */
+#define PK_CACHE_SLOTS (2 * PK_CACHE_LINES) /* open addressing, load <= 0.5 */
 #define PK_CACHE_MAX_READ (64u << 10)   /* larger reads bypass the cache */
 
 enum { SLOT_EMPTY = 0, SLOT_GOOD, SLOT_BAD, SLOT_LOADING };
 
 struct cslot {
 	uint64_t page;   /* address of the page */
-	uint32_t idx;    /* its data: pages + idx * PK_PAGE_SIZE */
+	uint32_t idx;    /* its data: pages + idx * PK_CACHE_LINE */
 	uint8_t state;
 };
 
@@ -297,7 +297,7 @@ static int raw_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t n,
 
 static uint32_t slot_hash(uint64_t page)
 {
-	return (uint32_t)(((page / PK_PAGE_SIZE) * 0x9E3779B97F4A7C15ull) >> 40) & (PK_CACHE_SLOTS - 1);
+	return (uint32_t)(((page / PK_CACHE_LINE) * 0x9E3779B97F4A7C15ull) >> 40) & (PK_CACHE_SLOTS - 1);
 }
 
 static struct cslot *slot_find(struct pk_mem *mem, uint64_t page)
@@ -315,7 +315,7 @@ static struct cslot *slot_find(struct pk_mem *mem, uint64_t page)
 	return NULL;
 }
 
-/* Caller guarantees used < PK_CACHE_PAGES, so a free slot exists. */
+/* Caller guarantees used < PK_CACHE_LINES, so a free slot exists. */
 static struct cslot *slot_insert(struct pk_mem *mem, uint64_t page)
 {
 	uint32_t h = slot_hash(page);
@@ -336,7 +336,7 @@ static struct cslot *slot_insert(struct pk_mem *mem, uint64_t page)
 
 static uint8_t *slot_data(struct pk_mem *mem, const struct cslot *s)
 {
-	return mem->pages + (size_t)s->idx * PK_PAGE_SIZE;
+	return mem->pages + (size_t)s->idx * PK_CACHE_LINE;
 }
 
 static void cache_clear(struct pk_mem *mem)
@@ -355,12 +355,12 @@ static bool cacheable(const struct pk_mem_iov *v)
 
 static uint64_t first_page(const struct pk_mem_iov *v)
 {
-	return v->addr & ~(uint64_t)(PK_PAGE_SIZE - 1);
+	return v->addr & ~(uint64_t)(PK_CACHE_LINE - 1);
 }
 
 static uint64_t last_page(const struct pk_mem_iov *v)
 {
-	return (v->addr + v->len - 1) & ~(uint64_t)(PK_PAGE_SIZE - 1);
+	return (v->addr + v->len - 1) & ~(uint64_t)(PK_CACHE_LINE - 1);
 }
 
 /* Copy the entry from cached pages if every page it touches was read whole. */
@@ -369,7 +369,7 @@ static bool copy_from_pages(struct pk_mem *mem, const struct pk_mem_iov *v)
 	uint8_t *dst = v->buf;
 	uint64_t a = v->addr, e = v->addr + v->len;
 
-	for (uint64_t p = first_page(v);; p += PK_PAGE_SIZE) {
+	for (uint64_t p = first_page(v);; p += PK_CACHE_LINE) {
 		const struct cslot *s = slot_find(mem, p);
 
 		if (s == NULL || s->state != SLOT_GOOD)
@@ -378,9 +378,9 @@ static bool copy_from_pages(struct pk_mem *mem, const struct pk_mem_iov *v)
 			break;
 	}
 	while (a < e) {
-		const struct cslot *s = slot_find(mem, a & ~(uint64_t)(PK_PAGE_SIZE - 1));
-		size_t off = (size_t)(a & (PK_PAGE_SIZE - 1));
-		size_t chunk = PK_PAGE_SIZE - off;
+		const struct cslot *s = slot_find(mem, a & ~(uint64_t)(PK_CACHE_LINE - 1));
+		size_t off = (size_t)(a & (PK_CACHE_LINE - 1));
+		size_t chunk = PK_CACHE_LINE - off;
 
 		if (s == NULL)
 			return false; /* checked above; the caller then reads exactly */
@@ -409,22 +409,22 @@ static int cache_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t 
 	for (size_t i = 0; i < n; i++) {
 		if (!ok[i] || !cacheable(&iov[i]))
 			continue;
-		for (uint64_t p = first_page(&iov[i]);; p += PK_PAGE_SIZE) {
+		for (uint64_t p = first_page(&iov[i]);; p += PK_CACHE_LINE) {
 			if (slot_find(mem, p) == NULL)
 				need++;
 			if (p == last_page(&iov[i]))
 				break;
 		}
 	}
-	if (need > PK_CACHE_PAGES)
+	if (need > PK_CACHE_LINES)
 		return raw_readv(mem, iov, n, ok);
-	if (mem->used + need > PK_CACHE_PAGES) {
+	if (mem->used + need > PK_CACHE_LINES) {
 		cache_clear(mem);
 		need = 0;
 		for (size_t i = 0; i < n; i++)
 			if (ok[i] && cacheable(&iov[i]))
-				need += (size_t)((last_page(&iov[i]) - first_page(&iov[i])) / PK_PAGE_SIZE) + 1;
-		if (need > PK_CACHE_PAGES)
+				need += (size_t)((last_page(&iov[i]) - first_page(&iov[i])) / PK_CACHE_LINE) + 1;
+		if (need > PK_CACHE_LINES)
 			return raw_readv(mem, iov, n, ok);
 	}
 	if (need > sizeof(load_small) / sizeof(load_small[0])) {
@@ -443,7 +443,7 @@ static int cache_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t 
 
 		if (!ok[i] || !cacheable(&iov[i]))
 			continue;
-		for (uint64_t p = first_page(&iov[i]);; p += PK_PAGE_SIZE) {
+		for (uint64_t p = first_page(&iov[i]);; p += PK_CACHE_LINE) {
 			struct cslot *s = slot_find(mem, p);
 
 			if (s == NULL) {
@@ -455,7 +455,7 @@ static int cache_readv(struct pk_mem *mem, const struct pk_mem_iov *iov, size_t 
 				}
 				load[nload].addr = p;
 				load[nload].buf = slot_data(mem, s);
-				load[nload].len = PK_PAGE_SIZE;
+				load[nload].len = PK_CACHE_LINE;
 				lok[nload] = true;
 				lslot[nload++] = s;
 			}
@@ -747,8 +747,8 @@ void pk_mem_cache_enable(struct pk_mem *mem, bool on)
 	if (on && mem->slots == NULL) {
 		/* Reserved, touched only as lines are cached. */
 		mem->slots = calloc(PK_CACHE_SLOTS, sizeof(*mem->slots));
-		mem->pages = malloc((size_t)PK_CACHE_PAGES * PK_PAGE_SIZE);
-		mem->line_slot = malloc(PK_CACHE_PAGES * sizeof(*mem->line_slot));
+		mem->pages = malloc((size_t)PK_CACHE_LINES * PK_CACHE_LINE);
+		mem->line_slot = malloc(PK_CACHE_LINES * sizeof(*mem->line_slot));
 		if (mem->slots == NULL || mem->pages == NULL || mem->line_slot == NULL) {
 			free(mem->slots);
 			free(mem->pages);
@@ -799,14 +799,14 @@ static size_t refresh_batched(struct pk_mem *mem, const uint32_t *order, size_t 
 			if (!extend && nr == IOV_MAX)
 				break;
 			loc[nl].iov_base = slot_data(mem, s);
-			loc[nl++].iov_len = PK_PAGE_SIZE;
+			loc[nl++].iov_len = PK_CACHE_LINE;
 			if (extend) {
-				rem[nr - 1].iov_len += PK_PAGE_SIZE;
+				rem[nr - 1].iov_len += PK_CACHE_LINE;
 			} else {
 				rem[nr].iov_base = (void *)(uintptr_t)s->page;
-				rem[nr++].iov_len = PK_PAGE_SIZE;
+				rem[nr++].iov_len = PK_CACHE_LINE;
 			}
-			total += PK_PAGE_SIZE;
+			total += PK_CACHE_LINE;
 		}
 		r = process_vm_readv(mem->via, loc, nl, rem, nr, 0);
 		mem->st.syscalls++;
@@ -853,7 +853,7 @@ int pk_mem_cache_refresh(struct pk_mem *mem)
 				struct cslot *s = &mem->slots[order[k]];
 				iov[n].addr = s->page;
 				iov[n].buf = slot_data(mem, s);
-				iov[n].len = PK_PAGE_SIZE;
+				iov[n].len = PK_CACHE_LINE;
 				ok[n] = true;
 				which[n++] = s;
 			}
@@ -866,7 +866,7 @@ int pk_mem_cache_refresh(struct pk_mem *mem)
 
 		iov[n].addr = s->page;
 		iov[n].buf = slot_data(mem, s);
-		iov[n].len = PK_PAGE_SIZE;
+		iov[n].len = PK_CACHE_LINE;
 		ok[n] = true;
 		which[n++] = s;
 	}

@@ -7,6 +7,7 @@
 #ifndef PK_ATTACH_H
 #define PK_ATTACH_H
 
+#include "pk_clock.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -313,14 +314,15 @@ void pk_freeze_free(struct pk_freeze *fz); /* ends it first if still active */
 int pk_thread_claim(pid_t pid, uint64_t ident, unsigned timeout_ms, int *fd);
 void pk_thread_unclaim(int fd);
 
+/* The end of the user address space of this architecture: no pointer of a
+ * target's heap or stack lies at or above it (attach/arch/). */
+uint64_t pk_user_addr_end(void);
+
 /* Why ptrace of pid would fail, as a hint for messages (already traced by pid
  * N, yama ptrace_scope, another user, missing CAP_SYS_PTRACE). */
 void pk_attach_explain_eperm(pid_t pid);
 /* Another tracer (not this process) of pid or of one of its threads: its
  * PID, or 0 if none is seen. */
 pid_t pk_attach_other_tracer(pid_t pid);
-
-uint64_t pk_now_ns(void); /* CLOCK_MONOTONIC */
-void pk_sleep_ns(uint64_t ns);
 
 #endif

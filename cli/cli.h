@@ -15,7 +15,6 @@
 
 struct pk_cli {
 	int verbose;
-	const char *argv0;
 };
 
 extern struct pk_cli pk_cli;

@@ -49,6 +49,8 @@ struct row {
 	size_t nidle;            /* the thread's idle states, after index in the snapshot */
 	bool blocked_known;
 	uint64_t blocked_ns;
+	bool rlock_known;        /* waits for an RLock, holder proven (pk_py_rlock_wait) */
+	struct pk_rlock_wait rlock;
 };
 
 struct list_view {
@@ -119,20 +121,42 @@ static size_t text_cols(const char *s)
 	return n;
 }
 
-/* The escaped name cut to cols code points, then padded to them. */
+/* Bytes of the token of escaped text at s: a whole escape (\\, \n, \xNN,
+ * \uNNNN: what pk_esc writes), else one UTF-8 character. */
+static size_t esc_token(const char *s)
+{
+	size_t n = 1;
+
+	if (s[0] == '\\')
+		n = s[1] == 'x' ? 4 : s[1] == 'u' ? 6 : 2;
+	else
+		while (((unsigned char)s[n] & 0xC0) == 0x80)
+			n++;
+	for (size_t i = 1; i < n; i++)
+		if (s[i] == '\0')
+			return i;
+	return n;
+}
+
+/* The escaped name, cut to cols columns (never inside an escape), then
+ * padded to them. */
 static void print_name_cell(const char *esc, size_t cols)
 {
-	size_t w = text_cols(esc), i = 0, seen = 0;
+	size_t w = text_cols(esc), i = 0, used = 0;
 
 	if (w <= cols) {
 		printf("%s%*s", esc, (int)(cols - w), "");
 		return;
 	}
-	for (; esc[i] != '\0'; i++) {
-		if (((unsigned char)esc[i] & 0xC0) != 0x80 && seen++ == cols - 3)
+	while (esc[i] != '\0') {
+		size_t n = esc_token(esc + i), tw = esc[i] == '\\' ? n : 1;
+
+		if (used + tw > cols - 3)
 			break;
+		used += tw;
+		i += n;
 	}
-	printf("%.*s...", (int)i, esc);
+	printf("%.*s...%*s", (int)i, esc, (int)(cols - 3 - used), "");
 }
 
 static size_t name_cols(const struct list_view *v)
@@ -148,10 +172,30 @@ static size_t name_cols(const struct list_view *v)
 	return cols;
 }
 
+#define RLOCK_BUDGET_NS (50u * 1000000u)
+
+/* Read after the snapshot, nothing stopped. Each waiter costs a few small
+ * reads: bounded in time for a process with thousands of waiting threads
+ * (then the rest say nothing). */
+static void find_rlock_holders(struct pk_py *py, struct row *rows, size_t n)
+{
+	uint64_t t0 = pk_now_ns();
+
+	for (size_t i = 0; i < n; i++) {
+		if (pk_now_ns() - t0 > RLOCK_BUDGET_NS) {
+			pk_log(PK_LOG_INFO, "RLock holders not looked for in threads %zu to %zu: %u ms spent", i, n - 1,
+			       (unsigned)(RLOCK_BUDGET_NS / 1000000u));
+			return;
+		}
+		rows[i].rlock_known = pk_py_rlock_wait(py, rows[i].t, &rows[i].rlock) == 0;
+		pk_error_clear();
+	}
+}
+
 /* The rows to print, measured, filtered by --stuck (stuck_ns, 0 = all) and
  * sorted: one per OS thread, its active state (the snapshot has its idle
  * states right after it), and one per state on no live thread. */
-static int make_view(const struct pk_py_snapshot *snap, bool sort_blocked, uint64_t stuck_ns,
+static int make_view(struct pk_py *py, const struct pk_py_snapshot *snap, bool sort_blocked, uint64_t stuck_ns,
 		     struct list_view *v)
 {
 	size_t k = 0, n = 0;
@@ -184,6 +228,8 @@ static int make_view(const struct pk_py_snapshot *snap, bool sort_blocked, uint6
 	v->n = k;
 	if (sort_blocked)
 		qsort(v->rows, v->n, sizeof(*v->rows), row_cmp_blocked);
+	/* Only for the rows shown, in their order: the budget goes to those. */
+	find_rlock_holders(py, v->rows, v->n);
 	return 0;
 }
 
@@ -219,6 +265,48 @@ static void append_gil_holder(const struct pk_py_snapshot *snap, const struct pk
 	if (h == NULL || o >= cap)
 		return;
 	n = snprintf(buf + o, cap - o, " [GIL held by %d (", (int)h->tid);
+	o = n < 0 ? cap : o + (size_t)n;
+	pk_format_untrusted(buf, cap, &o, h->name ? h->name : "-");
+	pk_format_untrusted(buf, cap, &o, ")]");
+}
+
+/* The one live Python thread with this ident (an RLock records its owner's
+ * ident), by its active state, other than the waiter; NULL when none or
+ * several (a state left behind by a thread that exited). */
+static const struct pk_py_thread *holder_by_ident(const struct pk_py_snapshot *snap, const struct pk_py_thread *waiter,
+						  uint64_t ident)
+{
+	const struct pk_py_thread *h = NULL;
+
+	for (size_t i = 0; i < snap->nthreads; i++) {
+		const struct pk_py_thread *u = &snap->threads[i];
+
+		/* An OS thread's idle states (subinterpreters) share its ident. */
+		if (u->ident != ident || u->idle)
+			continue;
+		if (u == waiter || u->tid <= 0 || h != NULL)
+			return NULL;
+		h = u;
+	}
+	return h;
+}
+
+/* " [RLock held by 23497 (worker-2)]" after an RLock waiter's system call. */
+static void append_rlock_holder(const struct pk_py_snapshot *snap, const struct row *r, char *buf, size_t cap)
+{
+	const struct pk_py_thread *h;
+	size_t o = strlen(buf);
+	int n;
+
+	if (!r->rlock_known || o >= cap)
+		return;
+	h = holder_by_ident(snap, r->t, r->rlock.holder_ident);
+	if (h == NULL) {
+		snprintf(buf + o, cap - o, " [RLock held by ident 0x%llx, no one live thread of this list]",
+			 (unsigned long long)r->rlock.holder_ident);
+		return;
+	}
+	n = snprintf(buf + o, cap - o, " [RLock held by %d (", (int)h->tid);
 	o = n < 0 ? cap : o + (size_t)n;
 	pk_format_untrusted(buf, cap, &o, h->name ? h->name : "-");
 	pk_format_untrusted(buf, cap, &o, ")]");
@@ -265,6 +353,20 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 		pk_json_obj_end(j);
 	} else {
 		pk_json_null(j, "gil_holder");
+	}
+	if (r->rlock_known) {
+		h = holder_by_ident(snap, t, r->rlock.holder_ident);
+		pk_json_obj_begin(j, "rlock_holder");
+		if (h != NULL)
+			pk_json_int(j, "tid", h->tid);
+		else
+			pk_json_null(j, "tid");
+		pk_json_uint(j, "ident", (unsigned long long)r->rlock.holder_ident);
+		pk_json_str(j, "name", h != NULL ? h->name : NULL);
+		pk_json_uint(j, "count", (unsigned long long)r->rlock.count);
+		pk_json_obj_end(j);
+	} else {
+		pk_json_null(j, "rlock_holder");
 	}
 	pk_json_str(j, "name", t->name);
 	pk_json_bool(j, "async_exc_pending", t->has_async_exc);
@@ -451,6 +553,7 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 		if (t->syscall_nr >= 0) {
 			pk_format_syscall(snap->pid, t->syscall_nr, t->syscall_args, sc, sizeof(sc));
 			append_gil_holder(snap, t, sc, sizeof(sc));
+			append_rlock_holder(snap, &v->rows[i], sc, sizeof(sc));
 		} else {
 			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_SYSCALL_RUNNING ? "(running)" : "-");
 		}
@@ -476,7 +579,7 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 		       snap->nos_threads == 1 ? "" : "s", snap->nthreads);
 	if (stuck_ns > 0) {
 		char d[24];
-		pk_format_duration(stuck_ns, d, sizeof(d));
+		pk_format_duration_exact(stuck_ns, d, sizeof(d));
 		printf("(%zu thread%s not blocked for %s or longer, or not known to be, not shown)\n", v->hidden,
 		       v->hidden == 1 ? "" : "s", d);
 	}
@@ -591,7 +694,7 @@ int pk_cmd_list(int argc, char **argv)
 	pk_log(PK_LOG_INFO, "read %zu Python thread(s) in %zu interpreter(s) in %u round(s); %zu thread(s) stopped "
 	       "for %.3f ms; total %.3f ms", snap->nthreads, snap->ninterps, snap->rounds, snap->nstopped,
 	       (double)snap->freeze_ns / 1e6, (double)(pk_now_ns() - t0) / 1e6);
-	rc = make_view(snap, sort_blocked, stuck_ns, &view);
+	rc = make_view(py, snap, sort_blocked, stuck_ns, &view);
 	if (rc < 0) {
 		rc = pk_fail(rc, "list the threads");
 		pk_py_snapshot_free(snap);

@@ -57,7 +57,10 @@ static void print_json(const struct pk_ps *ps, uint64_t stuck_ns)
 			pk_json_null(&j, "thread_states");
 		if (p->stuck >= 0) {
 			pk_json_int(&j, "stuck", p->stuck);
-			pk_json_seconds(&j, "stuck_longest_s", p->stuck_longest_ns);
+			if (p->stuck > 0)
+				pk_json_seconds(&j, "stuck_longest_s", p->stuck_longest_ns);
+			else
+				pk_json_null(&j, "stuck_longest_s");
 		} else {
 			pk_json_null(&j, "stuck");
 			pk_json_null(&j, "stuck_longest_s");
@@ -115,9 +118,9 @@ static void print_table(const struct pk_ps *ps, uint64_t stuck_ns)
 			if (ps->v[i].error != NULL)
 				printf("%d: %s\n", (int)ps->v[i].pid, pk_esc(ps->v[i].error, e, sizeof(e)));
 	if (any_stuck) {
-		pk_format_duration(stuck_ns, d, sizeof(d));
+		pk_format_duration_exact(stuck_ns, d, sizeof(d));
 		printf("(STUCK: Python threads blocked %s or longer, not counting workers waiting for work; "
-		       "'pykill list --stuck=%s PID' shows them)\n", d, d);
+		       "'pykill list --stuck=%s PID' shows them, idle workers too: SHAPE ends in :idle)\n", d, d);
 	}
 	if (ps->skipped > 0)
 		printf("(%zu process%s not readable: permission denied)\n", ps->skipped,

@@ -247,7 +247,6 @@ int main(int argc, char **argv)
 {
 	int i;
 
-	pk_cli.argv0 = argv[0];
 	/* One line per failure by default; warnings come with -v. */
 	pk_log_set_handler(log_to_stderr, NULL, PK_LOG_ERROR);
 	for (i = 1; i < argc; i++) {

@@ -127,3 +127,27 @@ void pk_format_duration(uint64_t ns, char *buf, size_t cap)
 		snprintf(buf, cap, "%llud%02lluh", (unsigned long long)(s / 86400),
 			 (unsigned long long)(s % 86400 / 3600));
 }
+
+void pk_format_duration_exact(uint64_t ns, char *buf, size_t cap)
+{
+	uint64_t ms = (ns + 999999u) / 1000000u; /* up: never below what was asked */
+
+	if (ms % 3600000u == 0 && ms > 0)
+		snprintf(buf, cap, "%lluh", (unsigned long long)(ms / 3600000u));
+	else if (ms % 60000u == 0 && ms > 0)
+		snprintf(buf, cap, "%llum", (unsigned long long)(ms / 60000u));
+	else if (ms % 1000u == 0)
+		snprintf(buf, cap, "%llus", (unsigned long long)(ms / 1000u));
+	else {
+		int n = snprintf(buf, cap, "%llu.%03llu", (unsigned long long)(ms / 1000u),
+				 (unsigned long long)(ms % 1000u));
+		/* "0.050" -> "0.05" */
+		while (n > 0 && (size_t)n < cap && buf[n - 1] == '0')
+			buf[--n] = '\0';
+		if (n > 0 && (size_t)n + 1 < cap) {
+			buf[n] = 's';
+			buf[n + 1] = '\0';
+		}
+	}
+}
+

@@ -23,5 +23,8 @@ int pk_parse_num(const char *s, unsigned forms, uint64_t min, uint64_t max, uint
 bool pk_parse_duration(const char *s, uint64_t *ns);
 /* A duration for people: "0.4s", "45s", "5m03s", "3h12m", "2d04h". */
 void pk_format_duration(uint64_t ns, char *buf, size_t cap);
+/* A threshold said back: "30s", "5m", "1h", "0.05s", "90.5s"; whole
+ * milliseconds rounded up, so pk_parse_duration of it is never less. */
+void pk_format_duration_exact(uint64_t ns, char *buf, size_t cap);
 
 #endif

@@ -103,7 +103,8 @@ static int cache_grow(struct pk_code_cache *c)
 	return 0;
 }
 
-static char *join_qualname(const char *name, const char *qual)
+/* The name a frame shows: the qualified name (3.11+), else the name. */
+static char *function_name(const char *name, const char *qual)
 {
 	return strdup(qual != NULL ? qual : (name != NULL ? name : "?"));
 }
@@ -133,7 +134,7 @@ static void code_load(struct pk_py *py, struct pk_code_cache *c, struct pk_code 
 	if (L->co_qualname >= 0)
 		pk_rd_string(py, pk_get_u64(buf, len, L->co_qualname), &qual);
 	pk_rd_string(py, pk_get_u64(buf, len, L->co_filename), &code->file);
-	code->function = join_qualname(name, qual);
+	code->function = function_name(name, qual);
 	free(name);
 	free(qual);
 	if (code->file == NULL)
@@ -185,7 +186,7 @@ static int code_line(const struct pk_py *py, const struct pk_code *code, int add
 }
 
 static int push_frame(struct pk_code_cache *c, struct pk_py_thread *t, size_t *cap, uint64_t addr,
-		      const struct pk_code *code, int line, bool entry)
+		      const struct pk_code *code, int line)
 {
 	struct pk_py_frame *f;
 
@@ -201,7 +202,6 @@ static int push_frame(struct pk_code_cache *c, struct pk_py_thread *t, size_t *c
 	f->function = strdup(code->function);
 	f->file = strdup(code->file);
 	f->line = line > 0 ? line : 0;
-	f->is_entry = entry;
 	f->addr = addr;
 	f->code = code->addr;
 	if (f->function == NULL || f->file == NULL) {
@@ -268,7 +268,6 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 		uint64_t code_addr, next;
 		struct pk_code *code;
 		int line;
-		bool entry = false;
 
 		if (++steps > max_steps || t->nframes >= max_frames) {
 			t->frames_truncated = true;
@@ -332,7 +331,6 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 				goto next_frame;
 			/* A position outside any real code object is no position. */
 			line = code_line(py, code, instr - code_units <= (uint64_t)INT_MAX ? (int)(instr - code_units) : -1);
-			entry = false;
 		} else {
 			if (code_addr == 0) {
 				set_error(t, "frame without code", frame);
@@ -352,7 +350,7 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 				line = code_line(py, code, lasti);
 			}
 		}
-		if (push_frame(cache, t, &cap, frame, code, line, entry) < 0)
+		if (push_frame(cache, t, &cap, frame, code, line) < 0)
 			return -ENOMEM;
 next_frame:
 		frame = next;

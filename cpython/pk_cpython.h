@@ -48,7 +48,6 @@ struct pk_py_frame {
 	char *function;          /* qualified name where the version has one */
 	char *file;
 	int line;                /* 0 when unknown */
-	bool is_entry;           /* 3.11+: first frame of a C-to-Python call */
 	uint64_t addr;           /* where the frame is in the target (frame object, or 3.11+ interpreter frame) */
 	uint64_t code;           /* its code object (an address reused by another call runs other code) */
 };
@@ -120,6 +119,7 @@ struct pk_py_thread {
 				  * thread whose state is left behind after it exited, TID unknown */
 	long syscall_nr;         /* -1 none, PK_SYSCALL_RUNNING */
 	uint64_t syscall_args[6];
+	uint64_t syscall_sp;     /* its stack pointer in that call (/proc .../syscall) */
 	char *name;              /* threading.Thread name, NULL if none */
 	struct pk_py_frame *frames; /* innermost first */
 	size_t nframes;
@@ -310,14 +310,30 @@ void pk_withdraw_result_clear(struct pk_withdraw_result *res);
 /* Close matches for an unknown exception name, "A, B, C" (empty if none). */
 void pk_py_exception_suggest(struct pk_py *py, const char *name, char *buf, size_t cap);
 
-/* ------------------------------------------------------------ ps */
+/* ------------------------------------------------------------ locks */
 
-/* A Python process found by pk_py_ps. */
+/* A thread blocked in futex() waiting for a threading.RLock (cpython/locks.c). */
+struct pk_rlock_wait {
+	uint64_t rlock;          /* the RLock object's address */
+	uint64_t holder_ident;   /* threading.get_ident() of the thread that holds it */
+	uint64_t count;          /* how many times the holder acquired it */
+};
+
+/* Which RLock t waits for and who holds it, when that is proven from t's
+ * futex word and the RLock's own fields (3.6+); -ENOENT when t waits for
+ * none, or it cannot be told (then nothing is to be said). Reads memory and
+ * /proc without stopping anything: call after a snapshot, t one of its
+ * threads. */
+int pk_py_rlock_wait(struct pk_py *py, const struct pk_py_thread *t, struct pk_rlock_wait *out);
+
 /* Whether t is asleep in the kernel, where its time off CPU
  * (pk_proc_offcpu_ns) is how long it has been blocked; a running thread's
  * time in its state cannot be told from one reading. */
 bool pk_py_thread_blocked(const struct pk_py_thread *t);
 
+/* ------------------------------------------------------------ ps */
+
+/* A Python process found by pk_py_ps. */
 struct pk_ps_proc {
 	pid_t pid, ns_pid;       /* ns_pid: in the process's own PID namespace */
 	uid_t uid;               /* effective */
@@ -337,7 +353,8 @@ struct pk_ps_opts {
 	const pid_t *pids;       /* look only at these; NULL: every process in /proc */
 	size_t npids;
 	bool count_threads;      /* count the Python threads (pk_py_snapshot, PK_FREEZE_NONE) */
-	uint64_t stuck_ns;       /* with count_threads, > 0: count the stuck threads (reads stacks) */
+	uint64_t stuck_ns;       /* with count_threads, > 0: count the stuck threads (reads the stacks
+				  * of a process that has threads blocked that long) */
 };
 
 struct pk_ps {

@@ -36,23 +36,6 @@ struct exe_cache {
 	size_t opened, hits;
 };
 
-static bool name_has_python(const char *path)
-{
-	const char *b = strrchr(path, '/');
-
-	return strcasestr(b ? b + 1 : path, "python") != NULL;
-}
-
-/* The same test pk_py_open makes on a candidate object. */
-static bool elf_holds_interpreter(const struct pk_elf *elf)
-{
-	uint64_t v, s;
-
-	return pk_elf_symbol(elf, "_PyRuntime", &v, &s) == 0 || pk_elf_section(elf, ".PyRuntime", &v, &s) == 0 ||
-	       pk_elf_symbol(elf, "interp_head", &v, &s) == 0 ||
-	       pk_elf_symbol(elf, "PyInterpreterState_Head", &v, &s) == 0;
-}
-
 /* Does the file behind this mapping hold the interpreter? Answered once per
  * (device, inode); a file that cannot be opened or parsed counts as no. */
 static bool exe_holds(struct exe_cache *c, pid_t pid, const struct pk_map *m)
@@ -69,7 +52,7 @@ static bool exe_holds(struct exe_cache *c, pid_t pid, const struct pk_map *m)
 		}
 	}
 	if (pk_py_map_elf(pid, m, &elf) == 0) {
-		holds = elf_holds_interpreter(elf);
+		holds = pk_py_elf_holds_interpreter(elf);
 		pk_elf_close(elf);
 	}
 	c->opened++;
@@ -117,7 +100,7 @@ static bool is_candidate(struct exe_cache *c, pid_t pid, pid_t task, const struc
 	for (size_t i = 0; i < maps->n; i++) {
 		const struct pk_map *m = &maps->v[i];
 
-		if (m->path[0] == '/' && (m->prot & PK_MAP_X) && name_has_python(m->path))
+		if (m->path[0] == '/' && (m->prot & PK_MAP_X) && pk_py_name_has_python(m->path))
 			return true;
 	}
 	exe = main_exe(task, maps);
@@ -180,27 +163,54 @@ bool pk_py_thread_blocked(const struct pk_py_thread *t)
 	return t->tid > 0 && (t->state == 'S' || t->state == 'D') && t->syscall_nr != PK_SYSCALL_RUNNING;
 }
 
-/* The threads of snap blocked at least stuck_ns, a worker waiting for work
- * left out (it waits for good by design): read from /proc after the
- * reading, nothing stopped. Unknown (-1) without a scheduler clock. An OS
- * thread counts once, by its active state (its idle ones share its time). */
-static void count_stuck(pid_t pid, const struct pk_py_snapshot *snap, uint64_t stuck_ns, struct pk_ps_proc *p)
+/* How many threads of snap have been blocked at least stuck_ns (and the
+ * longest), from /proc; with idle_out, a worker waiting for work is left
+ * out. An OS thread counts once, by its active state (its idle ones share
+ * its time). -1 without a scheduler clock. */
+static long blocked_at_least(pid_t pid, const struct pk_py_snapshot *snap, uint64_t stuck_ns, bool idle_out,
+			     uint64_t *longest)
 {
 	uint64_t now, off;
+	long n = 0;
 
 	if (pk_sched_now(&now) < 0)
-		return;
-	p->stuck = 0;
+		return -1;
 	for (size_t i = 0; i < snap->nthreads; i++) {
 		const struct pk_py_thread *t = &snap->threads[i];
 
-		if (t->idle || t->shape_idle || !pk_py_thread_blocked(t) || pk_proc_offcpu_ns(pid, t->tid, now, &off) < 0 ||
+		if (t->idle || (idle_out && t->shape_idle) || !pk_py_thread_blocked(t) ||
+		    pk_proc_offcpu_ns(pid, t->tid, now, &off) < 0 ||
 		    off < stuck_ns)
 			continue;
-		p->stuck++;
-		if (off > p->stuck_longest_ns)
-			p->stuck_longest_ns = off;
+		n++;
+		if (off > *longest)
+			*longest = off;
 	}
+	return n;
+}
+
+/* The stuck threads of a process: blocked at least stuck_ns, a worker
+ * waiting for work (it waits for good by design) left out. Which thread is
+ * an idle worker is told from its stack: read (unfrozen, like the thread
+ * list) only when some thread has been blocked that long at all. */
+static void count_stuck(struct pk_py *py, const struct pk_py_snapshot *snap, uint64_t stuck_ns, struct pk_ps_proc *p)
+{
+	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_NONE, .want_frames = true, .want_names = true };
+	struct pk_py_snapshot *stacks = NULL;
+	uint64_t longest = 0;
+
+	p->stuck = blocked_at_least(py->pid, snap, stuck_ns, false, &longest);
+	if (p->stuck <= 0)
+		return;
+	if (pk_py_snapshot(py, &so, &stacks) < 0) {
+		pk_error_clear();
+		p->stuck = -1;
+		return;
+	}
+	longest = 0;
+	p->stuck = blocked_at_least(py->pid, stacks, stuck_ns, true, &longest);
+	p->stuck_longest_ns = longest;
+	pk_py_snapshot_free(stacks);
 }
 
 /* Identify one candidate and fill p. Returns 1 when it is a Python process
@@ -208,9 +218,7 @@ static void count_stuck(pid_t pid, const struct pk_py_snapshot *snap, uint64_t s
  * -ENOMEM. */
 static int inspect(pid_t pid, const struct pk_status *st, const struct pk_ps_opts *opts, struct pk_ps_proc *p)
 {
-	/* The shape (is a blocked worker idle?) is told from the stack. */
-	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_NONE, .want_frames = opts->stuck_ns > 0,
-				       .want_names = opts->stuck_ns > 0 };
+	struct pk_snapshot_opts so = { .freeze = PK_FREEZE_NONE };
 	struct pk_py_snapshot *snap = NULL;
 	struct pk_py *py = NULL;
 	uint64_t t0 = pk_now_ns();
@@ -262,7 +270,7 @@ static int inspect(pid_t pid, const struct pk_status *st, const struct pk_ps_opt
 		p->nstates = (long)snap->nthreads;
 		p->nthreads = snap->nos_threads > 0 ? (long)snap->nos_threads : (long)snap->nthreads;
 		if (opts->stuck_ns > 0)
-			count_stuck(pid, snap, opts->stuck_ns, p);
+			count_stuck(py, snap, opts->stuck_ns, p);
 	}
 	rc = 1;
 out:

@@ -47,6 +47,8 @@ struct pk_py {
 	 * ascending: a live thread's TID never changes in it. */
 	struct pk_desc_word *desc_words;
 	size_t ndesc_words;
+	uint64_t rlock_type;       /* the _thread.RLock type once seen (locks.c), 0 before */
+	uint64_t other_types[4];   /* types seen whose name is not _thread.RLock (locks.c) */
 };
 
 struct pk_desc_word {
@@ -64,6 +66,12 @@ struct pk_desc_word {
  * False e.g. for a 3.16 read with 3.15's table whose async_exc nothing
  * confirmed. pk_py_open logs (PK_LOG_INFO) when it is false. */
 bool pk_py_layout_exact(const struct pk_py *py);
+
+/* Is this object the one that holds the interpreter (its runtime state or
+ * thread-list head symbols)? pk_py_open and ps ask the same. */
+bool pk_py_elf_holds_interpreter(const struct pk_elf *elf);
+/* Does a file name (its last component) say "python", in any case? */
+bool pk_py_name_has_python(const char *path);
 
 /* The ELF object behind a mapping of process pid, read through pk_map_open:
  * never from a path the target chose. */

@@ -17,14 +17,9 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-static bool contains_python(const char *path)
+bool pk_py_name_has_python(const char *path)
 {
-	const char *b = base_name(path);
-
-	for (; *b; b++)
-		if (strncasecmp(b, "python", 6) == 0)
-			return true;
-	return false;
+	return strcasestr(base_name(path), "python") != NULL;
 }
 
 /* "X.Y" from a file name such as libpython3.6m.so.1.0 or python3.12. */
@@ -53,8 +48,7 @@ static int sym_rt(struct pk_py *py, const char *name, uint64_t *addr)
 	return rc;
 }
 
-/* Is this object the one that holds the interpreter? */
-static bool holds_interpreter(struct pk_elf *elf)
+bool pk_py_elf_holds_interpreter(const struct pk_elf *elf)
 {
 	uint64_t v, s;
 
@@ -102,7 +96,7 @@ static int try_object(struct pk_py *py, const struct pk_map *map, bool *opened)
 	close(fd);
 	if (rc < 0)
 		return rc;
-	if (!holds_interpreter(elf)) {
+	if (!pk_py_elf_holds_interpreter(elf)) {
 		pk_elf_close(elf);
 		return -ENOENT;
 	}
@@ -134,13 +128,13 @@ static int find_object(struct pk_py *py)
 
 			if (m->path[0] != '/')
 				continue;
-			if (pass == 0 && !contains_python(m->path))
+			if (pass == 0 && !pk_py_name_has_python(m->path))
 				continue;
 			if (pass == 1 && !(m->prot & PK_MAP_X))
 				continue;
 			/* Each file once per pass: pass 0 tries every "*python*" file, pass 1
 			 * the files with code that pass 0 did not try. */
-			if (pass == 1 && contains_python(m->path))
+			if (pass == 1 && pk_py_name_has_python(m->path))
 				continue;
 			for (size_t j = 0; j < i && !seen; j++)
 				seen = strcmp(py->maps.v[j].path, m->path) == 0 &&

@@ -811,6 +811,7 @@ static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, s
 		t->state = task->state;
 		t->syscall_nr = task->sc.nr;
 		memcpy(t->syscall_args, task->sc.args, sizeof(t->syscall_args));
+		t->syscall_sp = task->sc.sp;
 		if (t->gil != PK_GIL_HOLDS && task->sc.nr >= 0 && task->sc.nr == futex_nr) {
 			if (in_range(task->sc.args[0], g->wait_lo, g->wait_hi))
 				t->gil = PK_GIL_WAITS;

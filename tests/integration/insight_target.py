@@ -14,6 +14,10 @@ Says "ready PID" on EV_FD, then reads commands from CMD_FD, one a line:
                    libc sleep(3600) called through ctypes.PyDLL, which keeps
                    the GIL: the waiter waits for it for good (and so does
                    every other thread: the target answers no more commands)
+  rlock            "rlock-holder" takes an RLock twice and a Lock, then
+                   blocks in time.sleep(3600); "rlock-waiter" blocks
+                   acquiring the RLock, "lock-waiter" the Lock (whose holder
+                   CPython does not record)
   quit             exit 0
 Each thread says "started NAME {json}" (its TID and what the driver checks)
 just before its blocking call. --lo-up brings the loopback interface up
@@ -134,6 +138,30 @@ def gil():
     spawn("gil-holder", hold)
 
 
+def rlock():
+    rl, lk, held = threading.RLock(), threading.Lock(), threading.Event()
+
+    def hold():
+        rl.acquire()
+        rl.acquire()
+        lk.acquire()
+        held.set()
+        started("rlock-holder", ident=threading.current_thread().ident)
+        time.sleep(3600)
+
+    def wait_rlock():
+        started("rlock-waiter")
+        rl.acquire()
+
+    def wait_lock():
+        started("lock-waiter")
+        lk.acquire()
+    spawn("rlock-holder", hold)
+    held.wait()
+    spawn("rlock-waiter", wait_rlock)
+    spawn("lock-waiter", wait_lock)
+
+
 def main():
     if "--lo-up" in sys.argv:
         lo_up()
@@ -159,6 +187,8 @@ def main():
                 pipe(int(words[1]))
             elif words == ["gil"]:
                 gil()
+            elif words == ["rlock"]:
+                rlock()
             elif words[0] == "flock":
                 flock(words[1])
             else:

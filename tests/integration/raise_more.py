@@ -62,6 +62,11 @@ class Refused(Fail):
     pass
 
 
+class Late(Fail):
+    """--via call not finished within pykill's budget (a starved machine):
+    pykill detached and said the thread completes the call on its own."""
+
+
 def check(cond, msg):
     if not cond:
         raise Fail(msg)
@@ -257,6 +262,9 @@ def raise_json(binary, t, tid, *extra, **kw):
     rc, out, err = run_pykill(binary, args)
     if "--via" in extra and extra[extra.index("--via") + 1] == "call" and refused(rc, err):
         raise Refused(err.strip())
+    if "--via" in extra and extra[extra.index("--via") + 1] == "call" and rc == 1 and \
+            "not finished after" in err and "completes it on its own" in err:
+        raise Late(err.strip())
     if rc != 0:
         # What the thread did meanwhile: did it run at all?
         diag = "thread before: %s, after: %s; %.2f s, host steal %d ticks" % (
@@ -287,6 +295,13 @@ def raise_call(binary, t, tid, name, refusals, *extra):
             return raise_json(binary, t, tid, "--via", "call", name=name, *extra)
         except Refused as e:
             refusals.append(str(e))
+        except Late as e:
+            # The documented outcome of a starved call: the caller then
+            # checks pykill's word, that the exception still fires (its
+            # expect of the thread's end), and the refcount after.
+            print("  note: %s" % e)
+            return {"via": "call", "via_reason": "not finished within the budget; completed on its own",
+                    "verdict": "late"}
     raise Refused("pykill raise --via call refused 5 times in a row: %s" % refusals[-1])
 
 
@@ -321,8 +336,9 @@ def sc_refcount(binary, python):
                 check(r["via"] == via and r["via_reason"],
                       "%s raise %d: went via %s (%s), expected %s" % (via, i, r["via"], r["via_reason"], via))
                 paths[via, r["via"]] = paths.get((via, r["via"]), 0) + 1
-                t.expect("exc %s SystemExit" % fresh["name"])
-                t.expect("end %s raised" % fresh["name"])
+                late = r.get("verdict") == "late"
+                t.expect("exc %s SystemExit" % fresh["name"], 60 if late else 10)
+                t.expect("end %s raised" % fresh["name"], 60 if late else 10)
             t.send("refcnt")
             counts[via] = int(t.expect("refcnt ").split()[1])
         health(t, "refcount", dict(("fresh-%d" % i, "SystemExit") for i in range(1, 201)))
@@ -735,7 +751,7 @@ def sc_lock(binary, python):
                 r = raise_json(binary, t, lk["tid"], "--via", via, name=name)
             check(r["via"] == via, "%s: went via %s" % (name, r["via"]))
             allowed[name] = "SystemExit"
-            t.expect("end %s raised" % name)
+            t.expect("end %s raised" % name, 60 if r.get("verdict") == "late" else 10)
             t.send("checklock")
             check(t.expect("lock ") == "lock true", "%s: the lock was not released after SystemExit in `with lock:`" % name)
             health(t, name, allowed)

@@ -33,11 +33,12 @@ from run_list import resolve_python  # noqa: E402
 SKIP = 77
 TOL = 0.05  # s: the scheduler clock's lag behind pykill's reading, and rounding
 SYSCALLS = {"clock_nanosleep": 230, "nanosleep": 35, "select": 23, "pselect6": 270, "read": 0,
-            "recvfrom": 45, "recvmsg": 47, "flock": 73}
+            "recvfrom": 45, "recvmsg": 47, "flock": 73, "futex": 202}
 EXPECT = {"sleeper": ("clock_nanosleep", "nanosleep", "select", "pselect6"),
           "gil-holder": ("clock_nanosleep", "nanosleep"),
           "tcp-recv": ("recvfrom", "recvmsg", "read"), "unix-recv": ("recvfrom", "recvmsg", "read"),
-          "pipe-read": ("read",), "flock-wait": ("flock",)}
+          "pipe-read": ("read",), "flock-wait": ("flock",), "rlock-holder": ("clock_nanosleep", "nanosleep", "select", "pselect6"),
+          "rlock-waiter": ("futex",), "lock-waiter": ("futex",)}
 
 
 def fail(msg):
@@ -237,7 +238,7 @@ def check_sort_stuck(pykill, pid, blocked):
         problems.append("human --sort/--stuck (exit %d):\n%s" % (res.returncode, res.stdout.decode(errors="replace")))
     # The footer says the duration with its unit, whatever was typed.
     res = run(pykill, "--stuck=1", str(pid))
-    if res.returncode != 0 or b"not blocked for 1.0s or longer" not in res.stdout:
+    if res.returncode != 0 or b"not blocked for 1s or longer" not in res.stdout:
         problems.append("--stuck=1 footer (exit %d):\n%s" % (res.returncode, res.stdout.decode(errors="replace")))
     for bad in (["--stuck=abc"], ["--stuck=0"], ["--stuck=5x"], ["--stuck="], ["--sort=name"], ["--stuck=400d"]):
         res = run(pykill, *(bad + [str(pid)]))
@@ -285,8 +286,56 @@ def check_gil(pykill, python):
         t.proc.wait()
 
 
+def check_rlock(pykill, python):
+    """A thread waits for an RLock another named thread holds (twice): its
+    holder is named, with the count. A thread waiting for a plain Lock: its
+    holder is not recorded, so nothing is said; nor on 2.7 (no C RLock)."""
+    t = Target(python, False)
+    try:
+        holder = t.block("rlock", "rlock-holder")[0]
+        for name in ("rlock-waiter", "lock-waiter"):
+            info = json.loads(t.expect("started %s " % name).split(" ", 2)[2])
+            wait_syscall(t.pid, info["tid"], SYSCALLS["futex"], name)
+        got, _, _ = timed_json(pykill, t.pid)
+        by_name = {x["name"]: x for x in got["threads"]}
+        w = by_name["rlock-waiter"]
+        want = {"tid": holder["tid"], "ident": holder["ident"], "name": "rlock-holder", "count": 2}
+        old_python = got["python"]["version"].startswith("2.")
+        if w.get("rlock_holder") != (None if old_python else want):
+            fail("rlock-waiter: rlock_holder %r, want %r" % (w.get("rlock_holder"), None if old_python else want))
+        for x in got["threads"]:
+            if x is not w and x.get("rlock_holder") is not None:
+                fail("%s names an RLock holder: %r" % (x["name"], x["rlock_holder"]))
+        out = run(pykill, str(t.pid)).stdout.decode(errors="replace")
+        line = [x for x in out.split("\n") if "rlock-waiter" in x][0]
+        said = "[RLock held by %d (rlock-holder)]" % holder["tid"]
+        if (said in line) == old_python or out.count("RLock held") != (0 if old_python else 1):
+            fail("human output and the RLock holder (%s):\n%s" % (said, out))
+        print("ok: %s, rlock-waiter waits for an RLock held by %r" % (got["python"]["version"], w.get("rlock_holder")))
+    finally:
+        t.proc.kill()
+        t.proc.wait()
+
+
+def wait_syscall(pid, tid, nr, name):
+    """Poll /proc until the thread sleeps in system call nr."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
+            now = f.read().split()[0]
+        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        if now == str(nr) and state == "S":
+            return
+        time.sleep(0.001)
+    fail("thread %s never blocked in system call %d" % (name, nr))
+
+
 def main():
     pykill, python = sys.argv[1], resolve_python(sys.argv[2])
+    if len(sys.argv) > 3 and sys.argv[3] == "rlock":
+        check_rlock(pykill, python)
+        return
     if len(sys.argv) > 3 and sys.argv[3] == "gil":
         check_gil(pykill, python)
         return

@@ -135,7 +135,7 @@ def check_columns(text):
     cols = [header[0].index(h) for h in (" SHAPE ", " GIL ", " STATE ")]
     rows = [l for l in lines if l[:1].isdigit()]
     for row in rows:
-        if any(row[c] != " " or row[c + 1] == " " for c in cols):
+        if len(row) <= max(cols) + 1 or any(row[c] != " " or row[c + 1] == " " for c in cols):
             fail("human output: a row out of its columns:\n%s\n%s" % (header[0], row))
     if not any("a-thread-named-well-past-sixt... " in r for r in rows):
         fail("human output: the long name is not cut at 32 columns:\n%s" % text)

@@ -138,6 +138,19 @@ static void test_duration(void **state)
 	assert_string_equal(buf, "3h12m");
 	pk_format_duration(187200000000000ull, buf, sizeof(buf));
 	assert_string_equal(buf, "2d04h");
+	/* A threshold said back: exact or rounded up, and parsed back to at
+	 * least what it was. */
+	static const struct {
+		uint64_t ns;
+		const char *s;
+	} exact[] = { { 50000000ull, "0.05s" }, { 90500000000ull, "90.5s" }, { 30000000000ull, "30s" },
+		      { 300000000000ull, "5m" }, { 7200000000000ull, "2h" }, { 1ull, "0.001s" },
+		      { 1500000001ull, "1.501s" } };
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+		pk_format_duration_exact(exact[i].ns, buf, sizeof(buf));
+		assert_string_equal(buf, exact[i].s);
+		assert_true(pk_parse_duration(buf, &ns) && ns >= exact[i].ns);
+	}
 }
 
 int main(void)

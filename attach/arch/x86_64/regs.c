@@ -2,6 +2,7 @@
  * system-call restart rules, the frame and the trampoline's bytes. */
 #include "arch-priv.h"
 #include "attach-priv.h"
+#include "pk_attach.h"
 #include "pk_log.h"
 
 #include <cpuid.h>
@@ -273,6 +274,14 @@ void pk_arch_syscall_args(const struct pk_arch_state *st, uint64_t args[6])
 	args[3] = st->regs.r10;
 	args[4] = st->regs.r8;
 	args[5] = st->regs.r9;
+}
+
+/* x86_64 with 4-level paging: user addresses lie below 2^47 (5-level
+ * paging hands out higher ones only to a process that asks with mmap
+ * hints; CPython does not). */
+uint64_t pk_user_addr_end(void)
+{
+	return 1ull << 47;
 }
 
 uint64_t pk_arch_thread_pointer(const struct pk_arch_state *st)
