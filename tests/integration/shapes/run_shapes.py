@@ -488,26 +488,37 @@ class Celery(object):
     def __init__(self, python):
         self.tmp = tempfile.mkdtemp(prefix="pk-shapes-celery-")
         self.queue = os.path.join(self.tmp, "queue")
+        self.staging = os.path.join(self.tmp, "staging")
         os.mkdir(self.queue)
+        os.mkdir(self.staging)
         os.environ["PK_SHAPES_CELERY_DIR"] = self.queue
+        os.environ["PK_SHAPES_CELERY_OUT"] = self.staging
         import shapes_celery  # the same app as the worker's, to send tasks
         self.app = shapes_celery
         self.srv = Server([python, "-m", "celery", "-A", "shapes_celery", "worker", "-P", "threads", "-c", str(N),
                            "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                          env={"PK_SHAPES_CELERY_DIR": self.queue}, log_path=os.path.join(self.tmp, "worker.log"))
+                          env={"PK_SHAPES_CELERY_DIR": self.queue, "PK_SHAPES_CELERY_OUT": self.queue},
+                          log_path=os.path.join(self.tmp, "worker.log"))
         self.srv.expect("ready ", 180, "the celery worker")
         self.pid = self.srv.proc.pid
         self.rounds = 0
+
+    def send(self, task, *args):
+        """Send, then hand the finished message file to the worker whole."""
+        r = task.delay(*args)
+        for f in os.listdir(self.staging):
+            os.rename(os.path.join(self.staging, f), os.path.join(self.queue, f))
+        return r
 
     def capacity(self):
         self.rounds += 1
         rid = "r%d" % self.rounds
         for k in range(N):
-            self.app.together.delay("%s-%d" % (rid, k), rid, N)
+            self.send(self.app.together, "%s-%d" % (rid, k), rid, N)
         return sum(1 for _ in range(N) if self.srv.expect("together %s-" % rid, 60).split()[2] == "ok")
 
     def hang(self, rid):
-        task = self.app.hang.delay(rid)
+        task = self.send(self.app.hang, rid)
         return task.id, int(self.srv.expect("hang %s " % rid, 60).split()[2])
 
     def log_lines(self, task_id):

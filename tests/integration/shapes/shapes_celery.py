@@ -9,9 +9,14 @@ from celery.signals import task_postrun, worker_ready
 from shapes_app import barrier_wait, event, handle_hang, native_tid
 
 folder = os.environ.get("PK_SHAPES_CELERY_DIR", "/tmp/pk-shapes-celery")
+# kombu 5.2's filesystem transport creates a message file, then locks and
+# writes it: a consumer polling in between reads it empty and its consumer
+# dies (JSONDecodeError, seen in CI). The driver therefore writes into its
+# own folder and renames each finished file into the worker's.
+folder_out = os.environ.get("PK_SHAPES_CELERY_OUT", folder)
 app = Celery("shapes_celery", broker="filesystem://", backend=None)
 app.conf.broker_transport_options = {
-    "data_folder_in": folder, "data_folder_out": folder, "processed_folder": folder,
+    "data_folder_in": folder, "data_folder_out": folder_out, "processed_folder": folder,
     "store_processed": False, "polling_interval": 0.05,
 }
 app.conf.worker_hijack_root_logger = False
