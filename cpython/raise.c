@@ -634,6 +634,56 @@ static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid
 	return NULL;
 }
 
+/* Bytes of a thread's native stack above sp looked at for a return into
+ * _Py_HandlePending: from a futex wait for the GIL the call is 5 frames up
+ * (take_gil, _PyThreadState_Attach, the pthread wait, futex): measured
+ * 288-448 bytes above sp (pyenv 3.13.0, sid 3.14 and 3.15); four times that. */
+#define HANDLE_PENDING_SCAN 2048u
+
+/* 3.13+: is the thread inside _Py_HandlePending, past its one read of the
+ * thread's eval-breaker word? That pass acts on the bits it read first:
+ * one that gives the GIL away and waits for it again (the usual reason a
+ * spinning thread is found waiting for the GIL) returns without looking
+ * at an exception queued meanwhile, which is then taken at the thread's
+ * next check -- after its job, if the job returns first (in the pool's
+ * own code, ending the worker). A return address into it above the
+ * stopped (or sleeping) thread's stack pointer says so; a stale copy of
+ * one only costs another try. */
+static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *r,
+				  size_t nr)
+{
+	uint64_t words[HANDLE_PENDING_SCAN / 8u], sp = 0, tp = 0, lo = 0, hi = 0;
+	size_t len = HANDLE_PENDING_SCAN;
+
+	for (size_t i = 0; i < nr; i++)
+		if (strcmp(r[i].name, "_Py_HandlePending") == 0) {
+			lo = r[i].lo;
+			hi = r[i].hi;
+		}
+	if (lo == 0 || tid <= 0)
+		return false;
+	if (pk_freeze_sp_tp(fz, tid, &sp, &tp) < 0) {
+		struct pk_syscall sc;
+		if (pk_proc_syscall(py->pid, tid, &sc) < 0 || sc.nr < 0) {
+			pk_error_clear();
+			return false;
+		}
+		sp = sc.sp;
+	}
+	/* Near the top of the stack the whole span may not be mapped. */
+	while (len >= 256u && pk_mem_read(py->mem, sp, words, len) < 0)
+		len /= 2u;
+	pk_error_clear();
+	if (len < 256u)
+		return false;
+	for (size_t i = 0; i < len / 8u; i++)
+		if (words[i] > lo && words[i] < hi) {
+			pk_log(PK_LOG_DEBUG, "thread %d: a return into _Py_HandlePending at sp+%zu", (int)tid, i * 8u);
+			return true;
+		}
+	return false;
+}
+
 /* The work done while everything is stopped is bounded in steps and in
  * time: a forged or cyclic chain must not keep the target frozen. */
 #define WALK_BUDGET_NS 20000000ull
@@ -762,6 +812,7 @@ struct write_job {
 	enum write_op op;
 	uint64_t tstate, ident, exc;
 	pid_t native_tid;        /* 3.11+: native_thread_id as read (stale in a state inherited across fork) */
+	pid_t os_tid;            /* RAISE: the kernel thread it runs on (its native stack is looked at) */
 	bool must_run;           /* RAISE: the state must still run Python code (its thread has idle states) */
 	size_t nthreads_seen;
 	uint64_t anchor;         /* RAISE: a frame that must still be on the thread's stack, 0 none */
@@ -865,6 +916,14 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 			rc = -EAGAIN;
 			goto out;
 		}
+	}
+	/* Only where the consequence depends on where it fires (a job). */
+	if (job->op == OP_RAISE && job->anchor != 0 && L->ts_eval_breaker >= 0 &&
+	    inside_handle_pending(py, fz, job->os_tid, ranges, nranges)) {
+		job->busy = "the eval loop's check of its signals (_Py_HandlePending), which has read them already";
+		job->busy_tid = job->os_tid;
+		rc = -EAGAIN;
+		goto out;
 	}
 	rc = locate_tstate(py, job->tstate, job->nthreads_seen, &interp);
 	if (rc == -ESRCH || (rc == 0 && (pk_rd_u64(py, job->tstate + (uint64_t)L->ts_thread_id, &id) < 0 ||
@@ -1549,6 +1608,7 @@ static int queue_exception(struct pk_py *py, const struct pk_raise_opts *opts, s
 	job->ident = target->ident;
 	job->exc = exc;
 	job->native_tid = target->native_tid;
+	job->os_tid = target->tid;
 	job->nthreads_seen = snap->nthreads;
 	job->must_run = target->nframes > 0 && thread_has_idle(snap, target);
 	anchor = target->shape_idle ? -1 : pk_shape_anchor(target, pk_shape_modules(snap, target));
