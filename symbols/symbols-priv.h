@@ -1,7 +1,8 @@
-/* symbols: internals shared by elf.c, version.c and code.c. */
+/* symbols: internals shared by elf.c, version.c, code.c, scan.c and capstone.c. */
 #ifndef PK_SYMBOLS_PRIV_H
 #define PK_SYMBOLS_PRIV_H
 
+#include <capstone/capstone.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stdbool.h>
@@ -73,5 +74,27 @@ const struct pk_elf_section *pk_elf_find_section(const struct pk_elf *elf, const
  * out-of-file sections, or when the file no longer has them. */
 const unsigned char *pk_elf_section_bytes(const struct pk_elf *elf, const struct pk_elf_section *sec,
 					  size_t *size);
+
+/* The capstone functions pykill calls, bound on first use (capstone.c): the
+ * dynamic build dlopens the library then, so that commands which decode no
+ * code never pay for loading it. */
+struct pk_cs {
+	cs_err (*open)(cs_arch arch, cs_mode mode, csh *handle);
+	cs_err (*close)(csh *handle);
+	cs_err (*option)(csh handle, cs_opt_type type, size_t value);
+	cs_insn *(*malloc)(csh handle);
+	void (*free)(cs_insn *insn, size_t count);
+	size_t (*disasm)(csh handle, const uint8_t *code, size_t size, uint64_t address, size_t count,
+			 cs_insn **insn);
+	bool (*disasm_iter)(csh handle, const uint8_t **code, size_t *size, uint64_t *address, cs_insn *insn);
+	cs_err (*regs_access)(csh handle, const cs_insn *insn, cs_regs regs_read, uint8_t *regs_read_count,
+			      cs_regs regs_write, uint8_t *regs_write_count);
+	bool (*insn_group)(csh handle, const cs_insn *insn, unsigned int group_id);
+};
+
+/* 0 and the bound functions, or -ELIBACC (message recorded with pk_error())
+ * when the library cannot be loaded: not found, another major version, a
+ * function missing. Loaded once per process; thread-safe. */
+int pk_cs_get(const struct pk_cs **out);
 
 #endif
