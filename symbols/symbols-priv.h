@@ -33,6 +33,24 @@ struct pk_elf_symtab {
 	size_t mask; /* number of slots - 1 (a power of two - 1) */
 };
 
+/* The object's own hash table of .dynsym (.gnu.hash, else .hash, linked to
+ * it), walked as the dynamic linker walks it: a lookup reads a bucket and a
+ * short chain instead of pykill indexing every symbol at open. Checked at
+ * open (sizes within the section) and on every walk (indices within the
+ * tables, chains bounded); an inconsistent one is dropped for the full index
+ * (symtab_index). Raw file bytes, used only when the file's byte order is
+ * the host's. */
+struct pk_elf_dynhash {
+	const unsigned char *bytes; /* NULL: none usable */
+	size_t size;
+	bool gnu;
+	uint32_t nbuckets;    /* both */
+	uint32_t symoffset;   /* gnu: first hashed symbol */
+	uint32_t bloom_size;  /* gnu: 64-bit words */
+	uint32_t bloom_shift; /* gnu */
+	bool low_defined;     /* gnu: defined named symbols below symoffset (not hashed) */
+};
+
 struct pk_elf_section {
 	const char *name; /* into the section name table, NUL-terminated */
 	size_t index;     /* for elf_getscn */
@@ -41,6 +59,7 @@ struct pk_elf_section {
 	uint64_t size;
 	uint64_t flags;
 	uint32_t type;
+	uint32_t link; /* sh_link */
 };
 
 struct pk_elf {
@@ -57,8 +76,12 @@ struct pk_elf {
 	struct pk_elf_section *sections;
 	size_t nsections;
 
-	struct pk_elf_symtab dynsym;
-	struct pk_elf_symtab symtab;
+	struct pk_elf_symtab dynsym; /* read at open; indexed only without a usable dynhash */
+	struct pk_elf_dynhash dynhash;
+	struct pk_elf_symtab symtab; /* read and indexed on first need (symtab_scn) */
+	Elf_Scn *dynsym_scn, *symtab_scn;
+	GElf_Shdr dynsym_hdr, symtab_hdr;
+	bool symtab_tried;
 };
 
 /* Copy up to len bytes of the file image at link-time vaddr, staying inside
