@@ -248,7 +248,8 @@ static void dynhash_init(struct pk_elf *e, const struct pk_elf_section *sec, boo
 		/* All four are 32-bit: the sum cannot wrap in 64 bits. */
 		need = 16 + 8 * (uint64_t)bloom_size + 4 * (uint64_t)nbuckets +
 		       4 * (uint64_t)(t->count > symoffset ? t->count - symoffset : 0);
-		if (nbuckets == 0 || bloom_size == 0 || bloom_shift >= 64 || symoffset == 0 || symoffset > t->count ||
+		/* The shift applies to a 32-bit hash. */
+		if (nbuckets == 0 || bloom_size == 0 || bloom_shift >= 32 || symoffset == 0 || symoffset > t->count ||
 		    need > size)
 			goto bad;
 		d->nbuckets = nbuckets;

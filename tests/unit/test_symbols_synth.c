@@ -946,7 +946,7 @@ enum hcorrupt {
 	H_GNU_BUCKET_PAST_END,  /* a bucket names a symbol past the table */
 	H_GNU_BUCKET_BELOW,     /* a bucket names an unhashed symbol */
 	H_GNU_NO_END,           /* the last chain has no end bit: the walk would run off */
-	H_GNU_BLOOM_SHIFT,      /* a shift of 64 (undefined in C) */
+	H_GNU_BLOOM_SHIFT,      /* a shift of 32 of a 32-bit hash (undefined in C; the fuzzer found it) */
 	H_GNU_BUCKETS_HUGE,     /* more buckets than the section holds */
 	H_GNU_SYMOFF_PAST,      /* symoffset past the symbol count */
 	H_GNU_SHORT,            /* the section cut inside its header */
@@ -995,7 +995,7 @@ static int check_hash_object(bool gnu, enum hcorrupt how)
 		}
 		break;
 	case H_GNU_BLOOM_SHIFT:
-		w = 64;
+		w = 32;
 		t_put(&t, hoff + 12, &w, 4);
 		break;
 	case H_GNU_BUCKETS_HUGE:
