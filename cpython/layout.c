@@ -350,6 +350,10 @@ int pk_layout_check_elf_got(struct pk_layout *L, const struct pk_elf *elf, uint6
 			pk_error("check the layout of Python %s in %s: out of memory", version, pk_elf_path(elf));
 			return rc;
 		}
+		/* No capstone (said by symbols/): a check that cannot run is not
+		 * a binary that says nothing. */
+		if (rc == -ELIBACC)
+			return rc;
 		if (rc <= 0)
 			continue; /* the binary does not say (or its code is unreadable) */
 		table = f->lf == PK_LF_RT_GIL_LOCKED ? (int64_t)*field + L->gil_locked : *field;

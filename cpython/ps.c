@@ -233,9 +233,10 @@ static int inspect(pid_t pid, const struct pk_status *st, const struct pk_ps_opt
 	rc = pk_py_open(pid, &py);
 	if (is_permission(rc))
 		return -EPERM;
-	if (rc == -ENOTSUP || rc == -ENOENT) {
+	if (rc == -ENOTSUP || rc == -ENOENT || rc == -ELIBACC) {
 		/* A Python pykill cannot read (or whose file it would not
-		 * open): still worth showing, with why. */
+		 * open, or whose code it cannot check without capstone): still
+		 * worth showing, with why. */
 		p->error = strdup(pk_error_message());
 		rc = p->error ? 1 : -ENOMEM;
 		goto out;

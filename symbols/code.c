@@ -1,9 +1,9 @@
-/* symbols: code inspection with capstone. The architecture comes from the
- * object's e_machine at run time, so one pykill binary can reason about the
- * code of whichever machine the file was built for. */
+/* symbols: code inspection with capstone (bound on first use, capstone.c).
+ * The architecture comes from the object's e_machine at run time, so one
+ * pykill binary can reason about the code of whichever machine the file was
+ * built for. */
 #include "symbols-priv.h"
 
-#include <capstone/capstone.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,11 +15,15 @@
 #define MAX_INSN_BYTES 15
 #define MAX_CODE_BYTES (16 * 1024)
 
-static int cs_open_machine(uint16_t machine, bool detail, csh *handle)
+/* -ENOTSUP for a machine pykill does not decode (told before capstone is
+ * loaded), -ELIBACC when capstone cannot be loaded (recorded), -ENOMEM. */
+static int cs_open_machine(uint16_t machine, bool detail, csh *handle, const struct pk_cs **api)
 {
+	const struct pk_cs *cs;
 	cs_arch arch;
 	cs_mode mode;
 	cs_err err;
+	int rc;
 
 	switch (machine) {
 	case EM_X86_64:
@@ -33,15 +37,19 @@ static int cs_open_machine(uint16_t machine, bool detail, csh *handle)
 	default:
 		return -ENOTSUP;
 	}
-	err = cs_open(arch, mode, handle);
+	rc = pk_cs_get(&cs);
+	if (rc < 0)
+		return rc;
+	err = cs->open(arch, mode, handle);
 	if (err != CS_ERR_OK)
 		return err == CS_ERR_MEM ? -ENOMEM : -ENOTSUP;
 	if (machine == EM_X86_64)
-		cs_option(*handle, CS_OPT_SYNTAX, CS_OPT_SYNTAX_ATT); /* as objdump and gdb print it */
-	if (detail && cs_option(*handle, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK) {
-		cs_close(handle);
+		cs->option(*handle, CS_OPT_SYNTAX, CS_OPT_SYNTAX_ATT); /* as objdump and gdb print it */
+	if (detail && cs->option(*handle, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK) {
+		cs->close(handle);
 		return -ENOTSUP;
 	}
+	*api = cs;
 	return 0;
 }
 
@@ -189,6 +197,7 @@ int pk_elf_rip_targets(const struct pk_elf *e, uint64_t func, size_t max_insns, 
 	const uint8_t *p = code;
 	size_t len = 0, remaining, ninsns = 0, n = 0;
 	uint64_t addr = func;
+	const struct pk_cs *cs;
 	cs_insn *insn;
 	csh handle;
 	int ret;
@@ -210,13 +219,14 @@ int pk_elf_rip_targets(const struct pk_elf *e, uint64_t func, size_t max_insns, 
 		return -EFAULT;
 	}
 
-	ret = cs_open_machine(e->machine, true, &handle);
+	ret = cs_open_machine(e->machine, true, &handle, &cs);
 	if (ret < 0) {
-		pk_error("disassemble %s: %s for machine %u", e->path,
-			 ret == -ENOTSUP ? "not supported" : "out of memory", e->machine);
+		if (ret != -ELIBACC)
+			pk_error("disassemble %s: %s for machine %u", e->path,
+				 ret == -ENOTSUP ? "not supported" : "out of memory", e->machine);
 		return ret;
 	}
-	insn = cs_malloc(handle);
+	insn = cs->malloc(handle);
 	if (insn == NULL) {
 		pk_error("disassemble %s: out of memory", e->path);
 		ret = -ENOMEM;
@@ -224,7 +234,7 @@ int pk_elf_rip_targets(const struct pk_elf *e, uint64_t func, size_t max_insns, 
 	}
 	memset(pages, 0, sizeof(pages)); /* ARM64_REG_INVALID is 0 */
 
-	while (ninsns < max_insns && n < max_targets && cs_disasm_iter(handle, &p, &len, &addr, insn)) {
+	while (ninsns < max_insns && n < max_targets && cs->disasm_iter(handle, &p, &len, &addr, insn)) {
 		bool end;
 
 		ninsns++;
@@ -240,9 +250,9 @@ int pk_elf_rip_targets(const struct pk_elf *e, uint64_t func, size_t max_insns, 
 	}
 	ret = (int)n;
 
-	cs_free(insn, 1);
+	cs->free(insn, 1);
 out_close:
-	cs_close(&handle);
+	cs->close(&handle);
 	return ret;
 }
 
@@ -251,6 +261,7 @@ bool pk_code_is_syscall_before(uint16_t machine, const uint8_t *bytes_before, si
 	const uint8_t *p;
 	size_t len, count;
 	uint64_t addr;
+	const struct pk_cs *cs;
 	cs_insn *insn = NULL;
 	bool ok = false;
 	csh handle;
@@ -267,12 +278,12 @@ bool pk_code_is_syscall_before(uint16_t machine, const uint8_t *bytes_before, si
 	}
 	if (bytes_before == NULL || n < len || end < len)
 		return false;
-	if (cs_open_machine(machine, true, &handle) < 0)
+	if (cs_open_machine(machine, true, &handle, &cs) < 0)
 		return false;
 	p = bytes_before + n - len;
 	addr = end - len;
 	/* Exactly one instruction of exactly these bytes. */
-	count = cs_disasm(handle, p, len, addr, 0, &insn);
+	count = cs->disasm(handle, p, len, addr, 0, &insn);
 	if (count == 1 && insn[0].size == len) {
 		if (machine == EM_X86_64)
 			ok = insn[0].id == X86_INS_SYSCALL;
@@ -282,8 +293,8 @@ bool pk_code_is_syscall_before(uint16_t machine, const uint8_t *bytes_before, si
 			     insn[0].detail->arm64.operands[0].imm == 0;
 	}
 	if (count > 0)
-		cs_free(insn, count);
-	cs_close(&handle);
+		cs->free(insn, count);
+	cs->close(&handle);
 	return ok;
 }
 
@@ -303,6 +314,7 @@ int pk_code_disasm(uint16_t machine, const uint8_t *code, size_t len, uint64_t a
 {
 	const uint8_t *p = code;
 	size_t used = 0;
+	const struct pk_cs *cs;
 	cs_insn *insn;
 	csh handle;
 	int ret;
@@ -310,13 +322,14 @@ int pk_code_disasm(uint16_t machine, const uint8_t *code, size_t len, uint64_t a
 	if (out == NULL || cap == 0)
 		return -EINVAL;
 	out[0] = '\0';
-	ret = cs_open_machine(machine, false, &handle);
+	ret = cs_open_machine(machine, false, &handle, &cs);
 	if (ret < 0) {
-		pk_error("disassemble code at 0x%" PRIx64 ": %s for machine %u", addr,
-			 ret == -ENOTSUP ? "not supported" : "out of memory", machine);
+		if (ret != -ELIBACC)
+			pk_error("disassemble code at 0x%" PRIx64 ": %s for machine %u", addr,
+				 ret == -ENOTSUP ? "not supported" : "out of memory", machine);
 		return ret;
 	}
-	insn = cs_malloc(handle);
+	insn = cs->malloc(handle);
 	if (insn == NULL) {
 		pk_error("disassemble code at 0x%" PRIx64 ": out of memory", addr);
 		ret = -ENOMEM;
@@ -325,7 +338,7 @@ int pk_code_disasm(uint16_t machine, const uint8_t *code, size_t len, uint64_t a
 	while (len > 0) {
 		char line[256];
 
-		if (cs_disasm_iter(handle, &p, &len, &addr, insn)) {
+		if (cs->disasm_iter(handle, &p, &len, &addr, insn)) {
 			snprintf(line, sizeof(line), "%#" PRIx64 ": %s%s%s\n", insn->address, insn->mnemonic,
 				 insn->op_str[0] != '\0' ? " " : "", insn->op_str);
 		} else {
@@ -349,8 +362,8 @@ int pk_code_disasm(uint16_t machine, const uint8_t *code, size_t len, uint64_t a
 			break;
 		}
 	}
-	cs_free(insn, 1);
+	cs->free(insn, 1);
 out_close:
-	cs_close(&handle);
+	cs->close(&handle);
 	return ret;
 }

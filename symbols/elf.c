@@ -64,32 +64,47 @@ static void symtab_free(struct pk_elf_symtab *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* Hash the defined, named symbols of one table. A table that cannot be read
- * (corrupt header, truncated file) is left empty: the object stays usable
- * through its other table and its segments. Returns 0 or -ENOMEM. */
-static int symtab_load(struct pk_elf *e, Elf_Scn *scn, const GElf_Shdr *shdr, struct pk_elf_symtab *t,
-		       const char *what)
+/* Is sym a definition a name can find? The same filter for every way of
+ * looking names up (index, hash walk). */
+static bool sym_findable(const struct pk_elf_symtab *t, const Elf64_Sym *sym)
+{
+	unsigned int type = ELF64_ST_TYPE(sym->st_info);
+	const char *name;
+
+	if (sym->st_shndx == SHN_UNDEF || sym->st_name == 0 || sym->st_name >= t->strs_size)
+		return false;
+	if (type == STT_SECTION || type == STT_FILE)
+		return false;
+	name = t->strs + sym->st_name;
+	return *name != '\0' && *name != '@';
+}
+
+/* Read one table and its string table. A table that cannot be read (corrupt
+ * header, truncated file) is left empty: the object stays usable through its
+ * other table and its segments. */
+static void symtab_read(struct pk_elf *e, Elf_Scn *scn, const GElf_Shdr *shdr, struct pk_elf_symtab *t,
+			const char *what)
 {
 	Elf_Data *data, *strdata;
 	Elf_Scn *strscn;
-	size_t count, nslots, i;
+	size_t count;
 
 	data = elf_getdata(scn, NULL);
 	if (data == NULL || data->d_type != ELF_T_SYM || data->d_buf == NULL) {
 		pk_log(PK_LOG_DEBUG, "%s: %s unreadable: %s", e->path, what, elf_errmsg(-1));
-		return 0;
+		return;
 	}
 	strscn = elf_getscn(e->elf, shdr->sh_link);
 	strdata = strscn != NULL ? elf_getdata(strscn, NULL) : NULL;
 	if (strdata == NULL || strdata->d_buf == NULL) {
 		pk_log(PK_LOG_DEBUG, "%s: string table of %s unreadable: %s", e->path, what, elf_errmsg(-1));
-		return 0;
+		return;
 	}
 	t->strs = strdata->d_buf;
 	t->strs_size = strdata->d_size;
 	trim_strtab(&t->strs, &t->strs_size);
 	if (t->strs == NULL)
-		return 0;
+		return;
 
 	count = data->d_size / sizeof(Elf64_Sym);
 	if (count > PK_ELF_MAX_SYMBOLS) {
@@ -99,10 +114,19 @@ static int symtab_load(struct pk_elf *e, Elf_Scn *scn, const GElf_Shdr *shdr, st
 	}
 	t->syms = data->d_buf;
 	t->count = count;
+}
 
+/* Hash the findable symbols of a table read by symtab_read (FNV, our own
+ * index: every symbol is visited once). Returns 0 or -ENOMEM. */
+static int symtab_index(struct pk_elf *e, struct pk_elf_symtab *t, const char *what)
+{
+	size_t nslots, i;
+
+	if (t->slots != NULL || t->syms == NULL)
+		return 0;
 	/* At most half full, so probe chains stay short and always end. */
 	nslots = 16;
-	while (nslots < 2 * count)
+	while (nslots < 2 * t->count)
 		nslots *= 2;
 	t->slots = calloc(nslots, sizeof(*t->slots));
 	if (t->slots == NULL) {
@@ -112,21 +136,14 @@ static int symtab_load(struct pk_elf *e, Elf_Scn *scn, const GElf_Shdr *shdr, st
 	t->mask = nslots - 1;
 
 	/* Index 0 is the reserved null symbol. */
-	for (i = 1; i < count; i++) {
+	for (i = 1; i < t->count; i++) {
 		const Elf64_Sym *sym = &t->syms[i];
-		unsigned int type = ELF64_ST_TYPE(sym->st_info);
-		const char *name;
 		uint32_t h;
 		size_t slot;
 
-		if (sym->st_shndx == SHN_UNDEF || sym->st_name == 0 || sym->st_name >= t->strs_size)
+		if (!sym_findable(t, sym))
 			continue;
-		if (type == STT_SECTION || type == STT_FILE)
-			continue;
-		name = t->strs + sym->st_name;
-		if (*name == '\0' || *name == '@')
-			continue;
-		h = name_hash(name);
+		h = name_hash(t->strs + sym->st_name);
 		for (slot = h & t->mask; t->slots[slot].index != 0; slot = (slot + 1) & t->mask)
 			;
 		t->slots[slot].hash = h;
@@ -162,6 +179,201 @@ static const Elf64_Sym *symtab_lookup(const struct pk_elf_symtab *t, const char 
 			best = sym;
 	}
 	return best;
+}
+
+/* ---- .dynsym through the object's own hash table ---- */
+
+static uint32_t rd32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* The dynamic linker's hash functions (glibc dl_new_hash, and the SysV ABI's). */
+static uint32_t gnu_hash(const char *s)
+{
+	uint32_t h = 5381;
+
+	for (; *s != '\0'; s++)
+		h = h * 33 + (unsigned char)*s;
+	return h;
+}
+
+static uint32_t sysv_hash(const char *s)
+{
+	uint32_t h = 0, g;
+
+	for (; *s != '\0'; s++) {
+		h = (h << 4) + (unsigned char)*s;
+		g = h & 0xf0000000u;
+		if (g != 0)
+			h ^= g >> 24;
+		h &= ~g;
+	}
+	return h;
+}
+
+/* Take the hash section sec for .dynsym if its header fits the section and
+ * the symbol count; else leave dynhash unset (the full index is used). */
+static void dynhash_init(struct pk_elf *e, const struct pk_elf_section *sec, bool gnu)
+{
+	struct pk_elf_dynhash *d = &e->dynhash;
+	const struct pk_elf_symtab *t = &e->dynsym;
+	const unsigned char *b;
+	size_t size;
+	uint64_t need;
+
+	b = pk_elf_section_bytes(e, sec, &size);
+	if (b == NULL || t->syms == NULL || t->count == 0)
+		return;
+	if (gnu) {
+		uint32_t nbuckets, symoffset, bloom_size, bloom_shift;
+
+		if (size < 16)
+			goto bad;
+		nbuckets = rd32(b);
+		symoffset = rd32(b + 4);
+		bloom_size = rd32(b + 8);
+		bloom_shift = rd32(b + 12);
+		/* All four are 32-bit: the sum cannot wrap in 64 bits. */
+		need = 16 + 8 * (uint64_t)bloom_size + 4 * (uint64_t)nbuckets +
+		       4 * (uint64_t)(t->count > symoffset ? t->count - symoffset : 0);
+		/* The shift applies to a 32-bit hash. */
+		if (nbuckets == 0 || bloom_size == 0 || bloom_shift >= 32 || symoffset == 0 || symoffset > t->count ||
+		    need > size)
+			goto bad;
+		d->nbuckets = nbuckets;
+		d->symoffset = symoffset;
+		d->bloom_size = bloom_size;
+		d->bloom_shift = bloom_shift;
+		/* Symbols below symoffset are not hashed (normally the
+		 * undefined ones): any definition there is looked for by a
+		 * scan, so the answer stays the full table's. */
+		for (uint32_t i = 1; i < symoffset; i++)
+			if (sym_findable(t, &t->syms[i])) {
+				d->low_defined = true;
+				break;
+			}
+	} else {
+		uint32_t nbuckets, nchain;
+
+		if (size < 8)
+			goto bad;
+		nbuckets = rd32(b);
+		nchain = rd32(b + 4);
+		need = 8 + 4 * ((uint64_t)nbuckets + nchain);
+		/* nchain is the symbol count: every symbol is hashed. */
+		if (nbuckets == 0 || nchain != t->count || need > size)
+			goto bad;
+		d->nbuckets = nbuckets;
+	}
+	d->gnu = gnu;
+	d->size = size;
+	d->bytes = b;
+	return;
+bad:
+	pk_log(PK_LOG_DEBUG, "%s: %s does not fit its section or .dynsym: indexing every symbol instead", e->path,
+	       sec->name);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Keep the better of two matches: a global or weak one over a local, then
+ * the lower index (the full index's answer: first in table order). */
+static void better(const struct pk_elf_symtab *t, uint32_t i, uint32_t *nonlocal, uint32_t *local)
+{
+	uint32_t *slot = ELF64_ST_BIND(t->syms[i].st_info) != STB_LOCAL ? nonlocal : local;
+
+	if (*slot == 0 || i < *slot)
+		*slot = i;
+}
+
+static bool findable_match(const struct pk_elf_symtab *t, uint32_t i, const char *name, size_t qlen)
+{
+	const Elf64_Sym *sym = &t->syms[i];
+
+	return sym_findable(t, sym) && name_matches(t->strs + sym->st_name, name, qlen);
+}
+
+/* Look name up in .dynsym through dynhash: 0 with *out (NULL when absent),
+ * or -EBADMSG when the walk leaves the tables or does not end, which only a
+ * corrupt table does. Every index is checked before use and every chain
+ * walk is bounded by the symbol count. */
+static int dynhash_lookup(const struct pk_elf *e, const char *name, const Elf64_Sym **out)
+{
+	const struct pk_elf_dynhash *d = &e->dynhash;
+	const struct pk_elf_symtab *t = &e->dynsym;
+	size_t qlen = strlen(name);
+	uint32_t nonlocal = 0, local = 0, count = (uint32_t)t->count;
+
+	*out = NULL;
+	if (d->gnu) {
+		const unsigned char *bloom = d->bytes + 16;
+		const unsigned char *buckets = bloom + 8 * (size_t)d->bloom_size;
+		const unsigned char *chain = buckets + 4 * (size_t)d->nbuckets;
+		uint32_t h = gnu_hash(name), i;
+		uint64_t word;
+
+		if (d->low_defined)
+			for (i = 1; i < d->symoffset; i++)
+				if (findable_match(t, i, name, qlen))
+					better(t, i, &nonlocal, &local);
+		if (nonlocal != 0)
+			goto done; /* below every hashed symbol: first in table order */
+		word = rd64(bloom + 8 * (size_t)((h / 64) % d->bloom_size));
+		if (((word >> (h % 64)) & (word >> ((h >> d->bloom_shift) % 64)) & 1) == 0)
+			goto done;
+		i = rd32(buckets + 4 * (size_t)(h % d->nbuckets));
+		if (i == 0)
+			goto done;
+		if (i < d->symoffset || i >= count)
+			return -EBADMSG;
+		/* A chain is a run of consecutive symbols, ended by the
+		 * low bit of its last hash; it cannot pass the table's end. */
+		for (;; i++) {
+			uint32_t c;
+
+			if (i >= count)
+				return -EBADMSG;
+			c = rd32(chain + 4 * (size_t)(i - d->symoffset));
+			if ((c | 1) == (h | 1) && findable_match(t, i, name, qlen)) {
+				better(t, i, &nonlocal, &local);
+				if (ELF64_ST_BIND(t->syms[i].st_info) != STB_LOCAL)
+					break;
+			}
+			if (c & 1)
+				break;
+		}
+	} else {
+		const unsigned char *buckets = d->bytes + 8;
+		const unsigned char *chain = buckets + 4 * (size_t)d->nbuckets;
+		uint32_t h = sysv_hash(name), i, steps = 0;
+
+		/* Chains are linked by index and may run in any order (GNU ld
+		 * links them highest first): walk to the end, keep the best. */
+		for (i = rd32(buckets + 4 * (size_t)(h % d->nbuckets)); i != STN_UNDEF;
+		     i = rd32(chain + 4 * (size_t)i)) {
+			if (i >= count || ++steps > count)
+				return -EBADMSG;
+			if (findable_match(t, i, name, qlen))
+				better(t, i, &nonlocal, &local);
+		}
+	}
+done:
+	if (nonlocal != 0)
+		*out = &t->syms[nonlocal];
+	else if (local != 0)
+		*out = &t->syms[local];
+	return 0;
 }
 
 static int load_segments(struct pk_elf *e)
@@ -208,9 +420,9 @@ static int load_sections(struct pk_elf *e)
 {
 	const char *names = NULL;
 	size_t names_size = 0;
-	size_t shnum, shstrndx, i;
-	Elf_Scn *dynsym = NULL, *symtab = NULL;
-	GElf_Shdr dynsym_hdr, symtab_hdr;
+	size_t shnum, shstrndx, i, dynsym_index = 0;
+	const struct pk_elf_section *gnuhash = NULL, *sysvhash = NULL;
+	bool native;
 	int ret;
 
 	if (elf_getshdrnum(e->elf, &shnum) != 0) {
@@ -256,26 +468,63 @@ static int load_sections(struct pk_elf *e)
 		s->size = sh.sh_size;
 		s->flags = sh.sh_flags;
 		s->type = sh.sh_type;
-		if (sh.sh_type == SHT_DYNSYM && dynsym == NULL) {
-			dynsym = scn;
-			dynsym_hdr = sh;
-		} else if (sh.sh_type == SHT_SYMTAB && symtab == NULL) {
-			symtab = scn;
-			symtab_hdr = sh;
+		s->link = sh.sh_link;
+		if (sh.sh_type == SHT_DYNSYM && e->dynsym_scn == NULL) {
+			e->dynsym_scn = scn;
+			e->dynsym_hdr = sh;
+			dynsym_index = i;
+		} else if (sh.sh_type == SHT_SYMTAB && e->symtab_scn == NULL) {
+			e->symtab_scn = scn;
+			e->symtab_hdr = sh;
 		}
 	}
+	/* Only a hash table of this .dynsym: a file may carry others. */
+	for (i = 0; i < e->nsections && dynsym_index != 0; i++) {
+		const struct pk_elf_section *sec = &e->sections[i];
 
-	if (dynsym != NULL) {
-		ret = symtab_load(e, dynsym, &dynsym_hdr, &e->dynsym, ".dynsym");
-		if (ret < 0)
-			return ret;
+		if (sec->link != dynsym_index)
+			continue;
+		if (sec->type == SHT_GNU_HASH && gnuhash == NULL)
+			gnuhash = sec;
+		else if (sec->type == SHT_HASH && sysvhash == NULL)
+			sysvhash = sec;
 	}
-	if (symtab != NULL) {
-		ret = symtab_load(e, symtab, &symtab_hdr, &e->symtab, ".symtab");
+
+	/* .dynsym is read now (the names most lookups want are there) and
+	 * looked up through its own hash table; .symtab, ten times larger in
+	 * libpython, only when a name is not in .dynsym (symtab_ensure). */
+	if (e->dynsym_scn == NULL)
+		return 0;
+	symtab_read(e, e->dynsym_scn, &e->dynsym_hdr, &e->dynsym, ".dynsym");
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	native = elf_getident(e->elf, NULL)[EI_DATA] == ELFDATA2LSB;
+#else
+	native = elf_getident(e->elf, NULL)[EI_DATA] == ELFDATA2MSB;
+#endif
+	if (native && gnuhash != NULL)
+		dynhash_init(e, gnuhash, true);
+	if (native && e->dynhash.bytes == NULL && sysvhash != NULL)
+		dynhash_init(e, sysvhash, false);
+	if (e->dynhash.bytes == NULL) {
+		ret = symtab_index(e, &e->dynsym, ".dynsym");
 		if (ret < 0)
 			return ret;
 	}
 	return 0;
+}
+
+/* Read and index .symtab on first need. 0 (an unreadable table stays
+ * empty) or -ENOMEM. */
+static int symtab_ensure(struct pk_elf *e)
+{
+	if (e->symtab_tried)
+		return 0;
+	e->symtab_tried = true;
+	if (e->symtab_scn == NULL)
+		return 0;
+	symtab_read(e, e->symtab_scn, &e->symtab_hdr, &e->symtab, ".symtab");
+	pk_log(PK_LOG_DEBUG, "%s: .symtab read, %zu symbols", e->path, e->symtab.count);
+	return symtab_index(e, &e->symtab, ".symtab");
 }
 
 /* libelf quietly counts only the headers that fit in the file, so a
@@ -412,8 +661,10 @@ int pk_elf_open(int fd, const char *display_path, struct pk_elf **out)
 	if (ret < 0)
 		goto fail;
 
-	pk_log(PK_LOG_DEBUG, "%s: ELF type %u machine %u, %zu PT_LOAD, %zu sections, %zu+%zu symbols", e->path,
-	       e->type, e->machine, e->nphdrs, e->nsections, e->dynsym.count, e->symtab.count);
+	pk_log(PK_LOG_DEBUG, "%s: ELF type %u machine %u, %zu PT_LOAD, %zu sections, %zu dynamic symbols (%s)%s",
+	       e->path, e->type, e->machine, e->nphdrs, e->nsections, e->dynsym.count,
+	       e->dynhash.bytes == NULL ? "indexed" : e->dynhash.gnu ? ".gnu.hash" : ".hash",
+	       e->symtab_scn != NULL ? ", .symtab read when needed" : "");
 	*out = e;
 	return 0;
 
@@ -456,15 +707,51 @@ bool pk_elf_is_exec(const struct pk_elf *e)
 	return e->type == ET_EXEC;
 }
 
+/* The lazily filled parts of an object are its own: callers hold it const
+ * because, to them, a lookup changes nothing. (Objects are used by one
+ * thread at a time.) */
+static struct pk_elf *lazy(const struct pk_elf *e)
+{
+	return (struct pk_elf *)(uintptr_t)e;
+}
+
+static int dynsym_lookup(const struct pk_elf *e, const char *name, const Elf64_Sym **sym)
+{
+	int ret;
+
+	if (e->dynhash.bytes != NULL) {
+		ret = dynhash_lookup(e, name, sym);
+		if (ret == 0)
+			return 0;
+		/* A table that leads nowhere: the dynamic linker would fail
+		 * here too, but every symbol is still in .dynsym. */
+		pk_log(PK_LOG_DEBUG, "%s: %s is inconsistent (looking up %s): indexing every symbol instead", e->path,
+		       e->dynhash.gnu ? ".gnu.hash" : ".hash", name);
+		memset(&lazy(e)->dynhash, 0, sizeof(e->dynhash));
+	}
+	ret = symtab_index(lazy(e), &lazy(e)->dynsym, ".dynsym");
+	if (ret < 0)
+		return ret;
+	*sym = symtab_lookup(&e->dynsym, name);
+	return 0;
+}
+
 int pk_elf_symbol(const struct pk_elf *e, const char *name, uint64_t *value, uint64_t *size)
 {
-	const Elf64_Sym *sym;
+	const Elf64_Sym *sym = NULL;
+	int ret;
 
 	if (name == NULL || *name == '\0')
 		return -EINVAL;
-	sym = symtab_lookup(&e->dynsym, name);
-	if (sym == NULL)
+	ret = dynsym_lookup(e, name, &sym);
+	if (ret < 0)
+		return ret;
+	if (sym == NULL) {
+		ret = symtab_ensure(lazy(e));
+		if (ret < 0)
+			return ret;
 		sym = symtab_lookup(&e->symtab, name);
+	}
 	if (sym == NULL)
 		return -ENOENT;
 	if (value != NULL)
@@ -745,6 +1032,8 @@ int pk_elf_symbols_with_prefix(const struct pk_elf *e, const char *prefix,
 	size_t plen = strlen(prefix);
 	int rc = iter_table(&e->dynsym, prefix, plen, cb, ctx);
 
+	if (rc == 0)
+		rc = symtab_ensure(lazy(e));
 	if (rc == 0)
 		rc = iter_table(&e->symtab, prefix, plen, cb, ctx);
 	return rc;

@@ -34,7 +34,10 @@ bool pk_elf_is_exec(const struct pk_elf *elf);     /* ET_EXEC: not position inde
  * a table has several definitions, a global or weak one wins over statics,
  * else the first static. value and size may be NULL. The value is st_value
  * as is: for STT_GNU_IFUNC (libc's memcpy...) that is the resolver, and for
- * STT_TLS an offset in the TLS block. */
+ * STT_TLS an offset in the TLS block. .dynsym is searched through the
+ * object's .gnu.hash/.hash (checked, bounded; a corrupt one falls back to a
+ * full index), .symtab is read on the first name .dynsym lacks: -ENOMEM is
+ * then possible. Not thread-safe on one object (it is filled lazily). */
 int pk_elf_symbol(const struct pk_elf *elf, const char *name, uint64_t *value, uint64_t *size);
 
 /* Call cb for every defined symbol whose name starts with prefix (.dynsym
@@ -80,7 +83,9 @@ size_t pk_elf_segments(const struct pk_elf *elf, struct pk_elf_segment *out, siz
  * -ENOSPC if cap is too small. */
 int pk_elf_find_version_string(const struct pk_elf *elf, int want_major, int want_minor, char *buf, size_t cap);
 
-/* Code inspection (capstone). Decode up to max_insns instructions of the
+/* Code inspection (capstone, dlopen'ed on first use in the dynamic build:
+ * every function below returns -ELIBACC, or false, with the reason recorded,
+ * when it cannot be loaded). Decode up to max_insns instructions of the
  * function at link-time address func (bytes from the file) and collect the
  * absolute targets of RIP-relative memory operands, in order. Used to learn
  * the address of static variables (interp_head, eval_breaker) from tiny

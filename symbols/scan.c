@@ -12,7 +12,6 @@
  * only when it is unique. */
 #include "symbols-priv.h"
 
-#include <capstone/capstone.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -180,8 +179,8 @@ static int resolve_got(const struct pk_elf *e, const struct resolver *r, uint64_
 	return got_target(e, slot, target);
 }
 
-static void scan_insn(const struct pk_elf *e, const struct resolver *res, csh handle, const cs_insn *insn,
-		      struct regval *regs, struct pk_code_scan *out, bool before_ret)
+static void scan_insn(const struct pk_elf *e, const struct resolver *res, const struct pk_cs *cs, csh handle,
+		      const cs_insn *insn, struct regval *regs, struct pk_code_scan *out, bool before_ret)
 {
 	const cs_x86 *x = &insn->detail->x86;
 	const cs_x86_op *mem = NULL, *reg = NULL, *imm = NULL;
@@ -307,7 +306,7 @@ static void scan_insn(const struct pk_elf *e, const struct resolver *res, csh ha
 	}
 
 	/* Whatever else the instruction writes now holds something unknown. */
-	if (cs_regs_access(handle, insn, rd, &nrd, wr, &nwr) == CS_ERR_OK) {
+	if (cs->regs_access(handle, insn, rd, &nrd, wr, &nwr) == CS_ERR_OK) {
 		for (uint8_t i = 0; i < nwr; i++)
 			set_other(regs, wr[i]);
 	} else {
@@ -328,6 +327,7 @@ int pk_elf_code_scan(const struct pk_elf *e, uint64_t func, uint64_t size, pk_co
 	size_t len = 0, want, npend = 0;
 	uint64_t addr = func;
 	bool before_ret = true, dead = false;
+	const struct pk_cs *cs;
 	cs_insn *insn;
 	csh handle;
 	int ret = 0;
@@ -345,13 +345,16 @@ int pk_elf_code_scan(const struct pk_elf *e, uint64_t func, uint64_t size, pk_co
 	}
 	if (len == 0)
 		return -EFAULT;
-	if (cs_open(CS_ARCH_X86, CS_MODE_64, &handle) != CS_ERR_OK)
+	ret = pk_cs_get(&cs);
+	if (ret < 0)
+		return ret; /* -ELIBACC: no capstone, said by pk_cs_get */
+	if (cs->open(CS_ARCH_X86, CS_MODE_64, &handle) != CS_ERR_OK)
 		return -ENOMEM;
-	if (cs_option(handle, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK) {
+	if (cs->option(handle, CS_OPT_DETAIL, CS_OPT_ON) != CS_ERR_OK) {
 		ret = -ENOTSUP;
 		goto out_close;
 	}
-	insn = cs_malloc(handle);
+	insn = cs->malloc(handle);
 	if (insn == NULL) {
 		ret = -ENOMEM;
 		goto out_close;
@@ -363,7 +366,7 @@ int pk_elf_code_scan(const struct pk_elf *e, uint64_t func, uint64_t size, pk_co
 	while (len > 0) {
 		const cs_x86 *x;
 
-		if (!cs_disasm_iter(handle, &p, &len, &addr, insn)) {
+		if (!cs->disasm_iter(handle, &p, &len, &addr, insn)) {
 			/* endbr64, for a capstone that does not know it. */
 			if (len >= 4 && memcmp(p, "\xf3\x0f\x1e\xfa", 4) == 0) {
 				p += 4;
@@ -393,18 +396,18 @@ int pk_elf_code_scan(const struct pk_elf *e, uint64_t func, uint64_t size, pk_co
 		}
 		dead = false;
 		x = &insn->detail->x86;
-		if (cs_insn_group(handle, insn, CS_GRP_JUMP) && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
+		if (cs->insn_group(handle, insn, CS_GRP_JUMP) && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
 		    (uint64_t)x->operands[0].imm > insn->address && (uint64_t)x->operands[0].imm < func + want)
 			add_pending(pend, &npend, (uint64_t)x->operands[0].imm, &st);
-		scan_insn(e, &res, handle, insn, st.r, out, before_ret);
+		scan_insn(e, &res, cs, handle, insn, st.r, out, before_ret);
 		if (insn->id == X86_INS_RET || insn->id == X86_INS_JMP || insn->id == X86_INS_UD2 ||
 		    insn->id == X86_INS_HLT) {
 			before_ret = false;
 			dead = true;
 		}
 	}
-	cs_free(insn, 1);
+	cs->free(insn, 1);
 out_close:
-	cs_close(&handle);
+	cs->close(&handle);
 	return ret;
 }

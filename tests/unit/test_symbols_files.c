@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gelf.h>
 #include <libelf.h>
 
 #include "pk_log.h"
@@ -563,6 +564,115 @@ static void test_truncated_while_open(void **state)
 	pk_error_clear();
 }
 
+/* What symbols/ logged while a test looked names up: whether it read .symtab
+ * or gave up the object's hash table. */
+static int logged_symtab_reads, logged_fallbacks;
+
+static void count_log(enum pk_log_level level, const char *msg, void *userdata)
+{
+	(void)level;
+	(void)userdata;
+	if (strstr(msg, ".symtab read") != NULL)
+		logged_symtab_reads++;
+	if (strstr(msg, "indexing every symbol") != NULL)
+		logged_fallbacks++;
+}
+
+/* Every definition of .dynsym, read here with libelf (the reference), is
+ * found through the object's .gnu.hash with its own value (the first in
+ * table order for a name defined twice), without reading .symtab: a wrong
+ * hash function, bloom test, bucket or chain walk misses names, which would
+ * then be looked for in .symtab and show in the log. A static only .symtab
+ * has is then found by reading it once. */
+static void check_dynhash_file(const char *path, const char *static_only)
+{
+	struct pk_elf *e = open_or_skip(path);
+	size_t checked = 0, i, n;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	Elf_Data *d;
+	Elf *elf;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_not_equal(elf_version(EV_CURRENT), EV_NONE);
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	assert_non_null(elf);
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		assert_non_null(gelf_getshdr(scn, &sh));
+		if (sh.sh_type == SHT_DYNSYM)
+			break;
+	}
+	assert_non_null(scn);
+	d = elf_getdata(scn, NULL);
+	assert_non_null(d);
+	n = sh.sh_size / sizeof(Elf64_Sym);
+
+	logged_symtab_reads = logged_fallbacks = 0;
+	pk_log_set_handler(count_log, NULL, PK_LOG_DEBUG);
+	for (i = 1; i < n; i++) {
+		GElf_Sym s, first;
+		const char *name;
+		uint64_t v = 0, size = 0;
+
+		assert_non_null(gelf_getsym(d, (int)i, &s));
+		name = elf_strptr(elf, sh.sh_link, s.st_name);
+		if (s.st_shndx == SHN_UNDEF || name == NULL || *name == '\0' || GELF_ST_BIND(s.st_info) == STB_LOCAL ||
+		    GELF_ST_TYPE(s.st_info) == STT_SECTION)
+			continue;
+		first = s;
+		for (size_t j = 1; j < i; j++) {
+			GElf_Sym o;
+			const char *oname;
+
+			/* Only names defined twice need the first: compare the
+			 * few that share this one's value or size first. */
+			assert_non_null(gelf_getsym(d, (int)j, &o));
+			if (o.st_shndx == SHN_UNDEF || GELF_ST_BIND(o.st_info) == STB_LOCAL)
+				continue;
+			oname = elf_strptr(elf, sh.sh_link, o.st_name);
+			if (oname != NULL && strcmp(oname, name) == 0) {
+				first = o;
+				break;
+			}
+		}
+		if (pk_elf_symbol(e, name, &v, &size) != 0)
+			fprintf(stderr, "%s: %s not found\n", path, name);
+		assert_int_equal(pk_elf_symbol(e, name, &v, &size), 0);
+		assert_int_equal(v, first.st_value);
+		assert_int_equal(size, first.st_size);
+		checked++;
+	}
+	assert_true(checked > 100);
+	assert_int_equal(logged_fallbacks, 0);
+	assert_int_equal(logged_symtab_reads, 0);
+	/* Absent names: -ENOENT, looked for in .symtab (read once). */
+	assert_int_equal(pk_elf_symbol(e, "pk_no_such_symbol", NULL, NULL), -ENOENT);
+	assert_int_equal(pk_elf_symbol(e, "Py_Versio", NULL, NULL), -ENOENT);
+	if (static_only != NULL)
+		assert_int_equal(pk_elf_symbol(e, static_only, NULL, NULL), 0);
+	assert_true(logged_symtab_reads <= 1);
+	assert_int_equal(logged_fallbacks, 0);
+	pk_log_set_handler(NULL, NULL, PK_LOG_ERROR);
+	fprintf(stderr, "%s: %zu dynamic definitions found through its hash table\n", path, checked);
+	elf_end(elf);
+	close(fd);
+	pk_elf_close(e);
+}
+
+static void test_dynhash_libpython312(void **state)
+{
+	(void)state;
+	check_dynhash_file(LIB312, "bytearray_length"); /* a static function */
+}
+
+static void test_dynhash_libpython27(void **state)
+{
+	(void)state;
+	check_dynhash_file(LIB27, "interp_head");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -580,6 +690,8 @@ int main(void)
 		cmocka_unit_test(test_load_bias_libcmocka),
 		cmocka_unit_test(test_build_id_self),
 		cmocka_unit_test(test_truncated_while_open),
+		cmocka_unit_test(test_dynhash_libpython312),
+		cmocka_unit_test(test_dynhash_libpython27),
 	};
 	const char *root = getenv("PYENV_ROOT");
 	const char *home = getenv("HOME");

@@ -820,6 +820,268 @@ static void test_code_scan_x86(void **state)
 	t_free(&t);
 }
 
+/* ---------------------------------------------------------------------- */
+/* .dynsym looked up through .gnu.hash / .hash, written here from the ABI's
+ * definitions (the reference), then corrupted field by field. */
+
+static uint32_t ref_gnu_hash(const char *s)
+{
+	uint32_t h = 5381;
+
+	while (*s != '\0')
+		h = h * 33 + (unsigned char)*s++;
+	return h;
+}
+
+static uint32_t ref_sysv_hash(const char *s)
+{
+	uint32_t h = 0, g;
+
+	while (*s != '\0') {
+		h = (h << 4) + (unsigned char)*s++;
+		g = h & 0xf0000000u;
+		if (g != 0)
+			h ^= g >> 24;
+		h &= ~g;
+	}
+	return h;
+}
+
+enum { HN = 200, H_BUCKETS = 17, H_SYMOFF = 4 /* symbol index of hsyms[H_SYMOFF - 1] */ };
+
+static struct tsym hsyms[HN];
+static char hnames[HN][24];
+static int hlog_fallbacks, hlog_symtab, hlog_hashed;
+
+static void hash_log(enum pk_log_level level, const char *msg, void *userdata)
+{
+	(void)level;
+	(void)userdata;
+	hlog_fallbacks += strstr(msg, "indexing every symbol") != NULL;
+	hlog_symtab += strstr(msg, ".symtab read") != NULL;
+	hlog_hashed += strstr(msg, "dynamic symbols (.gnu.hash)") != NULL || strstr(msg, "dynamic symbols (.hash)") != NULL;
+}
+
+/* The dynamic symbols (index i + 1 for hsyms[i]): below symoffset an
+ * undefined one, a local definition and a section symbol, as linkers put
+ * them; then definitions ordered by GNU bucket, as .gnu.hash needs, with
+ * "twice" defined twice (a versioned name: the first in table order is
+ * the answer) and a local among them. */
+static void hash_symbols(void)
+{
+	size_t i, n = 0;
+
+	hsyms[n++] = (struct tsym){ "undef_fn", 0, 0, STB_GLOBAL, STT_FUNC, SHN_UNDEF };
+	hsyms[n++] = (struct tsym){ "low_local", 0x900, 4, STB_LOCAL, STT_OBJECT, 1 };
+	hsyms[n++] = (struct tsym){ "", 0x0, 0, STB_LOCAL, STT_SECTION, 1 };
+	for (i = 0; n < HN - 3; i++, n++) {
+		snprintf(hnames[n], sizeof(hnames[n]), "Py_sym_%zu", i * 3);
+		hsyms[n] = (struct tsym){ hnames[n], 0x10000 + n * 16, 8, STB_GLOBAL, STT_OBJECT, 1 };
+	}
+	hsyms[n++] = (struct tsym){ "twice", 0x2000, 1, STB_GLOBAL, STT_FUNC, 1 };
+	hsyms[n++] = (struct tsym){ "twice", 0x3000, 2, STB_GLOBAL, STT_FUNC, 1 };
+	hsyms[n++] = (struct tsym){ "hashed_local", 0x4000, 4, STB_LOCAL, STT_OBJECT, 1 };
+	/* Stable insertion sort by bucket from H_SYMOFF - 1 on: the two
+	 * "twice" keep their order. */
+	for (i = H_SYMOFF; i < HN; i++) {
+		struct tsym x = hsyms[i];
+		size_t j = i;
+
+		while (j > H_SYMOFF - 1 && ref_gnu_hash(hsyms[j - 1].name) % H_BUCKETS > ref_gnu_hash(x.name) % H_BUCKETS) {
+			hsyms[j] = hsyms[j - 1];
+			j--;
+		}
+		hsyms[j] = x;
+	}
+}
+
+/* .gnu.hash of hsyms at off (bloom: 2 words, shift 6); returns its size. */
+static size_t t_gnu_hash(struct telf *t, size_t off, uint16_t dynsym)
+{
+	uint32_t hdr[4] = { H_BUCKETS, H_SYMOFF, 2, 6 };
+	uint64_t bloom[2] = { 0, 0 };
+	uint32_t buckets[H_BUCKETS] = { 0 };
+	uint32_t count = HN + 1, i;
+	size_t size = 16 + sizeof(bloom) + sizeof(buckets) + 4 * (size_t)(count - H_SYMOFF);
+
+	for (i = H_SYMOFF; i < count; i++) {
+		uint32_t h = ref_gnu_hash(hsyms[i - 1].name), b = h % H_BUCKETS, c = h & ~1u;
+
+		bloom[(h / 64) % 2] |= (1ull << (h % 64)) | (1ull << ((h >> 6) % 64));
+		if (buckets[b] == 0)
+			buckets[b] = i;
+		if (i + 1 == count || ref_gnu_hash(hsyms[i].name) % H_BUCKETS != b)
+			c |= 1; /* the last of its bucket */
+		t_put(t, off + 16 + sizeof(bloom) + sizeof(buckets) + 4 * (size_t)(i - H_SYMOFF), &c, 4);
+	}
+	t_put(t, off, hdr, sizeof(hdr));
+	t_put(t, off + 16, bloom, sizeof(bloom));
+	t_put(t, off + 16 + sizeof(bloom), buckets, sizeof(buckets));
+	t_section(t, ".gnu.hash", SHT_GNU_HASH, SHF_ALLOC, 0, off, size, dynsym, 0);
+	return size;
+}
+
+/* SysV .hash of hsyms at off; chains linked highest index first, as GNU ld
+ * links them. Returns its size. */
+static size_t t_sysv_hash(struct telf *t, size_t off, uint16_t dynsym)
+{
+	uint32_t count = HN + 1, hdr[2] = { H_BUCKETS, HN + 1 }, buckets[H_BUCKETS] = { 0 }, i;
+	size_t size = 8 + 4 * (size_t)(H_BUCKETS + count);
+
+	t_put(t, off + 8 + 4 * (size_t)H_BUCKETS, "\0\0\0\0", 4); /* chain[0] */
+	for (i = 1; i < count; i++) {
+		uint32_t b = ref_sysv_hash(hsyms[i - 1].name) % H_BUCKETS;
+
+		t_put(t, off + 8 + 4 * (size_t)(H_BUCKETS + i), &buckets[b], 4);
+		buckets[b] = i;
+	}
+	t_put(t, off, hdr, sizeof(hdr));
+	t_put(t, off + 8, buckets, sizeof(buckets));
+	t_section(t, ".hash", SHT_HASH, SHF_ALLOC, 0, off, size, dynsym, 0);
+	return size;
+}
+
+enum hcorrupt {
+	H_OK,
+	H_GNU_BUCKET_PAST_END,  /* a bucket names a symbol past the table */
+	H_GNU_BUCKET_BELOW,     /* a bucket names an unhashed symbol */
+	H_GNU_NO_END,           /* the last chain has no end bit: the walk would run off */
+	H_GNU_BLOOM_SHIFT,      /* a shift of 32 of a 32-bit hash (undefined in C; the fuzzer found it) */
+	H_GNU_BUCKETS_HUGE,     /* more buckets than the section holds */
+	H_GNU_SYMOFF_PAST,      /* symoffset past the symbol count */
+	H_GNU_SHORT,            /* the section cut inside its header */
+	H_SYSV_LOOP,            /* a chain that links to itself */
+	H_SYSV_PAST_END,        /* a chain link past the table */
+	H_SYSV_NCHAIN,          /* nchain is not the symbol count */
+};
+
+/* Build the object (no .symtab: only .dynsym can answer), corrupt it, and
+ * check every answer is still the table's: all definitions found with their
+ * values, the first of "twice", locals, nothing for undefined or absent
+ * names. Returns how many times the reader fell back to its own index. */
+static int check_hash_object(bool gnu, enum hcorrupt how)
+{
+	struct telf t;
+	struct pk_elf *e;
+	uint64_t v = 0, size = 0;
+	size_t off = T_DATA, hoff, i;
+	uint16_t dynsym;
+	uint32_t w;
+
+	hash_symbols();
+	t_init(&t, ET_DYN, EM_X86_64);
+	off = t_symtab(&t, SHT_DYNSYM, ".dynsym", ".dynstr", off, hsyms, HN);
+	dynsym = (uint16_t)t.nsec; /* t_symtab adds the string table, then the symbols */
+	hoff = off;
+	if (gnu)
+		t_gnu_hash(&t, hoff, dynsym);
+	else
+		t_sysv_hash(&t, hoff, dynsym);
+	switch (how) {
+	case H_OK:
+		break;
+	case H_GNU_BUCKET_PAST_END:
+	case H_GNU_BUCKET_BELOW:
+		w = how == H_GNU_BUCKET_PAST_END ? HN + 50 : 1;
+		for (i = 0; i < H_BUCKETS; i++)
+			t_put(&t, hoff + 32 + 4 * i, &w, 4);
+		break;
+	case H_GNU_NO_END:
+		/* Every end bit cleared: each walk runs to the table's end. */
+		for (i = 0; i < HN + 1 - H_SYMOFF; i++) {
+			memcpy(&w, t.buf + hoff + 32 + 4 * H_BUCKETS + 4 * i, 4);
+			w &= ~1u;
+			t_put(&t, hoff + 32 + 4 * H_BUCKETS + 4 * i, &w, 4);
+		}
+		break;
+	case H_GNU_BLOOM_SHIFT:
+		w = 32;
+		t_put(&t, hoff + 12, &w, 4);
+		break;
+	case H_GNU_BUCKETS_HUGE:
+		w = 0x40000000u;
+		t_put(&t, hoff, &w, 4);
+		break;
+	case H_GNU_SYMOFF_PAST:
+		w = HN + 2;
+		t_put(&t, hoff + 4, &w, 4);
+		break;
+	case H_GNU_SHORT:
+		t.sec[t.nsec - 1].sh.sh_size = 12;
+		break;
+	case H_SYSV_LOOP:
+		for (i = 1; i < HN + 1; i++) {
+			w = (uint32_t)i;
+			t_put(&t, hoff + 8 + 4 * (H_BUCKETS + i), &w, 4);
+		}
+		break;
+	case H_SYSV_PAST_END:
+		w = 0x7fffffffu;
+		for (i = 1; i < HN + 1; i++)
+			t_put(&t, hoff + 8 + 4 * (H_BUCKETS + i), &w, 4);
+		break;
+	case H_SYSV_NCHAIN:
+		w = HN;
+		t_put(&t, hoff + 4, &w, 4);
+		break;
+	}
+	hlog_fallbacks = hlog_symtab = hlog_hashed = 0;
+	pk_log_set_handler(hash_log, NULL, PK_LOG_DEBUG);
+	e = t_open(&t, true);
+	for (i = 0; i < HN; i++) {
+		const struct tsym *sy = &hsyms[i];
+
+		if (sy->shndx == SHN_UNDEF || sy->type == STT_SECTION || strcmp(sy->name, "twice") == 0)
+			continue;
+		assert_int_equal(pk_elf_symbol(e, sy->name, &v, &size), 0);
+		assert_int_equal(v, sy->value);
+		assert_int_equal(size, sy->size);
+	}
+	assert_int_equal(pk_elf_symbol(e, "twice", &v, &size), 0);
+	assert_int_equal(v, 0x2000);
+	assert_int_equal(size, 1);
+	assert_int_equal(pk_elf_symbol(e, "undef_fn", &v, NULL), -ENOENT);
+	assert_int_equal(pk_elf_symbol(e, "Py_sym_1", &v, NULL), -ENOENT);
+	assert_int_equal(pk_elf_symbol(e, "Py_sym_", &v, NULL), -ENOENT);
+	assert_int_equal(pk_elf_symbol(e, "nothing_at_all", &v, NULL), -ENOENT);
+	pk_log_set_handler(NULL, NULL, PK_LOG_ERROR);
+	assert_int_equal(hlog_symtab, 0);
+	pk_elf_close(e);
+	t_free(&t);
+	return hlog_fallbacks;
+}
+
+static void test_dynhash_gnu(void **state)
+{
+	(void)state;
+	/* A sound table is used: taken at open, no fallback to the full index. */
+	assert_int_equal(check_hash_object(true, H_OK), 0);
+	assert_int_equal(hlog_hashed, 1);
+}
+
+static void test_dynhash_sysv(void **state)
+{
+	(void)state;
+	assert_int_equal(check_hash_object(false, H_OK), 0);
+	assert_int_equal(hlog_hashed, 1);
+}
+
+/* A corrupt table reads nothing out of bounds (ASan builds), never loops,
+ * and costs only speed: the reader falls back to indexing .dynsym. */
+static void test_dynhash_corrupt(void **state)
+{
+	static const enum hcorrupt gnu[] = { H_GNU_BUCKET_PAST_END, H_GNU_BUCKET_BELOW, H_GNU_NO_END,
+					     H_GNU_BLOOM_SHIFT,	    H_GNU_BUCKETS_HUGE,	H_GNU_SYMOFF_PAST,
+					     H_GNU_SHORT };
+	static const enum hcorrupt sysv[] = { H_SYSV_LOOP, H_SYSV_PAST_END, H_SYSV_NCHAIN };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(gnu) / sizeof(gnu[0]); i++)
+		assert_int_equal(check_hash_object(true, gnu[i]), 1);
+	for (size_t i = 0; i < sizeof(sysv) / sizeof(sysv[0]); i++)
+		assert_int_equal(check_hash_object(false, sysv[i]), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -834,6 +1096,9 @@ int main(void)
 		cmocka_unit_test(test_rip_targets_aarch64),
 		cmocka_unit_test(test_rip_targets_x86),
 		cmocka_unit_test(test_code_scan_x86),
+		cmocka_unit_test(test_dynhash_gnu),
+		cmocka_unit_test(test_dynhash_sysv),
+		cmocka_unit_test(test_dynhash_corrupt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
