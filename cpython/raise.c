@@ -5,7 +5,7 @@
  *    blocking system call (so it holds none of the locks these functions
  *    take), runs PyGILState_Ensure / PyThreadState_SetAsyncExc /
  *    PyGILState_Release through the self-restoring trampoline of
- *    attach/pk_inject.h. Only that thread is stopped, and only until it
+ *    attach/include/pk_inject.h. Only that thread is stopped, and only until it
  *    runs the trampoline; the GIL holder keeps running so Ensure can get
  *    the GIL. Before calling, the GIL must be obtainable: free, or held by
  *    a thread that is executing bytecode (it drops the GIL on request).
