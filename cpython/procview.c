@@ -5,19 +5,21 @@
 
 #include <errno.h>
 #include <stdlib.h>
-
 #include <string.h>
 
 _Static_assert(PK_PY_SYSCALL_RUNNING == PK_SYSCALL_RUNNING, "the snapshot passes attach's value on");
-/* Field for field copies below: the same sizes, or a string would be cut. */
-_Static_assert(PK_PY_FD_MAX_HOLDERS == PK_FD_MAX_HOLDERS, "holders");
-_Static_assert(sizeof(((struct pk_py_fd *)0)->target) == sizeof(((struct pk_fd_info *)0)->target), "target");
-_Static_assert(sizeof(((struct pk_py_fd *)0)->proto) == sizeof(((struct pk_fd_info *)0)->proto), "proto");
-_Static_assert(sizeof(((struct pk_py_fd *)0)->local) == sizeof(((struct pk_fd_info *)0)->local), "local");
-_Static_assert(sizeof(((struct pk_py_fd *)0)->remote) == sizeof(((struct pk_fd_info *)0)->remote), "remote");
-_Static_assert(sizeof(((struct pk_py_fd *)0)->state) == sizeof(((struct pk_fd_info *)0)->state), "state");
-_Static_assert(sizeof(((struct pk_py_fd *)0)->path) == sizeof(((struct pk_fd_info *)0)->path), "path");
-_Static_assert(sizeof(((struct pk_py_fd_holder *)0)->comm) == sizeof(((struct pk_fd_holder *)0)->comm), "comm");
+/* The kind is passed on as its number: the two enums must stay in step. */
+#define SAME_KIND(k) ((int)PK_PY_FD_##k == (int)PK_FD_##k)
+_Static_assert(SAME_KIND(UNKNOWN) && SAME_KIND(FILE) && SAME_KIND(PIPE) && SAME_KIND(INET) && SAME_KIND(UNIX) &&
+		       SAME_KIND(SOCKET) && SAME_KIND(OTHER),
+	       "enum pk_py_fd_kind is enum pk_fd_kind");
+/* Strings are copied whole (memcpy of the array): the same sizes, or one
+ * would be cut or overrun. */
+#define SAME_SIZE(f) (sizeof(((struct pk_py_fd *)0)->f) == sizeof(((struct pk_fd_info *)0)->f))
+_Static_assert(PK_PY_FD_MAX_HOLDERS == PK_FD_MAX_HOLDERS && SAME_SIZE(target) && SAME_SIZE(proto) &&
+		       SAME_SIZE(state) && SAME_SIZE(local) && SAME_SIZE(remote) && SAME_SIZE(path) &&
+		       SAME_SIZE(holders[0].comm),
+	       "struct pk_py_fd's strings are struct pk_fd_info's");
 
 const char *pk_py_syscall_name(long nr)
 {
@@ -41,19 +43,6 @@ unsigned pk_py_syscall_fd_args(long nr)
 	return pk_syscall_fd_args(nr);
 }
 
-static enum pk_py_fd_kind fd_kind(enum pk_fd_kind kind)
-{
-	switch (kind) {
-	case PK_FD_FILE: return PK_PY_FD_FILE;
-	case PK_FD_PIPE: return PK_PY_FD_PIPE;
-	case PK_FD_INET: return PK_PY_FD_INET;
-	case PK_FD_UNIX: return PK_PY_FD_UNIX;
-	case PK_FD_SOCKET: return PK_PY_FD_SOCKET;
-	case PK_FD_OTHER: return PK_PY_FD_OTHER;
-	default: return PK_PY_FD_UNKNOWN;
-	}
-}
-
 /* The index is attach's; the public name only hides which module owns it. */
 struct pk_py_fd_index {
 	struct pk_fd_index *ix;
@@ -64,24 +53,19 @@ int pk_py_fd_info(pid_t pid, int fd, struct pk_py_fd_index **ix, struct pk_py_fd
 	struct pk_fd_info fi;
 	int rc;
 
-	if (*ix == NULL) {
-		*ix = calloc(1, sizeof(**ix));
-		if (*ix == NULL)
-			return -ENOMEM;
-	}
+	if (*ix == NULL && (*ix = calloc(1, sizeof(**ix))) == NULL)
+		return -ENOMEM;
 	rc = pk_proc_fd_info(pid, fd, &(*ix)->ix, &fi);
 	if (rc < 0)
 		return rc;
 	memset(out, 0, sizeof(*out));
-	out->kind = fd_kind(fi.kind);
+	out->kind = (enum pk_py_fd_kind)fi.kind;
 	memcpy(out->target, fi.target, sizeof(out->target));
-	out->inode = fi.inode;
-	out->mode = fi.mode;
 	out->pos = fi.pos;
 	memcpy(out->proto, fi.proto, sizeof(out->proto));
+	memcpy(out->state, fi.state, sizeof(out->state));
 	memcpy(out->local, fi.local, sizeof(out->local));
 	memcpy(out->remote, fi.remote, sizeof(out->remote));
-	memcpy(out->state, fi.state, sizeof(out->state));
 	memcpy(out->path, fi.path, sizeof(out->path));
 	out->peer_inode = fi.peer_inode;
 	out->nholders = fi.nholders < PK_PY_FD_MAX_HOLDERS ? fi.nholders : PK_PY_FD_MAX_HOLDERS;
@@ -97,9 +81,8 @@ int pk_py_fd_info(pid_t pid, int fd, struct pk_py_fd_index **ix, struct pk_py_fd
 
 void pk_py_fd_index_free(struct pk_py_fd_index *ix)
 {
-	if (ix == NULL)
-		return;
-	pk_fd_index_free(ix->ix);
+	if (ix != NULL)
+		pk_fd_index_free(ix->ix);
 	free(ix);
 }
 

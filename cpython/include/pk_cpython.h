@@ -349,35 +349,34 @@ int pk_py_syscall_nargs(long nr);
 /* Bit i set when argument i of nr is a file descriptor. */
 unsigned pk_py_syscall_fd_args(long nr);
 
+/* What a descriptor is; which fields of struct pk_py_fd say more. */
 enum pk_py_fd_kind {
 	PK_PY_FD_UNKNOWN = 0,
-	PK_PY_FD_FILE,      /* path, pos */
-	PK_PY_FD_PIPE,      /* inode; holders: the other end */
+	PK_PY_FD_FILE,      /* pos */
+	PK_PY_FD_PIPE,      /* holders: the other end */
 	PK_PY_FD_INET,      /* proto tcp/tcp6/udp/udp6, local, remote, state */
 	PK_PY_FD_UNIX,      /* proto unix, path (may be empty), state, peer_inode; holders: the peer */
 	PK_PY_FD_SOCKET,    /* another socket family (netlink, packet...) or not found */
 	PK_PY_FD_OTHER,     /* anon_inode:..., /dev/... character devices are files */
 };
 #define PK_PY_FD_MAX_HOLDERS 8
-struct pk_py_fd_holder {
-	pid_t pid;
-	int fd;
-	char mode;          /* 'r', 'w', 'u' (read-write), '?' */
-	char comm[24];      /* raw from /proc/PID/comm: target-controlled */
-};
-/* Where a descriptor of the target leads. Strings are the target's bytes. */
+/* Where a descriptor of the target leads, as far as /proc shows: what list
+ * prints of a descriptor argument. Strings are the target's bytes. */
 struct pk_py_fd {
 	enum pk_py_fd_kind kind;
-	char target[256];   /* readlink of /proc/PID/fd/FD */
-	uint64_t inode;     /* socket or pipe inode, 0 otherwise */
-	char mode;          /* this fd's access mode: 'r', 'w', 'u', '?' */
-	long long pos;      /* file offset from fdinfo, -1 unknown */
-	char proto[8];      /* "tcp", "tcp6", "udp", "udp6", "unix"; "" unknown */
+	char target[256];   /* readlink of /proc/PID/fd/FD: a path, "socket:[123]", "pipe:[45]" */
+	long long pos;      /* file offset, -1 unknown */
+	char proto[8], state[16];   /* "tcp".."udp6", "unix"; "ESTABLISHED", "LISTEN", "CONNECTED"...; "" unknown */
 	char local[64], remote[64]; /* "127.0.0.1:5432", "[::1]:80" */
-	char state[16];     /* "ESTABLISHED", "LISTEN"...; unix "CONNECTED"...; "" unknown */
 	char path[256];     /* unix socket path ("@name" abstract) */
 	uint64_t peer_inode; /* unix: the other end's inode, 0 unknown */
-	struct pk_py_fd_holder holders[PK_PY_FD_MAX_HOLDERS]; /* pipe: other end; unix: peer */
+	/* Other processes' descriptors on the same pipe (the other end) or unix socket (the peer). */
+	struct {
+		pid_t pid;
+		int fd;
+		char mode;      /* 'r', 'w', 'u' (read-write), '?' */
+		char comm[24];  /* raw from /proc/PID/comm */
+	} holders[PK_PY_FD_MAX_HOLDERS];
 	size_t nholders;
 	bool holders_truncated; /* more holders, or the /proc scan hit its bound */
 };
