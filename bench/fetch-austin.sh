@@ -20,14 +20,7 @@ PK_FETCH_NAME=fetch-austin
 msg() { pk_fetch_msg "$@"; }
 die() { pk_fetch_die "$@"; }
 
-case "${1:-}" in
--*) echo "usage: $0 [CACHE_DIR]" >&2; exit 2 ;;
-esac
-C=${1:-${PYKILL_BENCH_CACHE:-${HOME:?}/.cache/pykill-bench}}
-case "$C" in
-/*) ;;
-*) C=$(pwd)/$C ;;
-esac
+pk_fetch_bench_cache "$@"
 A=$C/austin
 EXE=$A/austin
 

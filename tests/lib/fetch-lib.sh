@@ -17,6 +17,32 @@ pk_fetch_die() {
 	exit 1
 }
 
+# pk_fetch_bench_cache [quote-free] [CACHE_DIR]: sets C to the cache
+# directory of bench/fetch-*.sh: CACHE_DIR, else $PYKILL_BENCH_CACHE, else
+# ~/.cache/pykill-bench, made absolute. Exits 2 with the usage when
+# CACHE_DIR looks like an option; with quote-free, exits 1 when it holds a
+# single quote (the caller writes it into a script between single quotes).
+pk_fetch_bench_cache() {
+	_pkf_q=
+	if [ "${1:-}" = quote-free ]; then
+		_pkf_q=1
+		shift
+	fi
+	case "${1:-}" in
+	-*) echo "usage: $0 [CACHE_DIR]" >&2; exit 2 ;;
+	esac
+	C=${1:-${PYKILL_BENCH_CACHE:-${HOME:?}/.cache/pykill-bench}}
+	if [ -n "$_pkf_q" ]; then
+		case "$C" in
+		*"'"*) pk_fetch_die "cache directory must not contain a single quote: $C" ;;
+		esac
+	fi
+	case "$C" in
+	/*) ;;
+	*) C=$(pwd)/$C ;;
+	esac
+}
+
 # pk_fetch_need TOOL...: exit 1 naming the first tool that is not on PATH,
 # or the keyring when it cannot be read.
 pk_fetch_need() {
