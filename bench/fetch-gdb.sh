@@ -24,20 +24,13 @@
 
 set -u
 
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+PK_FETCH_NAME=fetch-gdb
+# shellcheck source=SCRIPTDIR/../tests/lib/fetch-lib.sh
+. "$(dirname -- "$0")/../tests/lib/fetch-lib.sh"
+msg() { pk_fetch_msg "$@"; }
+die() { pk_fetch_die "$@"; }
 
-msg() { printf 'fetch-gdb: %s\n' "$*" >&2; }
-die() { msg "$*"; exit 1; }
-
-case "${1:-}" in
--*) echo "usage: $0 [CACHE_DIR]" >&2; exit 2 ;;
-esac
-C=${1:-${PYKILL_BENCH_CACHE:-${HOME:?}/.cache/pykill-bench}}
-case "$C" in
-*"'"*) die "cache directory must not contain a single quote: $C" ;;
-/*) ;;
-*) C=$(pwd)/$C ;;
-esac
+pk_fetch_bench_cache quote-free "$@"
 G=$C/gdb
 WRAP=$G/gdb
 
@@ -45,30 +38,16 @@ if [ -x "$WRAP" ] && "$WRAP" -nx -batch -ex 'show version' >/dev/null 2>&1; then
 	msg "already there: $WRAP"
 	exit 0
 fi
-for t in apt-get dpkg-deb patchelf; do
-	command -v "$t" >/dev/null 2>&1 || die "missing $t (apt-get install apt dpkg patchelf)"
-done
-[ -r "$KEYRING" ] || die "missing $KEYRING (apt-get install debian-archive-keyring)"
+pk_fetch_need apt-get dpkg-deb patchelf
 
-mkdir -p "$G/apt/lists/partial" "$G/apt/cache/archives/partial" "$G/root" ||
-	die "cannot create directories under $G"
-echo "deb [signed-by=$KEYRING] http://deb.debian.org/debian sid main" >"$G/apt/sources.list" ||
-	die "cannot write $G/apt/sources.list"
-
-# Private apt state: nothing under /etc/apt or /var/lib/apt is read or
-# written. With an empty status file apt resolves gdb's whole dependency
-# closure; every package is only downloaded and unpacked into $G/root.
-apt_o() {
-	"$@" -o Dir::Etc::sourcelist="$G/apt/sources.list" -o Dir::Etc::sourceparts=/dev/null \
-		-o Dir::State::Lists="$G/apt/lists" -o Dir::Cache="$G/apt/cache" \
-		-o Dir::State::status=/dev/null -o APT::Sandbox::User=root -o APT::Architecture=amd64 \
-		-o APT::Install-Recommends=false -o Debug::NoLocking=true
-}
-
-msg "apt-get update (sid, private lists in $G/apt)"
-apt_o apt-get -q update >"$G/apt/update.log" 2>&1 || die "apt-get update failed, see $G/apt/update.log"
+mkdir -p "$G/root" || die "cannot create directories under $G"
+pk_fetch_apt_setup "$G" || exit 1
+# With an empty status file apt resolves gdb's whole dependency closure;
+# every package is only downloaded and unpacked into $G/root.
+PK_FETCH_APT_OPTS="-o APT::Install-Recommends=false -o Debug::NoLocking=true"
+pk_fetch_apt_update || exit 1
 msg "downloading gdb and its dependencies"
-apt_o apt-get -q -y --download-only install gdb >"$G/apt/download.log" 2>&1 ||
+pk_fetch_apt apt-get -q -y --download-only install gdb >"$G/apt/download.log" 2>&1 ||
 	die "apt-get --download-only install gdb failed, see $G/apt/download.log"
 n=0
 for f in "$G"/apt/cache/archives/*.deb; do
@@ -79,24 +58,13 @@ done
 msg "unpacked $n packages into $G/root"
 
 R=$G/root
-LDSO=
-for l in "$R/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$R/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \
-	"$R/usr/lib64/ld-linux-x86-64.so.2" "$R/lib64/ld-linux-x86-64.so.2"; do
-	if [ -e "$l" ]; then
-		LDSO=$l
-		break
-	fi
-done
-[ -n "$LDSO" ] || die "no ld-linux-x86-64.so.2 in the sid libc6 package"
+LDSO=$(pk_fetch_ldso "$R") || die "no ld-linux-x86-64.so.2 in the sid libc6 package"
 [ -x "$R/usr/bin/gdb" ] || die "no usr/bin/gdb in the unpacked tree"
 PYHOME=
 for d in "$R"/usr/lib/python3.*; do
 	[ -d "$d" ] && PYHOME=$R/usr
 done
-cp -f "$R/usr/bin/gdb" "$G/gdb.bin.tmp" &&
-	patchelf --set-interpreter "$LDSO" --force-rpath \
-		--set-rpath "$R/usr/lib/x86_64-linux-gnu:$R/lib/x86_64-linux-gnu" "$G/gdb.bin.tmp" &&
-	mv -f "$G/gdb.bin.tmp" "$G/gdb.bin" || { rm -f "$G/gdb.bin.tmp"; die "cannot copy/patch $R/usr/bin/gdb"; }
+pk_fetch_patch "$R/usr/bin/gdb" "$G/gdb.bin" "$LDSO" "$R" || die "cannot copy/patch $R/usr/bin/gdb"
 # The wrapper execs gdb: its PID is the one the harness started and times.
 {
 	echo '#!/bin/sh'

@@ -1,6 +1,6 @@
 /* pykill list PID: every Python thread of a live process. */
 #include "cli.h"
-#include "pk_attach.h"
+#include "pk_clock.h"
 #include "pk_log.h"
 
 #include <errno.h>
@@ -64,7 +64,7 @@ struct list_view {
 static void measure_blocked(pid_t pid, struct row *rows, size_t n)
 {
 	uint64_t now;
-	int rc = pk_sched_now(&now);
+	int rc = pk_py_sched_now(&now);
 
 	if (rc < 0) {
 		pk_log(PK_LOG_INFO, "blocked times unknown: no scheduler clock in /proc/thread-self/sched (%s)",
@@ -74,7 +74,7 @@ static void measure_blocked(pid_t pid, struct row *rows, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (!pk_py_thread_blocked(rows[i].t))
 			continue;
-		rc = pk_proc_offcpu_ns(pid, rows[i].t->tid, now, &rows[i].blocked_ns);
+		rc = pk_py_offcpu_ns(pid, rows[i].t->tid, now, &rows[i].blocked_ns);
 		rows[i].blocked_known = rc == 0;
 		if (rc < 0)
 			pk_log(PK_LOG_DEBUG, "blocked time of thread %d unknown: %s", (int)rows[i].t->tid, strerror(-rc));
@@ -555,7 +555,7 @@ static void print_table(struct pk_py *py, const struct pk_py_snapshot *snap, con
 			append_gil_holder(snap, t, sc, sizeof(sc));
 			append_rlock_holder(snap, &v->rows[i], sc, sizeof(sc));
 		} else {
-			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_SYSCALL_RUNNING ? "(running)" : "-");
+			snprintf(sc, sizeof(sc), "%s", t->syscall_nr == PK_PY_SYSCALL_RUNNING ? "(running)" : "-");
 		}
 		format_blocked(&v->rows[i], blocked, sizeof(blocked));
 		/* The hub is always the waiting loop: no ":idle" to add. */
@@ -684,7 +684,7 @@ int pk_cmd_list(int argc, char **argv)
 
 		/* A debugger or strace holds a thread: stopping is what failed,
 		 * reading never needs it. */
-		if (rc == -EPERM && so.freeze != PK_FREEZE_NONE && pk_attach_other_tracer(pid) > 0)
+		if (rc == -EPERM && so.freeze != PK_FREEZE_NONE && pk_py_other_tracer(pid) > 0)
 			snprintf(more, sizeof(more), "'pykill list --freeze=none %d' still reads it: it stops nothing "
 				 "(the picture may then be torn)", (int)pid);
 		rc = pk_fail_hint(rc, "read the threads", more);

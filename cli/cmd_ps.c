@@ -1,7 +1,6 @@
 /* pykill ps [PID]...: every Python process this user can see, without
  * stopping anything. */
 #include "cli.h"
-#include "pk_attach.h"
 #include "pk_log.h"
 
 #include <errno.h>

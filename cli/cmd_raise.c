@@ -1,6 +1,5 @@
 /* pykill raise PID THREAD [EXCEPTION]: stop one thread with an exception. */
 #include "cli.h"
-#include "pk_attach.h"
 #include "pk_log.h"
 
 #include <errno.h>
@@ -147,7 +146,7 @@ static void print_json(pid_t pid, const struct pk_raise_result *r, bool forced)
 	pk_json_str(&j, "where", r->where);
 	if (r->interrupt_note[0] != '\0') {
 		pk_json_obj_begin(&j, "interrupt");
-		pk_json_str(&j, "syscall", r->interrupted_nr >= 0 ? pk_syscall_name(r->interrupted_nr) : NULL);
+		pk_json_str(&j, "syscall", pk_py_syscall_name_or(r->interrupted_nr, NULL));
 		pk_json_str(&j, "note", r->interrupt_note);
 		pk_json_obj_end(&j);
 	} else {
@@ -326,7 +325,7 @@ int pk_cmd_raise(int argc, char **argv)
 	if (rc < 0) {
 		char more[200] = "";
 
-		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
+		if (rc == -EPERM && pk_py_other_tracer(pid) > 0)
 			snprintf(more, sizeof(more), "raise must stop threads: detach that tracer first (end strace or "
 				 "the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
 		rc = json ? pk_fail_json(rc, "raise", more, pid, argv[optind + 1]) : pk_fail_hint(rc, "raise", more);

@@ -1,6 +1,5 @@
 /* pykill withdraw PID THREAD: remove the exception queued for one thread. */
 #include "cli.h"
-#include "pk_attach.h"
 #include "pk_log.h"
 
 #include <errno.h>
@@ -83,7 +82,7 @@ int pk_cmd_withdraw(int argc, char **argv)
 	if (rc < 0) {
 		char more[200] = "";
 
-		if (rc == -EPERM && pk_attach_other_tracer(pid) > 0)
+		if (rc == -EPERM && pk_py_other_tracer(pid) > 0)
 			snprintf(more, sizeof(more), "withdraw must stop threads: detach that tracer first (end strace "
 				 "or the debugger); 'pykill list --freeze=none %d' still reads the process", (int)pid);
 		rc = json ? pk_fail_json(rc, "withdraw", more, pid, argv[optind + 1]) : pk_fail_hint(rc, "withdraw", more);

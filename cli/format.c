@@ -1,5 +1,4 @@
 #include "cli.h"
-#include "pk_attach.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -103,34 +102,34 @@ static void append_untrusted(char *buf, size_t cap, size_t *o, const char *s)
 	pk_format_untrusted(buf, cap, o, s);
 }
 
-static const char *fd_kind_name(enum pk_fd_kind kind)
+static const char *fd_kind_name(enum pk_py_fd_kind kind)
 {
 	switch (kind) {
-	case PK_FD_FILE: return "file";
-	case PK_FD_PIPE: return "pipe";
-	case PK_FD_INET: return "inet";
-	case PK_FD_UNIX: return "unix";
-	case PK_FD_SOCKET: return "socket";
-	case PK_FD_OTHER: return "other";
+	case PK_PY_FD_FILE: return "file";
+	case PK_PY_FD_PIPE: return "pipe";
+	case PK_PY_FD_INET: return "inet";
+	case PK_PY_FD_UNIX: return "unix";
+	case PK_PY_FD_SOCKET: return "socket";
+	case PK_PY_FD_OTHER: return "other";
 	default: return NULL;
 	}
 }
 
 /* Who holds which pipe and socket, read once per run on first need. */
-static struct pk_fd_index *fd_index;
+static struct pk_py_fd_index *fd_index;
 
 void pk_format_done(void)
 {
-	pk_fd_index_free(fd_index);
+	pk_py_fd_index_free(fd_index);
 	fd_index = NULL;
 }
 
-static bool fd_info(pid_t pid, int fd, struct pk_fd_info *fi)
+static bool fd_info(pid_t pid, int fd, struct pk_py_fd *fi)
 {
-	return fd >= 0 && pk_proc_fd_info(pid, fd, &fd_index, fi) == 0;
+	return fd >= 0 && pk_py_fd_info(pid, fd, &fd_index, fi) == 0;
 }
 
-static void append_holders(char *buf, size_t cap, size_t *o, const struct pk_fd_info *fi)
+static void append_holders(char *buf, size_t cap, size_t *o, const struct pk_py_fd *fi)
 {
 	if (fi->nholders == 0) {
 		append(buf, cap, o, " not visible");
@@ -151,7 +150,7 @@ static void append_holders(char *buf, size_t cap, size_t *o, const struct pk_fd_
  * 13 (sh) fd 1", "/var/log/x.log pos 1234"; "?" when the fd is gone. */
 static void describe_fd(pid_t pid, int fd, char *buf, size_t cap)
 {
-	struct pk_fd_info fi;
+	struct pk_py_fd fi;
 	size_t o = 0;
 
 	buf[0] = '\0';
@@ -160,13 +159,13 @@ static void describe_fd(pid_t pid, int fd, char *buf, size_t cap)
 		return;
 	}
 	switch (fi.kind) {
-	case PK_FD_INET:
+	case PK_PY_FD_INET:
 		append(buf, cap, &o, "%s %s", fi.proto, fi.local);
 		if (strcmp(fi.state, "LISTEN") != 0 && strcmp(fi.state, "UNCONNECTED") != 0)
 			append(buf, cap, &o, " -> %s", fi.remote);
 		append(buf, cap, &o, " %s", fi.state);
 		break;
-	case PK_FD_UNIX:
+	case PK_PY_FD_UNIX:
 		append(buf, cap, &o, "unix ");
 		if (fi.path[0] != '\0')
 			append_untrusted(buf, cap, &o, fi.path);
@@ -178,11 +177,11 @@ static void describe_fd(pid_t pid, int fd, char *buf, size_t cap)
 			append_holders(buf, cap, &o, &fi);
 		}
 		break;
-	case PK_FD_PIPE:
+	case PK_PY_FD_PIPE:
 		append(buf, cap, &o, "%s, other end", fi.target);
 		append_holders(buf, cap, &o, &fi);
 		break;
-	case PK_FD_FILE:
+	case PK_PY_FD_FILE:
 		append_untrusted(buf, cap, &o, fi.target);
 		if (fi.pos >= 0)
 			append(buf, cap, &o, " pos %lld", fi.pos);
@@ -195,24 +194,24 @@ static void describe_fd(pid_t pid, int fd, char *buf, size_t cap)
 
 static void json_fd_info(struct pk_json *j, pid_t pid, int fd)
 {
-	struct pk_fd_info fi;
+	struct pk_py_fd fi;
 	bool ok = fd != AT_FDCWD && fd_info(pid, fd, &fi);
-	bool sock = ok && (fi.kind == PK_FD_INET || fi.kind == PK_FD_UNIX);
+	bool sock = ok && (fi.kind == PK_PY_FD_INET || fi.kind == PK_PY_FD_UNIX);
 
 	/* AT_FDCWD: the directory argument of an *at call meaning the
 	 * current directory, no descriptor. */
 	pk_json_str(j, "target", fd == AT_FDCWD ? "AT_FDCWD" : ok ? fi.target : "?");
 	pk_json_str(j, "kind", ok ? fd_kind_name(fi.kind) : NULL);
 	pk_json_str(j, "proto", sock ? fi.proto : NULL);
-	pk_json_str(j, "local", ok && fi.kind == PK_FD_INET ? fi.local : NULL);
-	pk_json_str(j, "remote", ok && fi.kind == PK_FD_INET ? fi.remote : NULL);
+	pk_json_str(j, "local", ok && fi.kind == PK_PY_FD_INET ? fi.local : NULL);
+	pk_json_str(j, "remote", ok && fi.kind == PK_PY_FD_INET ? fi.remote : NULL);
 	pk_json_str(j, "state", sock ? fi.state : NULL);
-	pk_json_str(j, "path", ok && fi.kind == PK_FD_UNIX && fi.path[0] ? fi.path : ok && fi.kind == PK_FD_FILE ? fi.target : NULL);
+	pk_json_str(j, "path", ok && fi.kind == PK_PY_FD_UNIX && fi.path[0] ? fi.path : ok && fi.kind == PK_PY_FD_FILE ? fi.target : NULL);
 	if (ok && fi.pos >= 0)
 		pk_json_int(j, "pos", fi.pos);
 	else
 		pk_json_null(j, "pos");
-	if (ok && fi.kind == PK_FD_UNIX && fi.peer_inode != 0)
+	if (ok && fi.kind == PK_PY_FD_UNIX && fi.peer_inode != 0)
 		pk_json_uint(j, "peer_inode", (unsigned long long)fi.peer_inode);
 	else
 		pk_json_null(j, "peer_inode");
@@ -233,9 +232,9 @@ static void json_fd_info(struct pk_json *j, pid_t pid, int fd)
 
 void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size_t cap)
 {
-	const char *name = pk_syscall_name(nr);
-	unsigned fds = pk_syscall_fd_args(nr);
-	int nargs = pk_syscall_nargs(nr);
+	const char *name = pk_py_syscall_name(nr);
+	unsigned fds = pk_py_syscall_fd_args(nr);
+	int nargs = pk_py_syscall_nargs(nr);
 	size_t o;
 
 	if (name != NULL)
@@ -263,8 +262,8 @@ void pk_format_syscall(pid_t pid, long nr, const uint64_t *args, char *buf, size
 
 void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args)
 {
-	unsigned fds = pk_syscall_fd_args(nr);
-	int nargs = pk_syscall_nargs(nr);
+	unsigned fds = pk_py_syscall_fd_args(nr);
+	int nargs = pk_py_syscall_nargs(nr);
 	char hex[24];
 
 	if (nr < 0) {
@@ -273,7 +272,7 @@ void pk_json_syscall(struct pk_json *j, pid_t pid, long nr, const uint64_t *args
 	}
 	pk_json_obj_begin(j, "syscall");
 	pk_json_int(j, "nr", nr);
-	pk_json_str(j, "name", pk_syscall_name(nr));
+	pk_json_str(j, "name", pk_py_syscall_name(nr));
 	pk_json_arr_begin(j, "args");
 	for (int i = 0; i < nargs; i++) {
 		snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)args[i]);

@@ -5,7 +5,7 @@
  *    blocking system call (so it holds none of the locks these functions
  *    take), runs PyGILState_Ensure / PyThreadState_SetAsyncExc /
  *    PyGILState_Release through the self-restoring trampoline of
- *    attach/pk_inject.h. Only that thread is stopped, and only until it
+ *    attach/include/pk_inject.h. Only that thread is stopped, and only until it
  *    runs the trampoline; the GIL holder keeps running so Ensure can get
  *    the GIL. Before calling, the GIL must be obtainable: free, or held by
  *    a thread that is executing bytecode (it drops the GIL on request).
@@ -426,9 +426,9 @@ static int call_path(struct pk_py *py, const struct pk_py_thread *hijack, uint64
 	res->via = PK_VIA_CALL;
 	snprintf(res->via_reason, sizeof(res->via_reason), "thread %d (%s) was borrowed from its %s", (int)hijack->tid,
 		 hijack->name ? hijack->name : "-",
-		 pk_syscall_name(out.syscall_nr) ? pk_syscall_name(out.syscall_nr) : "sleep");
+		 pk_py_syscall_name_or(out.syscall_nr, "sleep"));
 	pk_log(PK_LOG_INFO, "call path: thread %d parked in %s ran the call: stopped %.3f ms, %u stop(s), %.3f ms wall",
-	       (int)hijack->tid, pk_syscall_name(out.syscall_nr) ? pk_syscall_name(out.syscall_nr) : "?",
+	       (int)hijack->tid, pk_py_syscall_name_or(out.syscall_nr, "?"),
 	       (double)out.freeze_ns / 1e6, out.stops, (double)out.wall_ns / 1e6);
 	if (rc == -ETIMEDOUT && out.step >= PK_RCALL_CALLED) {
 		/* The exception is queued; only the GIL's release is late. */
@@ -476,7 +476,7 @@ static int call_path_choose(struct pk_py *py, struct pk_py_snapshot *snap, uint6
 	if (holder != NULL && holder->syscall_nr >= 0 && (holder->state == 'S' || holder->state == 'D')) {
 		describe_thread(holder, who, sizeof(who));
 		snprintf(why, cap, "the GIL is held by %s, blocked in %s", who,
-			 pk_syscall_name(holder->syscall_nr) ? pk_syscall_name(holder->syscall_nr) : "a system call");
+			 pk_py_syscall_name_or(holder->syscall_nr, "a system call"));
 		return -EAGAIN;
 	}
 	for (int pass = 0; pass < 2 && rc == -EAGAIN; pass++) {
@@ -1216,7 +1216,7 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 					t->frames[0].line) < 0)
 		res->where = NULL;
 	h = gil_holder(snap);
-	sc = t->syscall_nr >= 0 ? pk_syscall_name(t->syscall_nr) : NULL;
+	sc = pk_py_syscall_name_or(t->syscall_nr, NULL);
 	if (t->gil == PK_GIL_WAITS || (t->gil != PK_GIL_HOLDS && t->syscall_nr < 0 && h != NULL && h != t)) {
 		/* A thread on a CPU without the GIL while another holds it is, in
 		 * all likelihood, between two waits for the GIL. */
@@ -1294,9 +1294,9 @@ static void interrupt_target(struct pk_py *py, uint64_t ident, uint64_t tstate, 
 	}
 	res->interrupted_nr = nr;
 	snprintf(res->interrupt_note, sizeof(res->interrupt_note), "made %s return EINTR",
-		 pk_syscall_name(nr) ? pk_syscall_name(nr) : "the system call");
+		 pk_py_syscall_name_or(nr, "the system call"));
 	pk_log(PK_LOG_INFO, "interrupted %s in thread %d (its pending result was %lld)",
-	       pk_syscall_name(nr) ? pk_syscall_name(nr) : "?", (int)res->tid, (long long)was);
+	       pk_py_syscall_name_or(nr, "?"), (int)res->tid, (long long)was);
 }
 
 /* Another exception is queued for the thread: never replaced. */
@@ -1787,7 +1787,7 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			snprintf(tmp, sizeof(tmp), "%s", res->reason);
 			snprintf(res->reason, sizeof(res->reason), "%s returned EINTR but was retried (Python %s does not "
 				 "check asynchronous exceptions there); now %.400s",
-				 pk_syscall_name(res->interrupted_nr) ? pk_syscall_name(res->interrupted_nr) : "the call",
+				 pk_py_syscall_name_or(res->interrupted_nr, "the call"),
 				 py->version, tmp);
 		}
 		if (opts->withdraw_if_pending)

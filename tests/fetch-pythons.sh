@@ -30,7 +30,10 @@ VERSIONS="3.13 3.14 3.15"
 # ncurses, readline, db, uuid, tzdata, media-types).
 COMMON_PKGS="libc6 libgcc-s1 zlib1g libexpat1 libffi8 libbz2-1.0 liblzma5 libzstd1 libssl3t64"
 
-msg() { printf 'fetch-pythons: %s\n' "$*" >&2; }
+PK_FETCH_NAME=fetch-pythons
+# shellcheck source=SCRIPTDIR/lib/fetch-lib.sh
+. "$(dirname -- "$0")/lib/fetch-lib.sh"
+msg() { pk_fetch_msg "$@"; }
 
 usage() {
 	echo "usage: $0 [CACHE_DIR]   (default \${PYKILL_PYTHONS:-\$HOME/.cache/pykill-pythons})" >&2
@@ -82,12 +85,7 @@ fail_all() {
 }
 
 # --- tools -------------------------------------------------------------
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-missing=
-for t in apt-get apt-cache dpkg-deb patchelf; do
-	command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
-done
-[ -r "$KEYRING" ] || missing="$missing debian-archive-keyring($KEYRING)"
+missing=$(pk_fetch_missing apt-get apt-cache dpkg-deb patchelf)
 if [ -n "$missing" ]; then
 	msg "missing:$missing (apt-get install apt dpkg patchelf debian-archive-keyring)"
 	fail_all "missing tools:$missing"
@@ -96,26 +94,16 @@ fi
 ROOT=$C/sid-root
 DEBS=$C/debs
 BIN=$C/bin
-mkdir -p "$C/apt/lists/partial" "$C/apt/cache/archives/partial" "$DEBS" "$ROOT" "$BIN" "$C/extracted" ||
-	fail_all "cannot create directories under $C"
-echo "deb [signed-by=$KEYRING] http://deb.debian.org/debian sid main" >"$C/apt/sources.list.tmp" &&
-	mv -f "$C/apt/sources.list.tmp" "$C/apt/sources.list"
-
-# Private apt state: nothing under /etc/apt or /var/lib/apt is read for the
-# package lists or written. The sandbox user is root because the cache may be
-# under a directory _apt cannot enter (e.g. /root/.cache).
-apt_o() {
-	"$@" -o Dir::Etc::sourcelist="$C/apt/sources.list" -o Dir::Etc::sourceparts=/dev/null \
-		-o Dir::State::Lists="$C/apt/lists" -o Dir::Cache="$C/apt/cache" \
-		-o Dir::State::status=/dev/null -o APT::Sandbox::User=root -o APT::Architecture=amd64
-}
+mkdir -p "$DEBS" "$ROOT" "$BIN" "$C/extracted" || fail_all "cannot create directories under $C"
+# A sources.list that cannot be written is no failure yet: one written
+# before may serve.
+pk_fetch_apt_setup "$C"
+[ $? -ne 1 ] || fail_all "cannot create directories under $C"
 
 UPDATED=
 apt_update() {
 	[ -n "$UPDATED" ] && return 0
-	msg "apt-get update (sid, private lists in $C/apt)"
-	if ! apt_o apt-get -q update >"$C/apt/update.log" 2>&1; then
-		msg "apt-get update failed, see $C/apt/update.log"
+	if ! pk_fetch_apt_update; then
 		UPDATED=failed
 		return 1
 	fi
@@ -135,11 +123,7 @@ fetch_pkg() {
 	have_deb "$1" && return 0
 	apt_update || return 1
 	[ "$UPDATED" = yes ] || return 1
-	msg "downloading $1"
-	if ! (cd "$DEBS" && apt_o apt-get -q download "$1") >"$C/apt/download-$1.log" 2>&1; then
-		msg "apt-get download $1 failed, see $C/apt/download-$1.log"
-		return 1
-	fi
+	pk_fetch_download "$DEBS" "$1" || return 1
 	have_deb "$1"
 }
 
@@ -166,16 +150,7 @@ if [ -n "$common_failed" ]; then
 	fail_all "cannot fetch/extract:$common_failed (see $C/apt/*.log)"
 fi
 
-LDSO=
-for l in "$ROOT/usr/lib64/ld-linux-x86-64.so.2" "$ROOT/lib64/ld-linux-x86-64.so.2" \
-	"$ROOT/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$ROOT/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"; do
-	if [ -e "$l" ]; then
-		LDSO=$l
-		break
-	fi
-done
-[ -n "$LDSO" ] || fail_all "no ld-linux-x86-64.so.2 in the sid libc6 package"
-RPATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
+LDSO=$(pk_fetch_ldso "$ROOT" lib64-first) || fail_all "no ld-linux-x86-64.so.2 in the sid libc6 package"
 
 SMOKE='import threading, socket, time, json, os, sys, ctypes
 assert os.path.realpath("/proc/self/exe") == os.path.realpath(sys.executable), "/proc/self/exe is not the interpreter"
@@ -203,13 +178,7 @@ for v in $VERSIONS; do
 	run=$BIN/python$v-run
 	if [ ! -x "$exe" ] || [ "$(patchelf --print-interpreter "$exe" 2>/dev/null)" != "$LDSO" ]; then
 		msg "patching $exe"
-		# DT_RPATH, not DT_RUNPATH: RUNPATH only covers the executable's own
-		# dependencies, not those of dlopen'ed extension modules (_ctypes ->
-		# libffi.so.8), which would then come from the host.
-		if ! cp -f "$ROOT/usr/bin/python$v" "$exe.tmp" ||
-			! patchelf --set-interpreter "$LDSO" --force-rpath --set-rpath "$RPATH" "$exe.tmp" ||
-			! mv -f "$exe.tmp" "$exe"; then
-			rm -f "$exe.tmp"
+		if ! pk_fetch_patch "$ROOT/usr/bin/python$v" "$exe" "$LDSO" "$ROOT"; then
 			echo "$v failed cannot copy/patch $ROOT/usr/bin/python$v" >>"$STATUS_TMP"
 			continue
 		fi

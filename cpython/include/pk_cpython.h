@@ -117,7 +117,7 @@ struct pk_py_thread {
 	bool has_async_exc;      /* an async exception is pending */
 	char state;              /* /proc state letter: R S D T t Z I ..., '?' unknown; 'X' also for a
 				  * thread whose state is left behind after it exited, TID unknown */
-	long syscall_nr;         /* -1 none, PK_SYSCALL_RUNNING */
+	long syscall_nr;         /* -1 none, PK_PY_SYSCALL_RUNNING */
 	uint64_t syscall_args[6];
 	uint64_t syscall_sp;     /* its stack pointer in that call (/proc .../syscall) */
 	char *name;              /* threading.Thread name, NULL if none */
@@ -327,9 +327,77 @@ struct pk_rlock_wait {
 int pk_py_rlock_wait(struct pk_py *py, const struct pk_py_thread *t, struct pk_rlock_wait *out);
 
 /* Whether t is asleep in the kernel, where its time off CPU
- * (pk_proc_offcpu_ns) is how long it has been blocked; a running thread's
+ * (pk_py_offcpu_ns) is how long it has been blocked; a running thread's
  * time in its state cannot be told from one reading. */
 bool pk_py_thread_blocked(const struct pk_py_thread *t);
+
+/* ------------------------------------------------- what /proc says, for printing
+ * (procview.c) The system call a thread is blocked in, what its descriptors
+ * lead to and how long it has been off the CPU, read from /proc after the
+ * snapshot (nothing stopped): attach/ finds them, cpython/ hands them on so
+ * that cli/ needs no header of another module. */
+
+/* syscall_nr of a thread that runs, so no system call can be told. */
+#define PK_PY_SYSCALL_RUNNING (-2)
+
+/* The system call's name on this architecture, NULL if unknown. */
+const char *pk_py_syscall_name(long nr);
+/* The same, or unknown (a word for messages) when it has none: nr < 0 too. */
+const char *pk_py_syscall_name_or(long nr, const char *unknown);
+/* How many arguments of nr are worth showing (0..6). */
+int pk_py_syscall_nargs(long nr);
+/* Bit i set when argument i of nr is a file descriptor. */
+unsigned pk_py_syscall_fd_args(long nr);
+
+/* What a descriptor is; which fields of struct pk_py_fd say more. */
+enum pk_py_fd_kind {
+	PK_PY_FD_UNKNOWN = 0,
+	PK_PY_FD_FILE,      /* pos */
+	PK_PY_FD_PIPE,      /* holders: the other end */
+	PK_PY_FD_INET,      /* proto tcp/tcp6/udp/udp6, local, remote, state */
+	PK_PY_FD_UNIX,      /* proto unix, path (may be empty), state, peer_inode; holders: the peer */
+	PK_PY_FD_SOCKET,    /* another socket family (netlink, packet...) or not found */
+	PK_PY_FD_OTHER,     /* anon_inode:..., /dev/... character devices are files */
+};
+#define PK_PY_FD_MAX_HOLDERS 8
+/* Where a descriptor of the target leads, as far as /proc shows: what list
+ * prints of a descriptor argument. Strings are the target's bytes. */
+struct pk_py_fd {
+	enum pk_py_fd_kind kind;
+	char target[256];   /* readlink of /proc/PID/fd/FD: a path, "socket:[123]", "pipe:[45]" */
+	long long pos;      /* file offset, -1 unknown */
+	char proto[8], state[16];   /* "tcp".."udp6", "unix"; "ESTABLISHED", "LISTEN", "CONNECTED"...; "" unknown */
+	char local[64], remote[64]; /* "127.0.0.1:5432", "[::1]:80" */
+	char path[256];     /* unix socket path ("@name" abstract) */
+	uint64_t peer_inode; /* unix: the other end's inode, 0 unknown */
+	/* Other processes' descriptors on the same pipe (the other end) or unix socket (the peer). */
+	struct {
+		pid_t pid;
+		int fd;
+		char mode;      /* 'r', 'w', 'u' (read-write), '?' */
+		char comm[24];  /* raw from /proc/PID/comm */
+	} holders[PK_PY_FD_MAX_HOLDERS];
+	size_t nholders;
+	bool holders_truncated; /* more holders, or the /proc scan hit its bound */
+};
+/* Who holds which pipe and socket: one bounded walk of /proc, made on the
+ * first lookup that needs it and kept for the later ones (NULL before). */
+struct pk_py_fd_index;
+/* Fills out as far as /proc shows; -EBADF no such fd, -ESRCH no such
+ * process; no pk_error() (the caller prints what it has). */
+int pk_py_fd_info(pid_t pid, int fd, struct pk_py_fd_index **ix, struct pk_py_fd *out);
+void pk_py_fd_index_free(struct pk_py_fd_index *ix);
+
+/* The scheduler clock, and how long before now_ns thread tid of pid last
+ * left a CPU (meaningful for a blocked thread only). -ENOENT when the
+ * kernel has no sched file, -ESRCH/-ENOENT when the thread ended; no
+ * pk_error(): the caller says "unknown". */
+int pk_py_sched_now(uint64_t *now_ns);
+int pk_py_offcpu_ns(pid_t pid, pid_t tid, uint64_t now_ns, uint64_t *ns);
+
+/* Another tracer (not this process) of pid or of one of its threads: its
+ * PID, or 0 if none is seen (the hint to an -EPERM). */
+pid_t pk_py_other_tracer(pid_t pid);
 
 /* ------------------------------------------------------------ ps */
 
