@@ -684,6 +684,43 @@ static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t 
 	return false;
 }
 
+/* 3.13+: is the thread asleep on its interpreter's GIL (taking it, or
+ * handing it over)? Where the wait is inside _Py_HandlePending, that pass
+ * will not look at a new exception; optimised builds move parts of it out
+ * of the function's own symbol (cold code) where no return address says
+ * so, and the futex word of the wait does. A thread waiting there after a
+ * system call of its own is refused too: it soon runs again. */
+static bool waits_for_gil(struct pk_py *py, struct pk_freeze *fz, pid_t tid, uint64_t interp)
+{
+	const struct pk_layout *L = &py->layout;
+	const int32_t field[4][2] = { { L->gil_cond, L->gil_cond_size },
+				      { L->gil_mutex, L->gil_mutex_size },
+				      { L->gil_switch_cond, L->gil_switch_cond_size },
+				      { L->gil_switch_mutex, L->gil_switch_mutex_size } };
+	uint64_t gil = 0, lo = UINT64_MAX, hi = 0;
+	struct pk_syscall sc;
+
+	if (tid <= 0 || L->is_ceval_gil < 0 || pk_freeze_has(fz, tid))
+		return false;
+	if (pk_rd_u64(py, interp + (uint64_t)L->is_ceval_gil, &gil) < 0 || gil == 0) {
+		pk_error_clear();
+		return false;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (field[i][0] < 0)
+			continue;
+		uint64_t a = gil + (uint64_t)field[i][0];
+		uint64_t b = a + (uint64_t)(field[i][1] > 0 ? field[i][1] : 48);
+		lo = a < lo ? a : lo;
+		hi = b > hi ? b : hi;
+	}
+	if (pk_proc_syscall(py->pid, tid, &sc) < 0 || sc.nr < 0 || sc.nr != pk_syscall_number("futex")) {
+		pk_error_clear();
+		return false;
+	}
+	return sc.args[0] >= lo && sc.args[0] < hi;
+}
+
 /* The work done while everything is stopped is bounded in steps and in
  * time: a forged or cyclic chain must not keep the target frozen. */
 #define WALK_BUDGET_NS 20000000ull
@@ -917,14 +954,6 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 			goto out;
 		}
 	}
-	/* Only where the consequence depends on where it fires (a job). */
-	if (job->op == OP_RAISE && job->anchor != 0 && L->ts_eval_breaker >= 0 &&
-	    inside_handle_pending(py, fz, job->os_tid, ranges, nranges)) {
-		job->busy = "the eval loop's check of its signals (_Py_HandlePending), which has read them already";
-		job->busy_tid = job->os_tid;
-		rc = -EAGAIN;
-		goto out;
-	}
 	rc = locate_tstate(py, job->tstate, job->nthreads_seen, &interp);
 	if (rc == -ESRCH || (rc == 0 && (pk_rd_u64(py, job->tstate + (uint64_t)L->ts_thread_id, &id) < 0 ||
 					 id != job->ident))) {
@@ -939,6 +968,18 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 	}
 	if (rc < 0)
 		goto out;
+	/* Only where the consequence depends on where it fires (a job). */
+	if (job->op == OP_RAISE && job->anchor != 0 && L->ts_eval_breaker >= 0) {
+		if (inside_handle_pending(py, fz, job->os_tid, ranges, nranges))
+			job->busy = "the eval loop's check of its signals (_Py_HandlePending), which has read them already";
+		else if (waits_for_gil(py, fz, job->os_tid, interp))
+			job->busy = "a wait for the GIL (3.13+ may take the exception only after the job)";
+		if (job->busy != NULL) {
+			job->busy_tid = job->os_tid;
+			rc = -EAGAIN;
+			goto out;
+		}
+	}
 	if (L->ts_native_thread_id >= 0 && job->native_tid > 0) {
 		uint64_t native = 0;
 		if (pk_rd_u64(py, job->tstate + (uint64_t)L->ts_native_thread_id, &native) == 0 &&
