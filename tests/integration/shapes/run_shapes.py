@@ -304,28 +304,14 @@ def sc_pool(python):
         results["RuntimeError, idle"] = "refused; forced: next job lost, thread gone"
     finally:
         s.stop()
-    if python_version(python) >= (3, 13):
-        # Known, open: on 3.13 and 3.14 an exception written into a worker
-        # running short jobs back to back is often taken tens of
-        # milliseconds later (up to the 100 ms re-signal), and may then
-        # fire in the pool's own code between two jobs (about 1 raise in 50
-        # ended the worker; 3.15: none in 100, but late too).
-        results["churn"] = "not checked on 3.13+ (delayed delivery between short jobs: open, DESIGN.md)"
-    else:
-        results["churn"] = pool_churn(python)
+    results["churn"] = pool_churn(python, CHURN_RAISES)
     return results
-
-
-def python_version(python):
-    import subprocess
-    out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], stdout=subprocess.PIPE)
-    return tuple(int(x) for x in out.stdout.split())
 
 
 CHURN_RAISES = 100
 
 
-def pool_churn(python):
+def pool_churn(python, raises):
     """RuntimeError again and again into a worker that runs 2 ms jobs back
     to back: each raise is refused (between jobs), fails one job, or is
     taken back (its job ended before it fired) -- the worker never takes it
@@ -339,12 +325,12 @@ def pool_churn(python):
         check(len(workers) == 1, "the churn program's pool threads: %r" % workers)
         worker = workers[0]
         verdicts = {}
-        for i in range(CHURN_RAISES):
+        for i in range(raises):
             rc, r, err = raise_json(pid, worker, "RuntimeError", "--wait", "1")
             key = r.get("verdict")
             verdicts[key] = verdicts.get(key, 0) + 1
             check((rc, key) in ((0, "delivered"), (7, "refused"), (8, "withdrawn")),
-                  "churn raise %d: exit %d %r %s" % (i, rc, r, err))
+                  "churn raise %d: exit %d %r %s; the program said: %s" % (i, rc, r, err, srv.tail(12)))
             check(thread_alive(pid, worker), "churn raise %d (%s) ended the pool thread: %s" % (
                 i, key, srv.tail(12)))
         # One failed job per raise delivered, no more.
@@ -352,7 +338,7 @@ def pool_churn(python):
             srv.expect("job-failed RuntimeError", 10, "the churn program")
         check(not srv.saw("job-failed", 0.5), "churn: more jobs failed than raises were delivered (%r)" % verdicts)
         check("Exception in worker" not in srv.log_text(), "churn: the worker logged %s" % srv.tail(12))
-        return "%d raises into 2 ms jobs: %s; the worker lives" % (CHURN_RAISES, ", ".join(
+        return "%d raises into 2 ms jobs: %s; the worker lives" % (raises, ", ".join(
             "%s %d" % kv for kv in sorted(verdicts.items())))
     finally:
         srv.stop()
