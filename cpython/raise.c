@@ -647,8 +647,8 @@ static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid
  * at an exception queued meanwhile, which is then taken at the thread's
  * next check -- after its job, if the job returns first (in the pool's
  * own code, ending the worker). A return address into it above the
- * stopped (or sleeping) thread's stack pointer says so; a stale copy of
- * one only costs another try. */
+ * stopped thread's stack pointer says so; a stale copy of one only costs
+ * another try (the thread runs on). */
 static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *r,
 				  size_t nr)
 {
@@ -662,13 +662,13 @@ static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t 
 		}
 	if (lo == 0 || tid <= 0)
 		return false;
+	/* Only a thread stopped while running: the stack of one asleep in the
+	 * kernel does not move, so a stale copy would be seen at every try
+	 * (a job blocked in recv() must stay raisable); its wait for the GIL
+	 * is told by the futex word (waits_for_gil). */
 	if (pk_freeze_sp_tp(fz, tid, &sp, &tp) < 0) {
-		struct pk_syscall sc;
-		if (pk_proc_syscall(py->pid, tid, &sc) < 0 || sc.nr < 0) {
-			pk_error_clear();
-			return false;
-		}
-		sp = sc.sp;
+		pk_error_clear();
+		return false;
 	}
 	/* Near the top of the stack the whole span may not be mapped. */
 	while (len >= 256u && pk_mem_read(py->mem, sp, words, len) < 0)
