@@ -5,7 +5,8 @@
 # needs Python), Debian's static and debug python3.11 as targets, patchelf and
 # dpkg-deb for the sid interpreters, clang for the fuzzers, lintian for the
 # package test, gunicorn, celery and gevent as the shapes tests' servers, uwsgi
-# with its Python 3 plugin for the servers tests.
+# with its Python 3 plugin for the servers tests; libffi-dev, zlib1g-dev and
+# xz-utils to build the free-threaded interpreters (tests/build-ft-pythons.sh).
 set -eu
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps.sh: run as root (apt-get)" >&2
@@ -17,5 +18,5 @@ apt-get install -y -qq --no-install-recommends \
 	build-essential cmake pkg-config libelf-dev libcapstone-dev \
 	libcmocka-dev python3 python3.11 python3.11-dbg patchelf dpkg-dev ca-certificates \
 	clang libclang-rt-14-dev lintian python3-gunicorn python3-celery python3-gevent \
-	uwsgi-core uwsgi-plugin-python3 >/dev/null
+	uwsgi-core uwsgi-plugin-python3 libffi-dev zlib1g-dev xz-utils >/dev/null
 echo "install-deps.sh: dependencies installed" >&2
