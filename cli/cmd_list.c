@@ -336,7 +336,11 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	pk_json_bool(j, "idle", t->idle);
 	pk_json_bool(j, "ambiguous", t->ambiguous);
 	pk_json_bool(j, "main", t->is_main);
-	pk_json_bool(j, "gil", t->gil == PK_GIL_HOLDS);
+	/* null: there is no GIL (a free-threaded interpreter running without one). */
+	if (t->gil == PK_GIL_ABSENT)
+		pk_json_null(j, "gil");
+	else
+		pk_json_bool(j, "gil", t->gil == PK_GIL_HOLDS);
 	pk_json_str(j, "gil_state", pk_gil_name(t->gil));
 	pk_json_str(j, "state", pk_state_name(t->state));
 	if (r->blocked_known)

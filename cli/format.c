@@ -40,6 +40,7 @@ const char *pk_gil_name(enum pk_gil_role role)
 	case PK_GIL_WAITS: return "waits";
 	case PK_GIL_DROPPING: return "dropping";
 	case PK_GIL_NONE: return "none";
+	case PK_GIL_ABSENT: return "absent";
 	default: return "unknown";
 	}
 }

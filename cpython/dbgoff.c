@@ -93,6 +93,27 @@ static void check_consistent(const struct pk_layout *N, char *why, size_t cap)
 	}
 }
 
+int pk_dbgoff_free_threaded(struct pk_py *py, const struct pk_layout *L, bool *ft)
+{
+	uint8_t head[8];
+	uint64_t v = 0;
+	int rc;
+
+	*ft = false;
+	if (L == NULL || py->runtime == 0 || L->dbg_free_threaded < 8 || L->dbg_free_threaded > DBG_MAX_SIZE - 8)
+		return -ENOENT;
+	rc = pk_mem_read(py->mem, py->runtime, head, sizeof(head));
+	if (rc < 0)
+		return rc;
+	if (memcmp(head, "xdebugpy", 8) != 0)
+		return -EINVAL;
+	rc = pk_mem_read(py->mem, py->runtime + (uint64_t)L->dbg_free_threaded, &v, sizeof(v));
+	if (rc < 0)
+		return rc;
+	*ft = v != 0;
+	return 0;
+}
+
 int pk_dbgoff_apply(struct pk_py *py)
 {
 	struct pk_layout *L = &py->layout;
@@ -135,8 +156,13 @@ int pk_dbgoff_apply(struct pk_py *py)
 		rc = -EINVAL;
 		goto out;
 	}
-	if (get(buf, len, L->dbg_free_threaded, &ft) == 0 && ft != 0) {
-		pk_error("inspect Python %s in %s: free-threaded builds are not supported yet", py->version, py->path);
+	/* The object header, and so every object offset, differs between a
+	 * free-threaded build and a default one: the entry must be of the
+	 * target's flavour (pk_py_open chose it from this very flag). */
+	if (get(buf, len, L->dbg_free_threaded, &ft) == 0 && (ft != 0) != (L->free_threaded != 0)) {
+		pk_error("inspect Python %s in %s: _Py_DebugOffsets says a %s build, the layout table entry is for a %s one",
+			 py->version, py->path, ft ? "free-threaded" : "default (GIL)",
+			 L->free_threaded ? "free-threaded" : "default (GIL)");
 		rc = -ENOTSUP;
 		goto out;
 	}

@@ -24,6 +24,11 @@
 
 const struct pk_layout *pk_layout_find(int major, int minor)
 {
+	return pk_layout_find_ft(major, minor, false);
+}
+
+const struct pk_layout *pk_layout_find_ft(int major, int minor, bool ft)
+{
 	uint16_t want;
 
 	/* Reject before narrowing, so 3.271 cannot alias some 4.15. */
@@ -31,10 +36,21 @@ const struct pk_layout *pk_layout_find(int major, int minor)
 		return NULL;
 	want = (uint16_t)(major << 8 | minor);
 	for (size_t i = 0; i < pk_layouts_count; i++) {
-		if (pk_layouts[i].version == want)
+		if (pk_layouts[i].version == want && (pk_layouts[i].free_threaded != 0) == ft)
 			return &pk_layouts[i];
 	}
 	return NULL;
+}
+
+const struct pk_layout *pk_layout_newest(bool ft)
+{
+	const struct pk_layout *best = NULL;
+
+	for (size_t i = 0; i < pk_layouts_count; i++) {
+		if ((pk_layouts[i].free_threaded != 0) == ft && (best == NULL || pk_layouts[i].version >= best->version))
+			best = &pk_layouts[i];
+	}
+	return best;
 }
 
 #define M(f) offsetof(struct pk_layout, f)

@@ -19,6 +19,8 @@
 struct pk_layout {
 	uint16_t version;   /* 0x0207, 0x0306 ... 0x030f (major << 8 | minor) */
 	const char *source; /* what it was generated from, e.g. "3.12.1 (pyenv headers)" */
+	uint32_t free_threaded;          /* 1: generated with Py_GIL_DISABLED (a "t" build, PEP 703: larger
+					  * object header, no GIL), 0: a default build */
 
 	/* _PyRuntimeState (3.7+), from &_PyRuntime */
 	int32_t rt_size;
@@ -172,7 +174,7 @@ struct pk_layout {
 	int32_t dbg_is_modules;          /* interpreter_state.imports_modules */
 	int32_t dbg_is_ceval_gil;
 	int32_t dbg_is_gil;              /* interpreter_state.gil_runtime_state */
-	int32_t dbg_gil_enabled;         /* value: offset in PyInterpreterState; 0 on GIL builds */
+	int32_t dbg_gil_enabled;         /* value: 0 on GIL builds; 3.13t: offset in the GIL struct */
 	int32_t dbg_gil_locked;          /* value: offset in PyInterpreterState */
 	int32_t dbg_gil_last_holder;     /* value: offset in PyInterpreterState */
 	int32_t dbg_ts_size;
@@ -222,8 +224,13 @@ struct pk_layout {
 extern const struct pk_layout pk_layouts[];
 extern const size_t pk_layouts_count;
 
-/* Table entry for major.minor, or NULL. */
+/* Table entry for major.minor (a default build), or NULL. */
 const struct pk_layout *pk_layout_find(int major, int minor);
+/* Table entry for major.minor of a free-threaded build (ft) or a default
+ * one, or NULL. */
+const struct pk_layout *pk_layout_find_ft(int major, int minor, bool ft);
+/* The newest entry of that flavour, or NULL. */
+const struct pk_layout *pk_layout_newest(bool ft);
 
 /* ---------------------------------------------------------------------
  * Checking the table against the binary (layout.c).

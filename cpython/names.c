@@ -38,7 +38,7 @@ struct entry {
 static int read_long(struct pk_py *py, uint64_t obj, uint64_t *out)
 {
 	const struct pk_layout *L = &py->layout;
-	uint8_t buf[48];
+	uint8_t buf[64]; /* up to 3 digits after the header: 0x28 + 12 on free-threaded builds */
 	uint64_t v = 0;
 	int64_t ndigits;
 	int sign = 1;

@@ -27,7 +27,8 @@ struct pk_py {
 	uint64_t bias;
 	int major, minor;
 	uint32_t hexversion;       /* 0 when only major/minor are known */
-	char version[32];
+	char version[32];          /* "3.14.2", "3.14.2t" for a free-threaded build */
+	bool free_threaded;        /* _Py_DebugOffsets.free_threaded (3.13+): a PEP 703 build */
 	struct pk_layout layout;   /* table entry, patched from _Py_DebugOffsets */
 	char layout_source[192];
 	struct pk_layout_check lcheck; /* which fields the binary / _Py_DebugOffsets vouched for */
@@ -172,6 +173,11 @@ int pk_modules_find(struct pk_py *py, uint64_t interp, const char *const *names,
 
 /* _Py_DebugOffsets (dbgoff.c): patch py->layout from the target, 3.13+. */
 int pk_dbgoff_apply(struct pk_py *py);
+/* 3.13+: is the target a free-threaded build? Reads the cookie and the
+ * free_threaded flag of _Py_DebugOffsets at the positions L (an entry of the
+ * same minor version, or the newest) gives. 0, or -errno when it cannot be
+ * read or the cookie is missing (*ft then false). */
+int pk_dbgoff_free_threaded(struct pk_py *py, const struct pk_layout *L, bool *ft);
 
 /* Bounds on one reading of the interpreters and their thread lists
  * (snapshot.c), whatever the target's memory says. A list may be long

@@ -489,13 +489,42 @@ int pk_py_open(pid_t pid, struct pk_py **out)
 		goto fail;
 
 	layout = pk_layout_find(py->major, py->minor);
+	if (py->major == 3 && py->minor >= 13) {
+		/* A free-threaded build (PEP 703) has another object header and
+		 * no GIL: it needs the table entry generated with Py_GIL_DISABLED.
+		 * _Py_DebugOffsets says which build it is; its first fields are at
+		 * the same place in both flavours. */
+		const struct pk_layout *probe = layout != NULL ? layout : pk_layout_newest(false);
+		bool ft = false;
+
+		if (pk_dbgoff_free_threaded(py, probe, &ft) == 0 && ft) {
+			py->free_threaded = true;
+			if (strlen(py->version) + 1 < sizeof(py->version))
+				strcat(py->version, "t");
+			/* No fallback to another minor's entry: what _Py_DebugOffsets
+			 * leaves out (dicts, stack-reference tags, the GIL struct)
+			 * changed between free-threaded releases, and no build of
+			 * another one was there to generate it from. */
+			layout = pk_layout_find_ft(py->major, py->minor, true);
+			if (layout == NULL) {
+				const struct pk_layout *n = pk_layout_newest(true);
+				pk_error("inspect Python %s in %s: free-threaded %d.%d is not supported yet (no layout table "
+					 "for it%s%s)", py->version, py->path, py->major, py->minor,
+					 n != NULL ? "; pykill has one for " : "", n != NULL ? n->source : "");
+				rc = -ENOTSUP;
+				goto fail;
+			}
+		}
+	}
 	if (layout != NULL) {
 		py->layout = *layout;
 		snprintf(py->layout_source, sizeof(py->layout_source), "generated table %d.%d (%s)", py->major,
 			 py->minor, layout->source);
-	} else if (py->major == 3 && py->minor >= 13 && pk_layouts_count > 0) {
-		/* A newer Python: the debug offsets it publishes must carry the day. */
-		py->layout = pk_layouts[pk_layouts_count - 1];
+	} else if (py->major == 3 && py->minor >= 13 && pk_layout_newest(py->free_threaded) != NULL) {
+		/* A newer Python: the debug offsets it publishes must carry the
+		 * day. The newest entry of the same flavour: the object header of
+		 * the other one is wrong for it. */
+		py->layout = *pk_layout_newest(py->free_threaded);
 		snprintf(py->layout_source, sizeof(py->layout_source), "generated table %d.%d for %d.%d",
 			 py->layout.version >> 8, py->layout.version & 0xff, py->major, py->minor);
 	} else {

@@ -40,6 +40,7 @@ struct gil_info {
 	uint64_t holder;        /* tstate holding the GIL, 0 if none/unknown */
 	uint64_t wait_lo[2], wait_hi[2];  /* futex ranges of waiters: cond, mutex */
 	uint64_t drop_lo[2], drop_hi[2];  /* FORCE_SWITCHING: switch_cond, switch_mutex */
+	bool absent;            /* free-threaded interpreter with its GIL disabled */
 };
 
 struct reading {
@@ -281,6 +282,17 @@ static void read_gil(struct pk_py *py, uint64_t interp, struct gil_info *g)
 		int32_t locked = 0;
 		if (pk_rd_u64(py, interp + (uint64_t)L->is_ceval_gil, &gil) < 0 || gil == 0)
 			return;
+		/* Free-threaded builds keep the struct: the GIL is enabled again at
+		 * run time when a module that does not support running without it
+		 * is imported (PYTHON_GIL=1 too), and then works as on a default
+		 * build. Unreadable: no GIL, as the build says. */
+		if (L->free_threaded && L->gil_enabled >= 0) {
+			int32_t enabled = 0;
+			if (pk_rd_i32(py, gil + (uint64_t)L->gil_enabled, &enabled) < 0 || enabled == 0) {
+				g->absent = true;
+				return;
+			}
+		}
 		if (pk_rd_i32(py, gil + (uint64_t)L->gil_locked, &locked) == 0 && locked == 1 &&
 		    pk_rd_u64(py, gil + (uint64_t)L->gil_last_holder, &v) == 0)
 			g->holder = v;
@@ -453,7 +465,8 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 				t->cstack = cf;
 		}
 		t->has_async_exc = pk_get_u64(buf, tslen, L->ts_async_exc) != 0;
-		t->gil = (gil.holder != 0 && gil.holder == addrs[i]) ? PK_GIL_HOLDS : PK_GIL_NONE;
+		t->gil = gil.absent ? PK_GIL_ABSENT
+			 : (gil.holder != 0 && gil.holder == addrs[i]) ? PK_GIL_HOLDS : PK_GIL_NONE;
 		t->state = '?';
 		t->syscall_nr = -1;
 		if (opts->want_frames && reading_late(r)) {
@@ -812,7 +825,7 @@ static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, s
 		t->syscall_nr = task->sc.nr;
 		memcpy(t->syscall_args, task->sc.args, sizeof(t->syscall_args));
 		t->syscall_sp = task->sc.sp;
-		if (t->gil != PK_GIL_HOLDS && task->sc.nr >= 0 && task->sc.nr == futex_nr) {
+		if (t->gil != PK_GIL_HOLDS && t->gil != PK_GIL_ABSENT && task->sc.nr >= 0 && task->sc.nr == futex_nr) {
 			if (in_range(task->sc.args[0], g->wait_lo, g->wait_hi))
 				t->gil = PK_GIL_WAITS;
 			else if (in_range(task->sc.args[0], g->drop_lo, g->drop_hi))

@@ -32,9 +32,32 @@ done
 CC=${CC:-cc}
 pyenv=${PYENV_ROOT:-$HOME/.pyenv}
 sid=${PYKILL_PYTHONS:-$HOME/.cache/pykill-pythons}/sid-root
+ftdir=${PYKILL_PYTHONS:-$HOME/.cache/pykill-pythons}/ft
+
+# ft_build MINOR: the build tree of the free-threaded MINOR that
+# tests/build-ft-pythons.sh made (the newest that passed its smoke test),
+# else a path that does not exist.
+ft_build() {
+	local d best=
+	for d in "$ftdir"/build-"$1".*; do
+		[ -e "$d.done" ] && best=$d
+	done
+	echo "${best:-$ftdir/build-$1.missing}"
+}
+# ft_lib DIR: the directory of the build tree's _sysconfigdata.
+ft_lib() {
+	local f
+	for f in "$1"/build/lib.*/_sysconfigdata*.py; do
+		[ -r "$f" ] && { dirname "$f"; return 0; }
+	done
+	echo "$1/build/lib.missing"
+}
+ft313=$(ft_build 3.13)
 
 # minor | include directory | extra -I | lib directory (sysconfigdata) | description
-# Newest last: the table keeps this order.
+# Newest last: the table keeps this order. A minor ending in "t" is a
+# free-threaded build (Py_GIL_DISABLED, from its own pyconfig.h), from a build
+# tree of tests/build-ft-pythons.sh: no distribution ships its headers.
 sets=(
 	"2.7|$pyenv/versions/2.7.18/include/python2.7||$pyenv/versions/2.7.18/lib/python2.7|pyenv headers"
 	"3.6|$pyenv/versions/3.6.15/include/python3.6m||$pyenv/versions/3.6.15/lib/python3.6|pyenv headers"
@@ -47,6 +70,7 @@ sets=(
 	"3.13|$pyenv/versions/3.13.0/include/python3.13||$pyenv/versions/3.13.0/lib/python3.13|pyenv headers"
 	"3.14|$sid/usr/include/python3.14|$sid/usr/include|$sid/usr/lib/python3.14|Debian sid libpython3.14-dev headers"
 	"3.15|$sid/usr/include/python3.15|$sid/usr/include|$sid/usr/lib/python3.15|Debian sid libpython3.15-dev headers"
+	"3.13t|$ft313/Include|$ft313|$(ft_lib "$ft313")|free-threaded build tree, tests/build-ft-pythons.sh"
 )
 # Same minor as an entry above, from another patch release: must agree
 # with it in everything but sizes (see README.md).
@@ -97,8 +121,14 @@ entry() {
 	"$exe" "$what" >"$2" || { echo "generate.sh: offsets for $inc failed" >&2; return 1; }
 	local got
 	got=$(sed -n 's/^\t\t\.version = 0x0\([0-9a-f]\)\([0-9a-f][0-9a-f]\),$/\1 \2/p' "$2")
-	if [ "$(printf '%d.%d' 0x${got% *} 0x${got#* })" != "$minor" ]; then
+	if [ "$(printf '%d.%d' 0x${got% *} 0x${got#* })" != "${minor%t}" ]; then
 		echo "generate.sh: $inc holds $got, not $minor" >&2
+		return 1
+	fi
+	local ft=0x0
+	case "$minor" in *t) ft=0x1 ;; esac
+	if ! grep -qx $'\t\t.free_threaded = '"$ft," "$2"; then
+		echo "generate.sh: $inc: free_threaded is not $ft for $minor (Py_GIL_DISABLED)" >&2
 		return 1
 	fi
 }
@@ -224,12 +254,14 @@ for s in "${sets[@]}"; do
 	IFS='|' read -r minor _ <<<"$s"
 	[ -e "$tmp/entry-$minor" ] || continue
 	ver=$(sed -n 's/^\t\t\.version = \(0x[0-9a-f]*\),$/\1/p' "$tmp/entry-$minor")
-	# The committed block of this version: from "\t{" to "\t},".
-	awk -v want="$ver" '
+	ft=$(sed -n 's/^\t\t\.free_threaded = \(0x[0-9a-f]*\),$/\1/p' "$tmp/entry-$minor")
+	# The committed block of this version and build flavour: from "\t{" to "\t},".
+	awk -v want="$ver" -v ft="$ft" '
 		$0 == "\t{" { buf = $0 "\n"; inblk = 1; next }
 		inblk { buf = buf $0 "\n" }
 		inblk && $0 == "\t\t.version = " want "," { hit = 1 }
-		inblk && $0 == "\t}," { if (hit) printf "%s", buf; inblk = 0; hit = 0 }
+		inblk && $0 == "\t\t.free_threaded = " ft "," { hitft = 1 }
+		inblk && $0 == "\t}," { if (hit && hitft) printf "%s", buf; inblk = 0; hit = 0; hitft = 0 }
 	' "$out" >"$tmp/committed-$minor"
 	if [ ! -s "$tmp/committed-$minor" ]; then
 		echo "generate.sh: $out has no entry for $minor" >&2

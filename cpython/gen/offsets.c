@@ -62,6 +62,7 @@
  * order. check_fields() proves at run time that the list covers the struct
  * exactly, so a field added to layout.h cannot be silently left out. */
 #define PK_FIELDS(I, U32, U64) \
+	U32(free_threaded) \
 	I(rt_size) I(rt_finalizing) I(rt_interpreters_head) I(rt_interpreters_main) \
 	I(rt_main_thread) I(rt_gilstate_tstate_current) I(rt_ceval_gil) \
 	I(rt_ceval_eval_breaker) I(rt_ceval_pending_async_exc) \
@@ -380,7 +381,14 @@ static void fill_code(void)
 
 static void fill_objects(void)
 {
+#ifdef Py_GIL_DISABLED
+	/* PEP 703: ob_tid, ob_mutex, ob_gc_bits, ob_ref_local, ob_ref_shared
+	 * before ob_type; no single ob_refcnt (pykill writes it only before
+	 * 3.12, where no build is free-threaded). */
+	SETU(free_threaded, 1);
+#else
 	OFF(ob_refcnt, PyObject, ob_refcnt);
+#endif
 	OFF(ob_type, PyObject, ob_type);
 	OFF(var_ob_size, PyVarObject, ob_size);
 	OFF(tp_name, PyTypeObject, tp_name);

@@ -58,6 +58,8 @@ enum pk_gil_role {
 	PK_GIL_HOLDS,
 	PK_GIL_WAITS,            /* blocked taking the GIL */
 	PK_GIL_DROPPING,         /* blocked handing the GIL over (FORCE_SWITCHING) */
+	PK_GIL_ABSENT,           /* its interpreter runs without a GIL (a free-threaded build whose GIL is
+				  * not enabled): no thread holds or waits for one */
 };
 
 /* How the OS thread of a thread state was found (see DESIGN.md, "Thread

@@ -262,10 +262,22 @@ def check_gil(pykill, python):
             holder_tid = h["tid"]
             if w["gil_state"] == "waits":
                 break
+            if got["python"]["version"].endswith("t") and w["gil_state"] == "absent":
+                break  # free-threaded: no GIL to wait for (checked below)
         else:
             print("SKIP: pykill never saw the spinning thread wait for the GIL on Python %s (gil_state %r)" % (
                 got["python"]["version"], w["gil_state"]))
             sys.exit(SKIP)
+        if w["gil_state"] == "absent":
+            # A free-threaded build without its GIL: the spinner runs beside
+            # the thread sleeping in C; no one holds or waits for a GIL.
+            if h["gil"] is not None or w["gil"] is not None or h["gil_state"] != "absent" or w.get("gil_holder"):
+                fail("no GIL on %s, yet gil-holder %r/%r, gil-waiter %r/%r" % (
+                    got["python"]["version"], h["gil"], h["gil_state"], w["gil"], w.get("gil_holder")))
+            if w["state"] != "running":
+                fail("gil-waiter is %s beside a thread sleeping in C on %s: with no GIL it runs" % (
+                    w["state"], got["python"]["version"]))
+            return
         if not h["gil"] or w.get("gil_holder") != {"tid": holder_tid, "ident": h["ident"], "name": "gil-holder"}:
             fail("gil-waiter: gil_holder %r, the holder is %r" % (w.get("gil_holder"), h))
         for x in got["threads"]:

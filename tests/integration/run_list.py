@@ -26,26 +26,34 @@ def fail(msg):
 
 
 def resolve_python(spec):
-    """A path, or sid:3.X read from the fetch cache's STATUS."""
-    if not spec.startswith("sid:"):
+    """A path, sid:3.X read from the fetch cache's STATUS, or ft:3.Xt (a
+    free-threaded build) from its STATUS-ft (tests/build-ft-pythons.sh)."""
+    if spec.startswith("sid:"):
+        ver, status, what = spec[4:], "STATUS", "Debian sid python%s"
+        how = "could not be fetched"
+        run = "tests/fetch-pythons.sh"
+    elif spec.startswith("ft:"):
+        ver, status, what = spec[3:], "STATUS-ft", "free-threaded python%s"
+        how = "could not be built"
+        run = "tests/build-ft-pythons.sh"
+    else:
         if not os.path.exists(spec):
             print("SKIP: %s is not installed" % spec)
             sys.exit(SKIP)
         return spec
-    ver = spec[4:]
     cache = os.environ.get("PYKILL_PYTHONS", os.path.expanduser("~/.cache/pykill-pythons"))
     try:
-        with open(os.path.join(cache, "STATUS")) as f:
+        with open(os.path.join(cache, status)) as f:
             for line in f:
                 parts = line.split()
                 if parts and parts[0] == ver:
                     if parts[1] == "ok":
                         return parts[3]
-                    print("SKIP: Debian sid python%s could not be fetched: %s" % (ver, " ".join(parts[2:])))
+                    print("SKIP: %s %s: %s" % (what % ver, how, " ".join(parts[2:])))
                     sys.exit(SKIP)
     except IOError:
         pass
-    print("SKIP: Debian sid python%s not fetched (run tests/fetch-pythons.sh %s)" % (ver, cache))
+    print("SKIP: %s not there (run %s %s)" % (what % ver, run, cache))
     sys.exit(SKIP)
 
 
@@ -147,6 +155,9 @@ def check(truth, got, pid):
     want_ver = ".".join(str(x) for x in truth["version"])
     if not got["python"]["version"].startswith(want_ver):
         fail("version %s, target says %s" % (got["python"]["version"], want_ver))
+    no_gil = not truth.get("gil_enabled", True)
+    if no_gil and not got["python"]["version"].endswith("t"):
+        fail("version %s: a free-threaded build is listed as 3.X.Yt" % got["python"]["version"])
     by_ident = {t["ident"]: t for t in got["threads"]}
     if len(got["threads"]) != len(truth["threads"]):
         fail("%d threads listed, target has %d: %r" % (len(got["threads"]), len(truth["threads"]),
@@ -184,6 +195,13 @@ def check(truth, got, pid):
                 problems.append("%s: truncated=%s error=%s" % (label, t["frames_truncated"], t["frames_error"]))
         if want["name"] == "long-sleeper" and t["gil"]:
             problems.append("long-sleeper claims to hold the GIL")
+        # No GIL (free-threaded, not enabled): null and "absent", documented in pykill(1).
+        if no_gil and (t["gil"] is not None or t["gil_state"] != "absent"):
+            problems.append("%s: gil %r, gil_state %r on an interpreter without a GIL" % (
+                label, t["gil"], t["gil_state"]))
+        if not no_gil and (t["gil"] not in (True, False) or t["gil_state"] == "absent"):
+            problems.append("%s: gil %r, gil_state %r on an interpreter with a GIL" % (
+                label, t["gil"], t["gil_state"]))
     if problems:
         fail("\n  ".join(["pykill list disagrees with the target:"] + problems))
 

@@ -244,7 +244,9 @@ def frames_of(frame):
 
 # The main thread's own frame is written for the place where it will park:
 # the os.read() below, whose line we know from this frame's code.
-truth = {"pid": os.getpid(), "version": list(sys.version_info[:3]), "threads": []}
+truth = {"pid": os.getpid(), "version": list(sys.version_info[:3]), "threads": [],
+         # A free-threaded build (3.13t+) running without its GIL.
+         "gil_enabled": getattr(sys, "_is_gil_enabled", lambda: True)()}
 current = sys._current_frames()
 names = dict((t.ident, t.name) for t in threading.enumerate())
 me = threading.current_thread().ident

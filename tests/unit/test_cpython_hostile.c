@@ -902,7 +902,8 @@ static void test_debug_offsets_lie(void **state)
 	pk_py_close(f.py);
 	f.py = NULL;
 
-	/* Free-threaded: refused, not walked with the wrong object layout. */
+	/* Free-threaded, read with the entry of a default build: refused, not
+	 * walked with the wrong object layout. */
 	dbg_set(&f, f.L->dbg_version, (uint64_t)f.im.major << 24 | (uint64_t)f.im.minor << 16 | 0xf0);
 	dbg_set(&f, f.L->dbg_free_threaded, 1);
 	assert_int_equal(pk_mem_open_ops(&pyimg_ops, &f.im, &mem), 0);

@@ -36,10 +36,17 @@ static void test_find_every_entry(void **state)
 	for (size_t i = 0; i < pk_layouts_count; i++) {
 		const struct pk_layout *L = &pk_layouts[i];
 
-		assert_ptr_equal(pk_layout_find(L->version >> 8, L->version & 0xff), L);
-		/* Newest last, one entry per minor version. */
-		if (i > 0)
+		assert_ptr_equal(pk_layout_find_ft(L->version >> 8, L->version & 0xff, L->free_threaded != 0), L);
+		/* Default builds first, newest last, one entry per minor version;
+		 * then the free-threaded builds, likewise. */
+		if (i > 0 && pk_layouts[i - 1].free_threaded == L->free_threaded)
 			assert_true(pk_layouts[i - 1].version < L->version);
+		if (i > 0)
+			assert_true(pk_layouts[i - 1].free_threaded <= L->free_threaded);
+		assert_true(L->free_threaded == 0 || L->free_threaded == 1);
+		/* A free-threaded entry has no single reference count field. */
+		if (L->free_threaded)
+			assert_int_equal(L->ob_refcnt, PK_NOFF);
 	}
 }
 
@@ -59,6 +66,28 @@ static void test_find_supported_versions(void **state)
 		snprintf(prefix, sizeof(prefix), "%d.%d.", want[i][0], want[i][1]);
 		assert_memory_equal(L->source, prefix, strlen(prefix));
 	}
+}
+
+/* pk_layout_find never answers with a free-threaded entry, nor the
+ * fallback for a newer default build. */
+static void test_find_flavours(void **state)
+{
+	(void)state;
+	for (int minor = 13; minor <= 15; minor++) {
+		const struct pk_layout *L = pk_layout_find(3, minor);
+		const struct pk_layout *T = pk_layout_find_ft(3, minor, true);
+
+		assert_non_null(L);
+		assert_int_equal(L->free_threaded, 0);
+		if (T != NULL) {
+			assert_int_equal(T->free_threaded, 1);
+			assert_int_equal(T->version, L->version);
+		}
+	}
+	assert_int_equal(pk_layout_newest(false)->free_threaded, 0);
+	assert_int_equal(pk_layout_newest(false)->version, 0x030f);
+	assert_non_null(pk_layout_find_ft(3, 13, true));
+	assert_int_equal(pk_layout_newest(true)->free_threaded, 1);
 }
 
 static void test_find_unknown(void **state)
@@ -317,9 +346,9 @@ static uint64_t u64_at(const uint8_t *buf, size_t len, int32_t pos)
 
 /* Compare the _Py_DebugOffsets the build initialised in its .PyRuntime
  * section with the table entry of its minor version. */
-static void check_debug_offsets(const char *path, int minor)
+static void check_debug_offsets_ft(const char *path, int minor, bool ft)
 {
-	const struct pk_layout *L = pk_layout_find(3, minor);
+	const struct pk_layout *L = pk_layout_find_ft(3, minor, ft);
 	struct pk_elf *e = open_or_skip(path);
 	uint64_t addr = 0, size = 0, version, v;
 	uint8_t buf[4096];
@@ -337,7 +366,7 @@ static void check_debug_offsets(const char *path, int minor)
 	version = u64_at(buf, len, L->dbg_version);
 	assert_int_equal((version >> 24) & 0xff, 3);
 	assert_int_equal((version >> 16) & 0xff, minor);
-	assert_int_equal(u64_at(buf, len, L->dbg_free_threaded), 0);
+	assert_int_equal(u64_at(buf, len, L->dbg_free_threaded), ft ? 1 : 0);
 	micro = (int)((version >> 8) & 0xff);
 
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
@@ -372,8 +401,14 @@ static void check_debug_offsets(const char *path, int minor)
 			(unsigned)L->is_gil, (unsigned)L->gil_last_holder);
 		mismatches++;
 	}
-	/* A GIL build has no "enabled" member: the field holds 0. */
-	assert_int_equal(u64_at(buf, len, L->dbg_gil_enabled), 0);
+	/* A GIL build has no "enabled" member: the field holds 0. A
+	 * free-threaded one keeps the GIL struct, with its "enabled" flag,
+	 * whose position 3.13 gives from the start of the GIL struct (unlike
+	 * locked and holder): offsetof(struct _gil_runtime_state, enabled). */
+	if (ft)
+		assert_int_equal(u64_at(buf, len, L->dbg_gil_enabled), (uint64_t)L->gil_enabled);
+	else
+		assert_int_equal(u64_at(buf, len, L->dbg_gil_enabled), 0);
 	compared += 3;
 
 	check_runtime_size(e, L, micro);
@@ -383,6 +418,48 @@ static void check_debug_offsets(const char *path, int minor)
 	assert_int_equal(mismatches, 0);
 	/* Every position the table has for this version was exercised. */
 	assert_true(compared >= 40);
+}
+
+static void check_debug_offsets(const char *path, int minor)
+{
+	check_debug_offsets_ft(path, minor, false);
+}
+
+/* The interpreter tests/build-ft-pythons.sh built for 3.MINOR, from its
+ * STATUS-ft ("3.13t ok 3.13.15 PATH"); skips naming why without one. */
+static const char *ft_python(int minor)
+{
+	static char path[4096];
+	char line[4096 + 128], key[16], st[16], ver[32];
+	FILE *f = fopen(path_in(pythons, "STATUS-ft"), "r");
+
+	snprintf(key, sizeof(key), "3.%dt", minor);
+	if (f == NULL) {
+		fprintf(stderr, "skip: no %s (run tests/build-ft-pythons.sh)\n", path_in(pythons, "STATUS-ft"));
+		skip();
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char k[16];
+
+		if (sscanf(line, "%15s %15s", k, st) != 2 || strcmp(k, key) != 0)
+			continue;
+		fclose(f);
+		if (strcmp(st, "ok") != 0 || sscanf(line, "%*s %*s %31s %4095s", ver, path) != 2) {
+			fprintf(stderr, "skip: python%s was not built: %s", key, line);
+			skip();
+		}
+		return path;
+	}
+	fclose(f);
+	fprintf(stderr, "skip: python%s not in STATUS-ft\n", key);
+	skip();
+	return NULL;
+}
+
+static void test_dbg_ft_313(void **state)
+{
+	(void)state;
+	check_debug_offsets_ft(ft_python(13), 13, true);
 }
 
 static void test_dbg_pyenv_313(void **state)
@@ -460,12 +537,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_find_every_entry),
 		cmocka_unit_test(test_find_supported_versions),
+		cmocka_unit_test(test_find_flavours),
 		cmocka_unit_test(test_find_unknown),
 		cmocka_unit_test(test_entries_consistent),
 		cmocka_unit_test(test_dbg_pyenv_313),
 		cmocka_unit_test(test_dbg_sid_313),
 		cmocka_unit_test(test_dbg_sid_314),
 		cmocka_unit_test(test_dbg_sid_315),
+		cmocka_unit_test(test_dbg_ft_313),
 		cmocka_unit_test(test_runtime_size_pyenv),
 	};
 
