@@ -342,6 +342,7 @@ static void json_thread(struct pk_json *j, const struct pk_py_snapshot *snap, co
 	else
 		pk_json_bool(j, "gil", t->gil == PK_GIL_HOLDS);
 	pk_json_str(j, "gil_state", pk_gil_name(t->gil));
+	pk_json_bool(j, "stop_the_world", t->stw_suspended);
 	pk_json_str(j, "state", pk_state_name(t->state));
 	if (r->blocked_known)
 		pk_json_seconds(j, "blocked_s", r->blocked_ns);
@@ -489,6 +490,9 @@ static void print_notes(const struct row *r)
 	if (t->tid == 0)
 		printf("    on no live thread (%s)\n", t->native_tid > 0 ? "its native_thread_id and its ident name none"
 							  : "its ident names none");
+	if (t->stw_suspended)
+		printf("    paused: its interpreter stops the world (a free-threaded build's GC, fork, finalisation); it "
+		       "runs again when the world restarts\n");
 	if (t->ambiguous)
 		printf("    %zu thread states on this thread and nothing tells which one is active (none is seen running "
 		       "Python code on its stack): this row is a guess; raise needs --interp\n", 1 + r->nidle);

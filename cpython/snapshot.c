@@ -465,6 +465,10 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 				t->cstack = cf;
 		}
 		t->has_async_exc = pk_get_u64(buf, tslen, L->ts_async_exc) != 0;
+		/* _Py_THREAD_SUSPENDED (2): the world is stopped and this state
+		 * is not the one that stopped it. */
+		if (L->ts_state >= 0)
+			t->stw_suspended = pk_get_i32(buf, tslen, L->ts_state) == 2;
 		t->gil = gil.absent ? PK_GIL_ABSENT
 			 : (gil.holder != 0 && gil.holder == addrs[i]) ? PK_GIL_HOLDS : PK_GIL_NONE;
 		t->state = '?';
