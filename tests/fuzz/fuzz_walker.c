@@ -71,7 +71,8 @@ static void walk(const struct pk_layout *L, uint8_t *image, size_t len, uint8_t 
 		abort();
 	rc = pk_py_open_image(L, im.major, im.minor, PYIMG_BASE, mem, &py);
 	if (rc < 0) {
-		/* Only a free-threaded _Py_DebugOffsets is refused. */
+		/* Only a _Py_DebugOffsets of the other flavour (free-threaded or
+		 * not) than the entry is refused. */
 		if (rc != -ENOTSUP)
 			abort();
 		pk_mem_close(mem);

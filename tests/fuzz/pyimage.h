@@ -63,10 +63,12 @@ static inline int pyimg_read(void *ctx, uint64_t addr, void *buf, size_t len)
 
 static const struct pk_mem_ops pyimg_ops __attribute__((unused)) = { pyimg_read, NULL };
 
-static inline int pyimg_init(struct pyimg *im, int major, int minor, size_t cap)
+/* An image laid out with the table entry of major.minor, of a free-threaded
+ * build (ft) or a default one. */
+static inline int pyimg_init_ft(struct pyimg *im, int major, int minor, size_t cap, bool ft)
 {
 	memset(im, 0, sizeof(*im));
-	im->L = pk_layout_find(major, minor);
+	im->L = pk_layout_find_ft(major, minor, ft);
 	if (im->L == NULL)
 		return -ENOENT;
 	im->major = major;
@@ -76,6 +78,11 @@ static inline int pyimg_init(struct pyimg *im, int major, int minor, size_t cap)
 		return -ENOMEM;
 	im->cap = cap;
 	return 0;
+}
+
+static inline int pyimg_init(struct pyimg *im, int major, int minor, size_t cap)
+{
+	return pyimg_init_ft(im, major, minor, cap, false);
 }
 
 static inline void pyimg_free(struct pyimg *im)
@@ -361,7 +368,7 @@ static inline uint64_t pyimg_runtime(struct pyimg *im)
 	if (L->dbg_size > 0) {
 		pyimg_put(im, rt, 0, "xdebugpy", 8);
 		pyimg_u64(im, rt, L->dbg_version, (uint64_t)im->major << 24 | (uint64_t)im->minor << 16 | 0xf0);
-		pyimg_u64(im, rt, L->dbg_free_threaded, 0);
+		pyimg_u64(im, rt, L->dbg_free_threaded, L->free_threaded);
 		for (size_t i = 0; i < sizeof(pyimg_dbg_pairs) / sizeof(pyimg_dbg_pairs[0]); i++) {
 			int32_t pos = pyimg_field(L, pyimg_dbg_pairs[i].dbg);
 			int32_t v = pyimg_field(L, pyimg_dbg_pairs[i].field);

@@ -22,6 +22,7 @@
 
 struct ver {
 	int major, minor;
+	bool ft; /* the free-threaded entry of that version */
 };
 
 struct fx {
@@ -37,7 +38,7 @@ static void fx_init_cap(struct fx *f, void **state, bool names, size_t cap)
 	const struct ver *v = *state;
 
 	memset(f, 0, sizeof(*f));
-	assert_int_equal(pyimg_init(&f->im, v->major, v->minor, cap), 0);
+	assert_int_equal(pyimg_init_ft(&f->im, v->major, v->minor, cap, v->ft), 0);
 	f->L = f->im.L;
 	pyimg_standard(&f->im, &f->s, names);
 	assert_false(f->im.oom);
@@ -902,10 +903,10 @@ static void test_debug_offsets_lie(void **state)
 	pk_py_close(f.py);
 	f.py = NULL;
 
-	/* Free-threaded, read with the entry of a default build: refused, not
-	 * walked with the wrong object layout. */
+	/* A free-threaded image read with the entry of a default build, or the
+	 * other way round: refused, not walked with the wrong object layout. */
 	dbg_set(&f, f.L->dbg_version, (uint64_t)f.im.major << 24 | (uint64_t)f.im.minor << 16 | 0xf0);
-	dbg_set(&f, f.L->dbg_free_threaded, 1);
+	dbg_set(&f, f.L->dbg_free_threaded, f.L->free_threaded ? 0 : 1);
 	assert_int_equal(pk_mem_open_ops(&pyimg_ops, &f.im, &mem), 0);
 	assert_int_equal(pk_py_open_image(f.L, f.im.major, f.im.minor, PYIMG_BASE, mem, &f.py), -ENOTSUP);
 	assert_null(f.py);
@@ -930,6 +931,16 @@ static void test_gil(void **state)
 		pyimg_u64(&f.im, f.s.interp, L->is_ceval_gil, gil);
 		pyimg_u32(&f.im, gil, L->gil_locked, 1);
 		pyimg_u64(&f.im, gil, L->gil_last_holder, f.s.ts[1]);
+		if (L->free_threaded) {
+			/* Free-threaded, GIL not enabled: no thread holds or waits
+			 * for one, whatever locked and last_holder say. */
+			assert_int_equal(fx_walk(&f, false, 0), 0);
+			assert_int_equal(f.snap->threads[0].gil, PK_GIL_ABSENT);
+			assert_int_equal(f.snap->threads[1].gil, PK_GIL_ABSENT);
+			/* Enabled at run time (PYTHON_GIL=1, a module without
+			 * Py_mod_gil): read as on a default build. */
+			pyimg_u32(&f.im, gil, L->gil_enabled, 1);
+		}
 	} else {
 		fx_done(&f);
 		skip(); /* 2.7, 3.6: statics found through symbols */
@@ -938,10 +949,11 @@ static void test_gil(void **state)
 	assert_int_equal(f.snap->threads[0].gil, PK_GIL_NONE);
 	assert_int_equal(f.snap->threads[1].gil, PK_GIL_HOLDS);
 	if (L->is_ceval_gil >= 0 && L->rt_gilstate_tstate_current < 0) {
-		/* A wild GIL pointer: nobody holds it, and nothing else changes. */
+		/* A wild GIL pointer: nobody holds it (free-threaded: there is
+		 * none, as the build says), and nothing else changes. */
 		pyimg_u64(&f.im, f.s.interp, L->is_ceval_gil, WILD);
 		assert_int_equal(fx_walk(&f, false, 0), 0);
-		assert_int_equal(f.snap->threads[1].gil, PK_GIL_NONE);
+		assert_int_equal(f.snap->threads[1].gil, L->free_threaded ? PK_GIL_ABSENT : PK_GIL_NONE);
 		assert_thread0_ok(&f, &f.snap->threads[0]);
 	}
 	fx_done(&f);
@@ -1107,13 +1119,15 @@ int main(void)
 	for (size_t v = 0; v < pk_layouts_count; v++) {
 		vers[v].major = pk_layouts[v].version >> 8;
 		vers[v].minor = pk_layouts[v].version & 0xff;
+		vers[v].ft = pk_layouts[v].free_threaded != 0;
 	}
 	for (size_t c = 0; c < ncases; c++) {
 		for (size_t v = 0; v < pk_layouts_count; v++) {
 			names[n] = malloc(64);
 			if (names[n] == NULL)
 				return 1;
-			snprintf(names[n], 64, "%s/%d.%d", cases[c].name, vers[v].major, vers[v].minor);
+			snprintf(names[n], 64, "%s/%d.%d%s", cases[c].name, vers[v].major, vers[v].minor,
+				 vers[v].ft ? "t" : "");
 			tests[n].name = names[n];
 			tests[n].test_func = cases[c].fn;
 			tests[n].initial_state = &vers[v];
