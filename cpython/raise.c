@@ -1268,9 +1268,16 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 			snprintf(res->reason, sizeof(res->reason), "waiting for the GIL");
 		}
 	} else if (t->syscall_nr >= 0) {
-		snprintf(res->reason, sizeof(res->reason), "blocked in system call %s%s", sc ? sc : "?",
-			 t->gil == PK_GIL_HOLDS ? " while holding the GIL" : "");
-		snprintf(next, next_cap, "the exception stays queued and fires when the call returns");
+		/* A suspended state waits for the world to restart: in the
+		 * futex of that wait, or in a call of its own that returns into
+		 * it. */
+		snprintf(res->reason, sizeof(res->reason), "blocked in system call %s%s%s", sc ? sc : "?",
+			 t->gil == PK_GIL_HOLDS ? " while holding the GIL" : "",
+			 t->stw_suspended ? ", paused while its interpreter stops the world (a free-threaded build's GC, "
+					    "fork, finalisation)" : "");
+		snprintf(next, next_cap, "%s", t->stw_suspended
+			 ? "the exception stays queued and fires once the world restarts and the call has returned"
+			 : "the exception stays queued and fires when the call returns");
 	} else if (t->gil == PK_GIL_HOLDS) {
 		/* Running with the GIL and the exception still there after the
 		 * wait: the eval loop has not reached a check, so it is not

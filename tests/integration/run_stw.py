@@ -27,7 +27,11 @@ junk = [[i, str(i), (i,)] for i in range(1000000)]
 def spin():
     x = 0
     while True:
-        x += 1
+        try:
+            while True:
+                x += 1
+        except BufferError:
+            pass
 t = threading.Thread(target=spin, name="spinner")
 t.daemon = True
 t.start()
@@ -38,6 +42,7 @@ while True:
 '''
 TRIES = 40  # free-threaded: collecting 3M objects is most of the target's time
 TRIES_DEFAULT = 8  # a default build: the flag must stay off
+RAISES = 10
 
 
 def fail(msg):
@@ -88,6 +93,26 @@ def main():
                     human_seen = True
             if json_seen and human_seen:
                 break
+        # raise into the spinner, not waiting: while it is paused the
+        # pending verdict must say so, not only that it sits in a futex.
+        raise_seen = False
+        for k in range(RAISES if free_threaded else 0):
+            p = subprocess.run([binary, "raise", "--json", "--wait=0", str(proc.pid), str(spinner), "BufferError"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+            if p.returncode == 7:
+                continue  # the last one is still queued
+            if p.returncode not in (0, 3):
+                fail("raise exited %d: %s" % (p.returncode, p.stderr.decode(errors="replace")))
+            r = json.loads(p.stdout)
+            reason = r.get("reason") or ""
+            if p.returncode == 3 and "futex" in reason:
+                if "stops the world" not in reason:
+                    fail("pending in the futex of a stop-the-world pause, the reason does not say so: %r" % reason)
+                raise_seen = True
+                break
+        if free_threaded and not raise_seen:
+            fail("%d raises into the spinner of a target that keeps stopping the world: none was pending "
+                 "for the pause" % RAISES)
         if free_threaded and not (json_seen and human_seen):
             fail("in %d lists each of a target that collects a large heap without a pause, the spinner was "
                  "listed as paused for the stop-the-world: JSON %s, table %s" % (TRIES, json_seen, human_seen))
