@@ -121,7 +121,7 @@ class Target(object):
         self.mode = mode
         self.cmd_w, self.rep_r = cmd_w, rep_r
         self.rbuf = b""
-        line = self._line(ready_r, 120.0)
+        line = self._line(ready_r, 300.0 if mode == "scale" else 120.0)  # see stress_target.py
         os.close(ready_r)
         if line is None or not line.startswith("ready "):
             self.proc.kill()
