@@ -21,7 +21,9 @@
 # smoke test is reused; the source package version tried is the newest one
 # the archive serves (apt-cache showsrc lists versions whose files are no
 # longer in the pool: each is tried, newest first). The time each build took
-# is in CACHE_DIR/ft/build-X.Y.Z.time. Exits 0 even when a version failed
+# is in CACHE_DIR/ft/build-X.Y.Z.time; a build that failed leaves
+# CACHE_DIR/ft/build-X.Y.Z.failed (its reason) and is not tried again until
+# that file is removed. Exits 0 even when a version failed
 # (the tests skip naming the reason from STATUS-ft); non-zero only on usage
 # errors.
 #
@@ -171,6 +173,12 @@ for v in $VERSIONS; do
 	up=${up#python"$v"_}
 	d=$F/build-$up
 	log=$F/build-$up.log
+	# A build that failed is not tried again at every run (10 minutes
+	# each): remove CACHE_DIR/ft/build-X.Y.Z.failed to try again.
+	if [ -s "$d.failed" ]; then
+		echo "${v}t failed $(cat "$d.failed") (rm $d.failed to try again)" >>"$STATUS_TMP"
+		continue
+	fi
 	rm -rf "$d" "$d.done"
 	msg "building python${v}t $up in $d (log $log)"
 	start=$(date +%s)
@@ -182,7 +190,8 @@ for v in $VERSIONS; do
 	end=$(date +%s)
 	echo "$((end - start)) s (make -j$JOBS, $(nproc) cores)" >"$d.time"
 	if [ $rc -ne 0 ]; then
-		echo "${v}t failed build of $up failed after $((end - start)) s: $(tail -n 1 "$log") (see $log)" >>"$STATUS_TMP"
+		echo "build of $up failed after $((end - start)) s: $(tail -n 1 "$log" | cut -c1-200) (see $log)" >"$d.failed"
+		echo "${v}t failed $(cat "$d.failed")" >>"$STATUS_TMP"
 		continue
 	fi
 	if out=$("$d/python" -c "$SMOKE" 2>"$F/smoke-$v.log"); then
@@ -190,7 +199,8 @@ for v in $VERSIONS; do
 		echo "${v}t ok $out $d/python" >>"$STATUS_TMP"
 		msg "python${v}t ok ($out), built in $((end - start)) s"
 	else
-		echo "${v}t failed smoke test: $(tail -n 1 "$F/smoke-$v.log") (see $F/smoke-$v.log)" >>"$STATUS_TMP"
+		echo "smoke test: $(tail -n 1 "$F/smoke-$v.log") (see $F/smoke-$v.log)" >"$d.failed"
+		echo "${v}t failed $(cat "$d.failed")" >>"$STATUS_TMP"
 	fi
 done
 
