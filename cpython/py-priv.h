@@ -159,6 +159,18 @@ void pk_threads_prefetch(struct pk_py *py, const struct pk_py_thread *th, size_t
  * states on no live thread last. *nos_threads = live OS threads. */
 int pk_threads_order(struct pk_py_thread *th, size_t n, size_t *nos_threads);
 
+/* gil.c: an interpreter's GIL (holder, futex words of its waiters). */
+struct pk_gil_info {
+	uint64_t holder;                 /* tstate holding the GIL, 0 if none/unknown */
+	uint64_t wait_lo[2], wait_hi[2]; /* futex words of threads taking it: cond, mutex */
+	uint64_t drop_lo[2], drop_hi[2]; /* FORCE_SWITCHING: switch_cond, switch_mutex */
+};
+enum pk_gil_wait { PK_GIL_WAIT_NONE, PK_GIL_WAIT_TAKE, PK_GIL_WAIT_HANDOVER };
+/* What is unreadable stays 0: such a GIL has no holder and no waiter. */
+void pk_gil_read(struct pk_py *py, uint64_t interp, struct pk_gil_info *g);
+/* What a thread asleep in futex(futex_addr) is doing with this GIL. */
+enum pk_gil_wait pk_gil_wait_on(const struct pk_gil_info *g, uint64_t futex_addr);
+
 /* Thread names (names.c): fills thread->name for every thread of the main interpreter. */
 int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n);
 

@@ -579,26 +579,37 @@ static const char *const async_exc_code[] = {
 	"_PyThreadState_ClearAsyncExc", "_PyEval_EvalFrame_HandlePending",
 };
 
+#define N_ASYNC_EXC_CODE (sizeof(async_exc_code) / sizeof(async_exc_code[0]))
+
 struct code_range {
 	uint64_t lo, hi;
 	const char *name;
 };
 
-static size_t async_exc_ranges(struct pk_py *py, struct code_range *r, size_t cap)
-{
-	size_t n = 0;
+/* Where async_exc_code lies in this process, looked up once per raise. */
+struct async_code {
+	struct code_range r[N_ASYNC_EXC_CODE];
+	size_t n;
+	const struct code_range *handle_pending; /* _Py_HandlePending's, NULL where not named */
+};
 
-	for (size_t i = 0; i < sizeof(async_exc_code) / sizeof(async_exc_code[0]) && n < cap; i++) {
+static void async_code_find(struct pk_py *py, struct async_code *code)
+{
+	code->n = 0;
+	code->handle_pending = NULL;
+	for (size_t i = 0; i < N_ASYNC_EXC_CODE; i++) {
+		struct code_range *r = &code->r[code->n];
 		uint64_t v, size;
 		if (pk_elf_symbol(py->elf, async_exc_code[i], &v, &size) < 0 || size == 0 || size > (1u << 20))
 			continue;
-		r[n].lo = v + py->bias;
-		r[n].hi = v + py->bias + size;
-		r[n].name = async_exc_code[i];
-		n++;
+		r->lo = v + py->bias;
+		r->hi = v + py->bias + size;
+		r->name = async_exc_code[i];
+		if (strcmp(r->name, "_Py_HandlePending") == 0)
+			code->handle_pending = r;
+		code->n++;
 	}
 	pk_error_clear();
-	return n;
 }
 
 /* Has the task exited, and not been reaped (a leader that called
@@ -613,8 +624,7 @@ static bool task_exited(pid_t pid, pid_t tid)
 /* Is the thread in one of the ranges? For a thread that could not be
  * stopped, /proc's pc of its system call stands in (a thread in neither is
  * running: unknown, so "inside"; one that has exited runs nothing). */
-static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *r,
-				     size_t nr)
+static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct async_code *code)
 {
 	struct pk_syscall sc;
 	uint64_t pc = 0;
@@ -628,9 +638,9 @@ static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid
 			return task_exited(py->pid, tid) ? NULL : "code pykill could not stop";
 		pc = sc.pc;
 	}
-	for (size_t i = 0; i < nr; i++)
-		if (pc >= r[i].lo && pc < r[i].hi)
-			return r[i].name;
+	for (size_t i = 0; i < code->n; i++)
+		if (pc >= code->r[i].lo && pc < code->r[i].hi)
+			return code->r[i].name;
 	return NULL;
 }
 
@@ -649,18 +659,12 @@ static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid
  * own code, ending the worker). A return address into it above the
  * stopped thread's stack pointer says so; a stale copy of one only costs
  * another try (the thread runs on). */
-static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *r,
-				  size_t nr)
+static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *hp)
 {
-	uint64_t words[HANDLE_PENDING_SCAN / 8u], sp = 0, tp = 0, lo = 0, hi = 0;
+	uint64_t words[HANDLE_PENDING_SCAN / 8u], sp = 0, tp = 0;
 	size_t len = HANDLE_PENDING_SCAN;
 
-	for (size_t i = 0; i < nr; i++)
-		if (strcmp(r[i].name, "_Py_HandlePending") == 0) {
-			lo = r[i].lo;
-			hi = r[i].hi;
-		}
-	if (lo == 0 || tid <= 0)
+	if (hp == NULL || tid <= 0)
 		return false;
 	/* Only a thread stopped while running: the stack of one asleep in the
 	 * kernel does not move, so a stale copy would be seen at every try
@@ -677,48 +681,42 @@ static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t 
 	if (len < 256u)
 		return false;
 	for (size_t i = 0; i < len / 8u; i++)
-		if (words[i] > lo && words[i] < hi) {
+		if (words[i] > hp->lo && words[i] < hp->hi) {
 			pk_log(PK_LOG_DEBUG, "thread %d: a return into _Py_HandlePending at sp+%zu", (int)tid, i * 8u);
 			return true;
 		}
 	return false;
 }
 
-/* 3.13+: is the thread asleep on its interpreter's GIL (taking it, or
- * handing it over)? Where the wait is inside _Py_HandlePending, that pass
- * will not look at a new exception; optimised builds move parts of it out
- * of the function's own symbol (cold code) where no return address says
- * so, and the futex word of the wait does. A thread waiting there after a
- * system call of its own is refused too: it soon runs again. */
-static bool waits_for_gil(struct pk_py *py, struct pk_freeze *fz, pid_t tid, uint64_t interp)
+/* 3.13+: is the job's thread, left asleep in the kernel, asleep on its
+ * interpreter's GIL (taking it, or handing it over)? Where the wait is
+ * inside _Py_HandlePending, that pass will not look at a new exception;
+ * optimised builds move parts of it out of the function's own symbol
+ * (cold code) where no return address says so, and the futex word of the
+ * wait does. A thread waiting there after a system call of its own is
+ * refused too: it soon runs again. One that has woken since it was found
+ * asleep may be past that read now, unstopped: refused as well. The
+ * reason, NULL when the thread may be written to. */
+static const char *asleep_on_gil(struct pk_py *py, struct pk_freeze *fz, pid_t tid, uint64_t interp)
 {
-	const struct pk_layout *L = &py->layout;
-	const int32_t field[4][2] = { { L->gil_cond, L->gil_cond_size },
-				      { L->gil_mutex, L->gil_mutex_size },
-				      { L->gil_switch_cond, L->gil_switch_cond_size },
-				      { L->gil_switch_mutex, L->gil_switch_mutex_size } };
-	uint64_t gil = 0, lo = UINT64_MAX, hi = 0;
+	struct pk_gil_info gil;
 	struct pk_syscall sc;
 
-	if (tid <= 0 || L->is_ceval_gil < 0 || pk_freeze_has(fz, tid))
-		return false;
-	if (pk_rd_u64(py, interp + (uint64_t)L->is_ceval_gil, &gil) < 0 || gil == 0) {
+	if (tid <= 0 || py->layout.is_ceval_gil < 0 || pk_freeze_has(fz, tid))
+		return NULL;
+	if (pk_proc_syscall(py->pid, tid, &sc) < 0) {
 		pk_error_clear();
-		return false;
+		return NULL; /* gone: the verdict tells */
 	}
-	for (int i = 0; i < 4; i++) {
-		if (field[i][0] < 0)
-			continue;
-		uint64_t a = gil + (uint64_t)field[i][0];
-		uint64_t b = a + (uint64_t)(field[i][1] > 0 ? field[i][1] : 48);
-		lo = a < lo ? a : lo;
-		hi = b > hi ? b : hi;
-	}
-	if (pk_proc_syscall(py->pid, tid, &sc) < 0 || sc.nr < 0 || sc.nr != pk_syscall_number("futex")) {
-		pk_error_clear();
-		return false;
-	}
-	return sc.args[0] >= lo && sc.args[0] < hi;
+	if (sc.nr < 0)
+		return task_exited(py->pid, tid) ? NULL : "a system call that returned meanwhile";
+	if (sc.nr != pk_syscall_number("futex"))
+		return NULL;
+	pk_gil_read(py, interp, &gil);
+	pk_error_clear();
+	if (pk_gil_wait_on(&gil, sc.args[0]) != PK_GIL_WAIT_NONE)
+		return "a wait for the GIL (3.13+ may take the exception only after the job)";
+	return NULL;
 }
 
 /* The work done while everything is stopped is bounded in steps and in
@@ -888,7 +886,7 @@ static int clear_async_exc(struct pk_py *py, const struct write_job *job, uint64
  * async-exception code (released untouched: try again), -EEXIST (RAISE)
  * another exception is queued (nothing written), -ESRCH the thread state
  * has gone, other -errno. */
-static int write_once(struct pk_py *py, struct write_job *job, const struct code_range *ranges, size_t nranges)
+static int write_once(struct pk_py *py, struct write_job *job, const struct async_code *code)
 {
 	const struct pk_layout *L = &py->layout;
 	struct pk_freeze *fz = NULL;
@@ -946,7 +944,7 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		pk_error_clear();
 	}
 	for (size_t i = 0; i < ntids; i++) {
-		const char *in = inside_async_code(py, fz, tids[i], ranges, nranges);
+		const char *in = inside_async_code(py, fz, tids[i], code);
 		if (in != NULL) {
 			job->busy = in;
 			job->busy_tid = tids[i];
@@ -970,10 +968,10 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		goto out;
 	/* Only where the consequence depends on where it fires (a job). */
 	if (job->op == OP_RAISE && job->anchor != 0 && L->ts_eval_breaker >= 0) {
-		if (inside_handle_pending(py, fz, job->os_tid, ranges, nranges))
+		if (inside_handle_pending(py, fz, job->os_tid, code->handle_pending))
 			job->busy = "the eval loop's check of its signals (_Py_HandlePending), which has read them already";
-		else if (waits_for_gil(py, fz, job->os_tid, interp))
-			job->busy = "a wait for the GIL (3.13+ may take the exception only after the job)";
+		else
+			job->busy = asleep_on_gil(py, fz, job->os_tid, interp);
 		if (job->busy != NULL) {
 			job->busy_tid = job->os_tid;
 			rc = -EAGAIN;
@@ -1087,13 +1085,14 @@ out:
  * pykills' short holds waited out; bounded in tries and time. */
 static int write_path(struct pk_py *py, struct write_job *job)
 {
-	struct code_range ranges[sizeof(async_exc_code) / sizeof(async_exc_code[0])];
-	size_t nranges = async_exc_ranges(py, ranges, sizeof(ranges) / sizeof(ranges[0]));
+	struct async_code code;
 	uint64_t t0 = pk_now_ns();
+	unsigned attempt;
 	int rc;
 
-	for (unsigned attempt = 0;; attempt++) {
-		rc = write_once(py, job, ranges, nranges);
+	async_code_find(py, &code);
+	for (attempt = 0;; attempt++) {
+		rc = write_once(py, job, &code);
 		if ((rc != -EAGAIN && rc != -EPERM) || attempt + 1 >= WRITE_TRIES || pk_now_ns() - t0 > WRITE_BUDGET_NS)
 			break;
 		pk_error_clear();
@@ -1105,8 +1104,10 @@ static int write_path(struct pk_py *py, struct write_job *job)
 		pk_sleep_ns(1000000ull * (attempt < 5 ? attempt + 1 : 5) + pk_now_ns() % 1000000ull);
 	}
 	if (rc == -EAGAIN) {
-		pk_error("raise in process %d: thread %d stayed inside %s (code that touches asynchronous exceptions) "
-			 "for %u tries; nothing was written", (int)py->pid, (int)job->busy_tid, job->busy, WRITE_TRIES);
+		pk_error("raise in process %d: thread %d was still inside %s at the last of %u tries over %llu ms "
+			 "(pykill writes only where no thread is midway through asynchronous-exception code); "
+			 "nothing was written", (int)py->pid, (int)job->busy_tid, job->busy, attempt + 1,
+			 (unsigned long long)((pk_now_ns() - t0) / 1000000ull));
 		rc = -EBUSY;
 	}
 	return rc;

@@ -36,15 +36,9 @@ struct task {
 	bool waits_for_held_gil; /* blocked on a GIL whose holder we stopped */
 };
 
-struct gil_info {
-	uint64_t holder;        /* tstate holding the GIL, 0 if none/unknown */
-	uint64_t wait_lo[2], wait_hi[2];  /* futex ranges of waiters: cond, mutex */
-	uint64_t drop_lo[2], drop_hi[2];  /* FORCE_SWITCHING: switch_cond, switch_mutex */
-};
-
 struct reading {
 	struct pk_py_thread *threads;
-	struct gil_info *gils;  /* the GIL of each thread's interpreter, parallel to threads */
+	struct pk_gil_info *gils;  /* the GIL of each thread's interpreter, parallel to threads */
 	size_t n, cap;
 	size_t ninterps;
 	bool finalizing;
@@ -207,103 +201,14 @@ static struct task *task_by_tid(struct task *tasks, size_t n, pid_t tid)
 	return NULL;
 }
 
-/* ------------------------------------------------------------ GIL */
-
-static void gil_from_struct(struct pk_py *py, uint64_t gil, struct gil_info *g)
-{
-	const struct pk_layout *L = &py->layout;
-
-	if (L->gil_cond >= 0) {
-		g->wait_lo[0] = gil + (uint64_t)L->gil_cond;
-		g->wait_hi[0] = g->wait_lo[0] + (uint64_t)(L->gil_cond_size > 0 ? L->gil_cond_size : 48);
-	}
-	if (L->gil_mutex >= 0) {
-		g->wait_lo[1] = gil + (uint64_t)L->gil_mutex;
-		g->wait_hi[1] = g->wait_lo[1] + (uint64_t)(L->gil_mutex_size > 0 ? L->gil_mutex_size : 40);
-	}
-	if (L->gil_switch_cond >= 0) {
-		g->drop_lo[0] = gil + (uint64_t)L->gil_switch_cond;
-		g->drop_hi[0] = g->drop_lo[0] + (uint64_t)(L->gil_switch_cond_size > 0 ? L->gil_switch_cond_size : 48);
-	}
-	if (L->gil_switch_mutex >= 0) {
-		g->drop_lo[1] = gil + (uint64_t)L->gil_switch_mutex;
-		g->drop_hi[1] = g->drop_lo[1] + (uint64_t)(L->gil_switch_mutex_size > 0 ? L->gil_switch_mutex_size : 40);
-	}
-}
-
-static void read_gil(struct pk_py *py, uint64_t interp, struct gil_info *g)
-{
-	const struct pk_layout *L = &py->layout;
-	uint64_t v = 0;
-
-	memset(g, 0, sizeof(*g));
-	if (py->major == 2 || py->minor < 7) {
-		if (py->tstate_current_var && pk_rd_u64(py, py->tstate_current_var, &v) == 0)
-			g->holder = v;
-		if (py->major == 2) {
-			/* The 2.7 GIL is a PyThread lock: a semaphore whose futex word is inside it. */
-			uint64_t lock = 0;
-			if (py->interpreter_lock27_var && pk_rd_u64(py, py->interpreter_lock27_var, &lock) == 0 && lock) {
-				g->wait_lo[0] = lock;
-				g->wait_hi[0] = lock + 32;
-			}
-		} else {
-			if (py->gil36_cond) {
-				g->wait_lo[0] = py->gil36_cond;
-				g->wait_hi[0] = py->gil36_cond + 48;
-			}
-			if (py->gil36_mutex) {
-				g->wait_lo[1] = py->gil36_mutex;
-				g->wait_hi[1] = py->gil36_mutex + 40;
-			}
-			if (py->gil36_switch_cond) {
-				g->drop_lo[0] = py->gil36_switch_cond;
-				g->drop_hi[0] = py->gil36_switch_cond + 48;
-			}
-			if (py->gil36_switch_mutex) {
-				g->drop_lo[1] = py->gil36_switch_mutex;
-				g->drop_hi[1] = py->gil36_switch_mutex + 40;
-			}
-		}
-		return;
-	}
-	if (L->rt_ceval_gil >= 0) {
-		/* 3.7-3.11: one GIL in the runtime; the holder is the current tstate. */
-		if (L->rt_gilstate_tstate_current >= 0 &&
-		    pk_rd_u64(py, py->runtime + (uint64_t)L->rt_gilstate_tstate_current, &v) == 0)
-			g->holder = v;
-		gil_from_struct(py, py->runtime + (uint64_t)L->rt_ceval_gil, g);
-		return;
-	}
-	if (L->is_ceval_gil >= 0) {
-		/* 3.12+: per-interpreter pointer; locked + last_holder name the holder. */
-		uint64_t gil = 0;
-		int32_t locked = 0;
-		if (pk_rd_u64(py, interp + (uint64_t)L->is_ceval_gil, &gil) < 0 || gil == 0)
-			return;
-		if (pk_rd_i32(py, gil + (uint64_t)L->gil_locked, &locked) == 0 && locked == 1 &&
-		    pk_rd_u64(py, gil + (uint64_t)L->gil_last_holder, &v) == 0)
-			g->holder = v;
-		gil_from_struct(py, gil, g);
-	}
-}
-
-static bool in_range(uint64_t a, const uint64_t *lo, const uint64_t *hi)
-{
-	for (int i = 0; i < 2; i++)
-		if (lo[i] != 0 && a >= lo[i] && a < hi[i])
-			return true;
-	return false;
-}
-
 /* ------------------------------------------------------------ reading */
 
-static int reading_push(struct reading *r, const struct gil_info *gil, struct pk_py_thread **out)
+static int reading_push(struct reading *r, const struct pk_gil_info *gil, struct pk_py_thread **out)
 {
 	if (r->n == r->cap) {
 		size_t ncap = r->cap ? r->cap * 2 : 64;
 		struct pk_py_thread *n = realloc(r->threads, ncap * sizeof(*n));
-		struct gil_info *g;
+		struct pk_gil_info *g;
 		if (n == NULL)
 			return -ENOMEM;
 		r->threads = n;
@@ -323,7 +228,7 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 			       bool main_interp, const struct pk_snapshot_opts *opts, struct reading *r)
 {
 	const struct pk_layout *L = &py->layout;
-	struct gil_info gil;
+	struct pk_gil_info gil;
 	uint64_t ts = 0, tortoise;
 	unsigned power = 1, lam = 0, count = 0;
 	size_t tslen = (size_t)L->ts_size;
@@ -348,7 +253,7 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 	}
 	if (tslen == 0 || tslen > TSTATE_READ_MAX)
 		tslen = TSTATE_READ_MAX;
-	read_gil(py, interp, &gil);
+	pk_gil_read(py, interp, &gil);
 	rc = pk_rd_u64(py, interp + (uint64_t)L->is_tstate_head, &ts);
 	if (rc == 0)
 		link_add(r, interp + (uint64_t)L->is_tstate_head, ts);
@@ -650,7 +555,7 @@ static void mark_gil_waiters(struct reading *r, struct task *tasks, size_t ntask
 	for (size_t i = 0; i < ntasks; i++)
 		tasks[i].waits_for_held_gil = false;
 	for (size_t i = 0; i < r->n; i++) {
-		const struct gil_info *g = &r->gils[i];
+		const struct pk_gil_info *g = &r->gils[i];
 		struct task *task;
 
 		if (r->threads[i].tid == 0 || g->holder == 0)
@@ -794,13 +699,13 @@ static size_t moved_threads(pid_t pid, struct pk_watch *w, struct task *tasks, s
 }
 
 /* Join the memory view with the /proc view: state, system call, GIL role. */
-static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, struct task *tasks, size_t ntasks)
+static void classify(struct pk_py_snapshot *snap, const struct pk_gil_info *gils, struct task *tasks, size_t ntasks)
 {
 	long futex_nr = pk_syscall_number("futex");
 
 	for (size_t i = 0; i < snap->nthreads; i++) {
 		struct pk_py_thread *t = &snap->threads[i];
-		const struct gil_info *g = &gils[i];
+		const struct pk_gil_info *g = &gils[i];
 		struct task *task = t->tid ? task_by_tid(tasks, ntasks, t->tid) : NULL;
 
 		if (t->ns_tid == 0)
@@ -813,9 +718,10 @@ static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, s
 		memcpy(t->syscall_args, task->sc.args, sizeof(t->syscall_args));
 		t->syscall_sp = task->sc.sp;
 		if (t->gil != PK_GIL_HOLDS && task->sc.nr >= 0 && task->sc.nr == futex_nr) {
-			if (in_range(task->sc.args[0], g->wait_lo, g->wait_hi))
+			enum pk_gil_wait w = pk_gil_wait_on(g, task->sc.args[0]);
+			if (w == PK_GIL_WAIT_TAKE)
 				t->gil = PK_GIL_WAITS;
-			else if (in_range(task->sc.args[0], g->drop_lo, g->drop_hi))
+			else if (w == PK_GIL_WAIT_HANDOVER)
 				t->gil = PK_GIL_DROPPING;
 		}
 	}
