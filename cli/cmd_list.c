@@ -659,7 +659,7 @@ int pk_cmd_list(int argc, char **argv)
 			pk_cli_more_verbose();
 			break;
 		case 'h':
-			return pk_usage_error("list: use 'pykill --help'");
+			return pk_help();
 		default:
 			return pk_usage_error("list: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}

@@ -164,7 +164,7 @@ int pk_cmd_ps(int argc, char **argv)
 			pk_cli_more_verbose();
 			break;
 		case 'h':
-			return pk_usage_error("ps: use 'pykill --help'");
+			return pk_help();
 		default: {
 			char q[PK_ESC_ARG];
 			return pk_usage_error("ps: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));

@@ -231,6 +231,7 @@ int pk_cmd_raise(int argc, char **argv)
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "interp", required_argument, NULL, OPT_INTERP },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	/* No exception named: the default of the thread's shape. */
@@ -244,7 +245,7 @@ int pk_cmd_raise(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_JSON:
 			json = true;
@@ -286,6 +287,8 @@ int pk_cmd_raise(int argc, char **argv)
 		case 'v':
 			pk_cli_more_verbose();
 			break;
+		case 'h':
+			return pk_help();
 		default:
 			return pk_usage_error("raise: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}

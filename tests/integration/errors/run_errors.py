@@ -344,11 +344,14 @@ def case_usage(pykill, args):
             fail("message does not name %r: %s" % (word, what))
         if len(lines[0]) > 300:
             fail("usage error of %d characters: what is echoed must be bounded: %s" % (len(lines[0]), what[:600]))
-    for opt in ("--help", "-h"):
-        res = run([pykill, opt])
-        if res.returncode != EXIT_OK or res.err or not res.out.startswith("Usage: pykill") \
-                or "list PID" not in res.out:
-            fail("help: %s" % show([pykill, opt], res))
+    # Asked for after a command as well (`pykill raise --help`): it is help,
+    # not a usage error, whatever else is on the line.
+    for argv in ([], ["ps"], ["list"], ["raise"], ["withdraw"], ["list", "1"], ["raise", "1", "2"]):
+        for opt in ("--help", "-h"):
+            res = run([pykill] + argv + [opt])
+            if res.returncode != EXIT_OK or res.err or not res.out.startswith("Usage: pykill") \
+                    or "list PID" not in res.out:
+                fail("help: %s" % show([pykill] + argv + [opt], res))
     for opt in ("--version", "-V"):
         res = run([pykill, opt])
         out = res.out.splitlines()
