@@ -4,7 +4,7 @@
   run_stress.py CASE PYKILL PYTHON
 
 CASE is one of the case_* functions below; PYTHON a path or "sid:3.X"
-(tests/integration/run_list.py:resolve_python).
+(tests/lib/pktest.py:resolve_python).
   kill        SIGKILL `pykill list` (--freeze=auto and all) at random instants
   signals     SIGINT / SIGTERM likewise: pykill ends by the signal once every
               thread is released, or finishes; it never hangs
@@ -52,8 +52,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+import pktest  # noqa: E402
+from pktest import resolve_python  # noqa: E402
 
 EXIT_OK, EXIT_FAILURE, EXIT_PENDING, EXIT_NO_PROCESS, EXIT_PERMISSION = 0, 1, 3, 4, 5
 PYKILL_LIMIT = 60.0  # a pykill run longer than this is a hang
