@@ -203,6 +203,30 @@ def stopped_or_traced(pid):
     return bad
 
 
+def as_user(uid, why=""):
+    """The prefix (setpriv) that runs a command as uid, with no capabilities."""
+    import shutil
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        skip("setpriv (util-linux) is not installed" + (": " + why if why else ""))
+    return [setpriv, "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups", "--inh-caps=-all"]
+
+
+def world_copy(path, name=None):
+    """A copy of path (named name) in a fresh 0755 directory, removed by
+    cleanup(): the checkout or build tree may sit under a 0700 home another
+    user cannot enter; a renamed copy is also how an embedded interpreter looks."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="pykill-test-")
+    at_cleanup(lambda: shutil.rmtree(d, ignore_errors=True))
+    os.chmod(d, 0o755)
+    copy = os.path.join(d, name or os.path.basename(path))
+    shutil.copy(path, copy)
+    os.chmod(copy, 0o755)
+    return copy
+
+
 # --- running commands and pykill -------------------------------------------
 
 def run(argv, timeout=60, **kw):
