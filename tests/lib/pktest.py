@@ -326,7 +326,8 @@ class Target(object):
     The ready line's text after "ready " is self.ready_text."""
 
     def __init__(self, python, script, args=(), prefix=(), env=None, cwd=None, pass_fds=(), ready="ready",
-                 ready_timeout=30, error=fail, on_line=None, details=None, stdio=False):
+                 ready_timeout=30, error=fail, on_line=None, details=None, stdio=False,
+                 preexec_fn=None):
         self.error = error
         self.on_line = on_line
         self.details = details
@@ -335,7 +336,8 @@ class Target(object):
         argv = list(prefix) + [python, script]
         if stdio:
             self.proc = subprocess.Popen(argv + [str(a) for a in args], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, pass_fds=tuple(pass_fds), env=env, cwd=cwd)
+                                         stdout=subprocess.PIPE, pass_fds=tuple(pass_fds), env=env, cwd=cwd,
+                                         preexec_fn=preexec_fn)
             self.cmd = self.proc.stdin.fileno()
             self.reader = LineReader(self.proc.stdout.fileno())
         else:
@@ -343,7 +345,7 @@ class Target(object):
             cmd_r, cmd_w = os.pipe()
             self.proc = subprocess.Popen(argv + [str(ev_w), str(cmd_r)] + [str(a) for a in args],
                                          pass_fds=(ev_w, cmd_r) + tuple(pass_fds), env=env, cwd=cwd,
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
             os.close(ev_w)
             os.close(cmd_r)
             self.cmd = cmd_w
