@@ -323,11 +323,13 @@ class Target(object):
     on_line(line) sees every line as it is read; details(), if given, adds
     to the message when an expected line does not come (the target's threads).
 
-    The ready line's text after "ready " is self.ready_text."""
+    The ready line's text after "ready " is self.ready_text; ready=None
+    waits for none. popen_kw go to subprocess.Popen (preexec_fn,
+    start_new_session)."""
 
     def __init__(self, python, script, args=(), prefix=(), env=None, cwd=None, pass_fds=(), ready="ready",
                  ready_timeout=30, error=fail, on_line=None, details=None, stdio=False,
-                 preexec_fn=None):
+                 **popen_kw):
         self.error = error
         self.on_line = on_line
         self.details = details
@@ -337,7 +339,7 @@ class Target(object):
         if stdio:
             self.proc = subprocess.Popen(argv + [str(a) for a in args], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, pass_fds=tuple(pass_fds), env=env, cwd=cwd,
-                                         preexec_fn=preexec_fn)
+                                         **popen_kw)
             self.cmd = self.proc.stdin.fileno()
             self.reader = LineReader(self.proc.stdout.fileno())
         else:
@@ -345,7 +347,7 @@ class Target(object):
             cmd_r, cmd_w = os.pipe()
             self.proc = subprocess.Popen(argv + [str(ev_w), str(cmd_r)] + [str(a) for a in args],
                                          pass_fds=(ev_w, cmd_r) + tuple(pass_fds), env=env, cwd=cwd,
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen_kw)
             os.close(ev_w)
             os.close(cmd_r)
             self.cmd = cmd_w
