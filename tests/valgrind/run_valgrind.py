@@ -18,8 +18,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from pktest import resolve_python  # noqa: E402
-from run_raise import Target, fail  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from pktest import fail, resolve_python  # noqa: E402
+from run_raise import Target  # noqa: E402
 
 MEMCHECK = ["--error-exitcode=99", "--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
             "--errors-for-leak-kinds=definite,indirect,possible", "--track-origins=yes", "--num-callers=30", "-q"]
