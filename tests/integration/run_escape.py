@@ -29,8 +29,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import pktest  # noqa: E402
+from pktest import resolve_python  # noqa: E402
 
 # What the target is made to carry, and how the human output must show it
 # (the man page's rule: printable UTF-8 kept, \\ \n \r \t, \xNN for other

@@ -27,8 +27,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import pktest  # noqa: E402
+from pktest import resolve_python  # noqa: E402
 
 SKIP = 77
 TOL = 0.05  # s: the scheduler clock's lag behind pykill's reading, and rounding

@@ -14,7 +14,6 @@ thread of any target was woken, stopped or traced by it.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -143,10 +142,8 @@ def main():
     for p in others:
         if os.path.exists(p):
             targets.append((p, start(p, 1)))
-    copies = []
     if os.path.exists(STATIC_PY):
-        d, worker = world_copy(STATIC_PY, "worker")
-        copies.append(d)
+        worker = world_copy(STATIC_PY, "worker")
         for i in range(2):
             targets.append(("renamed static %d" % i, start(worker, 1, path_suffix=worker)))
     else:
@@ -229,8 +226,7 @@ def main():
 
         # What nobody sees: its own target, none of root's, and how many it skipped.
         if nobody is not None:
-            d, copy = world_copy(pykill)
-            copies.append(d)
+            copy = world_copy(pykill)
             argv = as_user(NOBODY) + [copy, "ps", "--json"]
             got = ps_json(argv)
             check_entry(got, nobody, "nobody's target seen by nobody")
@@ -271,8 +267,6 @@ def main():
                 fail("the fake Python exited %d" % fake.returncode)
     finally:
         cleanup()
-        for d in copies:
-            shutil.rmtree(d, ignore_errors=True)
     print("ok: ps on %d targets%s" % (len(targets), " and nobody's" if nobody else ""))
 
 

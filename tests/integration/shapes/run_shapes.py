@@ -580,8 +580,8 @@ def main():
     global PYKILL
     server, PYKILL, python = sys.argv[1], sys.argv[2], sys.argv[3]
     if python.startswith("sid:"):
-        sys.path.insert(0, os.path.dirname(HERE))
-        from run_list import resolve_python  # skips (77), naming why, when not fetched
+        sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+        from pktest import resolve_python  # skips (77), naming why, when not fetched
         python = resolve_python(python)
     if not os.path.exists(python):
         skip("%s is not installed" % python)
