@@ -89,6 +89,7 @@ static const char usage_text[] =
 	"     now, another exception already queued, an exception that needs\n"
 	"     arguments, which thread state is active cannot be told)\n"
 	"  8  raise: not delivered and no longer queued (withdrawn, or replaced)\n"
+	"  130  raise: interrupted (Ctrl-C) before anything was queued: nothing done\n"
 	"\n"
 	"See pykill(1) for details.\n";
 
@@ -125,6 +126,8 @@ int pk_exit_for_errno(int err)
 	case EEXIST:
 	case ECANCELED:
 		return PK_EXIT_REFUSED;
+	case EINTR:
+		return PK_EXIT_INTERRUPTED;
 	default:
 		return PK_EXIT_FAILURE;
 	}

@@ -1716,6 +1716,14 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			if (rc < 0)
 				goto out;
 		}
+		/* Interrupted before anything is queued: nothing done. */
+		if (opts->stop != NULL && *opts->stop != 0) {
+			pk_error("raise in thread %d of process %d: interrupted by signal %d (%s) before anything "
+				 "was queued; nothing done", (int)res->tid, (int)py->pid, (int)*opts->stop,
+				 strsignal((int)*opts->stop));
+			rc = -EINTR;
+			goto out;
+		}
 		rc = queue_exception(py, opts, snap, target, exc, res, &job, &framed_at_queue);
 		if (rc != -ESTALE || reading >= 2)
 			break;
@@ -1769,8 +1777,10 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 				 "pykill or by the program)", qname);
 			break;
 		}
-		if (waited >= (uint64_t)opts->wait_ms * 1000000ull) {
+		if (waited >= (uint64_t)opts->wait_ms * 1000000ull || (opts->stop != NULL && *opts->stop != 0)) {
 			res->verdict = w == W_UNFRAMED ? PK_VERDICT_ENDED : PK_VERDICT_PENDING;
+			if (waited < (uint64_t)opts->wait_ms * 1000000ull)
+				res->stopped_by = (int)*opts->stop;
 			break;
 		}
 		/* Still queued, and the job it was raised for has ended (the
@@ -1843,5 +1853,6 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 out:
 	pk_thread_unclaim(claim);
 	pk_py_snapshot_free(snap);
-	return rc < 0 && rc != -ENOENT && rc != -ECANCELED && rc != -EEXIST ? pk_py_gone_check(py, rc) : rc;
+	return rc < 0 && rc != -ENOENT && rc != -ECANCELED && rc != -EEXIST && rc != -EINTR ? pk_py_gone_check(py, rc)
+											      : rc;
 }

@@ -8,6 +8,7 @@
 #ifndef PK_CPYTHON_H
 #define PK_CPYTHON_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -239,6 +240,11 @@ struct pk_raise_opts {
 	bool force;              /* raise even where the consequence is PK_HARM_REFUSE */
 	bool pick_interp;        /* take the thread's state of interpreter `interp` (else: the one active on it) */
 	int64_t interp;
+	/* Non-NULL: the caller's signal handler stores the signal's number
+	 * there to stop the run. Before anything is queued: -EINTR, nothing
+	 * done. Once queued: the watch ends early, with the verdict it would
+	 * have given at the end of wait_ms (withdraw_if_pending applies). */
+	const volatile sig_atomic_t *stop;
 };
 
 struct pk_raise_result {
@@ -261,6 +267,7 @@ struct pk_raise_result {
 	uint64_t freeze_ns;      /* how long any thread was stopped to inject */
 	uint64_t inject_ns;      /* command start to exception queued */
 	enum pk_verdict verdict;
+	int stopped_by;          /* the signal that ended the watch early (opts->stop), 0 none */
 	uint64_t waited_ns;      /* queued to delivered (or to giving up) */
 	char reason[640];        /* pending: why (blocked in a system call, GIL, C code) */
 	long syscall_nr;         /* pending: the system call the thread is blocked in, -1 none */

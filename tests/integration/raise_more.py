@@ -477,6 +477,7 @@ def sc_sigint(binary, python):
     length = 5.0
     t = Target(python, "ticker,sleeper,nsleeper")
     stats = {}
+    queued = {}  # sleep -> did pykill say it left an exception queued
     try:
         started = []
         for i, delay in enumerate(delays):
@@ -499,8 +500,26 @@ def sc_sigint(binary, python):
                 raise Fail("SIGINT %.1f ms after start: pykill raise --wait 5 %d %d did not end within 3.5 s "
                            "(seed %d)" % (delay * 1e3, t.pid, sl["tid"], SEED))
             err = err.decode(errors="replace")
+            out = out.decode(errors="replace")
             stats[p.returncode] = stats.get(p.returncode, 0) + 1
             check(len(err.splitlines()) <= 4, "SIGINT %.1f ms: pykill said too much on stderr: %s" % (delay * 1e3, err))
+            # It says which: nothing done (130), or queued and the watch
+            # stopped (3, pending: the sleep outlasts any watch). Killed by
+            # it: it came before pykill caught it, before anything was read.
+            if p.returncode == -signal.SIGINT:
+                queued[name] = False
+            elif p.returncode == 130:
+                check("before anything was queued; nothing done" in err and not out,
+                      "SIGINT %.1f ms: exit 130 without saying nothing was done: %r %r" % (delay * 1e3, out, err))
+                queued[name] = False
+            elif p.returncode == 3:
+                check("SIGINT stopped the watch" in out and "stays queued" in out and
+                      "pykill withdraw %d %d" % (t.pid, sl["tid"]) in out,
+                      "SIGINT %.1f ms: pending without saying the watch was stopped: %r" % (delay * 1e3, out))
+                queued[name] = True
+            else:
+                raise Fail("SIGINT %.1f ms after start: pykill exit %d (want 130: nothing done, or 3: queued): "
+                           "%r %r" % (delay * 1e3, p.returncode, out, err))
             started.append(name)
             proc_health(t.pid, "after SIGINT at %.1f ms" % (delay * 1e3))
             target_health(t, "after SIGINT at %.1f ms" % (delay * 1e3))
@@ -513,6 +532,9 @@ def sc_sigint(binary, python):
             check(float(secs) < 2 * length, "%s: time.sleep(%s) lasted %s s" % (name, length, secs))
             if exc != "-":
                 allowed[name] = exc
+            # What pykill said is what happened.
+            check((exc != "-") == queued[name], "%s: pykill said %s, and after the sleep %s fired" % (
+                name, "queued" if queued[name] else "nothing done", exc))
             t.expect("end %s" % name)
         for name in started:
             allowed.setdefault(name, "SystemExit")
