@@ -31,7 +31,7 @@ static void gil_from_struct(struct pk_py *py, uint64_t gil, struct pk_gil_info *
 	}
 }
 
-void pk_gil_read(struct pk_py *py, uint64_t interp, struct pk_gil_info *g)
+static void read_gil(struct pk_py *py, uint64_t interp, struct pk_gil_info *g)
 {
 	const struct pk_layout *L = &py->layout;
 	uint64_t v = 0;
@@ -86,6 +86,12 @@ void pk_gil_read(struct pk_py *py, uint64_t interp, struct pk_gil_info *g)
 			g->holder = v;
 		gil_from_struct(py, gil, g);
 	}
+}
+
+void pk_gil_read(struct pk_py *py, uint64_t interp, struct pk_gil_info *g)
+{
+	read_gil(py, interp, g);
+	pk_error_clear(); /* what was unreadable stays 0 */
 }
 
 static bool in_range(uint64_t a, const uint64_t *lo, const uint64_t *hi)

@@ -586,17 +586,17 @@ struct code_range {
 	const char *name;
 };
 
-/* Where async_exc_code lies in this process, looked up once per raise. */
+/* Where async_exc_code lies in this process, looked up once per write
+ * (each try of it uses the same). */
 struct async_code {
 	struct code_range r[N_ASYNC_EXC_CODE];
 	size_t n;
-	const struct code_range *handle_pending; /* _Py_HandlePending's, NULL where not named */
+	size_t handle_pending; /* _Py_HandlePending's index in r, n when not named */
 };
 
 static void async_code_find(struct pk_py *py, struct async_code *code)
 {
 	code->n = 0;
-	code->handle_pending = NULL;
 	for (size_t i = 0; i < N_ASYNC_EXC_CODE; i++) {
 		struct code_range *r = &code->r[code->n];
 		uint64_t v, size;
@@ -605,10 +605,11 @@ static void async_code_find(struct pk_py *py, struct async_code *code)
 		r->lo = v + py->bias;
 		r->hi = v + py->bias + size;
 		r->name = async_exc_code[i];
-		if (strcmp(r->name, "_Py_HandlePending") == 0)
-			code->handle_pending = r;
 		code->n++;
 	}
+	for (code->handle_pending = 0; code->handle_pending < code->n; code->handle_pending++)
+		if (strcmp(code->r[code->handle_pending].name, "_Py_HandlePending") == 0)
+			break;
 	pk_error_clear();
 }
 
@@ -635,7 +636,7 @@ static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid
 			return NULL; /* gone meanwhile */
 		}
 		if (sc.nr < 0)
-			return task_exited(py->pid, tid) ? NULL : "code pykill could not stop";
+			return task_exited(py->pid, tid) ? NULL : "running code pykill could not stop";
 		pc = sc.pc;
 	}
 	for (size_t i = 0; i < code->n; i++)
@@ -664,12 +665,12 @@ static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t 
 	uint64_t words[HANDLE_PENDING_SCAN / 8u], sp = 0, tp = 0;
 	size_t len = HANDLE_PENDING_SCAN;
 
-	if (hp == NULL || tid <= 0)
+	if (tid <= 0)
 		return false;
 	/* Only a thread stopped while running: the stack of one asleep in the
 	 * kernel does not move, so a stale copy would be seen at every try
 	 * (a job blocked in recv() must stay raisable); its wait for the GIL
-	 * is told by the futex word (waits_for_gil). */
+	 * is told by the futex word (asleep_on_gil). */
 	if (pk_freeze_sp_tp(fz, tid, &sp, &tp) < 0) {
 		pk_error_clear();
 		return false;
@@ -697,6 +698,8 @@ static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t 
  * refused too: it soon runs again. One that has woken since it was found
  * asleep may be past that read now, unstopped: refused as well. The
  * reason, NULL when the thread may be written to. */
+#define AWAKE_SINCE "awake since it was found asleep (unstopped, it may be past _Py_HandlePending's read)"
+
 static const char *asleep_on_gil(struct pk_py *py, struct pk_freeze *fz, pid_t tid, uint64_t interp)
 {
 	struct pk_gil_info gil;
@@ -709,14 +712,27 @@ static const char *asleep_on_gil(struct pk_py *py, struct pk_freeze *fz, pid_t t
 		return NULL; /* gone: the verdict tells */
 	}
 	if (sc.nr < 0)
-		return task_exited(py->pid, tid) ? NULL : "a system call that returned meanwhile";
+		return task_exited(py->pid, tid) ? NULL : AWAKE_SINCE;
 	if (sc.nr != pk_syscall_number("futex"))
 		return NULL;
 	pk_gil_read(py, interp, &gil);
-	pk_error_clear();
 	if (pk_gil_wait_on(&gil, sc.args[0]) != PK_GIL_WAIT_NONE)
-		return "a wait for the GIL (3.13+ may take the exception only after the job)";
+		return "asleep on its interpreter's GIL (3.13+ may then take a new exception only after the job)";
 	return NULL;
+}
+
+/* Is the thread still in the system call *was, as far as /proc tells
+ * (number, first argument, stack and instruction pointers)? A thread
+ * gone meanwhile counts as the same: the verdict tells. */
+static bool same_syscall(pid_t pid, pid_t tid, const struct pk_syscall *was)
+{
+	struct pk_syscall now;
+
+	if (pk_proc_syscall(pid, tid, &now) < 0) {
+		pk_error_clear();
+		return true;
+	}
+	return now.nr == was->nr && now.args[0] == was->args[0] && now.sp == was->sp && now.pc == was->pc;
 }
 
 /* The work done while everything is stopped is bounded in steps and in
@@ -858,8 +874,13 @@ struct write_job {
 	bool taken_back;         /* TAKE_BACK: it was withdrawn */
 	bool framed;             /* RAISE: the thread was inside Python code when it was queued */
 	bool went_idle;          /* RAISE (-ESRCH): must_run, and the state no longer runs Python code */
-	const char *busy;        /* retry: a thread was inside this code */
+	bool await_handle_pending; /* RAISE: wait while the job's thread may be past _Py_HandlePending's read
+				    * (3.13+); --force writes anyway */
+	/* per try */
+	struct pk_syscall os_sc; /* RAISE: the job's thread's system call when the try began (nr < 0: none) */
+	char busy[192];          /* why the try was released ("thread N was <busy>"), "" if it was not */
 	pid_t busy_tid;
+	bool busy_handle_pending; /* the reason was one --force skips */
 	uint64_t freeze_ns;
 	unsigned stopped;
 };
@@ -895,7 +916,9 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct asyn
 	uint64_t interp = 0, id = 0, cur = 0;
 	int rc, sig_rc = 0;
 
-	job->busy = NULL;
+	job->busy[0] = '\0';
+	job->busy_handle_pending = false;
+	job->os_sc.nr = -1;
 	rc = pk_proc_tasks(py->pid, &tids, &ntids);
 	if (rc < 0)
 		return rc;
@@ -916,6 +939,8 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct asyn
 			pk_error_clear(); /* gone meanwhile */
 			continue;
 		}
+		if (tids[i] == job->os_tid)
+			job->os_sc = sc;
 		if (sc.nr >= 0)
 			blocked[nblocked++] = tids[i];
 		else if (!task_exited(py->pid, tids[i]))
@@ -936,7 +961,7 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct asyn
 	for (size_t i = 0; i < nblocked; i++) {
 		struct pk_syscall sc;
 		if (pk_proc_syscall(py->pid, blocked[i], &sc) == 0 && sc.nr < 0) {
-			job->busy = "a system call that returned meanwhile";
+			snprintf(job->busy, sizeof(job->busy), "in a system call that returned meanwhile");
 			job->busy_tid = blocked[i];
 			rc = -EAGAIN;
 			goto out;
@@ -946,7 +971,11 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct asyn
 	for (size_t i = 0; i < ntids; i++) {
 		const char *in = inside_async_code(py, fz, tids[i], code);
 		if (in != NULL) {
-			job->busy = in;
+			if (strncmp(in, "running ", 8) == 0)
+				snprintf(job->busy, sizeof(job->busy), "%s", in);
+			else
+				snprintf(job->busy, sizeof(job->busy), "inside %s (code that reads or writes asynchronous "
+					 "exceptions)", in);
 			job->busy_tid = tids[i];
 			rc = -EAGAIN;
 			goto out;
@@ -967,12 +996,17 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct asyn
 	if (rc < 0)
 		goto out;
 	/* Only where the consequence depends on where it fires (a job). */
-	if (job->op == OP_RAISE && job->anchor != 0 && L->ts_eval_breaker >= 0) {
-		if (inside_handle_pending(py, fz, job->os_tid, code->handle_pending))
-			job->busy = "the eval loop's check of its signals (_Py_HandlePending), which has read them already";
+	if (job->op == OP_RAISE && job->await_handle_pending && job->anchor != 0 && L->ts_eval_breaker >= 0) {
+		const char *why = NULL;
+		if (code->handle_pending < code->n &&
+		    inside_handle_pending(py, fz, job->os_tid, &code->r[code->handle_pending]))
+			why = "inside the eval loop's check of its signals (_Py_HandlePending), which has read them "
+			      "already";
 		else
-			job->busy = asleep_on_gil(py, fz, job->os_tid, interp);
-		if (job->busy != NULL) {
+			why = asleep_on_gil(py, fz, job->os_tid, interp);
+		if (why != NULL) {
+			snprintf(job->busy, sizeof(job->busy), "%s", why);
+			job->busy_handle_pending = true;
 			job->busy_tid = job->os_tid;
 			rc = -EAGAIN;
 			goto out;
@@ -1012,6 +1046,18 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct asyn
 		if (job->anchor != 0 && frame_on_stack(py, job->tstate, job->anchor, job->anchor_code, job->anchor_depth) <= 0) {
 			pk_error_clear();
 			rc = -ESTALE;
+			goto out;
+		}
+		/* The job's thread left asleep: still in the very call it was
+		 * found in? Woken meanwhile, it may have come to the check of
+		 * its signals and read them, unstopped. Last thing before the
+		 * write, to keep that window as short as it can be. */
+		if (job->await_handle_pending && job->anchor != 0 && L->ts_eval_breaker >= 0 && job->os_sc.nr >= 0 &&
+		    !pk_freeze_has(fz, job->os_tid) && !same_syscall(py->pid, job->os_tid, &job->os_sc)) {
+			snprintf(job->busy, sizeof(job->busy), "%s", AWAKE_SINCE);
+			job->busy_handle_pending = true;
+			job->busy_tid = job->os_tid;
+			rc = -EAGAIN;
 			goto out;
 		}
 		rc = refcount_add(py, job->exc, +1);
@@ -1097,17 +1143,19 @@ static int write_path(struct pk_py *py, struct write_job *job)
 			break;
 		pk_error_clear();
 		if (rc == -EAGAIN)
-			pk_log(PK_LOG_INFO, "thread %d was inside %s: released everything, trying again",
+			pk_log(PK_LOG_INFO, "thread %d was %s: released everything, trying again",
 			       (int)job->busy_tid, job->busy);
 		/* Let it leave the code (or the other tracer finish), jittered so
 		 * that two pykills do not keep meeting. */
 		pk_sleep_ns(1000000ull * (attempt < 5 ? attempt + 1 : 5) + pk_now_ns() % 1000000ull);
 	}
 	if (rc == -EAGAIN) {
-		pk_error("raise in process %d: thread %d was still inside %s at the last of %u tries over %llu ms "
-			 "(pykill writes only where no thread is midway through asynchronous-exception code); "
-			 "nothing was written", (int)py->pid, (int)job->busy_tid, job->busy, attempt + 1,
-			 (unsigned long long)((pk_now_ns() - t0) / 1000000ull));
+		pk_error("raise in process %d: nothing was written: at each of %u tries over %llu ms a thread was where "
+			 "pykill must not write (the last time, thread %d was %s)", (int)py->pid, attempt + 1,
+			 (unsigned long long)((pk_now_ns() - t0) / 1000000ull), (int)job->busy_tid, job->busy);
+		if (job->busy_handle_pending)
+			pk_error_hint("--force writes anyway; the exception may then fire after the job, in the "
+				      "worker's own code (see WORKER SHAPES)");
 		rc = -EBUSY;
 	}
 	return rc;
@@ -1651,6 +1699,7 @@ static int queue_exception(struct pk_py *py, const struct pk_raise_opts *opts, s
 	job->exc = exc;
 	job->native_tid = target->native_tid;
 	job->os_tid = target->tid;
+	job->await_handle_pending = !opts->force;
 	job->nthreads_seen = snap->nthreads;
 	job->must_run = target->nframes > 0 && thread_has_idle(snap, target);
 	anchor = target->shape_idle ? -1 : pk_shape_anchor(target, pk_shape_modules(snap, target));
