@@ -725,45 +725,51 @@ static const char *asleep_on_gil(struct pk_py *py, struct pk_freeze *fz, pid_t t
 
 /* Find tstate in the thread lists of every interpreter (it is still a live
  * thread state, not freed memory), and its interpreter. 0, -ESRCH when it
- * is not there, -ELOOP when the lists are longer than any real process
- * or the time budget ran out. */
+ * is not there, -ELOOP when a list loops, is longer than any real
+ * process's or the time budget ran out. */
 static int locate_tstate(struct pk_py *py, uint64_t tstate, size_t nthreads_seen, uint64_t *interp_out)
 {
 	const struct pk_layout *L = &py->layout;
-	uint64_t head = 0, t0 = pk_now_ns();
-	size_t steps = 0, max_steps = nthreads_seen * 2 + 4096;
-	unsigned ninterp = 0;
-	int rc;
+	struct pk_chain interps, tstates;
+	uint64_t head = 0, it = 0, ts = 0;
+	int rc, more;
 
+	/* One budget for the thread lists of all interpreters: the states of
+	 * every list count, and the clock runs from here. A state is compared
+	 * before the bound is, so one more than the bound is looked at. */
+	pk_chain_init(&tstates, 0, nthreads_seen * 2 + 4096 + 1, WALK_BUDGET_NS);
 	if (py->runtime != 0)
 		rc = pk_rd_u64(py, py->runtime + (uint64_t)L->rt_interpreters_head, &head);
 	else
 		rc = pk_rd_u64(py, py->interp_head_var, &head);
 	if (rc < 0)
 		return rc;
-	for (uint64_t it = head; it != 0; ninterp++) {
-		uint64_t ts = 0;
-		if (ninterp >= PK_MAX_INTERPS)
-			return -ELOOP;
-		rc = pk_rd_u64(py, it + (uint64_t)L->is_tstate_head, &ts);
+	pk_chain_init(&interps, head, PK_MAX_INTERPS, 0);
+	while ((more = pk_chain_next(&interps, &it)) > 0) {
+		uint64_t link = 0;
+
+		rc = pk_rd_u64(py, it + (uint64_t)L->is_tstate_head, &link);
 		if (rc < 0)
 			return rc;
-		while (ts != 0) {
+		pk_chain_restart(&tstates, link);
+		while ((more = pk_chain_next(&tstates, &ts)) > 0) {
 			if (ts == tstate) {
 				*interp_out = it;
 				return 0;
 			}
-			if (++steps > max_steps || ((steps & 63) == 0 && pk_now_ns() - t0 > WALK_BUDGET_NS))
-				return -ELOOP;
-			rc = pk_rd_u64(py, ts + (uint64_t)L->ts_next, &ts);
+			rc = pk_rd_u64(py, ts + (uint64_t)L->ts_next, &link);
 			if (rc < 0)
 				return rc;
+			pk_chain_follow(&tstates, link);
 		}
-		rc = pk_rd_u64(py, it + (uint64_t)L->is_next, &it);
+		if (more < 0)
+			return -ELOOP;
+		rc = pk_rd_u64(py, it + (uint64_t)L->is_next, &link);
 		if (rc < 0)
 			return rc;
+		pk_chain_follow(&interps, link);
 	}
-	return -ESRCH;
+	return more < 0 ? -ELOOP : -ESRCH;
 }
 
 /* Another thread of the same interpreter with an async exception queued? */

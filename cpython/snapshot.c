@@ -229,8 +229,8 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 {
 	const struct pk_layout *L = &py->layout;
 	struct pk_gil_info gil;
-	uint64_t ts = 0, tortoise;
-	unsigned power = 1, lam = 0, count = 0;
+	uint64_t ts = 0;
+	struct pk_chain chain;
 	size_t tslen = (size_t)L->ts_size;
 	size_t first = r->n, nts = 0, cap = 0;
 	unsigned max_frames = opts->max_frames ? opts->max_frames : PK_DEFAULT_MAX_FRAMES;
@@ -265,10 +265,15 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 	/* Pass 1: the thread states (a linked list: one at a time). A forged
 	 * list can be long without looping: it is read up to the reading's
 	 * bounds, in thread states and in time, and what follows is left. */
-	tortoise = ts;
-	while (ts != 0) {
+	pk_chain_init(&chain, ts, PK_MAX_THREADS, 0);
+	while ((rc = pk_chain_next(&chain, &ts)) != 0) {
 		uint8_t *buf;
 
+		if (rc == -ELOOP) {
+			pk_error("read the thread list of interpreter %lld: it loops at 0x%llx", (long long)interp_id,
+				 (unsigned long long)chain.cur);
+			goto out;
+		}
 		if (r->max_tstates != 0 && r->n + nts >= r->max_tstates) {
 			reading_cut(r, "the thread list was cut after %zu thread states, more than a process of %zu "
 				    "threads has (2 per thread + %u): a forged or cyclic list; the rest was not read",
@@ -281,7 +286,8 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 				    (unsigned long long)(r->budget_ns / 1000000));
 			break;
 		}
-		if (++count > PK_MAX_THREADS) {
+		/* Checked after the cuts: a list past them is cut, not refused. */
+		if (rc == -E2BIG) {
 			pk_error("read the thread list of interpreter %lld: more than %u threads (corrupt list?)",
 				 (long long)interp_id, PK_MAX_THREADS);
 			rc = -ELOOP;
@@ -309,18 +315,7 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 		}
 		addrs[nts++] = ts;
 		link_add(r, ts + (uint64_t)L->ts_next, pk_get_u64(buf, tslen, L->ts_next));
-		ts = pk_get_u64(buf, tslen, L->ts_next);
-		if (ts == tortoise && ts != 0) {
-			pk_error("read the thread list of interpreter %lld: it loops at 0x%llx", (long long)interp_id,
-				 (unsigned long long)ts);
-			rc = -ELOOP;
-			goto out;
-		}
-		if (++lam == power) {
-			tortoise = ts;
-			power *= 2;
-			lam = 0;
-		}
+		pk_chain_follow(&chain, pk_get_u64(buf, tslen, L->ts_next));
 	}
 	t_list = pk_now_ns();
 	/* Pass 2: every thread's frames, a depth level at a time, in batched reads. */
@@ -394,8 +389,8 @@ static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, const
 {
 	const struct pk_layout *L = &py->layout;
 	struct pk_code_cache *cache;
-	uint64_t interp = 0, main_interp = 0, tortoise;
-	unsigned power = 1, lam = 0, count = 0;
+	uint64_t interp = 0, main_interp = 0;
+	struct pk_chain chain;
 	int rc;
 
 	reading_limit(r, lim);
@@ -435,12 +430,16 @@ static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, const
 				break;
 		}
 	}
-	tortoise = interp;
-	while (interp != 0) {
+	pk_chain_init(&chain, interp, PK_MAX_INTERPS, 0);
+	while ((rc = pk_chain_next(&chain, &interp)) != 0) {
 		int64_t id = 0;
 		uint64_t next = 0;
 
-		if (++count > PK_MAX_INTERPS) {
+		if (rc == -ELOOP) {
+			pk_error("read the interpreter list: it loops");
+			goto out;
+		}
+		if (rc == -E2BIG) {
 			pk_error("read the interpreter list: more than %u interpreters (corrupt list?)", PK_MAX_INTERPS);
 			rc = -ELOOP;
 			goto out;
@@ -464,17 +463,7 @@ static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, const
 			pk_error("read interpreter at 0x%llx: unreadable memory", (unsigned long long)interp);
 			goto out;
 		}
-		interp = next;
-		if (interp == tortoise && interp != 0) {
-			pk_error("read the interpreter list: it loops");
-			rc = -ELOOP;
-			goto out;
-		}
-		if (++lam == power) {
-			tortoise = interp;
-			power *= 2;
-			lam = 0;
-		}
+		pk_chain_follow(&chain, next);
 	}
 	rc = 0;
 out:
