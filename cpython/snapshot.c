@@ -423,11 +423,13 @@ static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, const
 	}
 	/* The list is newest first: without interpreters.main, the main one is last. */
 	if (main_interp == 0) {
-		uint64_t p = interp;
-		for (unsigned i = 0; p != 0 && i < PK_MAX_INTERPS; i++) {
+		uint64_t p = 0, next = 0;
+		pk_chain_init(&chain, interp, PK_MAX_INTERPS, 0);
+		while (pk_chain_next(&chain, &p) > 0) {
 			main_interp = p;
-			if (pk_rd_u64(py, p + (uint64_t)L->is_next, &p) < 0)
+			if (pk_rd_u64(py, p + (uint64_t)L->is_next, &next) < 0)
 				break;
+			pk_chain_follow(&chain, next);
 		}
 	}
 	pk_chain_init(&chain, interp, PK_MAX_INTERPS, 0);
