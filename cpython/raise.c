@@ -741,63 +741,75 @@ static bool same_syscall(pid_t pid, pid_t tid, const struct pk_syscall *was)
 
 /* Find tstate in the thread lists of every interpreter (it is still a live
  * thread state, not freed memory), and its interpreter. 0, -ESRCH when it
- * is not there, -ELOOP when the lists are longer than any real process
- * or the time budget ran out. */
+ * is not there, -ELOOP when a list loops, is longer than any real
+ * process's or the time budget ran out. */
 static int locate_tstate(struct pk_py *py, uint64_t tstate, size_t nthreads_seen, uint64_t *interp_out)
 {
 	const struct pk_layout *L = &py->layout;
-	uint64_t head = 0, t0 = pk_now_ns();
-	size_t steps = 0, max_steps = nthreads_seen * 2 + 4096;
-	unsigned ninterp = 0;
-	int rc;
+	struct pk_chain interps, tstates;
+	uint64_t head = 0, it = 0, ts = 0;
+	int rc, more;
 
+	/* One budget for the thread lists of all interpreters: the states of
+	 * every list count, and the clock runs from here. A state is compared
+	 * before the bound is, so one more than the bound is looked at. */
+	pk_chain_init(&tstates, 0, nthreads_seen * 2 + 4096 + 1, WALK_BUDGET_NS);
 	if (py->runtime != 0)
 		rc = pk_rd_u64(py, py->runtime + (uint64_t)L->rt_interpreters_head, &head);
 	else
 		rc = pk_rd_u64(py, py->interp_head_var, &head);
 	if (rc < 0)
 		return rc;
-	for (uint64_t it = head; it != 0; ninterp++) {
-		uint64_t ts = 0;
-		if (ninterp >= PK_MAX_INTERPS)
-			return -ELOOP;
-		rc = pk_rd_u64(py, it + (uint64_t)L->is_tstate_head, &ts);
+	pk_chain_init(&interps, head, PK_MAX_INTERPS, 0);
+	while ((more = pk_chain_next(&interps, &it)) > 0) {
+		uint64_t link = 0;
+
+		rc = pk_rd_u64(py, it + (uint64_t)L->is_tstate_head, &link);
 		if (rc < 0)
 			return rc;
-		while (ts != 0) {
+		pk_chain_restart(&tstates, link);
+		while ((more = pk_chain_next(&tstates, &ts)) > 0) {
 			if (ts == tstate) {
 				*interp_out = it;
 				return 0;
 			}
-			if (++steps > max_steps || ((steps & 63) == 0 && pk_now_ns() - t0 > WALK_BUDGET_NS))
-				return -ELOOP;
-			rc = pk_rd_u64(py, ts + (uint64_t)L->ts_next, &ts);
+			rc = pk_rd_u64(py, ts + (uint64_t)L->ts_next, &link);
 			if (rc < 0)
 				return rc;
+			pk_chain_follow(&tstates, link);
 		}
-		rc = pk_rd_u64(py, it + (uint64_t)L->is_next, &it);
+		if (more < 0)
+			return -ELOOP;
+		rc = pk_rd_u64(py, it + (uint64_t)L->is_next, &link);
 		if (rc < 0)
 			return rc;
+		pk_chain_follow(&interps, link);
 	}
-	return -ESRCH;
+	return more < 0 ? -ELOOP : -ESRCH;
 }
 
-/* Another thread of the same interpreter with an async exception queued? */
+/* Another thread of the same interpreter with an async exception queued?
+ * What cannot be told (unreadable, a list that loops, out of time) is yes. */
 static bool others_pending(struct pk_py *py, uint64_t interp, uint64_t tstate)
 {
 	const struct pk_layout *L = &py->layout;
-	uint64_t ts = 0, t0 = pk_now_ns();
+	struct pk_chain chain;
+	uint64_t ts = 0;
+	int more;
 
 	if (pk_rd_u64(py, interp + (uint64_t)L->is_tstate_head, &ts) < 0)
 		return true;
-	for (size_t n = 0; ts != 0 && n < PK_MAX_THREADS; n++) {
-		uint64_t exc = 0;
+	pk_chain_init(&chain, ts, PK_MAX_THREADS, WALK_BUDGET_NS);
+	while ((more = pk_chain_next(&chain, &ts)) > 0) {
+		uint64_t exc = 0, next = 0;
 		if (ts != tstate && (pk_rd_u64(py, ts + (uint64_t)L->ts_async_exc, &exc) < 0 || exc != 0))
 			return true;
-		if (pk_rd_u64(py, ts + (uint64_t)L->ts_next, &ts) < 0 || pk_now_ns() - t0 > WALK_BUDGET_NS)
+		if (pk_rd_u64(py, ts + (uint64_t)L->ts_next, &next) < 0)
 			return true;
+		pk_chain_follow(&chain, next);
 	}
-	return false;
+	/* Past PK_MAX_THREADS states: none of them had one. */
+	return more == -ELOOP || more == -ETIME;
 }
 
 /* Reference counts: until 3.12 exception types are not immortal, and the
@@ -826,21 +838,27 @@ static bool has_python_frame(struct pk_py *py, uint64_t tstate);
 
 /* Is the frame at addr, running code, still on the thread's stack? 1 yes,
  * 0 no (or not found within the bounds: the stack's depth when read, plus
- * the default frame bound, shims counted; the walk's time budget), -errno
+ * the default frame bound, shims counted; the walk's time budget; a chain
+ * that loops, after every frame of it was looked at), -errno
  * unreadable. The code is compared too: 3.11+ frames live in a per-thread
  * stack, where the next call at the same depth (the pool's set_result
  * after the job returned) takes the same address. */
 static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, uint64_t code, size_t depth_seen)
 {
 	const struct pk_layout *L = &py->layout;
-	uint64_t frame = 0, t0 = pk_now_ns();
-	size_t max_steps = (depth_seen + PK_DEFAULT_MAX_FRAMES) * 4;
+	struct pk_chain chain;
+	uint64_t frame = 0;
 	int rc;
 
 	rc = pk_rd_u64(py, tstate + (uint64_t)L->ts_frame, &frame);
 	if (rc == 0 && frame != 0 && L->cframe_current_frame >= 0)
 		rc = pk_rd_u64(py, frame + (uint64_t)L->cframe_current_frame, &frame);
-	for (size_t steps = 0; rc == 0 && frame != 0; steps++) {
+	if (rc < 0)
+		return rc;
+	/* A frame is compared before the bound is: the bound plus two frames are looked at. */
+	pk_chain_init(&chain, frame, (depth_seen + PK_DEFAULT_MAX_FRAMES) * 4 + 2, WALK_BUDGET_NS);
+	while (pk_chain_next(&chain, &frame) > 0) {
+		uint64_t next = 0;
 		if (frame == addr) {
 			uint64_t c = 0;
 			rc = pk_rd_u64(py, frame + (uint64_t)L->fr_code, &c);
@@ -848,11 +866,12 @@ static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, uint
 				return rc;
 			return (c & ~L->fr_code_tag_mask) == code;
 		}
-		if (steps > max_steps || ((steps & 63) == 0 && pk_now_ns() - t0 > WALK_BUDGET_NS))
-			return 0;
-		rc = pk_rd_u64(py, frame + (uint64_t)L->fr_back, &frame);
+		rc = pk_rd_u64(py, frame + (uint64_t)L->fr_back, &next);
+		if (rc < 0)
+			return rc;
+		pk_chain_follow(&chain, next);
 	}
-	return rc < 0 ? rc : 0;
+	return 0;
 }
 
 /* OP_TAKE_BACK: withdraw this run's exception if the job it was raised
