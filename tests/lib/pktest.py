@@ -336,8 +336,9 @@ class Target(object):
         self.events = []
         env = clean_env() if env is None else env
         argv = list(prefix) + [python, script]
+        args = [a if isinstance(a, bytes) else str(a) for a in args]  # bytes as they are (names not UTF-8)
         if stdio:
-            self.proc = subprocess.Popen(argv + [str(a) for a in args], stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen(argv + args, stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, pass_fds=tuple(pass_fds), env=env, cwd=cwd,
                                          **popen_kw)
             self.cmd = self.proc.stdin.fileno()
@@ -345,7 +346,7 @@ class Target(object):
         else:
             ev_r, ev_w = os.pipe()
             cmd_r, cmd_w = os.pipe()
-            self.proc = subprocess.Popen(argv + [str(ev_w), str(cmd_r)] + [str(a) for a in args],
+            self.proc = subprocess.Popen(argv + [str(ev_w), str(cmd_r)] + args,
                                          pass_fds=(ev_w, cmd_r) + tuple(pass_fds), env=env, cwd=cwd,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen_kw)
             os.close(ev_w)
