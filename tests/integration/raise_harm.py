@@ -52,14 +52,13 @@ def check(cond, msg):
 class Target(pktest.Target):
     """raise_harm_target.py in one mode; its ready line carries the threads' TIDs."""
 
+    expect_timeout = 20  # s
+
     def __init__(self, python, mode):
         pktest.Target.__init__(self, python, os.path.join(HERE, "raise_harm_target.py"), args=[mode],
                                ready="ready ", ready_timeout=60, error=throw,
                                details=lambda: threads_state(self.pid))
         self.info = json.loads(self.ready_text)
-
-    def expect(self, prefix, timeout=20, details=None):
-        return pktest.Target.expect(self, prefix, timeout, details)
 
     def health(self):
         """The next health line from the busy thread, after everything said

@@ -47,6 +47,8 @@ class Target(pktest.Target):
     """insight_target.py (in its own network namespace with netns), with a
     pipe of the driver's whose read end only the target holds."""
 
+    expect_timeout = 30  # s
+
     def __init__(self, python, netns):
         self.pipe_r, self.pipe_w = os.pipe()
         pktest.Target.__init__(self, python, os.path.join(HERE, "insight_target.py"),
@@ -60,10 +62,6 @@ class Target(pktest.Target):
     def error_line(line):
         if line.startswith("error"):
             fail("target: " + line)
-
-    def expect(self, prefix, timeout=30, details=None):
-        """The first line starting with prefix; other lines are kept for later."""
-        return pktest.Target.expect(self, prefix, timeout, details)
 
     def block(self, command, name):
         """Send a command, wait for its thread to block in its system call.

@@ -46,15 +46,14 @@ def check(cond, msg):
 class Target(pktest.Target):
     """thread_lists_target.py in one mode; its ready line carries the threads' TIDs."""
 
+    expect_timeout = 20  # s
+
     def __init__(self, python, mode, *args):
         pktest.Target.__init__(self, python, os.path.join(HERE, "thread_lists_target.py"), args=[mode] + list(args),
                                ready="ready ", ready_timeout=120, error=throw,
                                details=lambda: threads_state(self.pid))
         self.info = json.loads(self.ready_text)
         self.version = tuple(self.info["version"])
-
-    def expect(self, prefix, timeout=20, details=None):
-        return pktest.Target.expect(self, prefix, timeout, details)
 
     def tid(self, name):
         return self.info["threads"][name]

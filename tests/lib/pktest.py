@@ -312,7 +312,31 @@ class LineReader(object):
         return line.decode("utf-8", "replace")
 
 
-class Target(object):
+class Events(object):
+    """A list of lines a process said (self.events) and expect(): the first
+    one starting with a prefix, taken off the list, waited for until a
+    deadline. A subclass reads: lines(timeout) adds what comes within timeout
+    to self.events (False: nothing more can come); and says what is missing:
+    missing(prefix, timeout, about), whose answer expect() returns (or it
+    raises). expect_timeout is the default timeout."""
+
+    expect_timeout = 10
+
+    def expect(self, prefix, timeout=None, about=None):
+        """The first line starting with prefix (the ones before it are kept);
+        missing(prefix, timeout, about) if none comes within timeout."""
+        timeout = self.expect_timeout if timeout is None else timeout
+        deadline = time.time() + timeout
+        while True:
+            for i, e in enumerate(self.events):
+                if e.startswith(prefix):
+                    return self.events.pop(i)
+            left = deadline - time.time()
+            if left <= 0 or self.lines(left) is False:
+                return self.missing(prefix, timeout, about)
+
+
+class Target(Events):
     """A target process: prefix + [python, script, EV_FD, CMD_FD] + args.
 
     It writes lines on EV_FD (events, answers; its first line starting with
@@ -386,21 +410,13 @@ class Target(object):
             self.on_line(line)
         return line
 
-    def expect(self, prefix, timeout=10, details=None):
-        """The first line starting with prefix (the ones before it are kept);
-        error() if none comes within timeout. details(): more to say then."""
+    def missing(self, prefix, timeout, details=None):
+        """error() when an expected line did not come (expect()'s about: a
+        details() for this call)."""
         details = details or self.details
-        deadline = time.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.startswith(prefix):
-                    return self.events.pop(i)
-            left = deadline - time.time()
-            if left <= 0:
-                self.error("target never said %r; events: %r%s" % (
-                    prefix, self.events[-20:], ("; its threads: " + details()) if details else ""))
-                return None
-            self.lines(left)
+        self.error("target never said %r; events: %r%s" % (
+            prefix, self.events[-20:], ("; its threads: " + details()) if details else ""))
+        return None
 
     def expect_json(self, prefix, timeout=10):
         return json.loads(self.expect(prefix + " ", timeout)[len(prefix) + 1:])
