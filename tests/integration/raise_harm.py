@@ -34,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import pktest  # noqa: E402
-from pktest import resolve_python  # noqa: E402
+from pktest import check, resolve_python  # noqa: E402
 
 PYKILL = None
 SYSCALLS = {"clock_nanosleep": 230, "nanosleep": 35, "select": 23, "pselect6": 270, "read": 0, "write": 1}
@@ -42,11 +42,6 @@ SLEEPS = ("clock_nanosleep", "select", "pselect6", "nanosleep")
 
 Fail = pktest.Fail
 throw = pktest.throw
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
 
 
 class Target(pktest.Target):

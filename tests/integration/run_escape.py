@@ -30,7 +30,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import pktest  # noqa: E402
-from pktest import resolve_python  # noqa: E402
+from pktest import check, resolve_python  # noqa: E402
 
 # What the target is made to carry, and how the human output must show it
 # (the man page's rule: printable UTF-8 kept, \\ \n \r \t, \xNN for other
@@ -55,11 +55,6 @@ HIDDEN = (set(range(0x20)) - {0x0a}) | set(range(0x7f, 0xa0)) | {0x061c, 0xfeff}
 
 Fail = pktest.Fail
 throw = pktest.throw
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
 
 
 def as_json(b):

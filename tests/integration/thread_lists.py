@@ -30,17 +30,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import pktest  # noqa: E402
-from pktest import resolve_python, stat_fields  # noqa: E402
+from pktest import check, resolve_python, stat_fields  # noqa: E402
 
 PYKILL = None
 
 Fail = pktest.Fail
 throw = pktest.throw
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
 
 
 class Target(pktest.Target):

@@ -11,14 +11,15 @@ bench/*.sh); the targets they start run under each interpreter tested, 2.7 and
 
 - fail / skip: end the driver with 1 / ctest's skip code 77 (SKIP) after the
   cleanup hooks ran (at_cleanup) and every Target still running was killed;
-  Fail and throw, for drivers that catch a failure per scenario.
+  Fail, throw and check, for drivers that catch a failure per scenario.
 - resolve_python: an interpreter path, or "sid:3.X" from the fetch cache.
 - /proc: stat_fields, task_syscall, wait_until, wait_blocked (a thread asleep
   in a system call), wait_progress (a thread ran again), stopped_or_traced.
 - run / run_pykill: a command's exit code, stdout and stderr (and its JSON).
 - LineReader and Target: a target process started with pipes of its own, a
   ready handshake on the first line it writes, then events and answers read
-  line by line with deadlines (select, never a sleep).
+  line by line with deadlines (select, never a sleep). Events: the expect()
+  loop alone, for readers of other event streams (servers).
 """
 import json
 import os
@@ -40,6 +41,12 @@ class Fail(Exception):
 def throw(msg):
     """An error handler that raises Fail (for Target(error=throw), wait_*)."""
     raise Fail(msg)
+
+
+def check(cond, msg):
+    """Fail(msg) unless cond: an assertion of a driver that catches Fail."""
+    if not cond:
+        raise Fail(msg)
 
 
 def at_cleanup(fn):

@@ -17,14 +17,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
 import pktest  # noqa: E402
-from pktest import Fail, skip  # noqa: E402,F401
+from pktest import Fail, check, skip  # noqa: E402,F401
 
 _servers = []  # Server objects to stop on the way out
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
 
 
 @pktest.at_cleanup  # pktest.skip and fail run it
