@@ -437,6 +437,15 @@ class Target(Events):
         self.send(cmd)
         return self.readline(timeout)
 
+    def quit(self):
+        """Send "quit": error() unless the target then exits 0 (what it printed
+        in the message); its output."""
+        self.send("quit")
+        out = self.output()
+        if self.proc.returncode != 0:
+            self.error("target exited %s: %s" % (self.proc.returncode, out))
+        return out
+
     def output(self, timeout=20):
         """Everything the target printed, once it has ended (killed after timeout)."""
         if self.proc.stdout is None or self.stdio:

@@ -130,12 +130,6 @@ class Target(pktest.Target):
         with open("/proc/%d/maps" % self.pid) as f:
             return f.read()
 
-    def quit(self):
-        self.send("quit")
-        out = self.output()
-        if self.proc.returncode != 0:
-            fail("target exited %s: %s" % (self.proc.returncode, out))
-
 
 def check_untouched(pid):
     for name in os.listdir("/proc/%d/task" % pid):
