@@ -47,7 +47,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import pktest  # noqa: E402
-from pktest import resolve_python  # noqa: E402
+from pktest import check, resolve_python  # noqa: E402
 
 SEED = int(os.environ.get("PYKILL_TEST_SEED", "4"))
 SYSCALLS = {"x86_64": {"read": 0, "futex": 202, "restart_syscall": 219},
@@ -65,11 +65,6 @@ class Refused(Fail):
 class Late(Fail):
     """--via call not finished within pykill's budget (a starved machine):
     pykill detached and said the thread completes the call on its own."""
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
 
 
 class Target(pktest.Target):

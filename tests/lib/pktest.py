@@ -11,14 +11,15 @@ bench/*.sh); the targets they start run under each interpreter tested, 2.7 and
 
 - fail / skip: end the driver with 1 / ctest's skip code 77 (SKIP) after the
   cleanup hooks ran (at_cleanup) and every Target still running was killed;
-  Fail and throw, for drivers that catch a failure per scenario.
+  Fail, throw and check, for drivers that catch a failure per scenario.
 - resolve_python: an interpreter path, or "sid:3.X" from the fetch cache.
 - /proc: stat_fields, task_syscall, wait_until, wait_blocked (a thread asleep
   in a system call), wait_progress (a thread ran again), stopped_or_traced.
 - run / run_pykill: a command's exit code, stdout and stderr (and its JSON).
 - LineReader and Target: a target process started with pipes of its own, a
   ready handshake on the first line it writes, then events and answers read
-  line by line with deadlines (select, never a sleep).
+  line by line with deadlines (select, never a sleep). Events: the expect()
+  loop alone, for readers of other event streams (servers).
 """
 import json
 import os
@@ -40,6 +41,12 @@ class Fail(Exception):
 def throw(msg):
     """An error handler that raises Fail (for Target(error=throw), wait_*)."""
     raise Fail(msg)
+
+
+def check(cond, msg):
+    """Fail(msg) unless cond: an assertion of a driver that catches Fail."""
+    if not cond:
+        raise Fail(msg)
 
 
 def at_cleanup(fn):
@@ -312,7 +319,31 @@ class LineReader(object):
         return line.decode("utf-8", "replace")
 
 
-class Target(object):
+class Events(object):
+    """A list of lines a process said (self.events) and expect(): the first
+    one starting with a prefix, taken off the list, waited for until a
+    deadline. A subclass reads: lines(timeout) adds what comes within timeout
+    to self.events (False: nothing more can come); and says what is missing:
+    missing(prefix, timeout, about), whose answer expect() returns (or it
+    raises). expect_timeout is the default timeout."""
+
+    expect_timeout = 10
+
+    def expect(self, prefix, timeout=None, about=None):
+        """The first line starting with prefix (the ones before it are kept);
+        missing(prefix, timeout, about) if none comes within timeout."""
+        timeout = self.expect_timeout if timeout is None else timeout
+        deadline = time.time() + timeout
+        while True:
+            for i, e in enumerate(self.events):
+                if e.startswith(prefix):
+                    return self.events.pop(i)
+            left = deadline - time.time()
+            if left <= 0 or self.lines(left) is False:
+                return self.missing(prefix, timeout, about)
+
+
+class Target(Events):
     """A target process: prefix + [python, script, EV_FD, CMD_FD] + args.
 
     It writes lines on EV_FD (events, answers; its first line starting with
@@ -336,8 +367,9 @@ class Target(object):
         self.events = []
         env = clean_env() if env is None else env
         argv = list(prefix) + [python, script]
+        args = [a if isinstance(a, bytes) else str(a) for a in args]  # bytes as they are (names not UTF-8)
         if stdio:
-            self.proc = subprocess.Popen(argv + [str(a) for a in args], stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen(argv + args, stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, pass_fds=tuple(pass_fds), env=env, cwd=cwd,
                                          **popen_kw)
             self.cmd = self.proc.stdin.fileno()
@@ -345,7 +377,7 @@ class Target(object):
         else:
             ev_r, ev_w = os.pipe()
             cmd_r, cmd_w = os.pipe()
-            self.proc = subprocess.Popen(argv + [str(ev_w), str(cmd_r)] + [str(a) for a in args],
+            self.proc = subprocess.Popen(argv + [str(ev_w), str(cmd_r)] + args,
                                          pass_fds=(ev_w, cmd_r) + tuple(pass_fds), env=env, cwd=cwd,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen_kw)
             os.close(ev_w)
@@ -385,21 +417,13 @@ class Target(object):
             self.on_line(line)
         return line
 
-    def expect(self, prefix, timeout=10, details=None):
-        """The first line starting with prefix (the ones before it are kept);
-        error() if none comes within timeout. details(): more to say then."""
+    def missing(self, prefix, timeout, details=None):
+        """error() when an expected line did not come (expect()'s about: a
+        details() for this call)."""
         details = details or self.details
-        deadline = time.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.startswith(prefix):
-                    return self.events.pop(i)
-            left = deadline - time.time()
-            if left <= 0:
-                self.error("target never said %r; events: %r%s" % (
-                    prefix, self.events[-20:], ("; its threads: " + details()) if details else ""))
-                return None
-            self.lines(left)
+        self.error("target never said %r; events: %r%s" % (
+            prefix, self.events[-20:], ("; its threads: " + details()) if details else ""))
+        return None
 
     def expect_json(self, prefix, timeout=10):
         return json.loads(self.expect(prefix + " ", timeout)[len(prefix) + 1:])
@@ -412,6 +436,15 @@ class Target(object):
         """Send cmd; its answer is the next line (None if none comes)."""
         self.send(cmd)
         return self.readline(timeout)
+
+    def quit(self):
+        """Send "quit": error() unless the target then exits 0 (what it printed
+        in the message); its output."""
+        self.send("quit")
+        out = self.output()
+        if self.proc.returncode != 0:
+            self.error("target exited %s: %s" % (self.proc.returncode, out))
+        return out
 
     def output(self, timeout=20):
         """Everything the target printed, once it has ended (killed after timeout)."""

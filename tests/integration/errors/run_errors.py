@@ -114,12 +114,6 @@ class Target(pktest.Target):
         if counts[1] <= counts[0]:
             fail("target's busy thread made no progress: %r" % counts)
 
-    def quit(self):
-        self.send("quit")
-        out = self.output()
-        if self.proc.returncode != 0:
-            fail("target exited %d: %s" % (self.proc.returncode, out))
-
 
 def wait_blocked(pid, tid, what, want_syscall=None, limit=20.0):
     """Poll /proc until the thread sleeps in a system call (in want_syscall

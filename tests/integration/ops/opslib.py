@@ -43,12 +43,6 @@ class Target(pktest.Target):
             fail("target does not answer: %r %s" % (line, self.output()))
         return parse_tids(line[1:])
 
-    def quit(self):
-        self.send("quit")
-        out = self.output()
-        if self.proc.returncode != 0:
-            fail("target exited %d: %s" % (self.proc.returncode, out))
-
 
 def wait_blocked(pid, tid, what, want_syscall=None, limit=20.0):
     """Poll /proc until the thread sleeps in a system call (want_syscall if

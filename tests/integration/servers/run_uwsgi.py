@@ -45,7 +45,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+import pktest  # noqa: E402
 CORES = 4
 APP = os.path.join(HERE, "uwsgi_app.py")
 CASES = {
@@ -58,8 +59,7 @@ CASES = {
 }
 
 
-class Failed(Exception):
-    pass
+Failed = pktest.Fail
 
 
 class Skipped(Exception):
@@ -73,8 +73,10 @@ def task_tids(pid):
         return set()
 
 
-class Server:
+class Server(pktest.Events):
     """uwsgi on a socket bound here; its events FIFO; its clients."""
+
+    expect_timeout = 30  # s
 
     def __init__(self, case, tmp):
         self.case = case
@@ -186,19 +188,14 @@ class Server:
             line, self.buf = self.buf.split(b"\n", 1)
             self.events.append(line.decode())
 
-    def expect(self, prefix, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.startswith(prefix):
-                    return self.events.pop(i)
-            left = deadline - time.time()
-            if left <= 0:
-                raise Failed("no event %r within %d s (events: %s)\nuwsgi log:\n%s"
-                             % (prefix, timeout, self.events, self.log_tail()))
-            if self.proc.poll() is not None:
-                raise Failed("uwsgi exited (%s):\n%s" % (self.proc.returncode, self.log_tail()))
-            self.read_events(min(left, 1.0))
+    def lines(self, timeout):
+        if self.proc.poll() is not None:
+            raise Failed("uwsgi exited (%s):\n%s" % (self.proc.returncode, self.log_tail()))
+        self.read_events(min(timeout, 1.0))
+
+    def missing(self, prefix, timeout, about):
+        raise Failed("no event %r within %d s (events: %s)\nuwsgi log:\n%s"
+                     % (prefix, timeout, self.events, self.log_tail()))
 
     def drain(self):
         self.read_events(0)
@@ -225,10 +222,8 @@ class Server:
 
 
 def pykill(argv, timeout=120):
-    res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    res.out = res.stdout.decode("utf-8", "replace")
-    res.err = res.stderr.decode("utf-8", "replace")
-    return res
+    """pktest.run: the CompletedProcess with .out and .err."""
+    return pktest.run(argv, timeout=timeout)
 
 
 def show(argv, res):
@@ -452,19 +447,16 @@ def main():
         sys.exit("usage: run_uwsgi.py PYKILL {%s}" % ",".join(CASES))
     pk, case = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
-        print("SKIP: needs root (ptrace of uwsgi's worker, a child of the master)")
-        sys.exit(SKIP)
+        pktest.skip("needs root (ptrace of uwsgi's worker, a child of the master)")
     tmp = tempfile.mkdtemp(prefix="pykill-uwsgi-")
     # A SIGTERM from ctest's timeout still stops uwsgi (run's finally).
     signal.signal(signal.SIGTERM, lambda *a: sys.exit("FAIL: terminated"))
     try:
         run(pk, case, tmp)
     except Skipped as e:
-        print("SKIP: %s" % e)
-        sys.exit(SKIP)
+        pktest.skip(str(e))
     except Failed as e:
-        print("FAIL: %s: %s" % (case, e))
-        sys.exit(1)
+        pktest.fail("%s: %s" % (case, e))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
