@@ -358,8 +358,9 @@ static const struct outcome outcomes[] = {
 	  "the core waits for a request outside Python: it would fire in the next request this core takes and "
 	  "fail that one instead" },
 	{ PK_SHAPE_UWSGI, BUSY, EXC_EXIT, PK_HARM_REFUSE,
-	  "the uwsgi worker stops serving: SystemExit in a core leaves the worker waiting in "
-	  "threading._shutdown, and no core of it answers again" },
+	  "this core stops serving for good: uwsgi finalizes Python in it, which waits in threading._shutdown "
+	  "forever, and the client gets no answer; the worker's other cores go on (one fewer until it is "
+	  "reloaded)" },
 	{ PK_SHAPE_UWSGI, BUSY, EXC_ANY, PK_HARM_NONE,
 	  "fails this request only (uwsgi logs a 500 and closes the connection); the core takes the next one" },
 

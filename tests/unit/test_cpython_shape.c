@@ -415,7 +415,7 @@ static const struct want table[] = {
 	{ PK_SHAPE_GREENLET, false, "TimeoutError", PK_HARM_NOTE, "IndexError" },
 	{ PK_SHAPE_GEVENT_HUB, true, "RuntimeError", PK_HARM_REFUSE, "hub" },
 	{ PK_SHAPE_GEVENT_HUB, true, "SystemExit", PK_HARM_REFUSE, "hub" },
-	{ PK_SHAPE_UWSGI, false, "SystemExit", PK_HARM_REFUSE, "stops serving" },
+	{ PK_SHAPE_UWSGI, false, "SystemExit", PK_HARM_REFUSE, "this core stops serving for good" },
 	{ PK_SHAPE_UWSGI, false, "KeyboardInterrupt", PK_HARM_NONE, "this request only" },
 	{ PK_SHAPE_UWSGI, false, "RuntimeError", PK_HARM_NONE, "this request only" },
 	{ PK_SHAPE_UWSGI, true, "RuntimeError", PK_HARM_REFUSE, "next request" },
