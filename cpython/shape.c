@@ -420,8 +420,10 @@ static const struct outcome outcomes[] = {
 	  "this is the main thread: unless the code it runs catches it, the program ends with a traceback" },
 
 	{ PK_SHAPE_THREAD, EITHER, EXC_EXIT, PK_HARM_NONE,
-	  "ends this thread quietly (its finally blocks run, threading prints nothing); a thread that loops "
-	  "over jobs is gone for good" },
+	  "ends this thread quietly unless the code it runs catches it (its finally blocks run, threading "
+	  "prints nothing; a thread that loops over jobs is gone for good); the thread's own code decides: "
+	  "a framework's thread loop pykill does not recognise may catch it and stop the whole server "
+	  "(cheroot's does) or drop the request without an answer (waitress's does)" },
 	{ PK_SHAPE_THREAD, EITHER, EXC_ANY, PK_HARM_NONE,
 	  "fails what the thread runs; unless its code catches it, the thread ends and threading prints a "
 	  "traceback" },
