@@ -23,6 +23,9 @@ static const char *shape_state(const struct pk_py_thread *t)
 	case PK_SHAPE_GEVENT_HUB:
 	case PK_SHAPE_GREENLET:
 	case PK_SHAPE_UWSGI:
+	case PK_SHAPE_WAITRESS:
+	case PK_SHAPE_CHEROOT:
+	case PK_SHAPE_TWISTED:
 		return t->shape_idle ? "idle" : "busy";
 	default:
 		return NULL;

@@ -84,8 +84,11 @@ enum pk_shape {
 	PK_SHAPE_GEVENT_HUB,     /* gevent's hub: the loop every greenlet of the thread waits on */
 	PK_SHAPE_GREENLET,       /* a gevent greenlet other than the hub, running */
 	PK_SHAPE_UWSGI,          /* a uwsgi core thread (the app called from C) */
+	PK_SHAPE_WAITRESS,       /* a waitress handler thread (ThreadedTaskDispatcher) */
+	PK_SHAPE_CHEROOT,        /* a cheroot (CherryPy) WorkerThread */
+	PK_SHAPE_TWISTED,        /* a twisted thread-pool worker (the reactor's: WSGIResource, deferToThread) */
 };
-#define PK_SHAPE_COUNT (PK_SHAPE_UWSGI + 1)
+#define PK_SHAPE_COUNT (PK_SHAPE_TWISTED + 1)
 
 /* Modules of the main interpreter (sys.modules) that tell shapes apart
  * when no frame does (a greenlet's function, an app uwsgi calls from C). */

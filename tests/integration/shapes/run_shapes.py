@@ -8,7 +8,9 @@ happens.
 
 SERVER is one of gunicorn (gthread worker), celery (threads pool, kombu's
 filesystem transport), asyncio, gevent (pywsgi, monkey-patched), thread
-(plain threading.Thread workers) and pool (a ThreadPoolExecutor server).
+(plain threading.Thread workers), pool (a ThreadPoolExecutor server),
+waitress, cheroot (CherryPy's WSGI server) and twisted (WSGIResource on
+the reactor's thread pool).
 Each server is started on a loopback listener chosen now (passed as a file
 descriptor), says "ready" on an event pipe, and runs requests whose handler
 says "hang ID TID", spins in a Python loop, and says which exception landed.
@@ -110,6 +112,8 @@ class HttpServer(object):
             argv = [self.python, os.path.join(HERE, "srv_asyncio.py"), str(fd)]
         elif self.kind == "gevent":
             argv = [self.python, os.path.join(HERE, "srv_gevent.py"), str(fd)]
+        elif self.kind in ("waitress", "cheroot", "twisted"):
+            argv = [self.python, os.path.join(HERE, "srv_%s.py" % self.kind), str(fd), str(self.workers)]
         else:
             argv = [self.python, os.path.join(HERE, "srv_threads.py"), self.kind, str(fd), str(self.workers)]
         self.srv = Server(argv, pass_fds=(fd,), log_path=os.path.join(self.tmp, "server-%d.log" % self.starts))
@@ -173,7 +177,7 @@ def http_runtime_error(s, rid, via_default=True):
     """The default exception (RuntimeError there) fails that request only."""
     h, tid = s.hang(rid)
     other = None
-    if s.kind in ("gunicorn", "thread", "pool"):
+    if s.kind in ("gunicorn", "thread", "pool", "waitress", "cheroot", "twisted"):
         other = get(s.port, "/ok")[0]  # served by another worker meanwhile
     r = expect_delivered(s.pid, tid, None if via_default else "RuntimeError")
     check(r["exception"] == "RuntimeError" and r["exception_default"] == via_default and
@@ -644,9 +648,124 @@ def sc_celery(python):
         c.stop()
     return results
 
+# ------------------------------------------------------------ thread servers
+# waitress, cheroot and twisted's reactor pool: threads of their own looping
+# over a queue of their own, none replaced when it ends.
+
+THREAD_SERVERS = {"waitress": "waitress", "cheroot": "cheroot.wsgi", "twisted": "twisted.web.wsgi"}
+
+
+def no_idle_stuck(s):
+    """ps --stuck leaves the idle workers out: once list sees all N blocked
+    for the duration, ps counts at most the main thread (in its poll)."""
+    deadline = time.time() + 10
+    while True:
+        rc, out, err = pykill(PYKILL, "list", "--json", "--stuck=0.3s", s.pid)
+        check(rc == 0, "list --stuck: exit %d %s" % (rc, err))
+        blocked = [t for t in json.loads(out)["threads"] if t["tid"] != s.pid]
+        if len(blocked) >= s.workers:
+            break
+        check(time.time() < deadline, "the idle %s workers are not blocked: %s" % (s.kind, out))
+    rc, out, err = pykill(PYKILL, "ps", "--json", "--stuck=0.3s", s.pid)
+    got = json.loads(out)["processes"][0]["stuck"]
+    check(rc == 0 and got <= 1, "ps --stuck counts %r threads of %s (its idle workers among them): %s" % (
+        got, s.kind, out))
+
+
+def busy_request_only(s, rid, exc, answer, harm, says=None):
+    """exc into a busy worker fails that request only: refused first where
+    harm is "refuse" (then forced), the client gets answer (None: nothing
+    within ANSWER_WAIT, the connection left open), the thread lives and the
+    server serves N at once."""
+    h, tid = s.hang(rid)
+    extra = ()
+    if harm == "refuse":
+        expect_refused(s.pid, tid, exc, says, "%s into a busy %s worker" % (exc, s.kind))
+        check(not s.srv.saw("landed %s" % rid), "%s: the handler got an exception after a refusal" % exc)
+        extra = ("--force",)
+    r = expect_delivered(s.pid, tid, exc, *extra)
+    check(r["consequence"]["harm"] == harm and (says is None or says in r["consequence"]["text"]),
+          "%s into a busy %s worker: %r" % (exc, s.kind, r["consequence"]))
+    s.landed(rid, exc)
+    st = h.wait(ANSWER_WAIT if answer is None else 10)
+    check(st == answer, "%s: the client got %r, want %r" % (exc, st, answer))
+    h.close()
+    check_request_only(s, tid, exc)
+
+
+def idle_loses_thread(kind, python, says):
+    """An idle worker, forced: the exception fires when it takes the next
+    request, which gets no answer, and the thread ends. One worker: no
+    other takes the request."""
+    s = HttpServer(kind, python, workers=1)
+    try:
+        check(get(s.port, "/ok")[0] == 200, "a one-worker %s does not serve" % kind)
+        idle = idle_worker(s.pid, kind)
+        expect_refused(s.pid, idle, "RuntimeError", says, "RuntimeError into an idle %s worker" % kind)
+        rc, r, err = raise_json(s.pid, idle, "RuntimeError", "--force", "--wait", "0.3")
+        check(rc == 3 and r["verdict"] == "pending" and r["forced"], "RuntimeError --force into an idle %s "
+              "worker: exit %d %r" % (kind, rc, r))
+        lost = Http(s.port, "/ok")
+        check(lost.wait(ANSWER_WAIT) in (None, "closed"), "the next request was served: %r" % (lost.status,))
+        lost.close()
+        check(wait_thread_gone(s.pid, idle, 10), "the idle %s worker survived its next request" % kind)
+        check(s.alive(), "the %s server exited" % kind)
+    finally:
+        s.stop()
+
+
+def sc_thread_server(kind, python):
+    need_module(python, THREAD_SERVERS[kind])
+    s = HttpServer(kind, python)
+    results = {}
+    try:
+        check(s.capacity(N, "fill") == N, "%s does not serve %d requests at once" % (kind, N))
+        idle_worker(s.pid, kind)
+        shapes = shapes_of(s.pid)
+        workers = sorted(v for k, v in shapes.items() if k != s.pid)
+        check(workers == [(kind, "idle")] * N and shapes[s.pid] == ("main", None), "%s's threads: %r" % (
+            kind, shapes))
+        no_idle_stuck(s)
+        h, tid = s.hang("shape")
+        check(shapes_of(s.pid)[tid] == (kind, "busy"), "the hung worker: %r" % (shapes_of(s.pid)[tid],))
+        expect_delivered(s.pid, tid, "RuntimeError")
+        s.landed("shape", "RuntimeError")
+        h.wait(10)
+        h.close()
+        http_runtime_error(s, "rt")
+        results["RuntimeError"] = "500 (the default), thread goes on"
+        if kind == "waitress":
+            http_timeout_error(s, "te", 500, "none")
+            results["TimeoutError"] = "500, thread goes on"
+            for exc in ("SystemExit", "KeyboardInterrupt"):
+                busy_request_only(s, exc, exc, None, "refuse", "never gets an answer")
+                check(s.srv.logged("Exception when servicing", 10), "%s: waitress did not log it" % exc)
+                results[exc] = "refused; forced: no answer (connection left open), thread goes on"
+        elif kind == "cheroot":
+            pool_loses_thread(s, "te", "TimeoutError", "IndexError", N - 1)
+            check("IndexError" in s.srv.log_text(), "TimeoutError: cheroot did not fail on its arguments")
+            results["TimeoutError"] = "refused; forced: connection closed, worker thread gone for good"
+            s.restart()
+            expect_refused(s.pid, idle_worker(s.pid, kind), "SystemExit", "whole server",
+                           "SystemExit into an idle cheroot worker")
+            for exc in ("SystemExit", "KeyboardInterrupt"):
+                st = server_ends(s, exc, exc, "whole server")
+                results[exc] = "refused; forced: the server exits (client: %s)" % st
+        else:
+            for exc in ("TimeoutError", "SystemExit", "KeyboardInterrupt"):
+                busy_request_only(s, exc, exc, 500, "none", "500")
+                results[exc] = "500, thread goes on"
+    finally:
+        s.stop()
+    idle_loses_thread(kind, python, "for good")
+    results["idle worker"] = "refused; forced: next request unanswered, thread gone for good"
+    return results
+
 
 SCENARIOS = {"gunicorn": sc_gunicorn, "celery": sc_celery, "asyncio": sc_asyncio, "gevent": sc_gevent,
              "thread": sc_thread, "pool": sc_pool}
+for _kind in THREAD_SERVERS:
+    SCENARIOS[_kind] = (lambda k: lambda python: sc_thread_server(k, python))(_kind)
 
 
 def main():
