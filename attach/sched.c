@@ -118,7 +118,15 @@ int pk_proc_offcpu_ns(pid_t pid, pid_t tid, uint64_t now_ns, uint64_t *ns)
 	rc = read_exec_start(path, &start);
 	if (rc < 0)
 		return rc;
+	return pk_sched_offcpu(now_ns, start, ns);
+}
+
+int pk_sched_offcpu(uint64_t now_ns, uint64_t exec_start_ns, uint64_t *ns)
+{
+	/* migrate_task_rq_fair(): "no longer consider this task hot". */
+	if (exec_start_ns == 0)
+		return -ENODATA;
 	/* Runqueue clocks of two CPUs can disagree by a little: never negative. */
-	*ns = now_ns > start ? now_ns - start : 0;
+	*ns = now_ns > exec_start_ns ? now_ns - exec_start_ns : 0;
 	return 0;
 }

@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -40,6 +39,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
+import pktest  # noqa: E402
 REPO = os.path.dirname(HERE)
 DEFAULT_PYTHON = os.path.expanduser("~/.pyenv/versions/3.12.1/bin/python3")
 
@@ -138,38 +139,63 @@ def stats(values):
             "min": min(values), "max": max(values), "n": len(values)}
 
 
-class Target(object):
+def bench_error(msg):
+    raise BenchError(msg)
+
+
+class BenchTarget(pktest.Target):
+    """A bench target: commands on its stdin, one answer line each on its
+    stdout; in a session of its own (spawn), ended by cleanup()."""
+
+    def __init__(self, python, script, args, ready_timeout, pass_fds=()):
+        pktest.Target.__init__(self, python, script, args=args, stdio=True, ready=None, error=bench_error,
+                               env=dict(os.environ), pass_fds=pass_fds, start_new_session=True)
+        self.p = self.proc
+        children.append(self.p)
+        self.ready_line = self.readline(ready_timeout)
+
+    def readline(self, timeout):
+        line = pktest.Target.readline(self, timeout)
+        if line is None and self.reader.eof:
+            raise BenchError("target %d exited (status %s)" % (self.pid, self.p.wait()))
+        if line is None:
+            raise BenchError("target %d: no answer in %.0f s (wedged?)" % (self.pid, timeout))
+        return line.strip()
+
+    def command(self, cmd, timeout=10.0):
+        self.send(cmd)
+        return self.readline(timeout)
+
+    def quit(self, timeout):
+        """Ask it to quit; True once it exited, False if it did not within timeout."""
+        if self.p.poll() is None:
+            try:
+                self.send("quit")
+                self.p.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+
+class Target(BenchTarget):
     def __init__(self, python, hb_lib, threads, mix, depth, py_heartbeat):
         self.threads = threads
         self.mix = mix
-        argv = [python, os.path.join(HERE, "target.py"), "--threads", str(threads),
-                "--mix", mix, "--depth", str(depth), "--hb-lib", hb_lib]
+        args = ["--threads", threads, "--mix", mix, "--depth", depth, "--hb-lib", hb_lib]
         if py_heartbeat:
-            argv.append("--py-heartbeat")
-        self.p = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                       universal_newlines=True, bufsize=1)
-        self.pid = self.p.pid
-        line = self.readline(120.0)
+            args.append("--py-heartbeat")
+        BenchTarget.__init__(self, python, os.path.join(HERE, "target.py"), args, 120.0)
+        line = self.ready_line
         parts = line.split()
         if len(parts) != 3 or parts[0] != "ready":
             raise BenchError("target %d: expected 'ready', got %r" % (self.pid, line))
         self.py_threads = int(parts[1])
         self.busy_tids = set() if parts[2] == "-" else set(int(t) for t in parts[2].split(","))
         self.wait_blocked()
-
-    def readline(self, timeout):
-        r, _, _ = select.select([self.p.stdout], [], [], timeout)
-        if not r:
-            raise BenchError("target %d: no answer in %.0f s" % (self.pid, timeout))
-        line = self.p.stdout.readline()
-        if not line:
-            raise BenchError("target %d exited (status %s)" % (self.pid, self.p.wait()))
-        return line.strip()
-
-    def command(self, cmd, timeout=10.0):
-        self.p.stdin.write(cmd + "\n")
-        self.p.stdin.flush()
-        return self.readline(timeout)
 
     def task_states(self):
         states = {}
@@ -215,17 +241,8 @@ class Target(object):
         return native / 1e6, (None if py is None else py / 1e6)
 
     def close(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.write("quit\n")
-                self.p.stdin.flush()
-                self.p.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                raise BenchError("target %d did not exit on quit" % self.pid)
+        if not self.quit(10):
+            raise BenchError("target %d did not exit on quit" % self.pid)
         reap(self.p)
 
 

@@ -46,7 +46,6 @@ import json
 import os
 import platform
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -75,37 +74,19 @@ def log(msg):
     sys.stderr.flush()
 
 
-class RaiseTarget(object):
+class RaiseTarget(lb.BenchTarget):
     def __init__(self, python, hb_lib):
         self.python = python
         ev_r, ev_w = os.pipe()
         try:
-            self.p = lb.spawn([python, os.path.join(HERE, "raise_target.py"), "--hb-lib", hb_lib,
-                               "--event-fd", str(ev_w)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=[ev_w],
-                              universal_newlines=True, bufsize=1)
+            lb.BenchTarget.__init__(self, python, os.path.join(HERE, "raise_target.py"),
+                                    ["--hb-lib", hb_lib, "--event-fd", ev_w], 60.0, pass_fds=[ev_w])
         finally:
             os.close(ev_w)
-        self.events = ev_r
-        self.evbuf = b""
-        self.pid = self.p.pid
-        line = self.readline(60.0)
+        self.event_pipe = lb.pktest.LineReader(ev_r)
+        line = self.ready_line
         if line.split()[:1] != ["ready"]:
             raise BenchError("target %d: expected 'ready', got %r" % (self.pid, line))
-
-    def readline(self, timeout):
-        r, _, _ = select.select([self.p.stdout], [], [], timeout)
-        if not r:
-            raise BenchError("target %d: no answer in %.0f s (wedged?)" % (self.pid, timeout))
-        line = self.p.stdout.readline()
-        if not line:
-            raise BenchError("target %d exited (status %s)" % (self.pid, self.p.wait()))
-        return line.strip()
-
-    def command(self, cmd, timeout=10.0):
-        self.p.stdin.write(cmd + "\n")
-        self.p.stdin.flush()
-        return self.readline(timeout)
 
     def spawn_busy(self):
         ans = self.command("spawn").split()
@@ -153,38 +134,21 @@ class RaiseTarget(object):
         """The busy thread's "finally TID NS EXC" line: (ns, exception)."""
         deadline = time.monotonic() + timeout
         while True:
-            while b"\n" in self.evbuf:
-                line, self.evbuf = self.evbuf.split(b"\n", 1)
-                parts = line.decode().split()
-                if len(parts) == 4 and parts[0] == "finally" and int(parts[1]) == tid:
-                    return int(parts[2]), parts[3]
-                log("target %d: unexpected event %r" % (self.pid, line))
-            left = deadline - time.monotonic()
-            if left <= 0:
+            line = self.event_pipe.readline(deadline - time.monotonic())
+            if line is None:
                 return None, None
-            r, _, _ = select.select([self.events], [], [], left)
-            if r:
-                chunk = os.read(self.events, 4096)
-                if not chunk:
-                    return None, None
-                self.evbuf += chunk
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == "finally" and int(parts[1]) == tid:
+                return int(parts[2]), parts[3]
+            log("target %d: unexpected event %r" % (self.pid, line))
 
     def close(self):
-        os.close(self.events)
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.write("quit\n")
-                self.p.stdin.flush()
-                self.p.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                # Still our unreaped child (poll() said so): the PID is ours.
-                log("target %d did not exit on quit (wedged), sending SIGKILL" % self.pid)
-                self.p.kill()
-                self.p.wait()
+        os.close(self.event_pipe.fd)
+        if not self.quit(5):
+            # Still our unreaped child (quit() saw it run): the PID is ours.
+            log("target %d did not exit on quit (wedged), sending SIGKILL" % self.pid)
+            self.p.kill()
+            self.p.wait()
         lb.reap(self.p)
 
 

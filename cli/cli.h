@@ -22,6 +22,9 @@ extern struct pk_cli pk_cli;
 /* -v: one more level of detail on stderr. */
 void pk_cli_more_verbose(void);
 
+/* -h/--help, after the command as before it: the usage on stdout; PK_EXIT_OK. */
+int pk_help(void);
+
 /* Usage error: message to stderr with the hint, returns PK_EXIT_USAGE. */
 int pk_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Report a library failure (pk_error message, hint) and map -errno to an exit status. */

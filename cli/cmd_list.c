@@ -23,6 +23,9 @@ static const char *shape_state(const struct pk_py_thread *t)
 	case PK_SHAPE_GEVENT_HUB:
 	case PK_SHAPE_GREENLET:
 	case PK_SHAPE_UWSGI:
+	case PK_SHAPE_WAITRESS:
+	case PK_SHAPE_CHEROOT:
+	case PK_SHAPE_TWISTED:
 		return t->shape_idle ? "idle" : "busy";
 	default:
 		return NULL;
@@ -667,7 +670,7 @@ int pk_cmd_list(int argc, char **argv)
 			pk_cli_more_verbose();
 			break;
 		case 'h':
-			return pk_usage_error("list: use 'pykill --help'");
+			return pk_help();
 		default:
 			return pk_usage_error("list: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,33 @@ static void print_table(const struct pk_ps *ps, uint64_t stuck_ns)
 	fflush(stdout);
 }
 
+/* PIDs named on the command line that the table leaves out: each said on
+ * stderr, as every other command says it; the status is the worst of them
+ * (no such process before not a Python process), so that a runbook can
+ * branch on it. */
+static int named_left_out(const pid_t *pids, size_t n, const struct pk_ps *ps)
+{
+	int code = PK_EXIT_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		bool listed = false;
+		for (size_t k = 0; k < ps->n && !listed; k++)
+			listed = ps->v[k].pid == pids[i];
+		if (listed)
+			continue;
+		if (kill(pids[i], 0) < 0 && errno == ESRCH) {
+			fprintf(stderr, "pykill: ps: no process %d\n", (int)pids[i]);
+			code = PK_EXIT_NO_PROCESS;
+		} else {
+			fprintf(stderr, "pykill: ps: process %d: not a Python process this user may read (or a thread "
+				"ID, not a process's)\n", (int)pids[i]);
+			if (code == PK_EXIT_OK)
+				code = PK_EXIT_NOT_PYTHON;
+		}
+	}
+	return code;
+}
+
 int pk_cmd_ps(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -164,7 +192,7 @@ int pk_cmd_ps(int argc, char **argv)
 			pk_cli_more_verbose();
 			break;
 		case 'h':
-			return pk_usage_error("ps: use 'pykill --help'");
+			return pk_help();
 		default: {
 			char q[PK_ESC_ARG];
 			return pk_usage_error("ps: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
@@ -197,9 +225,10 @@ int pk_cmd_ps(int argc, char **argv)
 	if (pk_cli.verbose == 0)
 		pk_log_set_handler(NULL, NULL, PK_LOG_ERROR);
 	rc = pk_py_ps(&po, &ps);
-	free(pids);
-	if (rc < 0)
+	if (rc < 0) {
+		free(pids);
 		return pk_fail(rc, "list Python processes");
+	}
 	if (only_pids) {
 		for (size_t i = 0; i < ps.n; i++)
 			printf("%d\n", (int)ps.v[i].pid);
@@ -209,6 +238,8 @@ int pk_cmd_ps(int argc, char **argv)
 	} else {
 		print_table(&ps, po.stuck_ns);
 	}
+	rc = named_left_out(pids, po.npids, &ps);
+	free(pids);
 	pk_ps_free(&ps);
-	return PK_EXIT_OK;
+	return rc;
 }

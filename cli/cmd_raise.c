@@ -4,11 +4,50 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { OPT_JSON = 256, OPT_WAIT, OPT_VIA, OPT_INTERRUPT, OPT_WITHDRAW, OPT_FORCE, OPT_INTERP };
+
+/* SIGINT, SIGTERM, SIGHUP: the first stops the run where it can stop
+ * without leaving anything behind (before anything is queued: nothing
+ * done; after: the verdict as it is then); the second ends pykill, as the
+ * default would have (delivered only once no thread is stopped: the
+ * freeze blocks these signals while it holds threads). */
+static volatile sig_atomic_t stop_signal;
+static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+static void on_stop_signal(int sig)
+{
+	if (stop_signal != 0) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	stop_signal = sig;
+}
+
+static void catch_stop_signals(void)
+{
+	struct sigaction sa, old;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	/* Reads, waits and ptrace calls go on; only pauses end early. */
+	sa.sa_flags = SA_RESTART;
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) {
+		if (sigaction(stop_signals[i], &sa, &old) == 0 && old.sa_handler == SIG_IGN)
+			sigaction(stop_signals[i], &old, NULL); /* ignored by whoever started us (nohup): stays so */
+	}
+}
+
+static const char *stop_signal_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}
 
 static const char *via_name(enum pk_raise_via via)
 {
@@ -138,6 +177,10 @@ static void print_json(pid_t pid, const struct pk_raise_result *r, bool forced)
 	else
 		pk_json_str(&j, "reason", r->reason[0] != '\0' ? r->reason : NULL);
 	pk_json_str(&j, "withdraw", r->withdraw_note[0] != '\0' ? r->withdraw_note : NULL);
+	if (r->stopped_by != 0)
+		pk_json_str(&j, "stopped_by", stop_signal_name(r->stopped_by));
+	else
+		pk_json_null(&j, "stopped_by");
 	if (r->verdict == PK_VERDICT_PENDING) {
 		pk_json_syscall(&j, pid, r->syscall_nr, r->syscall_args);
 		pk_format_done();
@@ -194,6 +237,11 @@ static void print_human(pid_t pid, const struct pk_raise_result *r, const struct
 		printf("  --interrupt: %s\n", pk_esc(r->interrupt_note, e, sizeof(e)));
 	if (r->withdraw_note[0] != '\0' && r->verdict != PK_VERDICT_WITHDRAWN)
 		printf("  --withdraw-if-pending: %s\n", pk_esc(r->withdraw_note, e, sizeof(e)));
+	if (r->stopped_by != 0)
+		printf("  %s stopped the watch after %.1f s%s", stop_signal_name(r->stopped_by),
+		       (double)r->waited_ns / 1e9, r->verdict == PK_VERDICT_PENDING ? ": the exception stays queued" : "\n");
+	if (r->stopped_by != 0 && r->verdict == PK_VERDICT_PENDING)
+		printf(" ('pykill withdraw %d %d' takes it back)\n", (int)pid, (int)r->tid);
 	if (r->inherited)
 		printf("  the thread state was inherited across fork (its native_thread_id names a thread of the parent "
 		       "process); thread %d is the thread it is on now\n", (int)r->tid);
@@ -231,6 +279,7 @@ int pk_cmd_raise(int argc, char **argv)
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "interp", required_argument, NULL, OPT_INTERP },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	/* No exception named: the default of the thread's shape. */
@@ -244,7 +293,7 @@ int pk_cmd_raise(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_JSON:
 			json = true;
@@ -286,6 +335,8 @@ int pk_cmd_raise(int argc, char **argv)
 		case 'v':
 			pk_cli_more_verbose();
 			break;
+		case 'h':
+			return pk_help();
 		default:
 			return pk_usage_error("raise: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}
@@ -306,6 +357,8 @@ int pk_cmd_raise(int argc, char **argv)
 				      "class name has at most %u", pk_esc(ro.exception, q, sizeof(q)),
 				      strlen(ro.exception), PK_EXC_NAME_MAX);
 
+	catch_stop_signals();
+	ro.stop = &stop_signal;
 	rc = pk_py_open(pid, &py);
 	if (rc < 0)
 		return json ? pk_fail_json(rc, "inspect process", NULL, pid, argv[optind + 1])

@@ -34,6 +34,7 @@ int pk_cmd_withdraw(int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "interp", required_argument, NULL, OPT_INTERP },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pk_withdraw_result res;
@@ -47,7 +48,7 @@ int pk_cmd_withdraw(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_JSON:
 			json = true;
@@ -60,6 +61,8 @@ int pk_cmd_withdraw(int argc, char **argv)
 		case 'v':
 			pk_cli_more_verbose();
 			break;
+		case 'h':
+			return pk_help();
 		default:
 			return pk_usage_error("withdraw: unknown option '%s'", pk_esc(argv[optind - 1], q, sizeof(q)));
 		}

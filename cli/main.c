@@ -89,8 +89,15 @@ static const char usage_text[] =
 	"     now, another exception already queued, an exception that needs\n"
 	"     arguments, which thread state is active cannot be told)\n"
 	"  8  raise: not delivered and no longer queued (withdrawn, or replaced)\n"
+	"  130  raise: interrupted (Ctrl-C) before anything was queued: nothing done\n"
 	"\n"
 	"See pykill(1) for details.\n";
+
+int pk_help(void)
+{
+	fputs(usage_text, stdout);
+	return PK_EXIT_OK;
+}
 
 int pk_usage_error(const char *fmt, ...)
 {
@@ -119,6 +126,8 @@ int pk_exit_for_errno(int err)
 	case EEXIST:
 	case ECANCELED:
 		return PK_EXIT_REFUSED;
+	case EINTR:
+		return PK_EXIT_INTERRUPTED;
 	default:
 		return PK_EXIT_FAILURE;
 	}
@@ -253,8 +262,7 @@ int main(int argc, char **argv)
 		const char *a = argv[i];
 
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			fputs(usage_text, stdout);
-			return PK_EXIT_OK;
+			return pk_help();
 		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
 			printf("pykill %s\n", PYKILL_VERSION);
 			return PK_EXIT_OK;
@@ -280,10 +288,8 @@ int main(int argc, char **argv)
 		return pk_cmd_raise(argc - i, argv + i);
 	if (strcmp(argv[i], "withdraw") == 0)
 		return pk_cmd_withdraw(argc - i, argv + i);
-	if (strcmp(argv[i], "help") == 0) {
-		fputs(usage_text, stdout);
-		return PK_EXIT_OK;
-	}
+	if (strcmp(argv[i], "help") == 0)
+		return pk_help();
 	{
 		char q[PK_ESC_ARG];
 		return pk_usage_error("unknown command '%s'", pk_esc(argv[i], q, sizeof(q)));

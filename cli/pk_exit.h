@@ -15,6 +15,7 @@ enum pk_exit {
 				  * already queued, an exception that needs arguments */
 	PK_EXIT_NOT_DELIVERED = 8, /* raise: not delivered and no longer queued (withdrawn, or replaced
 				    * by another exception) */
+	PK_EXIT_INTERRUPTED = 130, /* raise: a signal (SIGINT...) came before anything was queued */
 };
 
 #endif

@@ -251,25 +251,25 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 	const struct pk_layout *L = &py->layout;
 	bool new_frames = py->major == 3 && py->minor >= 11;
 	size_t cap = 0;
-	uint64_t frame, cframe, tortoise;
-	unsigned power = 1, lam = 0;
-	unsigned steps = 0;
-	const unsigned max_steps = max_frames * 4 + 64; /* shim and incomplete frames count too */
+	uint64_t frame, cframe;
+	struct pk_chain chain;
+	int more;
 
 	if (first_frame(py, ts, tslen, &frame, &cframe) < 0) {
 		set_error(t, "unreadable _PyCFrame", cframe);
 		return 0;
 	}
-	/* Brent's cycle detection: a chain that loops is corrupt (or torn). */
-	tortoise = frame;
-	while (frame != 0) {
+	/* A chain that loops is corrupt (or torn). Shim and incomplete frames
+	 * count towards the bound too. */
+	pk_chain_init(&chain, frame, max_frames * 4 + 64, 0);
+	while ((more = pk_chain_next(&chain, &frame)) > 0) {
 		uint8_t fb[128];
 		size_t flen = (size_t)L->fr_size;
-		uint64_t code_addr, next;
+		uint64_t code_addr;
 		struct pk_code *code;
 		int line;
 
-		if (++steps > max_steps || t->nframes >= max_frames) {
+		if (t->nframes >= max_frames) {
 			t->frames_truncated = true;
 			break;
 		}
@@ -298,7 +298,7 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 			}
 		}
 		code_addr = pk_get_u64(fb, flen, L->fr_code) & ~L->fr_code_tag_mask;
-		next = pk_get_u64(fb, flen, L->fr_back);
+		pk_chain_follow(&chain, pk_get_u64(fb, flen, L->fr_back));
 
 		if (new_frames) {
 			int owner = pk_get_u8(fb, flen, L->fr_owner);
@@ -313,14 +313,14 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 				t->cstack = frame;
 			if ((L->fr_owner_cstack >= 0 && owner == L->fr_owner_cstack) ||
 			    (L->fr_owner_interpreter >= 0 && owner == L->fr_owner_interpreter))
-				goto next_frame;
+				continue;
 			if (code_addr == 0)
-				goto next_frame;
+				continue;
 			code = code_get(py, cache, code_addr);
 			if (code == NULL)
 				return -ENOMEM;
 			if (code->err == -EINVAL)
-				goto next_frame; /* f_executable that is not a code object */
+				continue; /* f_executable that is not a code object */
 			if (code->err < 0) {
 				set_error(t, "unreadable code object", code_addr);
 				return 0;
@@ -328,7 +328,7 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 			code_units = code_addr + (uint64_t)L->co_code_adaptive;
 			/* An incomplete frame (being set up) is invisible to Python too. */
 			if (owner != L->fr_owner_generator && instr < code_units + (uint64_t)code->firsttraceable * 2)
-				goto next_frame;
+				continue;
 			/* A position outside any real code object is no position. */
 			line = code_line(py, code, instr - code_units <= (uint64_t)INT_MAX ? (int)(instr - code_units) : -1);
 		} else {
@@ -352,18 +352,11 @@ int pk_frames_walk(struct pk_py *py, struct pk_code_cache *cache, const uint8_t 
 		}
 		if (push_frame(cache, t, &cap, frame, code, line) < 0)
 			return -ENOMEM;
-next_frame:
-		frame = next;
-		if (frame == tortoise && frame != 0) {
-			set_error(t, "frame chain loops", frame);
-			return 0;
-		}
-		if (++lam == power) {
-			tortoise = frame;
-			power *= 2;
-			lam = 0;
-		}
 	}
+	if (more == -ELOOP)
+		set_error(t, "frame chain loops", chain.cur);
+	else if (more == -E2BIG)
+		t->frames_truncated = true;
 	return 0;
 }
 

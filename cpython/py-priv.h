@@ -117,6 +117,44 @@ static inline uint8_t pk_get_u8(const uint8_t *buf, size_t cap, int32_t off)
 	return (off >= 0 && (size_t)off < cap) ? buf[off] : 0;
 }
 
+/* A walk along a linked list in target memory (chain.c): the one place
+ * that bounds it and finds a list that comes back on itself (Brent's
+ * cycle detection). The walk keeps its own reads; for each item it hands
+ * back the link it read:
+ *
+ *	pk_chain_init(&c, first, max_steps, budget_ns);
+ *	while ((rc = pk_chain_next(&c, &addr)) > 0) {
+ *		... read the item at addr, and its link ...
+ *		pk_chain_follow(&c, link);
+ *	}
+ *
+ * pk_chain_next returns 1 with the next item, 0 at the end (a null link,
+ * or an item whose link was not handed back), -ELOOP when the chain came
+ * back to an item it had handed out (c.cur: where it loops), -E2BIG before
+ * an item past max_steps, -ETIME when budget_ns have passed since
+ * pk_chain_init (looked at every 64 items). The checks are made in that
+ * order, before an item is handed out; 0 for max_steps or budget_ns: no
+ * such bound. Once it has returned 0 or less it returns the same again. */
+struct pk_chain {
+	uint64_t cur;            /* the item handed out last; after -ELOOP, where the chain loops */
+	uint64_t link;           /* that item's link, as its walk read it */
+	uint64_t tortoise;       /* Brent: an earlier item, moved at powers of two */
+	unsigned power, lam;
+	bool started;
+	int end;                 /* 1 walking, else what pk_chain_next returns from now on */
+	size_t steps, max_steps; /* items handed out, and how many may be */
+	uint64_t t0, budget_ns;
+};
+void pk_chain_init(struct pk_chain *c, uint64_t first, size_t max_steps, uint64_t budget_ns);
+/* Another list under the same bounds (the items and the time already spent
+ * count): a walk over several lists that shares one budget. */
+void pk_chain_restart(struct pk_chain *c, uint64_t first);
+int pk_chain_next(struct pk_chain *c, uint64_t *item);
+static inline void pk_chain_follow(struct pk_chain *c, uint64_t link)
+{
+	c->link = link;
+}
+
 /* Frames (frames.c). */
 struct pk_code_cache;
 struct pk_code_cache *pk_code_cache_new(void);
@@ -159,6 +197,19 @@ void pk_threads_prefetch(struct pk_py *py, const struct pk_py_thread *th, size_t
 /* Reorder into rows: each OS thread's active state, then its idle ones;
  * states on no live thread last. *nos_threads = live OS threads. */
 int pk_threads_order(struct pk_py_thread *th, size_t n, size_t *nos_threads);
+
+/* gil.c: an interpreter's GIL (holder, futex words of its waiters). */
+struct pk_gil_info {
+	uint64_t holder;                 /* tstate holding the GIL, 0 if none/unknown */
+	uint64_t wait_lo[2], wait_hi[2]; /* futex words of threads taking it: cond, mutex */
+	uint64_t drop_lo[2], drop_hi[2]; /* FORCE_SWITCHING: switch_cond, switch_mutex */
+	bool absent;                     /* free-threaded interpreter with its GIL disabled */
+};
+enum pk_gil_wait { PK_GIL_WAIT_NONE, PK_GIL_WAIT_TAKE, PK_GIL_WAIT_HANDOVER };
+/* What is unreadable stays 0: such a GIL has no holder and no waiter. */
+void pk_gil_read(struct pk_py *py, uint64_t interp, struct pk_gil_info *g);
+/* What a thread asleep in futex(futex_addr) is doing with this GIL. */
+enum pk_gil_wait pk_gil_wait_on(const struct pk_gil_info *g, uint64_t futex_addr);
 
 /* Thread names (names.c): fills thread->name for every thread of the main interpreter. */
 int pk_names_read(struct pk_py *py, uint64_t interp, struct pk_py_thread *threads, size_t n);

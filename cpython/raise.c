@@ -579,26 +579,38 @@ static const char *const async_exc_code[] = {
 	"_PyThreadState_ClearAsyncExc", "_PyEval_EvalFrame_HandlePending",
 };
 
+#define N_ASYNC_EXC_CODE (sizeof(async_exc_code) / sizeof(async_exc_code[0]))
+
 struct code_range {
 	uint64_t lo, hi;
 	const char *name;
 };
 
-static size_t async_exc_ranges(struct pk_py *py, struct code_range *r, size_t cap)
-{
-	size_t n = 0;
+/* Where async_exc_code lies in this process, looked up once per write
+ * (each try of it uses the same). */
+struct async_code {
+	struct code_range r[N_ASYNC_EXC_CODE];
+	size_t n;
+	size_t handle_pending; /* _Py_HandlePending's index in r, n when not named */
+};
 
-	for (size_t i = 0; i < sizeof(async_exc_code) / sizeof(async_exc_code[0]) && n < cap; i++) {
+static void async_code_find(struct pk_py *py, struct async_code *code)
+{
+	code->n = 0;
+	for (size_t i = 0; i < N_ASYNC_EXC_CODE; i++) {
+		struct code_range *r = &code->r[code->n];
 		uint64_t v, size;
 		if (pk_elf_symbol(py->elf, async_exc_code[i], &v, &size) < 0 || size == 0 || size > (1u << 20))
 			continue;
-		r[n].lo = v + py->bias;
-		r[n].hi = v + py->bias + size;
-		r[n].name = async_exc_code[i];
-		n++;
+		r->lo = v + py->bias;
+		r->hi = v + py->bias + size;
+		r->name = async_exc_code[i];
+		code->n++;
 	}
+	for (code->handle_pending = 0; code->handle_pending < code->n; code->handle_pending++)
+		if (strcmp(code->r[code->handle_pending].name, "_Py_HandlePending") == 0)
+			break;
 	pk_error_clear();
-	return n;
 }
 
 /* Has the task exited, and not been reaped (a leader that called
@@ -613,8 +625,7 @@ static bool task_exited(pid_t pid, pid_t tid)
 /* Is the thread in one of the ranges? For a thread that could not be
  * stopped, /proc's pc of its system call stands in (a thread in neither is
  * running: unknown, so "inside"; one that has exited runs nothing). */
-static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *r,
-				     size_t nr)
+static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct async_code *code)
 {
 	struct pk_syscall sc;
 	uint64_t pc = 0;
@@ -625,12 +636,12 @@ static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid
 			return NULL; /* gone meanwhile */
 		}
 		if (sc.nr < 0)
-			return task_exited(py->pid, tid) ? NULL : "code pykill could not stop";
+			return task_exited(py->pid, tid) ? NULL : "running code pykill could not stop";
 		pc = sc.pc;
 	}
-	for (size_t i = 0; i < nr; i++)
-		if (pc >= r[i].lo && pc < r[i].hi)
-			return r[i].name;
+	for (size_t i = 0; i < code->n; i++)
+		if (pc >= code->r[i].lo && pc < code->r[i].hi)
+			return code->r[i].name;
 	return NULL;
 }
 
@@ -649,23 +660,17 @@ static const char *inside_async_code(struct pk_py *py, struct pk_freeze *fz, pid
  * own code, ending the worker). A return address into it above the
  * stopped thread's stack pointer says so; a stale copy of one only costs
  * another try (the thread runs on). */
-static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *r,
-				  size_t nr)
+static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t tid, const struct code_range *hp)
 {
-	uint64_t words[HANDLE_PENDING_SCAN / 8u], sp = 0, tp = 0, lo = 0, hi = 0;
+	uint64_t words[HANDLE_PENDING_SCAN / 8u], sp = 0, tp = 0;
 	size_t len = HANDLE_PENDING_SCAN;
 
-	for (size_t i = 0; i < nr; i++)
-		if (strcmp(r[i].name, "_Py_HandlePending") == 0) {
-			lo = r[i].lo;
-			hi = r[i].hi;
-		}
-	if (lo == 0 || tid <= 0)
+	if (tid <= 0)
 		return false;
 	/* Only a thread stopped while running: the stack of one asleep in the
 	 * kernel does not move, so a stale copy would be seen at every try
 	 * (a job blocked in recv() must stay raisable); its wait for the GIL
-	 * is told by the futex word (waits_for_gil). */
+	 * is told by the futex word (asleep_on_gil). */
 	if (pk_freeze_sp_tp(fz, tid, &sp, &tp) < 0) {
 		pk_error_clear();
 		return false;
@@ -677,48 +682,57 @@ static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t 
 	if (len < 256u)
 		return false;
 	for (size_t i = 0; i < len / 8u; i++)
-		if (words[i] > lo && words[i] < hi) {
+		if (words[i] > hp->lo && words[i] < hp->hi) {
 			pk_log(PK_LOG_DEBUG, "thread %d: a return into _Py_HandlePending at sp+%zu", (int)tid, i * 8u);
 			return true;
 		}
 	return false;
 }
 
-/* 3.13+: is the thread asleep on its interpreter's GIL (taking it, or
- * handing it over)? Where the wait is inside _Py_HandlePending, that pass
- * will not look at a new exception; optimised builds move parts of it out
- * of the function's own symbol (cold code) where no return address says
- * so, and the futex word of the wait does. A thread waiting there after a
- * system call of its own is refused too: it soon runs again. */
-static bool waits_for_gil(struct pk_py *py, struct pk_freeze *fz, pid_t tid, uint64_t interp)
+/* 3.13+: is the job's thread, left asleep in the kernel, asleep on its
+ * interpreter's GIL (taking it, or handing it over)? Where the wait is
+ * inside _Py_HandlePending, that pass will not look at a new exception;
+ * optimised builds move parts of it out of the function's own symbol
+ * (cold code) where no return address says so, and the futex word of the
+ * wait does. A thread waiting there after a system call of its own is
+ * refused too: it soon runs again. One that has woken since it was found
+ * asleep may be past that read now, unstopped: refused as well. The
+ * reason, NULL when the thread may be written to. */
+#define AWAKE_SINCE "awake since it was found asleep (unstopped, it may be past _Py_HandlePending's read)"
+
+static const char *asleep_on_gil(struct pk_py *py, struct pk_freeze *fz, pid_t tid, uint64_t interp)
 {
-	const struct pk_layout *L = &py->layout;
-	const int32_t field[4][2] = { { L->gil_cond, L->gil_cond_size },
-				      { L->gil_mutex, L->gil_mutex_size },
-				      { L->gil_switch_cond, L->gil_switch_cond_size },
-				      { L->gil_switch_mutex, L->gil_switch_mutex_size } };
-	uint64_t gil = 0, lo = UINT64_MAX, hi = 0;
+	struct pk_gil_info gil;
 	struct pk_syscall sc;
 
-	if (tid <= 0 || L->is_ceval_gil < 0 || pk_freeze_has(fz, tid))
-		return false;
-	if (pk_rd_u64(py, interp + (uint64_t)L->is_ceval_gil, &gil) < 0 || gil == 0) {
+	if (tid <= 0 || py->layout.is_ceval_gil < 0 || pk_freeze_has(fz, tid))
+		return NULL;
+	if (pk_proc_syscall(py->pid, tid, &sc) < 0) {
 		pk_error_clear();
-		return false;
+		return NULL; /* gone: the verdict tells */
 	}
-	for (int i = 0; i < 4; i++) {
-		if (field[i][0] < 0)
-			continue;
-		uint64_t a = gil + (uint64_t)field[i][0];
-		uint64_t b = a + (uint64_t)(field[i][1] > 0 ? field[i][1] : 48);
-		lo = a < lo ? a : lo;
-		hi = b > hi ? b : hi;
-	}
-	if (pk_proc_syscall(py->pid, tid, &sc) < 0 || sc.nr < 0 || sc.nr != pk_syscall_number("futex")) {
+	if (sc.nr < 0)
+		return task_exited(py->pid, tid) ? NULL : AWAKE_SINCE;
+	if (sc.nr != pk_syscall_number("futex"))
+		return NULL;
+	pk_gil_read(py, interp, &gil);
+	if (pk_gil_wait_on(&gil, sc.args[0]) != PK_GIL_WAIT_NONE)
+		return "asleep on its interpreter's GIL (3.13+ may then take a new exception only after the job)";
+	return NULL;
+}
+
+/* Is the thread still in the system call *was, as far as /proc tells
+ * (number, first argument, stack and instruction pointers)? A thread
+ * gone meanwhile counts as the same: the verdict tells. */
+static bool same_syscall(pid_t pid, pid_t tid, const struct pk_syscall *was)
+{
+	struct pk_syscall now;
+
+	if (pk_proc_syscall(pid, tid, &now) < 0) {
 		pk_error_clear();
-		return false;
+		return true;
 	}
-	return sc.args[0] >= lo && sc.args[0] < hi;
+	return now.nr == was->nr && now.args[0] == was->args[0] && now.sp == was->sp && now.pc == was->pc;
 }
 
 /* The work done while everything is stopped is bounded in steps and in
@@ -727,63 +741,75 @@ static bool waits_for_gil(struct pk_py *py, struct pk_freeze *fz, pid_t tid, uin
 
 /* Find tstate in the thread lists of every interpreter (it is still a live
  * thread state, not freed memory), and its interpreter. 0, -ESRCH when it
- * is not there, -ELOOP when the lists are longer than any real process
- * or the time budget ran out. */
+ * is not there, -ELOOP when a list loops, is longer than any real
+ * process's or the time budget ran out. */
 static int locate_tstate(struct pk_py *py, uint64_t tstate, size_t nthreads_seen, uint64_t *interp_out)
 {
 	const struct pk_layout *L = &py->layout;
-	uint64_t head = 0, t0 = pk_now_ns();
-	size_t steps = 0, max_steps = nthreads_seen * 2 + 4096;
-	unsigned ninterp = 0;
-	int rc;
+	struct pk_chain interps, tstates;
+	uint64_t head = 0, it = 0, ts = 0;
+	int rc, more;
 
+	/* One budget for the thread lists of all interpreters: the states of
+	 * every list count, and the clock runs from here. A state is compared
+	 * before the bound is, so one more than the bound is looked at. */
+	pk_chain_init(&tstates, 0, nthreads_seen * 2 + 4096 + 1, WALK_BUDGET_NS);
 	if (py->runtime != 0)
 		rc = pk_rd_u64(py, py->runtime + (uint64_t)L->rt_interpreters_head, &head);
 	else
 		rc = pk_rd_u64(py, py->interp_head_var, &head);
 	if (rc < 0)
 		return rc;
-	for (uint64_t it = head; it != 0; ninterp++) {
-		uint64_t ts = 0;
-		if (ninterp >= PK_MAX_INTERPS)
-			return -ELOOP;
-		rc = pk_rd_u64(py, it + (uint64_t)L->is_tstate_head, &ts);
+	pk_chain_init(&interps, head, PK_MAX_INTERPS, 0);
+	while ((more = pk_chain_next(&interps, &it)) > 0) {
+		uint64_t link = 0;
+
+		rc = pk_rd_u64(py, it + (uint64_t)L->is_tstate_head, &link);
 		if (rc < 0)
 			return rc;
-		while (ts != 0) {
+		pk_chain_restart(&tstates, link);
+		while ((more = pk_chain_next(&tstates, &ts)) > 0) {
 			if (ts == tstate) {
 				*interp_out = it;
 				return 0;
 			}
-			if (++steps > max_steps || ((steps & 63) == 0 && pk_now_ns() - t0 > WALK_BUDGET_NS))
-				return -ELOOP;
-			rc = pk_rd_u64(py, ts + (uint64_t)L->ts_next, &ts);
+			rc = pk_rd_u64(py, ts + (uint64_t)L->ts_next, &link);
 			if (rc < 0)
 				return rc;
+			pk_chain_follow(&tstates, link);
 		}
-		rc = pk_rd_u64(py, it + (uint64_t)L->is_next, &it);
+		if (more < 0)
+			return -ELOOP;
+		rc = pk_rd_u64(py, it + (uint64_t)L->is_next, &link);
 		if (rc < 0)
 			return rc;
+		pk_chain_follow(&interps, link);
 	}
-	return -ESRCH;
+	return more < 0 ? -ELOOP : -ESRCH;
 }
 
-/* Another thread of the same interpreter with an async exception queued? */
+/* Another thread of the same interpreter with an async exception queued?
+ * What cannot be told (unreadable, a list that loops, out of time) is yes. */
 static bool others_pending(struct pk_py *py, uint64_t interp, uint64_t tstate)
 {
 	const struct pk_layout *L = &py->layout;
-	uint64_t ts = 0, t0 = pk_now_ns();
+	struct pk_chain chain;
+	uint64_t ts = 0;
+	int more;
 
 	if (pk_rd_u64(py, interp + (uint64_t)L->is_tstate_head, &ts) < 0)
 		return true;
-	for (size_t n = 0; ts != 0 && n < PK_MAX_THREADS; n++) {
-		uint64_t exc = 0;
+	pk_chain_init(&chain, ts, PK_MAX_THREADS, WALK_BUDGET_NS);
+	while ((more = pk_chain_next(&chain, &ts)) > 0) {
+		uint64_t exc = 0, next = 0;
 		if (ts != tstate && (pk_rd_u64(py, ts + (uint64_t)L->ts_async_exc, &exc) < 0 || exc != 0))
 			return true;
-		if (pk_rd_u64(py, ts + (uint64_t)L->ts_next, &ts) < 0 || pk_now_ns() - t0 > WALK_BUDGET_NS)
+		if (pk_rd_u64(py, ts + (uint64_t)L->ts_next, &next) < 0)
 			return true;
+		pk_chain_follow(&chain, next);
 	}
-	return false;
+	/* Past PK_MAX_THREADS states: none of them had one. */
+	return more == -ELOOP || more == -ETIME;
 }
 
 /* Reference counts: until 3.12 exception types are not immortal, and the
@@ -812,21 +838,27 @@ static bool has_python_frame(struct pk_py *py, uint64_t tstate);
 
 /* Is the frame at addr, running code, still on the thread's stack? 1 yes,
  * 0 no (or not found within the bounds: the stack's depth when read, plus
- * the default frame bound, shims counted; the walk's time budget), -errno
+ * the default frame bound, shims counted; the walk's time budget; a chain
+ * that loops, after every frame of it was looked at), -errno
  * unreadable. The code is compared too: 3.11+ frames live in a per-thread
  * stack, where the next call at the same depth (the pool's set_result
  * after the job returned) takes the same address. */
 static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, uint64_t code, size_t depth_seen)
 {
 	const struct pk_layout *L = &py->layout;
-	uint64_t frame = 0, t0 = pk_now_ns();
-	size_t max_steps = (depth_seen + PK_DEFAULT_MAX_FRAMES) * 4;
+	struct pk_chain chain;
+	uint64_t frame = 0;
 	int rc;
 
 	rc = pk_rd_u64(py, tstate + (uint64_t)L->ts_frame, &frame);
 	if (rc == 0 && frame != 0 && L->cframe_current_frame >= 0)
 		rc = pk_rd_u64(py, frame + (uint64_t)L->cframe_current_frame, &frame);
-	for (size_t steps = 0; rc == 0 && frame != 0; steps++) {
+	if (rc < 0)
+		return rc;
+	/* A frame is compared before the bound is: the bound plus two frames are looked at. */
+	pk_chain_init(&chain, frame, (depth_seen + PK_DEFAULT_MAX_FRAMES) * 4 + 2, WALK_BUDGET_NS);
+	while (pk_chain_next(&chain, &frame) > 0) {
+		uint64_t next = 0;
 		if (frame == addr) {
 			uint64_t c = 0;
 			rc = pk_rd_u64(py, frame + (uint64_t)L->fr_code, &c);
@@ -834,11 +866,12 @@ static int frame_on_stack(struct pk_py *py, uint64_t tstate, uint64_t addr, uint
 				return rc;
 			return (c & ~L->fr_code_tag_mask) == code;
 		}
-		if (steps > max_steps || ((steps & 63) == 0 && pk_now_ns() - t0 > WALK_BUDGET_NS))
-			return 0;
-		rc = pk_rd_u64(py, frame + (uint64_t)L->fr_back, &frame);
+		rc = pk_rd_u64(py, frame + (uint64_t)L->fr_back, &next);
+		if (rc < 0)
+			return rc;
+		pk_chain_follow(&chain, next);
 	}
-	return rc < 0 ? rc : 0;
+	return 0;
 }
 
 /* OP_TAKE_BACK: withdraw this run's exception if the job it was raised
@@ -860,8 +893,13 @@ struct write_job {
 	bool taken_back;         /* TAKE_BACK: it was withdrawn */
 	bool framed;             /* RAISE: the thread was inside Python code when it was queued */
 	bool went_idle;          /* RAISE (-ESRCH): must_run, and the state no longer runs Python code */
-	const char *busy;        /* retry: a thread was inside this code */
+	bool await_handle_pending; /* RAISE: wait while the job's thread may be past _Py_HandlePending's read
+				    * (3.13+); --force writes anyway */
+	/* per try */
+	struct pk_syscall os_sc; /* RAISE: the job's thread's system call when the try began (nr < 0: none) */
+	char busy[192];          /* why the try was released ("thread N was <busy>"), "" if it was not */
 	pid_t busy_tid;
+	bool busy_handle_pending; /* the reason was one --force skips */
 	uint64_t freeze_ns;
 	unsigned stopped;
 };
@@ -888,7 +926,7 @@ static int clear_async_exc(struct pk_py *py, const struct write_job *job, uint64
  * async-exception code (released untouched: try again), -EEXIST (RAISE)
  * another exception is queued (nothing written), -ESRCH the thread state
  * has gone, other -errno. */
-static int write_once(struct pk_py *py, struct write_job *job, const struct code_range *ranges, size_t nranges)
+static int write_once(struct pk_py *py, struct write_job *job, const struct async_code *code)
 {
 	const struct pk_layout *L = &py->layout;
 	struct pk_freeze *fz = NULL;
@@ -897,7 +935,9 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 	uint64_t interp = 0, id = 0, cur = 0;
 	int rc, sig_rc = 0;
 
-	job->busy = NULL;
+	job->busy[0] = '\0';
+	job->busy_handle_pending = false;
+	job->os_sc.nr = -1;
 	rc = pk_proc_tasks(py->pid, &tids, &ntids);
 	if (rc < 0)
 		return rc;
@@ -918,6 +958,8 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 			pk_error_clear(); /* gone meanwhile */
 			continue;
 		}
+		if (tids[i] == job->os_tid)
+			job->os_sc = sc;
 		if (sc.nr >= 0)
 			blocked[nblocked++] = tids[i];
 		else if (!task_exited(py->pid, tids[i]))
@@ -938,7 +980,7 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 	for (size_t i = 0; i < nblocked; i++) {
 		struct pk_syscall sc;
 		if (pk_proc_syscall(py->pid, blocked[i], &sc) == 0 && sc.nr < 0) {
-			job->busy = "a system call that returned meanwhile";
+			snprintf(job->busy, sizeof(job->busy), "in a system call that returned meanwhile");
 			job->busy_tid = blocked[i];
 			rc = -EAGAIN;
 			goto out;
@@ -946,9 +988,13 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		pk_error_clear();
 	}
 	for (size_t i = 0; i < ntids; i++) {
-		const char *in = inside_async_code(py, fz, tids[i], ranges, nranges);
+		const char *in = inside_async_code(py, fz, tids[i], code);
 		if (in != NULL) {
-			job->busy = in;
+			if (strncmp(in, "running ", 8) == 0)
+				snprintf(job->busy, sizeof(job->busy), "%s", in);
+			else
+				snprintf(job->busy, sizeof(job->busy), "inside %s (code that reads or writes asynchronous "
+					 "exceptions)", in);
 			job->busy_tid = tids[i];
 			rc = -EAGAIN;
 			goto out;
@@ -969,12 +1015,17 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 	if (rc < 0)
 		goto out;
 	/* Only where the consequence depends on where it fires (a job). */
-	if (job->op == OP_RAISE && job->anchor != 0 && L->ts_eval_breaker >= 0) {
-		if (inside_handle_pending(py, fz, job->os_tid, ranges, nranges))
-			job->busy = "the eval loop's check of its signals (_Py_HandlePending), which has read them already";
-		else if (waits_for_gil(py, fz, job->os_tid, interp))
-			job->busy = "a wait for the GIL (3.13+ may take the exception only after the job)";
-		if (job->busy != NULL) {
+	if (job->op == OP_RAISE && job->await_handle_pending && job->anchor != 0 && L->ts_eval_breaker >= 0) {
+		const char *why = NULL;
+		if (code->handle_pending < code->n &&
+		    inside_handle_pending(py, fz, job->os_tid, &code->r[code->handle_pending]))
+			why = "inside the eval loop's check of its signals (_Py_HandlePending), which has read them "
+			      "already";
+		else
+			why = asleep_on_gil(py, fz, job->os_tid, interp);
+		if (why != NULL) {
+			snprintf(job->busy, sizeof(job->busy), "%s", why);
+			job->busy_handle_pending = true;
 			job->busy_tid = job->os_tid;
 			rc = -EAGAIN;
 			goto out;
@@ -1014,6 +1065,18 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct code
 		if (job->anchor != 0 && frame_on_stack(py, job->tstate, job->anchor, job->anchor_code, job->anchor_depth) <= 0) {
 			pk_error_clear();
 			rc = -ESTALE;
+			goto out;
+		}
+		/* The job's thread left asleep: still in the very call it was
+		 * found in? Woken meanwhile, it may have come to the check of
+		 * its signals and read them, unstopped. Last thing before the
+		 * write, to keep that window as short as it can be. */
+		if (job->await_handle_pending && job->anchor != 0 && L->ts_eval_breaker >= 0 && job->os_sc.nr >= 0 &&
+		    !pk_freeze_has(fz, job->os_tid) && !same_syscall(py->pid, job->os_tid, &job->os_sc)) {
+			snprintf(job->busy, sizeof(job->busy), "%s", AWAKE_SINCE);
+			job->busy_handle_pending = true;
+			job->busy_tid = job->os_tid;
+			rc = -EAGAIN;
 			goto out;
 		}
 		rc = refcount_add(py, job->exc, +1);
@@ -1087,26 +1150,31 @@ out:
  * pykills' short holds waited out; bounded in tries and time. */
 static int write_path(struct pk_py *py, struct write_job *job)
 {
-	struct code_range ranges[sizeof(async_exc_code) / sizeof(async_exc_code[0])];
-	size_t nranges = async_exc_ranges(py, ranges, sizeof(ranges) / sizeof(ranges[0]));
+	struct async_code code;
 	uint64_t t0 = pk_now_ns();
+	unsigned attempt;
 	int rc;
 
-	for (unsigned attempt = 0;; attempt++) {
-		rc = write_once(py, job, ranges, nranges);
+	async_code_find(py, &code);
+	for (attempt = 0;; attempt++) {
+		rc = write_once(py, job, &code);
 		if ((rc != -EAGAIN && rc != -EPERM) || attempt + 1 >= WRITE_TRIES || pk_now_ns() - t0 > WRITE_BUDGET_NS)
 			break;
 		pk_error_clear();
 		if (rc == -EAGAIN)
-			pk_log(PK_LOG_INFO, "thread %d was inside %s: released everything, trying again",
+			pk_log(PK_LOG_INFO, "thread %d was %s: released everything, trying again",
 			       (int)job->busy_tid, job->busy);
 		/* Let it leave the code (or the other tracer finish), jittered so
 		 * that two pykills do not keep meeting. */
 		pk_sleep_ns(1000000ull * (attempt < 5 ? attempt + 1 : 5) + pk_now_ns() % 1000000ull);
 	}
 	if (rc == -EAGAIN) {
-		pk_error("raise in process %d: thread %d stayed inside %s (code that touches asynchronous exceptions) "
-			 "for %u tries; nothing was written", (int)py->pid, (int)job->busy_tid, job->busy, WRITE_TRIES);
+		pk_error("raise in process %d: nothing was written: at each of %u tries over %llu ms a thread was where "
+			 "pykill must not write (the last time, thread %d was %s)", (int)py->pid, attempt + 1,
+			 (unsigned long long)((pk_now_ns() - t0) / 1000000ull), (int)job->busy_tid, job->busy);
+		if (job->busy_handle_pending)
+			pk_error_hint("--force writes anyway; the exception may then fire after the job, in the "
+				      "worker's own code (see WORKER SHAPES)");
 		rc = -EBUSY;
 	}
 	return rc;
@@ -1657,6 +1725,7 @@ static int queue_exception(struct pk_py *py, const struct pk_raise_opts *opts, s
 	job->exc = exc;
 	job->native_tid = target->native_tid;
 	job->os_tid = target->tid;
+	job->await_handle_pending = !opts->force;
 	job->nthreads_seen = snap->nthreads;
 	job->must_run = target->nframes > 0 && thread_has_idle(snap, target);
 	anchor = target->shape_idle ? -1 : pk_shape_anchor(target, pk_shape_modules(snap, target));
@@ -1722,6 +1791,14 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 			if (rc < 0)
 				goto out;
 		}
+		/* Interrupted before anything is queued: nothing done. */
+		if (opts->stop != NULL && *opts->stop != 0) {
+			pk_error("raise in thread %d of process %d: interrupted by signal %d (%s) before anything "
+				 "was queued; nothing done", (int)res->tid, (int)py->pid, (int)*opts->stop,
+				 strsignal((int)*opts->stop));
+			rc = -EINTR;
+			goto out;
+		}
 		rc = queue_exception(py, opts, snap, target, exc, res, &job, &framed_at_queue);
 		if (rc != -ESTALE || reading >= 2)
 			break;
@@ -1775,8 +1852,10 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 				 "pykill or by the program)", qname);
 			break;
 		}
-		if (waited >= (uint64_t)opts->wait_ms * 1000000ull) {
+		if (waited >= (uint64_t)opts->wait_ms * 1000000ull || (opts->stop != NULL && *opts->stop != 0)) {
 			res->verdict = w == W_UNFRAMED ? PK_VERDICT_ENDED : PK_VERDICT_PENDING;
+			if (waited < (uint64_t)opts->wait_ms * 1000000ull)
+				res->stopped_by = (int)*opts->stop;
 			break;
 		}
 		/* Still queued, and the job it was raised for has ended (the
@@ -1849,5 +1928,6 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 out:
 	pk_thread_unclaim(claim);
 	pk_py_snapshot_free(snap);
-	return rc < 0 && rc != -ENOENT && rc != -ECANCELED && rc != -EEXIST ? pk_py_gone_check(py, rc) : rc;
+	return rc < 0 && rc != -ENOENT && rc != -ECANCELED && rc != -EEXIST && rc != -EINTR ? pk_py_gone_check(py, rc)
+											      : rc;
 }

@@ -87,6 +87,17 @@ static const struct shape_rule rules[] = {
 	/* Any other ThreadPoolExecutor worker: in a job, or between jobs (in
 	 * the queue, or handing a result over). */
 	{ PK_SHAPE_POOL, { { "_worker", "concurrent/futures/thread.py" } }, NO_MARK, POOL_JOB, 0, 0 },
+	/* Servers whose worker threads loop over a queue of their own and call
+	 * the request from one frame: idle while that frame calls the queue's
+	 * wait (waitress: its Condition; cheroot: a queue.Queue) or nothing.
+	 * twisted's pool runs each job inside inContext; outside it (in the
+	 * queue, or in the team's bookkeeping) the thread is between jobs. */
+	{ PK_SHAPE_WAITRESS, { { "handler_thread", "waitress/task.py" } }, NO_MARK,
+	  { { "handler_thread", "waitress/task.py" }, "threading.py" }, 0, 0 },
+	{ PK_SHAPE_CHEROOT, { { "run", "cheroot/workers/threadpool.py" } }, NO_MARK,
+	  { { "run", "cheroot/workers/threadpool.py" }, "queue.py" }, 0, 0 },
+	{ PK_SHAPE_TWISTED, { { "work", "twisted/_threads/_threadworker.py" } }, NO_MARK,
+	  { { "inContext", "twisted/python/threadpool.py" }, NULL }, 0, 0 },
 	/* uwsgi calls the app from C in every core; an idle core has no frame. */
 	{ PK_SHAPE_UWSGI, NO_MARKS, NO_MARK, NO_JOB, PK_PYMOD_UWSGI, RULE_CALLED_FROM_C | RULE_JOB_IS_STACK },
 	{ PK_SHAPE_MAIN, NO_MARKS, NO_MARK, NO_JOB, 0, RULE_MAIN_ONLY },
@@ -239,6 +250,9 @@ static const struct {
 	[PK_SHAPE_GEVENT_HUB] = { "gevent-hub", "gevent hub" },
 	[PK_SHAPE_GREENLET] = { "greenlet", "gevent greenlet" },
 	[PK_SHAPE_UWSGI] = { "uwsgi", "uwsgi core" },
+	[PK_SHAPE_WAITRESS] = { "waitress", "waitress handler thread" },
+	[PK_SHAPE_CHEROOT] = { "cheroot", "cheroot (CherryPy) worker thread" },
+	[PK_SHAPE_TWISTED] = { "twisted", "twisted thread-pool worker" },
 };
 
 const char *pk_shape_key(enum pk_shape shape)
@@ -300,7 +314,8 @@ struct outcome {
 
 /* First match wins. Measured by tests/integration/shapes (gunicorn 20.1
  * gthread, celery 5.2 threads pool, asyncio and gevent 22.10 pywsgi on
- * Python 3.11, plain threads, a ThreadPoolExecutor server); uwsgi 2.0.21
+ * Python 3.11, plain threads, a ThreadPoolExecutor server, and the servers
+ * below); uwsgi 2.0.21
  * by hand. "it" is the exception. */
 static const struct outcome outcomes[] = {
 	{ PK_SHAPE_GUNICORN, EITHER, EXC_NOT_EXCEPTION, PK_HARM_REFUSE,
@@ -358,10 +373,46 @@ static const struct outcome outcomes[] = {
 	  "the core waits for a request outside Python: it would fire in the next request this core takes and "
 	  "fail that one instead" },
 	{ PK_SHAPE_UWSGI, BUSY, EXC_EXIT, PK_HARM_REFUSE,
-	  "the uwsgi worker stops serving: SystemExit in a core leaves the worker waiting in "
-	  "threading._shutdown, and no core of it answers again" },
+	  "this core stops serving for good: uwsgi finalizes Python in it, which waits in threading._shutdown "
+	  "forever, and the client gets no answer; the worker's other cores go on (one fewer until it is "
+	  "reloaded)" },
 	{ PK_SHAPE_UWSGI, BUSY, EXC_ANY, PK_HARM_NONE,
 	  "fails this request only (uwsgi logs a 500 and closes the connection); the core takes the next one" },
+
+	/* waitress 2.1, cheroot 9.0, twisted 22.4 (WSGIResource): measured by
+	 * tests/integration/shapes. None of them replaces a worker thread that
+	 * ends: each is one request fewer at once for good. */
+	{ PK_SHAPE_WAITRESS, IDLE, EXC_ANY, PK_HARM_REFUSE,
+	  "the thread waits for a request in waitress's own code: it would fire there when the next request "
+	  "comes, end the thread for good (waitress never starts another) and leave that client without an "
+	  "answer" },
+	{ PK_SHAPE_WAITRESS, BUSY, EXC_EXIT | EXC_INTERRUPT, PK_HARM_REFUSE,
+	  "the client never gets an answer: waitress's handler_thread catches every BaseException, logs "
+	  "\"Exception when servicing\" and leaves the connection open without a response; the thread takes "
+	  "the next request" },
+	{ PK_SHAPE_WAITRESS, BUSY, EXC_ANY, PK_HARM_NONE,
+	  "waitress answers 500 to this request only; the thread takes the next one" },
+
+	{ PK_SHAPE_CHEROOT, EITHER, EXC_EXIT | EXC_INTERRUPT, PK_HARM_REFUSE,
+	  "ends the whole server: cheroot's WorkerThread.run catches SystemExit and KeyboardInterrupt and "
+	  "hands them to the server (server.interrupt), which stops, and the process exits" },
+	{ PK_SHAPE_CHEROOT, IDLE, EXC_ANY, PK_HARM_REFUSE,
+	  "the thread waits for a connection in cheroot's queue: it would fire there when the next one comes, "
+	  "end the thread for good (cheroot does not replace it) and leave that client without an answer" },
+	{ PK_SHAPE_CHEROOT, BUSY, EXC_OS, PK_HARM_REFUSE,
+	  "it is an OSError: cheroot takes it for a socket error and fails on its empty arguments "
+	  "(IndexError), which ends this worker thread for good (cheroot does not replace it); the "
+	  "connection is closed without an answer" },
+	{ PK_SHAPE_CHEROOT, BUSY, EXC_ANY, PK_HARM_NONE,
+	  "cheroot answers 500 to this request only; the thread takes the next one" },
+
+	{ PK_SHAPE_TWISTED, IDLE, EXC_ANY, PK_HARM_REFUSE,
+	  "the thread is between jobs (in the pool's queue, or the team's bookkeeping): it would fire there, "
+	  "end the thread for good (twisted's pool does not replace it) and lose the job it takes next: that "
+	  "client gets no answer" },
+	{ PK_SHAPE_TWISTED, BUSY, EXC_ANY, PK_HARM_NONE,
+	  "fails this job only: twisted's pool catches every BaseException in the job (WSGIResource answers "
+	  "500, even to SystemExit); the thread takes the next one" },
 
 	{ PK_SHAPE_MAIN, EITHER, EXC_NOT_EXCEPTION, PK_HARM_REFUSE,
 	  "ends the program: the main thread unwinds to the interpreter, which exits (SystemExit quietly, the "
@@ -370,8 +421,10 @@ static const struct outcome outcomes[] = {
 	  "this is the main thread: unless the code it runs catches it, the program ends with a traceback" },
 
 	{ PK_SHAPE_THREAD, EITHER, EXC_EXIT, PK_HARM_NONE,
-	  "ends this thread quietly (its finally blocks run, threading prints nothing); a thread that loops "
-	  "over jobs is gone for good" },
+	  "ends this thread quietly unless the code it runs catches it (its finally blocks run, threading "
+	  "prints nothing; a thread that loops over jobs is gone for good); the thread's own code decides: "
+	  "a framework's thread loop pykill does not recognise may catch it and stop the whole server "
+	  "(cheroot's does) or drop the request without an answer (waitress's does)" },
 	{ PK_SHAPE_THREAD, EITHER, EXC_ANY, PK_HARM_NONE,
 	  "fails what the thread runs; unless its code catches it, the thread ends and threading prints a "
 	  "traceback" },
@@ -401,6 +454,9 @@ const char *pk_shape_suggest(enum pk_shape shape, bool idle)
 	case PK_SHAPE_POOL:
 	case PK_SHAPE_ASYNCIO:
 	case PK_SHAPE_UWSGI:
+	case PK_SHAPE_WAITRESS:
+	case PK_SHAPE_CHEROOT:
+	case PK_SHAPE_TWISTED:
 		return idle ? NULL : "RuntimeError";
 	case PK_SHAPE_GUNICORN:
 	case PK_SHAPE_CELERY:

@@ -36,16 +36,9 @@ struct task {
 	bool waits_for_held_gil; /* blocked on a GIL whose holder we stopped */
 };
 
-struct gil_info {
-	uint64_t holder;        /* tstate holding the GIL, 0 if none/unknown */
-	uint64_t wait_lo[2], wait_hi[2];  /* futex ranges of waiters: cond, mutex */
-	uint64_t drop_lo[2], drop_hi[2];  /* FORCE_SWITCHING: switch_cond, switch_mutex */
-	bool absent;            /* free-threaded interpreter with its GIL disabled */
-};
-
 struct reading {
 	struct pk_py_thread *threads;
-	struct gil_info *gils;  /* the GIL of each thread's interpreter, parallel to threads */
+	struct pk_gil_info *gils;  /* the GIL of each thread's interpreter, parallel to threads */
 	size_t n, cap;
 	size_t ninterps;
 	bool finalizing;
@@ -208,114 +201,14 @@ static struct task *task_by_tid(struct task *tasks, size_t n, pid_t tid)
 	return NULL;
 }
 
-/* ------------------------------------------------------------ GIL */
-
-static void gil_from_struct(struct pk_py *py, uint64_t gil, struct gil_info *g)
-{
-	const struct pk_layout *L = &py->layout;
-
-	if (L->gil_cond >= 0) {
-		g->wait_lo[0] = gil + (uint64_t)L->gil_cond;
-		g->wait_hi[0] = g->wait_lo[0] + (uint64_t)(L->gil_cond_size > 0 ? L->gil_cond_size : 48);
-	}
-	if (L->gil_mutex >= 0) {
-		g->wait_lo[1] = gil + (uint64_t)L->gil_mutex;
-		g->wait_hi[1] = g->wait_lo[1] + (uint64_t)(L->gil_mutex_size > 0 ? L->gil_mutex_size : 40);
-	}
-	if (L->gil_switch_cond >= 0) {
-		g->drop_lo[0] = gil + (uint64_t)L->gil_switch_cond;
-		g->drop_hi[0] = g->drop_lo[0] + (uint64_t)(L->gil_switch_cond_size > 0 ? L->gil_switch_cond_size : 48);
-	}
-	if (L->gil_switch_mutex >= 0) {
-		g->drop_lo[1] = gil + (uint64_t)L->gil_switch_mutex;
-		g->drop_hi[1] = g->drop_lo[1] + (uint64_t)(L->gil_switch_mutex_size > 0 ? L->gil_switch_mutex_size : 40);
-	}
-}
-
-static void read_gil(struct pk_py *py, uint64_t interp, struct gil_info *g)
-{
-	const struct pk_layout *L = &py->layout;
-	uint64_t v = 0;
-
-	memset(g, 0, sizeof(*g));
-	if (py->major == 2 || py->minor < 7) {
-		if (py->tstate_current_var && pk_rd_u64(py, py->tstate_current_var, &v) == 0)
-			g->holder = v;
-		if (py->major == 2) {
-			/* The 2.7 GIL is a PyThread lock: a semaphore whose futex word is inside it. */
-			uint64_t lock = 0;
-			if (py->interpreter_lock27_var && pk_rd_u64(py, py->interpreter_lock27_var, &lock) == 0 && lock) {
-				g->wait_lo[0] = lock;
-				g->wait_hi[0] = lock + 32;
-			}
-		} else {
-			if (py->gil36_cond) {
-				g->wait_lo[0] = py->gil36_cond;
-				g->wait_hi[0] = py->gil36_cond + 48;
-			}
-			if (py->gil36_mutex) {
-				g->wait_lo[1] = py->gil36_mutex;
-				g->wait_hi[1] = py->gil36_mutex + 40;
-			}
-			if (py->gil36_switch_cond) {
-				g->drop_lo[0] = py->gil36_switch_cond;
-				g->drop_hi[0] = py->gil36_switch_cond + 48;
-			}
-			if (py->gil36_switch_mutex) {
-				g->drop_lo[1] = py->gil36_switch_mutex;
-				g->drop_hi[1] = py->gil36_switch_mutex + 40;
-			}
-		}
-		return;
-	}
-	if (L->rt_ceval_gil >= 0) {
-		/* 3.7-3.11: one GIL in the runtime; the holder is the current tstate. */
-		if (L->rt_gilstate_tstate_current >= 0 &&
-		    pk_rd_u64(py, py->runtime + (uint64_t)L->rt_gilstate_tstate_current, &v) == 0)
-			g->holder = v;
-		gil_from_struct(py, py->runtime + (uint64_t)L->rt_ceval_gil, g);
-		return;
-	}
-	if (L->is_ceval_gil >= 0) {
-		/* 3.12+: per-interpreter pointer; locked + last_holder name the holder. */
-		uint64_t gil = 0;
-		int32_t locked = 0;
-		if (pk_rd_u64(py, interp + (uint64_t)L->is_ceval_gil, &gil) < 0 || gil == 0)
-			return;
-		/* Free-threaded builds keep the struct: the GIL is enabled again at
-		 * run time when a module that does not support running without it
-		 * is imported (PYTHON_GIL=1 too), and then works as on a default
-		 * build. Unreadable: no GIL, as the build says. */
-		if (L->free_threaded && L->gil_enabled >= 0) {
-			int32_t enabled = 0;
-			if (pk_rd_i32(py, gil + (uint64_t)L->gil_enabled, &enabled) < 0 || enabled == 0) {
-				g->absent = true;
-				return;
-			}
-		}
-		if (pk_rd_i32(py, gil + (uint64_t)L->gil_locked, &locked) == 0 && locked == 1 &&
-		    pk_rd_u64(py, gil + (uint64_t)L->gil_last_holder, &v) == 0)
-			g->holder = v;
-		gil_from_struct(py, gil, g);
-	}
-}
-
-static bool in_range(uint64_t a, const uint64_t *lo, const uint64_t *hi)
-{
-	for (int i = 0; i < 2; i++)
-		if (lo[i] != 0 && a >= lo[i] && a < hi[i])
-			return true;
-	return false;
-}
-
 /* ------------------------------------------------------------ reading */
 
-static int reading_push(struct reading *r, const struct gil_info *gil, struct pk_py_thread **out)
+static int reading_push(struct reading *r, const struct pk_gil_info *gil, struct pk_py_thread **out)
 {
 	if (r->n == r->cap) {
 		size_t ncap = r->cap ? r->cap * 2 : 64;
 		struct pk_py_thread *n = realloc(r->threads, ncap * sizeof(*n));
-		struct gil_info *g;
+		struct pk_gil_info *g;
 		if (n == NULL)
 			return -ENOMEM;
 		r->threads = n;
@@ -335,9 +228,9 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 			       bool main_interp, const struct pk_snapshot_opts *opts, struct reading *r)
 {
 	const struct pk_layout *L = &py->layout;
-	struct gil_info gil;
-	uint64_t ts = 0, tortoise;
-	unsigned power = 1, lam = 0, count = 0;
+	struct pk_gil_info gil;
+	uint64_t ts = 0;
+	struct pk_chain chain;
 	size_t tslen = (size_t)L->ts_size;
 	size_t first = r->n, nts = 0, cap = 0;
 	unsigned max_frames = opts->max_frames ? opts->max_frames : PK_DEFAULT_MAX_FRAMES;
@@ -360,7 +253,7 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 	}
 	if (tslen == 0 || tslen > TSTATE_READ_MAX)
 		tslen = TSTATE_READ_MAX;
-	read_gil(py, interp, &gil);
+	pk_gil_read(py, interp, &gil);
 	rc = pk_rd_u64(py, interp + (uint64_t)L->is_tstate_head, &ts);
 	if (rc == 0)
 		link_add(r, interp + (uint64_t)L->is_tstate_head, ts);
@@ -372,10 +265,15 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 	/* Pass 1: the thread states (a linked list: one at a time). A forged
 	 * list can be long without looping: it is read up to the reading's
 	 * bounds, in thread states and in time, and what follows is left. */
-	tortoise = ts;
-	while (ts != 0) {
+	pk_chain_init(&chain, ts, PK_MAX_THREADS, 0);
+	while ((rc = pk_chain_next(&chain, &ts)) != 0) {
 		uint8_t *buf;
 
+		if (rc == -ELOOP) {
+			pk_error("read the thread list of interpreter %lld: it loops at 0x%llx", (long long)interp_id,
+				 (unsigned long long)chain.cur);
+			goto out;
+		}
 		if (r->max_tstates != 0 && r->n + nts >= r->max_tstates) {
 			reading_cut(r, "the thread list was cut after %zu thread states, more than a process of %zu "
 				    "threads has (2 per thread + %u): a forged or cyclic list; the rest was not read",
@@ -388,7 +286,8 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 				    (unsigned long long)(r->budget_ns / 1000000));
 			break;
 		}
-		if (++count > PK_MAX_THREADS) {
+		/* Checked after the cuts: a list past them is cut, not refused. */
+		if (rc == -E2BIG) {
 			pk_error("read the thread list of interpreter %lld: more than %u threads (corrupt list?)",
 				 (long long)interp_id, PK_MAX_THREADS);
 			rc = -ELOOP;
@@ -416,18 +315,7 @@ static int read_interp_threads(struct pk_py *py, struct pk_code_cache *cache, ui
 		}
 		addrs[nts++] = ts;
 		link_add(r, ts + (uint64_t)L->ts_next, pk_get_u64(buf, tslen, L->ts_next));
-		ts = pk_get_u64(buf, tslen, L->ts_next);
-		if (ts == tortoise && ts != 0) {
-			pk_error("read the thread list of interpreter %lld: it loops at 0x%llx", (long long)interp_id,
-				 (unsigned long long)ts);
-			rc = -ELOOP;
-			goto out;
-		}
-		if (++lam == power) {
-			tortoise = ts;
-			power *= 2;
-			lam = 0;
-		}
+		pk_chain_follow(&chain, pk_get_u64(buf, tslen, L->ts_next));
 	}
 	t_list = pk_now_ns();
 	/* Pass 2: every thread's frames, a depth level at a time, in batched reads. */
@@ -506,8 +394,8 @@ static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, const
 {
 	const struct pk_layout *L = &py->layout;
 	struct pk_code_cache *cache;
-	uint64_t interp = 0, main_interp = 0, tortoise;
-	unsigned power = 1, lam = 0, count = 0;
+	uint64_t interp = 0, main_interp = 0;
+	struct pk_chain chain;
 	int rc;
 
 	reading_limit(r, lim);
@@ -540,19 +428,25 @@ static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, const
 	}
 	/* The list is newest first: without interpreters.main, the main one is last. */
 	if (main_interp == 0) {
-		uint64_t p = interp;
-		for (unsigned i = 0; p != 0 && i < PK_MAX_INTERPS; i++) {
+		uint64_t p = 0, next = 0;
+		pk_chain_init(&chain, interp, PK_MAX_INTERPS, 0);
+		while (pk_chain_next(&chain, &p) > 0) {
 			main_interp = p;
-			if (pk_rd_u64(py, p + (uint64_t)L->is_next, &p) < 0)
+			if (pk_rd_u64(py, p + (uint64_t)L->is_next, &next) < 0)
 				break;
+			pk_chain_follow(&chain, next);
 		}
 	}
-	tortoise = interp;
-	while (interp != 0) {
+	pk_chain_init(&chain, interp, PK_MAX_INTERPS, 0);
+	while ((rc = pk_chain_next(&chain, &interp)) != 0) {
 		int64_t id = 0;
 		uint64_t next = 0;
 
-		if (++count > PK_MAX_INTERPS) {
+		if (rc == -ELOOP) {
+			pk_error("read the interpreter list: it loops");
+			goto out;
+		}
+		if (rc == -E2BIG) {
 			pk_error("read the interpreter list: more than %u interpreters (corrupt list?)", PK_MAX_INTERPS);
 			rc = -ELOOP;
 			goto out;
@@ -576,17 +470,7 @@ static int read_all(struct pk_py *py, const struct pk_snapshot_opts *opts, const
 			pk_error("read interpreter at 0x%llx: unreadable memory", (unsigned long long)interp);
 			goto out;
 		}
-		interp = next;
-		if (interp == tortoise && interp != 0) {
-			pk_error("read the interpreter list: it loops");
-			rc = -ELOOP;
-			goto out;
-		}
-		if (++lam == power) {
-			tortoise = interp;
-			power *= 2;
-			lam = 0;
-		}
+		pk_chain_follow(&chain, next);
 	}
 	rc = 0;
 out:
@@ -667,7 +551,7 @@ static void mark_gil_waiters(struct reading *r, struct task *tasks, size_t ntask
 	for (size_t i = 0; i < ntasks; i++)
 		tasks[i].waits_for_held_gil = false;
 	for (size_t i = 0; i < r->n; i++) {
-		const struct gil_info *g = &r->gils[i];
+		const struct pk_gil_info *g = &r->gils[i];
 		struct task *task;
 
 		if (r->threads[i].tid == 0 || g->holder == 0)
@@ -811,13 +695,13 @@ static size_t moved_threads(pid_t pid, struct pk_watch *w, struct task *tasks, s
 }
 
 /* Join the memory view with the /proc view: state, system call, GIL role. */
-static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, struct task *tasks, size_t ntasks)
+static void classify(struct pk_py_snapshot *snap, const struct pk_gil_info *gils, struct task *tasks, size_t ntasks)
 {
 	long futex_nr = pk_syscall_number("futex");
 
 	for (size_t i = 0; i < snap->nthreads; i++) {
 		struct pk_py_thread *t = &snap->threads[i];
-		const struct gil_info *g = &gils[i];
+		const struct pk_gil_info *g = &gils[i];
 		struct task *task = t->tid ? task_by_tid(tasks, ntasks, t->tid) : NULL;
 
 		if (t->ns_tid == 0)
@@ -830,9 +714,10 @@ static void classify(struct pk_py_snapshot *snap, const struct gil_info *gils, s
 		memcpy(t->syscall_args, task->sc.args, sizeof(t->syscall_args));
 		t->syscall_sp = task->sc.sp;
 		if (t->gil != PK_GIL_HOLDS && t->gil != PK_GIL_ABSENT && task->sc.nr >= 0 && task->sc.nr == futex_nr) {
-			if (in_range(task->sc.args[0], g->wait_lo, g->wait_hi))
+			enum pk_gil_wait w = pk_gil_wait_on(g, task->sc.args[0]);
+			if (w == PK_GIL_WAIT_TAKE)
 				t->gil = PK_GIL_WAITS;
-			else if (in_range(task->sc.args[0], g->drop_lo, g->drop_hi))
+			else if (w == PK_GIL_WAIT_HANDOVER)
 				t->gil = PK_GIL_DROPPING;
 		}
 	}
@@ -887,204 +772,289 @@ int pk_py_snapshot(struct pk_py *py, const struct pk_snapshot_opts *opts, struct
 	return rc;
 }
 
-static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out)
-{
-	struct pk_py_snapshot *snap;
-	struct pk_status st;
-	struct pk_freeze *fz = NULL;
-	struct reading r = { 0 };
-	struct task *tasks = NULL;
-	struct pk_watch *watch = NULL;
-	pid_t *ids = NULL;
-	size_t ntasks = 0, nids;
-	uint64_t t0, tr, tc;
-	pid_t holder_tid = 0;
+/* ------------------------------------------------------------ the freeze */
+
+/* One attempt at a snapshot (snapshot_once): what it holds from the task
+ * scan to the release. */
+struct freeze_run {
+	struct pk_py *py;
+	const struct pk_snapshot_opts *opts; /* with threads stopped: ropts, names left out */
 	struct pk_snapshot_opts ropts;
-	struct pk_read_limits loose = { 0 }, frozen = { 0 };
-	bool want_names = opts->want_names;
+	bool want_names;                     /* as asked: read after the release when left out */
+	struct pk_freeze *fz;                /* NULL: PK_FREEZE_NONE */
+	struct task *tasks;                  /* the process's tasks as /proc showed them */
+	size_t ntasks;
+	struct pk_watch *watch;              /* PK_FREEZE_AUTO: CPU time of the threads left running */
+	pid_t *ids;                          /* threads to stop when the next round starts */
+	size_t nids;
+	pid_t holder_tid;                    /* a GIL holder seen running (mark_gil_waiters) */
+	struct pk_read_limits loose, frozen; /* a reading's bounds with nothing / something stopped */
+	struct reading r;
+	unsigned round;
+	uint64_t t0, tr, tc;                 /* first stop; this round's reading began, ended */
+};
+
+/* The tasks of the process, the bounds of a reading for that many, the
+ * watchers of the threads to be left running, and which to stop first. */
+static int run_start(struct freeze_run *fr, struct pk_py_snapshot *snap)
+{
+	struct pk_py *py = fr->py;
+	struct pk_status st;
 	int rc;
 
-	*out = NULL;
-	snap = calloc(1, sizeof(*snap));
-	if (snap == NULL)
-		return -ENOMEM;
-	snap->pid = py->pid;
 	rc = pk_proc_status(py->pid, 0, &st);
 	if (rc < 0)
-		goto fail;
+		return rc;
 	snap->ns_pid = st.ns_levels > 0 ? st.nspid[st.ns_levels - 1] : py->pid;
-	rc = scan_tasks(py->pid, st.ns_levels > 1, &tasks, &ntasks);
+	rc = scan_tasks(py->pid, st.ns_levels > 1, &fr->tasks, &fr->ntasks);
 	if (rc < 0)
-		goto fail;
+		return rc;
 	/* Bounds on what the target's memory can make us read: thread states
 	 * for a process of this many threads, always; and time, while any
 	 * thread is stopped. */
-	loose.process_threads = frozen.process_threads = ntasks;
-	frozen.budget_ns = PK_FROZEN_READ_NS;
-	if (opts->freeze == PK_FREEZE_AUTO)
-		watch = watch_tasks(py->pid, tasks, ntasks);
-	ids = calloc(ntasks ? ntasks : 1, sizeof(*ids));
-	if (ids == NULL) {
-		rc = -ENOMEM;
-		goto fail;
-	}
+	fr->loose.process_threads = fr->frozen.process_threads = fr->ntasks;
+	fr->frozen.budget_ns = PK_FROZEN_READ_NS;
+	if (fr->opts->freeze == PK_FREEZE_AUTO)
+		fr->watch = watch_tasks(py->pid, fr->tasks, fr->ntasks);
+	fr->ids = calloc(fr->ntasks ? fr->ntasks : 1, sizeof(*fr->ids));
+	if (fr->ids == NULL)
+		return -ENOMEM;
 
-	t0 = pk_now_ns();
-	if (opts->freeze != PK_FREEZE_NONE) {
-		rc = pk_freeze_new(py->pid, &fz);
+	fr->t0 = pk_now_ns();
+	if (fr->opts->freeze != PK_FREEZE_NONE) {
+		rc = pk_freeze_new(py->pid, &fr->fz);
 		if (rc < 0)
-			goto fail;
+			return rc;
 	}
-	nids = 0;
-	for (size_t i = 0; i < ntasks; i++)
-		if (must_stop(&tasks[i], opts->freeze))
-			ids[nids++] = tasks[i].tid;
-	/* A first reading while nothing is stopped (possibly torn, never shown)
-	 * tells which memory the real one needs; once the threads are stopped,
-	 * all of it is fetched again in a few batched system calls, and the
-	 * reading that counts is served from the cache. This keeps the freeze
-	 * short where it matters: a sequential walk of a thousand thread states
-	 * is a thousand system calls. */
+	fr->nids = 0;
+	for (size_t i = 0; i < fr->ntasks; i++)
+		if (must_stop(&fr->tasks[i], fr->opts->freeze))
+			fr->ids[fr->nids++] = fr->tasks[i].tid;
 	/* Thread names live in Python objects (threading._active): many small
 	 * reads for something that is only a label. With threads stopped they
 	 * are read after the release instead (validated like everything else),
 	 * which keeps them out of the freeze. */
-	if (fz != NULL) {
-		ropts = *opts;
-		ropts.want_names = false;
-		opts = &ropts;
+	if (fr->fz != NULL) {
+		fr->ropts = *fr->opts;
+		fr->ropts.want_names = false;
+		fr->opts = &fr->ropts;
 	}
-	if (fz != NULL && nids > 0) {
-		uint64_t tw = pk_now_ns();
-		pk_mem_cache_drop(py->mem);
-		pk_mem_cache_enable(py->mem, true);
-		if (read_all(py, opts, &loose, &r) < 0)
-			pk_error_clear();
-		else
-			prefetch_tids(py, &r, tasks, ntasks);
-		reading_clear(&r);
-		pk_log(PK_LOG_DEBUG, "warm-up reading (nothing stopped) in %.3f ms", (double)(pk_now_ns() - tw) / 1e6);
-	}
-	/* Rounds 1..PK_ROUNDS stop what must be stopped; if threads keep running
-	 * (or the reading comes out torn, or threads are born), the round after
-	 * stops everything that can be stopped and is the last. */
-	for (unsigned round = 1;; round++) {
-		bool last = round > PK_ROUNDS, stop_all = false;
-		int read_rc;
+	return 0;
+}
 
-		if (fz != NULL && nids > 0) {
-			rc = pk_freeze_add(fz, ids, nids);
-			if (rc < 0)
-				goto fail;
-			for (size_t i = 0; i < ntasks; i++)
-				if (pk_freeze_has(fz, tasks[i].tid))
-					tasks[i].stopped = true;
+/* A first reading while nothing is stopped (possibly torn, never shown)
+ * tells which memory the real one needs; once the threads are stopped, all
+ * of it is fetched again in a few batched system calls, and the reading
+ * that counts is served from the cache. This keeps the freeze short where
+ * it matters: a sequential walk of a thousand thread states is a thousand
+ * system calls. */
+static void run_warm_up(struct freeze_run *fr)
+{
+	struct pk_py *py = fr->py;
+	uint64_t tw;
+
+	if (fr->fz == NULL || fr->nids == 0)
+		return;
+	tw = pk_now_ns();
+	pk_mem_cache_drop(py->mem);
+	pk_mem_cache_enable(py->mem, true);
+	if (read_all(py, fr->opts, &fr->loose, &fr->r) < 0)
+		pk_error_clear();
+	else
+		prefetch_tids(py, &fr->r, fr->tasks, fr->ntasks);
+	reading_clear(&fr->r);
+	pk_log(PK_LOG_DEBUG, "warm-up reading (nothing stopped) in %.3f ms", (double)(pk_now_ns() - tw) / 1e6);
+}
+
+/* A round, step 1: stop the threads chosen, then refresh the cache from
+ * the stopped target (or drop it: with nothing stopped, nothing read
+ * earlier can be trusted to hold). */
+static int round_stop(struct freeze_run *fr)
+{
+	struct pk_py *py = fr->py;
+	int rc;
+
+	if (fr->fz != NULL && fr->nids > 0) {
+		rc = pk_freeze_add(fr->fz, fr->ids, fr->nids);
+		if (rc < 0)
+			return rc;
+		for (size_t i = 0; i < fr->ntasks; i++)
+			if (pk_freeze_has(fr->fz, fr->tasks[i].tid))
+				fr->tasks[i].stopped = true;
+	}
+	if (fr->fz != NULL && pk_freeze_count(fr->fz) > 0) {
+		uint64_t tf = pk_now_ns();
+		pk_mem_cache_enable(py->mem, true);
+		rc = pk_mem_cache_refresh(py->mem);
+		if (rc < 0)
+			return rc;
+		pk_log(PK_LOG_DEBUG, "round %u: cache refreshed in %.3f ms", fr->round,
+		       (double)(pk_now_ns() - tf) / 1e6);
+	} else {
+		pk_mem_cache_drop(py->mem);
+		pk_mem_cache_enable(py->mem, fr->fz != NULL);
+	}
+	return 0;
+}
+
+/* Step 2: the whole reading again, within the frozen bounds while anything
+ * is stopped; a thread list whose links read differently uncached changed
+ * under it (-EAGAIN). The reading's 0 / -errno. */
+static int round_read(struct freeze_run *fr)
+{
+	struct pk_py *py = fr->py;
+	bool frozen = fr->fz != NULL && pk_freeze_count(fr->fz) > 0;
+	int rc;
+
+	reading_clear(&fr->r);
+	fr->tr = pk_now_ns();
+	rc = read_all(py, fr->opts, frozen ? &fr->frozen : &fr->loose, &fr->r);
+	if (rc == 0 && fr->fz != NULL && links_changed(py, &fr->r)) {
+		pk_error("read the thread list of process %d: it changed while it was read", (int)py->pid);
+		rc = -EAGAIN;
+	}
+	if (rc == 0)
+		map_tids(py, &fr->r, fr->tasks, fr->ntasks, fr->fz);
+	fr->tc = pk_now_ns();
+	return rc;
+}
+
+/* Threads born since /proc was read were never stopped or watched: they
+ * are to be stopped too. */
+static int add_born(struct freeze_run *fr)
+{
+	pid_t *born = NULL, *more;
+	size_t nborn = new_threads(fr->py->pid, fr->tasks, fr->ntasks, fr->fz, &born);
+
+	if (nborn == 0)
+		return 0;
+	more = realloc(fr->ids, (fr->nids + nborn + fr->ntasks) * sizeof(*more));
+	if (more == NULL) {
+		free(born);
+		return -ENOMEM;
+	}
+	fr->ids = more;
+	memcpy(fr->ids + fr->nids, born, nborn * sizeof(*born));
+	fr->nids += nborn;
+	free(born);
+	return 0;
+}
+
+enum round_verdict { ROUND_DONE, ROUND_AGAIN, ROUND_TORN };
+
+/* Step 3: does the reading stand? ROUND_DONE: it does (the last round's
+ * reading stands or fails: its -errno). ROUND_AGAIN: read again, having
+ * stopped fr->ids, the threads left running that ran meanwhile (the GIL
+ * holder alone when one of them ran while it did) and those born since
+ * /proc was read. ROUND_TORN: the reading came out torn by something we
+ * did not see run. Else -errno. */
+static int round_check(struct freeze_run *fr, int read_rc)
+{
+	const struct pk_snapshot_opts *opts = fr->opts;
+	bool torn = false;
+	int rc;
+
+	if (fr->fz == NULL || fr->round > PK_ROUNDS) {
+		pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms", fr->round, (double)(fr->tc - fr->tr) / 1e6);
+		return read_rc < 0 ? read_rc : ROUND_DONE;
+	}
+	if (read_rc == 0 && fr->r.cut[0] != '\0') {
+		/* Another round would spend its bounds again on the same
+		 * list: the reading stands, cut short and saying so. */
+		pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms, cut short: not read again", fr->round,
+		       (double)(fr->tc - fr->tr) / 1e6);
+		return ROUND_DONE;
+	}
+	fr->nids = 0;
+	if (read_rc == 0 && opts->freeze == PK_FREEZE_AUTO) {
+		mark_gil_waiters(&fr->r, fr->tasks, fr->ntasks, &fr->holder_tid);
+		fr->nids = moved_threads(fr->py->pid, fr->watch, fr->tasks, fr->ntasks, fr->ids, false);
+		/* Threads ran while the GIL holder was running: stopping the
+		 * holder is enough for the next reading (see mark_gil_waiters). */
+		if (fr->nids > 0 && fr->holder_tid != 0 && fr->round < PK_ROUNDS) {
+			fr->ids[0] = fr->holder_tid;
+			fr->nids = 1;
 		}
-		snap->rounds = round;
-		if (fz != NULL && pk_freeze_count(fz) > 0) {
-			uint64_t tf = pk_now_ns();
-			pk_mem_cache_enable(py->mem, true);
-			rc = pk_mem_cache_refresh(py->mem);
-			if (rc < 0)
-				goto fail;
-			pk_log(PK_LOG_DEBUG, "round %u: cache refreshed in %.3f ms", round, (double)(pk_now_ns() - tf) / 1e6);
-		} else {
-			/* Nothing stopped: nothing read earlier can be trusted to hold. */
-			pk_mem_cache_drop(py->mem);
-			pk_mem_cache_enable(py->mem, fz != NULL);
-		}
-		reading_clear(&r);
-		tr = pk_now_ns();
-		read_rc = read_all(py, opts, fz != NULL && pk_freeze_count(fz) > 0 ? &frozen : &loose, &r);
-		if (read_rc == 0 && fz != NULL && links_changed(py, &r)) {
-			pk_error("read the thread list of process %d: it changed while it was read", (int)py->pid);
-			read_rc = -EAGAIN;
-		}
-		if (read_rc == 0)
-			map_tids(py, &r, tasks, ntasks, fz);
-		tc = pk_now_ns();
-		if (fz == NULL || last) {
-			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms", round, (double)(tc - tr) / 1e6);
-			rc = read_rc;
-			if (rc < 0)
-				goto fail;
-			break;
-		}
-		if (read_rc == 0 && r.cut[0] != '\0') {
-			/* Another round would spend its bounds again on the same
-			 * list: the reading stands, cut short and saying so. */
-			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms, cut short: not read again", round,
-			       (double)(tc - tr) / 1e6);
-			break;
-		}
-		nids = 0;
-		if (read_rc == 0 && opts->freeze == PK_FREEZE_AUTO) {
-			mark_gil_waiters(&r, tasks, ntasks, &holder_tid);
-			nids = moved_threads(py->pid, watch, tasks, ntasks, ids, false);
-			/* Threads ran while the GIL holder was running: stopping the
-			 * holder is enough for the next reading (see mark_gil_waiters). */
-			if (nids > 0 && holder_tid != 0 && round < PK_ROUNDS) {
-				ids[0] = holder_tid;
-				nids = 1;
-			}
-			if (pk_log_enabled(PK_LOG_DEBUG)) {
-				size_t exempt = 0;
-				for (size_t i = 0; i < ntasks; i++)
-					exempt += tasks[i].waits_for_held_gil;
-				pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms; of %zu threads left running, %zu need no "
-				       "check (GIL holder stopped); checked in %.3f ms", round, (double)(tc - tr) / 1e6,
-				       ntasks - pk_freeze_count(fz), exempt, (double)(pk_now_ns() - tc) / 1e6);
-			}
-		}
-		{
-			/* Threads born since /proc was read were never stopped or watched. */
-			pid_t *born = NULL;
-			size_t nborn = new_threads(py->pid, tasks, ntasks, fz, &born);
-			if (nborn > 0) {
-				pid_t *more = realloc(ids, (nids + nborn + ntasks) * sizeof(*more));
-				if (more == NULL) {
-					free(born);
-					rc = -ENOMEM;
-					goto fail;
-				}
-				ids = more;
-				memcpy(ids + nids, born, nborn * sizeof(*born));
-				nids += nborn;
-				free(born);
-			}
-		}
-		if (read_rc < 0) {
-			/* Torn by something we did not see run: stop everything. */
-			pk_log(PK_LOG_DEBUG, "round %u: reading failed (%s); stopping every thread", round,
-			       pk_error_message());
-			pk_error_clear();
-			stop_all = true;
-		}
-		if (nids == 0 && !stop_all)
-			break;
-		pk_log(PK_LOG_DEBUG, "round %u: %zu thread(s) ran or were born while being read; reading again", round,
-		       nids);
-		if (stop_all || round >= PK_ROUNDS) {
-			/* Give up being gentle: everything that can be stopped, threads
-			 * born meanwhile included, then one last reading. */
-			size_t keep = 0;
-			pid_t *more = realloc(ids, (nids + ntasks) * sizeof(*more));
-			if (more == NULL) {
-				rc = -ENOMEM;
-				goto fail;
-			}
-			ids = more;
-			/* Keep the newborns (not in tasks[]); every known thread is added below. */
-			for (size_t i = 0; i < nids; i++)
-				if (task_by_tid(tasks, ntasks, ids[i]) == NULL)
-					ids[keep++] = ids[i];
-			nids = keep;
-			for (size_t i = 0; i < ntasks; i++)
-				if (!tasks[i].stopped && must_stop(&tasks[i], PK_FREEZE_ALL) && !pk_freeze_has(fz, tasks[i].tid))
-					ids[nids++] = tasks[i].tid;
-			round = PK_ROUNDS; /* the next round is the last */
+		if (pk_log_enabled(PK_LOG_DEBUG)) {
+			size_t exempt = 0;
+			for (size_t i = 0; i < fr->ntasks; i++)
+				exempt += fr->tasks[i].waits_for_held_gil;
+			pk_log(PK_LOG_DEBUG, "round %u: read in %.3f ms; of %zu threads left running, %zu need no "
+			       "check (GIL holder stopped); checked in %.3f ms", fr->round, (double)(fr->tc - fr->tr) / 1e6,
+			       fr->ntasks - pk_freeze_count(fr->fz), exempt, (double)(pk_now_ns() - fr->tc) / 1e6);
 		}
 	}
+	rc = add_born(fr);
+	if (rc < 0)
+		return rc;
+	if (read_rc < 0) {
+		pk_log(PK_LOG_DEBUG, "round %u: reading failed (%s); stopping every thread", fr->round,
+		       pk_error_message());
+		pk_error_clear();
+		torn = true;
+	}
+	if (fr->nids == 0 && !torn)
+		return ROUND_DONE;
+	pk_log(PK_LOG_DEBUG, "round %u: %zu thread(s) ran or were born while being read; reading again", fr->round,
+	       fr->nids);
+	return torn ? ROUND_TORN : ROUND_AGAIN;
+}
+
+/* Step 4, before another round: after a torn reading, or when the gentle
+ * rounds are spent, give up being gentle: everything that can be stopped,
+ * threads born meanwhile included, then one last reading. */
+static int round_next(struct freeze_run *fr, enum round_verdict v)
+{
+	size_t keep = 0;
+	pid_t *more;
+
+	if (v != ROUND_TORN && fr->round < PK_ROUNDS)
+		return 0;
+	more = realloc(fr->ids, (fr->nids + fr->ntasks) * sizeof(*more));
+	if (more == NULL)
+		return -ENOMEM;
+	fr->ids = more;
+	/* Keep the newborns (not in tasks[]); every known thread is added below. */
+	for (size_t i = 0; i < fr->nids; i++)
+		if (task_by_tid(fr->tasks, fr->ntasks, fr->ids[i]) == NULL)
+			fr->ids[keep++] = fr->ids[i];
+	fr->nids = keep;
+	for (size_t i = 0; i < fr->ntasks; i++)
+		if (!fr->tasks[i].stopped && must_stop(&fr->tasks[i], PK_FREEZE_ALL) &&
+		    !pk_freeze_has(fr->fz, fr->tasks[i].tid))
+			fr->ids[fr->nids++] = fr->tasks[i].tid;
+	fr->round = PK_ROUNDS; /* the next round is the last */
+	return 0;
+}
+
+/* Rounds 1..PK_ROUNDS stop what must be stopped; if threads keep running
+ * (or the reading comes out torn, or threads are born), the round after
+ * stops everything that can be stopped and is the last. */
+static int run_rounds(struct freeze_run *fr, struct pk_py_snapshot *snap)
+{
+	int rc, v;
+
+	for (fr->round = 1;; fr->round++) {
+		rc = round_stop(fr);
+		if (rc < 0)
+			return rc;
+		snap->rounds = fr->round;
+		v = round_check(fr, round_read(fr));
+		if (v < 0)
+			return v;
+		if (v == ROUND_DONE)
+			return 0;
+		rc = round_next(fr, (enum round_verdict)v);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+/* Release first: nothing after it needs the target stopped. */
+static void run_release(struct freeze_run *fr, struct pk_py_snapshot *snap)
+{
+	struct pk_py *py = fr->py;
+
 	if (pk_log_enabled(PK_LOG_DEBUG)) {
 		struct pk_mem_stats ms;
 		pk_mem_get_stats(py->mem, &ms);
@@ -1092,46 +1062,52 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		       (unsigned long long)ms.reads, (unsigned long long)ms.syscalls, (unsigned long long)ms.bytes,
 		       (unsigned long long)ms.cache_hits);
 	}
-	/* Release first: nothing below needs the target stopped. */
-	if (fz != NULL) {
-		snap->nstopped = pk_freeze_count(fz);
-		snap->freeze_ns = pk_freeze_end(fz);
-		pk_freeze_free(fz);
-		fz = NULL;
+	if (fr->fz != NULL) {
+		snap->nstopped = pk_freeze_count(fr->fz);
+		snap->freeze_ns = pk_freeze_end(fr->fz);
+		pk_freeze_free(fr->fz);
+		fr->fz = NULL;
 	}
 	pk_mem_cache_enable(py->mem, false);
 	pk_mem_cache_drop(py->mem);
-	if (want_names && !opts->want_names && r.main_count > 0) {
+	/* The names left out of the freeze. */
+	if (fr->want_names && !fr->opts->want_names && fr->r.main_count > 0) {
 		uint64_t tn = pk_now_ns();
 		pk_mem_cache_enable(py->mem, true);
-		pk_names_read(py, r.main_interp, &r.threads[r.main_first], r.main_count);
+		pk_names_read(py, fr->r.main_interp, &fr->r.threads[fr->r.main_first], fr->r.main_count);
 		pk_mem_cache_enable(py->mem, false);
 		pk_mem_cache_drop(py->mem);
 		pk_log(PK_LOG_DEBUG, "names read after the release in %.3f ms", (double)(pk_now_ns() - tn) / 1e6);
 	}
-	snap->read_ns = pk_now_ns() - t0;
+	snap->read_ns = pk_now_ns() - fr->t0;
+}
 
-	snap->threads = r.threads;
-	snap->nthreads = r.n;
-	snap->ninterps = r.ninterps;
-	snap->finalizing = r.finalizing;
-	snprintf(snap->cut, sizeof(snap->cut), "%s", r.cut);
-	classify(snap, r.gils, tasks, ntasks);
-	read_shapes(py, snap, &r, want_names, opts->want_frames);
-	free(r.gils);
-	free(r.link_addr);
-	free(r.link_val);
-	memset(&r, 0, sizeof(r));
-	rc = pk_threads_order(snap->threads, snap->nthreads, &snap->nos_threads);
-	if (rc < 0)
-		goto fail;
+/* A finished reading becomes the snapshot's (r is left empty), joined with
+ * the /proc view of the tasks (none for a memory image), then ordered into
+ * rows. */
+static int reading_hand_over(struct pk_py *py, struct reading *r, struct pk_py_snapshot *snap, struct task *tasks,
+			     size_t ntasks, bool names, bool frames)
+{
+	snap->threads = r->threads;
+	snap->nthreads = r->n;
+	snap->ninterps = r->ninterps;
+	snap->finalizing = r->finalizing;
+	snprintf(snap->cut, sizeof(snap->cut), "%s", r->cut);
+	classify(snap, r->gils, tasks, ntasks);
+	read_shapes(py, snap, r, names, frames);
+	free(r->gils);
+	free(r->link_addr);
+	free(r->link_val);
+	memset(r, 0, sizeof(*r));
+	return pk_threads_order(snap->threads, snap->nthreads, &snap->nos_threads);
+}
 
-	/* Native threads: no thread state. */
+/* Native threads: no thread state. */
+static int snapshot_natives(struct pk_py_snapshot *snap, const struct task *tasks, size_t ntasks)
+{
 	snap->natives = calloc(ntasks ? ntasks : 1, sizeof(*snap->natives));
-	if (snap->natives == NULL) {
-		rc = -ENOMEM;
-		goto fail;
-	}
+	if (snap->natives == NULL)
+		return -ENOMEM;
 	for (size_t i = 0; i < ntasks; i++) {
 		struct pk_native_thread *n;
 		if (tasks[i].python)
@@ -1144,9 +1120,45 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 		memcpy(n->syscall_args, tasks[i].sc.args, sizeof(n->syscall_args));
 		snprintf(n->comm, sizeof(n->comm), "%s", tasks[i].comm);
 	}
-	pk_watch_close(watch);
-	free(ids);
-	free(tasks);
+	return 0;
+}
+
+static void run_end(struct freeze_run *fr)
+{
+	if (fr->fz != NULL)
+		pk_freeze_free(fr->fz);
+	reading_clear(&fr->r);
+	pk_watch_close(fr->watch);
+	free(fr->ids);
+	free(fr->tasks);
+}
+
+static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, struct pk_py_snapshot **out)
+{
+	struct freeze_run fr = { .py = py, .opts = opts, .want_names = opts->want_names };
+	struct pk_py_snapshot *snap;
+	int rc;
+
+	*out = NULL;
+	snap = calloc(1, sizeof(*snap));
+	if (snap == NULL)
+		return -ENOMEM;
+	snap->pid = py->pid;
+	rc = run_start(&fr, snap);
+	if (rc < 0)
+		goto fail;
+	run_warm_up(&fr);
+	rc = run_rounds(&fr, snap);
+	if (rc < 0)
+		goto fail;
+	run_release(&fr, snap);
+	rc = reading_hand_over(py, &fr.r, snap, fr.tasks, fr.ntasks, fr.want_names, fr.opts->want_frames);
+	if (rc < 0)
+		goto fail;
+	rc = snapshot_natives(snap, fr.tasks, fr.ntasks);
+	if (rc < 0)
+		goto fail;
+	run_end(&fr);
 	/* A process that died while being read leaves a picture of nothing. */
 	rc = pk_py_gone_check(py, 0);
 	if (rc < 0) {
@@ -1156,13 +1168,12 @@ static int snapshot_once(struct pk_py *py, const struct pk_snapshot_opts *opts, 
 	*out = snap;
 	return 0;
 fail:
-	if (fz != NULL)
-		pk_freeze_free(fz);
+	if (fr.fz != NULL) {
+		pk_freeze_free(fr.fz);
+		fr.fz = NULL;
+	}
 	pk_mem_cache_enable(py->mem, false);
-	reading_clear(&r);
-	pk_watch_close(watch);
-	free(ids);
-	free(tasks);
+	run_end(&fr);
 	pk_py_snapshot_free(snap);
 	return pk_py_gone_check(py, rc);
 }
@@ -1181,17 +1192,7 @@ int pk_py_read_threads(struct pk_py *py, const struct pk_snapshot_opts *opts, co
 		return rc;
 	}
 	map_tids(py, &r, NULL, 0, NULL);
-	snap->threads = r.threads;
-	snap->nthreads = r.n;
-	snap->ninterps = r.ninterps;
-	snap->finalizing = r.finalizing;
-	snprintf(snap->cut, sizeof(snap->cut), "%s", r.cut);
-	classify(snap, r.gils, NULL, 0);
-	read_shapes(py, snap, &r, opts->want_names, opts->want_frames);
-	free(r.gils);
-	free(r.link_addr);
-	free(r.link_val);
-	return pk_threads_order(snap->threads, snap->nthreads, &snap->nos_threads);
+	return reading_hand_over(py, &r, snap, NULL, 0, opts->want_names, opts->want_frames);
 }
 
 void pk_py_snapshot_free(struct pk_py_snapshot *snap)

@@ -33,7 +33,7 @@ man_cmds = set(re.findall(r"^\.B ([a-z]+) \\fI", man, re.M))
 if help_cmds != man_cmds:
     problems.append("commands differ: --help %s, man %s" % (sorted(help_cmds), sorted(man_cmds)))
 
-help_codes = set(int(c) for c in re.findall(r"^  (\d)  ", helptext.split("Exit status:")[1], re.M))
+help_codes = set(int(c) for c in re.findall(r"^  (\d+)  ", helptext.split("Exit status:")[1], re.M))
 exit_section = man.split(".SH EXIT STATUS")[1].split(".SH ")[0]
 man_codes = set(int(c) for c in re.findall(r"^\.B (\d+)$", exit_section, re.M))
 enum_codes = set(int(c) for c in re.findall(r"PK_EXIT_\w+ = (\d+)", header))

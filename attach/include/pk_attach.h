@@ -149,6 +149,11 @@ int pk_sched_now(uint64_t *ns);
 int pk_proc_offcpu_ns(pid_t pid, pid_t tid, uint64_t now_ns, uint64_t *ns);
 /* se.exec_start of a sched file's text, in ns (unit tests, fuzzing). */
 int pk_sched_parse(const char *text, size_t len, uint64_t *exec_start_ns);
+/* now_ns - exec_start_ns, never negative; -ENODATA for an exec_start of 0:
+ * the kernel zeroes it when it moves a woken thread to another CPU, until
+ * the thread runs there (it is not blocked, and the difference would be
+ * the whole uptime). */
+int pk_sched_offcpu(uint64_t now_ns, uint64_t exec_start_ns, uint64_t *ns);
 
 /* What an fd of a process is connected to (fdinfo.c), read from /proc
  * without stopping anything: sockets from the process's own network

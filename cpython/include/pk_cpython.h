@@ -8,6 +8,7 @@
 #ifndef PK_CPYTHON_H
 #define PK_CPYTHON_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,8 +86,11 @@ enum pk_shape {
 	PK_SHAPE_GEVENT_HUB,     /* gevent's hub: the loop every greenlet of the thread waits on */
 	PK_SHAPE_GREENLET,       /* a gevent greenlet other than the hub, running */
 	PK_SHAPE_UWSGI,          /* a uwsgi core thread (the app called from C) */
+	PK_SHAPE_WAITRESS,       /* a waitress handler thread (ThreadedTaskDispatcher) */
+	PK_SHAPE_CHEROOT,        /* a cheroot (CherryPy) WorkerThread */
+	PK_SHAPE_TWISTED,        /* a twisted thread-pool worker (the reactor's: WSGIResource, deferToThread) */
 };
-#define PK_SHAPE_COUNT (PK_SHAPE_UWSGI + 1)
+#define PK_SHAPE_COUNT (PK_SHAPE_TWISTED + 1)
 
 /* Modules of the main interpreter (sys.modules) that tell shapes apart
  * when no frame does (a greenlet's function, an app uwsgi calls from C). */
@@ -243,6 +247,11 @@ struct pk_raise_opts {
 	bool force;              /* raise even where the consequence is PK_HARM_REFUSE */
 	bool pick_interp;        /* take the thread's state of interpreter `interp` (else: the one active on it) */
 	int64_t interp;
+	/* Non-NULL: the caller's signal handler stores the signal's number
+	 * there to stop the run. Before anything is queued: -EINTR, nothing
+	 * done. Once queued: the watch ends early, with the verdict it would
+	 * have given at the end of wait_ms (withdraw_if_pending applies). */
+	const volatile sig_atomic_t *stop;
 };
 
 struct pk_raise_result {
@@ -265,6 +274,7 @@ struct pk_raise_result {
 	uint64_t freeze_ns;      /* how long any thread was stopped to inject */
 	uint64_t inject_ns;      /* command start to exception queued */
 	enum pk_verdict verdict;
+	int stopped_by;          /* the signal that ended the watch early (opts->stop), 0 none */
 	uint64_t waited_ns;      /* queued to delivered (or to giving up) */
 	char reason[640];        /* pending: why (blocked in a system call, GIL, C code) */
 	long syscall_nr;         /* pending: the system call the thread is blocked in, -1 none */

@@ -4,12 +4,26 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "pk_inject.h"
 
 #define SKIP_CODE 77
+
+/* A check that counts a failure and goes on: prints "FAIL file:line: cond:"
+ * and the printf-style message. The test file defines `static int failures;`
+ * and returns non-zero when it is not 0. */
+#define CHECK(cond, ...)                                                                                       \
+	do {                                                                                                   \
+		if (!(cond)) {                                                                                 \
+			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                 \
+			printf(__VA_ARGS__);                                                                   \
+			printf("\n");                                                                          \
+			failures++;                                                                            \
+		}                                                                                              \
+	} while (0)
 
 /* A child process that reports on a pipe, line by line. */
 struct child {

@@ -44,16 +44,6 @@ static const char *const phase_names[] = { "seized", "stopped", "frame", "entere
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                                       \
-	do {                                                                                                   \
-		if (!(cond)) {                                                                                 \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                 \
-			printf(__VA_ARGS__);                                                                   \
-			printf("\n");                                                                          \
-			failures++;                                                                            \
-		}                                                                                              \
-	} while (0)
-
 static int kill_phase = -1;
 
 static void suicide_hook(enum pk_rcall_phase ph, void *ctx)

@@ -29,16 +29,6 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                                       \
-	do {                                                                                                   \
-		if (!(cond)) {                                                                                 \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                 \
-			printf(__VA_ARGS__);                                                                   \
-			printf("\n");                                                                          \
-			failures++;                                                                            \
-		}                                                                                              \
-	} while (0)
-
 /* An object mapped in pid whose file name starts with prefix: opened with
  * its load bias. */
 static int open_object(pid_t pid, const struct pk_maps *maps, const char *prefix, struct pk_elf **elf,

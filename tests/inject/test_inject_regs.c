@@ -40,16 +40,6 @@ static bool not_a_sleep(int i)
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                                       \
-	do {                                                                                                   \
-		if (!(cond)) {                                                                                 \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                 \
-			printf(__VA_ARGS__);                                                                   \
-			printf("\n");                                                                          \
-			failures++;                                                                            \
-		}                                                                                              \
-	} while (0)
-
 /* What the kernel must have reported for each thread's syscall. */
 static bool expected_syscall(int i, long nr, int64_t ret)
 {

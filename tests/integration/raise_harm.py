@@ -27,62 +27,33 @@ Exits 0 on success, 1 on failure, 77 when the interpreter is absent.
 """
 import json
 import os
-import select
 import signal
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import pktest  # noqa: E402
+from pktest import check, resolve_python  # noqa: E402
 
 PYKILL = None
+SYSCALLS = {"clock_nanosleep": 230, "nanosleep": 35, "select": 23, "pselect6": 270, "read": 0, "write": 1}
+SLEEPS = ("clock_nanosleep", "select", "pselect6", "nanosleep")
+
+Fail = pktest.Fail
+throw = pktest.throw
 
 
-class Fail(Exception):
-    pass
+class Target(pktest.Target):
+    """raise_harm_target.py in one mode; its ready line carries the threads' TIDs."""
 
+    expect_timeout = 20  # s
 
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-class Target:
     def __init__(self, python, mode):
-        ev_r, ev_w = os.pipe()
-        self.proc = subprocess.Popen([python, os.path.join(HERE, "raise_harm_target.py"), str(ev_w), mode],
-                                     pass_fds=(ev_w,), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        os.close(ev_w)
-        self.pid = self.proc.pid
-        self.ev = ev_r
-        self.buf = b""
-        self.events = []
-        self.info = json.loads(self.expect("ready ", 60)[len("ready "):])
-
-    def lines(self, timeout):
-        r, _, _ = select.select([self.ev], [], [], timeout)
-        if r:
-            data = os.read(self.ev, 65536)
-            if not data:
-                out = self.proc.communicate(timeout=5)[0].decode(errors="replace")
-                raise Fail("target exited (%s): %s" % (self.proc.returncode, out[-2000:]))
-            self.buf += data
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            self.events.append(line.decode())
-
-    def expect(self, prefix, timeout=20):
-        deadline = time.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.startswith(prefix):
-                    return self.events.pop(i)
-            left = deadline - time.time()
-            if left <= 0:
-                raise Fail("target never said %r; state: %s" % (prefix, threads_state(self.pid)))
-            self.lines(min(left, 1.0))
+        pktest.Target.__init__(self, python, os.path.join(HERE, "raise_harm_target.py"), args=[mode],
+                               ready="ready ", ready_timeout=60, error=throw,
+                               details=lambda: threads_state(self.pid))
+        self.info = json.loads(self.ready_text)
 
     def health(self):
         """The next health line from the busy thread, after everything said
@@ -96,64 +67,36 @@ class Target:
     def tid(self, name):
         return self.info["threads"][name]
 
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        os.close(self.ev)
-
 
 def threads_state(pid):
     out = []
     try:
         for tid in sorted(os.listdir("/proc/%d/task" % pid), key=int):
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                st = f.read()
             with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
                 sc = f.read().split()[0]
-            out.append("%s %s %s" % (tid, st[st.rindex(")") + 2], sc))
+            out.append("%s %s %s" % (tid, pktest.stat_fields(pid, int(tid))[0], sc))
     except OSError as e:
         out.append(str(e))
     return "; ".join(out)
 
 
 def wait_syscall(pid, tid, names, limit=20):
-    nrs = {"clock_nanosleep": 230, "nanosleep": 35, "select": 23, "pselect6": 270, "read": 0, "write": 1}
-    want = set(nrs[n] for n in names)
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        try:
-            with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
-                w = f.read().split()[0]
-            if w.isdigit() and int(w) in want:
-                return
-        except OSError:
-            pass
-        time.sleep(0.001)
-    raise Fail("thread %d never blocked in %s: %s" % (tid, names, threads_state(pid)))
+    pktest.wait_blocked(pid, tid, syscall=[SYSCALLS[n] for n in names], limit=limit, error=throw,
+                        what="thread %d (%s)" % (tid, "/".join(names)), details=lambda: threads_state(pid))
 
 
 def proc_state(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        st = f.read()
-    return st[st.rindex(")") + 2]
+    return pktest.stat_fields(pid)[0]
 
 
 def pykill(*args, timeout=60):
-    p = subprocess.run([PYKILL] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    return pktest.run_pykill(PYKILL, *args, timeout=timeout, error=throw)
 
 
 def untouched(t):
     """Nothing left stopped or traced."""
-    for tid in os.listdir("/proc/%d/task" % t.pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (t.pid, tid)) as f:
-                s = f.read()
-        except FileNotFoundError:
-            continue  # a thread that ended meanwhile
-        check("TracerPid:\t0" in s, "thread %s left traced" % tid)
-        check("State:\tt" not in s and "State:\tT" not in s, "thread %s left stopped" % tid)
+    bad = pktest.stopped_or_traced(t.pid)
+    check(not bad, "left stopped or traced: %s" % "; ".join(bad))
 
 
 def raise_busy(t, exc, *extra):
@@ -311,8 +254,7 @@ def main():
     try:
         SCENARIOS[name](python)
     except Fail as e:
-        print("FAIL: %s on %s: %s" % (name, python, e))
-        sys.exit(1)
+        pktest.fail("%s on %s: %s" % (name, python, e))
     print("ok: %s on %s (%.1f s)" % (name, python, time.time() - t0))
 
 

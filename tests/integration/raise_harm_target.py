@@ -2,7 +2,9 @@
 """Target for tests/integration/raise_harm.py (2.7 and 3.6+): programs that
 broke pykill's promise never to harm the target (issue #10).
 
-  raise_harm_target.py EVENT_FD MODE
+  raise_harm_target.py EVENT_FD CMD_FD MODE
+
+CMD_FD (the command pipe pktest.Target gives every target) is not read.
 
 MODE:
   seccomp    a seccomp filter (all threads) that kills the process on
@@ -32,7 +34,7 @@ import sys
 import threading
 import time
 
-EVENT_FD, MODE = int(sys.argv[1]), sys.argv[2]
+EVENT_FD, MODE = int(sys.argv[1]), sys.argv[3]
 libc = ctypes.CDLL(None, use_errno=True)
 lock = threading.Lock()
 tids = {}

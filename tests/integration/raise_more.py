@@ -39,23 +39,23 @@ import os
 import platform
 import random
 import re
-import select
 import signal
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import pktest  # noqa: E402
+from pktest import check, resolve_python  # noqa: E402
 
 SEED = int(os.environ.get("PYKILL_TEST_SEED", "4"))
 SYSCALLS = {"x86_64": {"read": 0, "futex": 202, "restart_syscall": 219},
             "aarch64": {"read": 63, "futex": 98, "restart_syscall": 128}}[platform.machine()]
 
 
-class Fail(Exception):
-    pass
+Fail = pktest.Fail
+throw = pktest.throw
 
 
 class Refused(Fail):
@@ -67,78 +67,25 @@ class Late(Fail):
     pykill detached and said the thread completes the call on its own."""
 
 
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
+class Target(pktest.Target):
+    """raise_more_target.py with the background threads named (comma-separated)."""
 
-
-class Target:
     def __init__(self, python, background=""):
-        ev_r, ev_w = os.pipe()
-        cmd_r, cmd_w = os.pipe()
-        env = dict(os.environ)
-        env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen([python, os.path.join(HERE, "raise_more_target.py"), str(ev_w), str(cmd_r),
-                                      background], pass_fds=(ev_w, cmd_r), env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        os.close(ev_w)
-        os.close(cmd_r)
-        self.pid = self.proc.pid
-        self.ev, self.cmd = ev_r, cmd_w
-        self.buf = b""
-        self.events = []
         self.raised = {}  # thread name -> exception class names it reported
         self.background = [b for b in background.split(",") if b]
-        self.info = json.loads(self.expect("ready ", 60)[len("ready "):])
+        pktest.Target.__init__(self, python, os.path.join(HERE, "raise_more_target.py"), args=[background],
+                               ready_timeout=60, error=throw, on_line=self.saw,
+                               details=lambda: threads_now(self.pid))
+        self.info = json.loads(self.ready_text)
         self.main_tid = self.info["main_tid"]
 
-    def lines(self, timeout):
-        r, _, _ = select.select([self.ev], [], [], max(timeout, 0))
-        if r:
-            data = os.read(self.ev, 65536)
-            if not data:
-                self.proc.wait(10)
-                out = self.proc.stdout.read().decode(errors="replace")
-                raise Fail("target exited (status %s): %s" % (self.proc.returncode, out[-2000:]))
-            self.buf += data
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            line = line.decode()
-            if line.startswith("exc "):
-                _, name, exc = line.split()
-                self.raised.setdefault(name, []).append(exc)
-            self.events.append(line)
-
-    def expect(self, prefix, timeout=10):
-        deadline = time.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.startswith(prefix):
-                    return self.events.pop(i)
-            left = deadline - time.time()
-            if left <= 0:
-                raise Fail("target never said %r; events: %r; its threads: %s" %
-                           (prefix, self.events[-20:], threads_now(self.pid)))
-            self.lines(left)
-
-    def expect_json(self, prefix, timeout=10):
-        return json.loads(self.expect(prefix + " ", timeout)[len(prefix) + 1:])
-
-    def drain(self):
-        self.lines(0)
-
-    def send(self, cmd):
-        os.write(self.cmd, (cmd + "\n").encode())
+    def saw(self, line):
+        if line.startswith("exc "):
+            _, name, exc = line.split()
+            self.raised.setdefault(name, []).append(exc)
 
     def tid(self, name):
         return self.info["threads"][name][1]
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.ev)
-        os.close(self.cmd)
 
 
 def threads_now(pid):
@@ -164,25 +111,10 @@ def threads_now(pid):
     return "; ".join(out)
 
 
-def task_syscall(pid, tid):
-    try:
-        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
-            s = f.read().split()
-    except (IOError, OSError):
-        return None
-    return None if s[0] in ("running", "-1") else int(s[0])
-
-
 def wait_in_syscall(pid, tid, nr=None, limit=10, not_nr=None):
     """Until thread tid is blocked in a system call (nr, if given; not
     not_nr, if given)."""
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        s = task_syscall(pid, tid)
-        if s is not None and (nr is None or s == nr) and s != not_nr:
-            return
-        time.sleep(0.0005)
-    raise Fail("thread %d never blocked in system call %s" % (tid, nr if nr is not None else "(any)"))
+    pktest.wait_blocked(pid, tid, syscall=nr, not_syscall=not_nr, limit=limit, error=throw, interval=0.0005)
 
 
 def proc_health(pid, what):
@@ -226,17 +158,6 @@ def health(t, what, allowed, alive_fresh=()):
     proc_health(t.pid, what)
 
 
-def run_pykill(binary, args, timeout=60):
-    p = subprocess.Popen([binary] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        raise Fail("pykill %s hung (killed after %d s)" % (" ".join(args), timeout))
-    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-
-
 def thread_stat(pid, tid):
     """State and CPU time (clock ticks) of a thread, for failure messages."""
     try:
@@ -259,7 +180,7 @@ def raise_json(binary, t, tid, *extra, **kw):
         t.send("progress %s" % name)
         before = t.expect("progress %s " % name)
     st0, steal0, t0 = thread_stat(t.pid, tid), steal_ticks(), time.time()
-    rc, out, err = run_pykill(binary, args)
+    rc, out, err = pktest.run_pykill(binary, *args, error=throw)
     if "--via" in extra and extra[extra.index("--via") + 1] == "call" and refused(rc, err):
         raise Refused(err.strip())
     if "--via" in extra and extra[extra.index("--via") + 1] == "call" and rc == 1 and \
@@ -551,6 +472,7 @@ def sc_sigint(binary, python):
     length = 5.0
     t = Target(python, "ticker,sleeper,nsleeper")
     stats = {}
+    queued = {}  # sleep -> did pykill say it left an exception queued
     try:
         started = []
         for i, delay in enumerate(delays):
@@ -573,8 +495,26 @@ def sc_sigint(binary, python):
                 raise Fail("SIGINT %.1f ms after start: pykill raise --wait 5 %d %d did not end within 3.5 s "
                            "(seed %d)" % (delay * 1e3, t.pid, sl["tid"], SEED))
             err = err.decode(errors="replace")
+            out = out.decode(errors="replace")
             stats[p.returncode] = stats.get(p.returncode, 0) + 1
             check(len(err.splitlines()) <= 4, "SIGINT %.1f ms: pykill said too much on stderr: %s" % (delay * 1e3, err))
+            # It says which: nothing done (130), or queued and the watch
+            # stopped (3, pending: the sleep outlasts any watch). Killed by
+            # it: it came before pykill caught it, before anything was read.
+            if p.returncode == -signal.SIGINT:
+                queued[name] = False
+            elif p.returncode == 130:
+                check("before anything was queued; nothing done" in err and not out,
+                      "SIGINT %.1f ms: exit 130 without saying nothing was done: %r %r" % (delay * 1e3, out, err))
+                queued[name] = False
+            elif p.returncode == 3:
+                check("SIGINT stopped the watch" in out and "stays queued" in out and
+                      "pykill withdraw %d %d" % (t.pid, sl["tid"]) in out,
+                      "SIGINT %.1f ms: pending without saying the watch was stopped: %r" % (delay * 1e3, out))
+                queued[name] = True
+            else:
+                raise Fail("SIGINT %.1f ms after start: pykill exit %d (want 130: nothing done, or 3: queued): "
+                           "%r %r" % (delay * 1e3, p.returncode, out, err))
             started.append(name)
             proc_health(t.pid, "after SIGINT at %.1f ms" % (delay * 1e3))
             target_health(t, "after SIGINT at %.1f ms" % (delay * 1e3))
@@ -587,6 +527,9 @@ def sc_sigint(binary, python):
             check(float(secs) < 2 * length, "%s: time.sleep(%s) lasted %s s" % (name, length, secs))
             if exc != "-":
                 allowed[name] = exc
+            # What pykill said is what happened.
+            check((exc != "-") == queued[name], "%s: pykill said %s, and after the sleep %s fired" % (
+                name, "queued" if queued[name] else "nothing done", exc))
             t.expect("end %s" % name)
         for name in started:
             allowed.setdefault(name, "SystemExit")
@@ -813,7 +756,7 @@ def sc_join(binary, python):
                 # A timed futex that a ptrace stop interrupted goes on as
                 # restart_syscall: still a futex, not a safe point.
                 wait_in_syscall(t.pid, t.main_tid, SYSCALLS["futex"])
-                rc, out, err = run_pykill(binary, ["list", "--freeze=all", str(t.pid)])
+                rc, out, err = pktest.run_pykill(binary, "list", "--freeze=all", t.pid, error=throw)
                 check(rc == 0, "pykill list --freeze=all %d: exit %d: %s" % (t.pid, rc, err.strip()))
                 try:
                     wait_in_syscall(t.pid, t.main_tid, SYSCALLS["restart_syscall"], limit=5)

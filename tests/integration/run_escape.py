@@ -26,11 +26,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import pktest  # noqa: E402
+from pktest import check, resolve_python  # noqa: E402
 
 # What the target is made to carry, and how the human output must show it
 # (the man page's rule: printable UTF-8 kept, \\ \n \r \t, \xNN for other
@@ -53,13 +53,8 @@ HIDDEN = (set(range(0x20)) - {0x0a}) | set(range(0x7f, 0xa0)) | {0x061c, 0xfeff}
     set(range(0x2028, 0x202f)) | set(range(0x2060, 0x2070)) | set(range(0xfff9, 0xfffc))
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
+Fail = pktest.Fail
+throw = pktest.throw
 
 
 def as_json(b):
@@ -92,7 +87,10 @@ def has(what, text, want):
     check(want in text, "%s does not show %r:\n%s" % (what, want, text))
 
 
-class Target:
+class Target(pktest.Target):
+    """escape_target.py with the spec of what it is made to carry; truth.json
+    gives its threads' TIDs. Its command line ends with ARG's bytes."""
+
     def __init__(self, python, tmp):
         self.dir = os.path.join(tmp, "d")
         os.mkdir(self.dir)
@@ -103,57 +101,22 @@ class Target:
         spec_path, truth_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "truth.json")
         with open(spec_path, "w") as f:
             json.dump(spec, f)
-        ready_r, ready_w = os.pipe()
-        cmd_r, self.cmd = os.pipe()
-        env = dict(os.environ)
-        env.pop("PYTHONPATH", None)
-        self.argv = [python.encode(), os.path.join(HERE, "escape_target.py").encode(), str(ready_w).encode(),
-                     str(cmd_r).encode(), spec_path.encode(), truth_path.encode(), ARG[0]]
-        self.proc = subprocess.Popen(self.argv, pass_fds=(ready_w, cmd_r), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=env)
-        os.close(ready_w)
-        os.close(cmd_r)
-        self.pid = self.proc.pid
-        line = os.read(ready_r, 100).decode()
-        os.close(ready_r)
-        if not line.startswith("ready "):
-            raise Fail("target did not get ready: %r %s" % (line, self.output()))
+        pktest.Target.__init__(self, python, os.path.join(HERE, "escape_target.py"),
+                               args=[spec_path, truth_path, ARG[0]], ready="ready ", error=throw)
+        self.argv = [os.fsencode(a) for a in self.proc.args]
         with open(truth_path) as f:
             truth = json.load(f)
         self.tids = truth["tids"]
-        self.wait_main_parked()
-
-    def wait_main_parked(self, limit=20.0):
-        """"ready" comes just before the main thread's read(): until /proc shows it there."""
-        deadline = time.time() + limit
-        while time.time() < deadline:
-            with open("/proc/%d/task/%d/syscall" % (self.pid, self.pid)) as f:
-                nr = f.read().split()[0]
-            with open("/proc/%d/task/%d/stat" % (self.pid, self.pid)) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-            if nr == "0" and state == "S":
-                return
-            time.sleep(0.001)
-        raise Fail("the target's main thread never blocked in read()")
-
-    def output(self):
-        try:
-            return self.proc.communicate(timeout=30)[0].decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.communicate()[0].decode(errors="replace")
+        # "ready" comes just before the main thread's read(): until /proc shows it there.
+        pktest.wait_blocked(self.pid, self.pid, "the target's main thread (in read())", syscall=0, sleeping=True,
+                            error=throw)
 
     def finish(self):
-        os.write(self.cmd, b"quit\n")
-        out = self.output()
+        self.send("quit")
+        out = self.output(30)
         check(self.proc.returncode == 0 and "target ok" in out,
               "target harmed (exit %s): %s" % (self.proc.returncode, out))
         return dict(l.split()[1:3] for l in out.splitlines() if l.startswith("outcome "))
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def check_list(binary, t):
@@ -306,11 +269,10 @@ def main():
             want.update({"nl": "SystemExit", "osc": "Evil", "bad": "Evil"})
         check(outcomes == want, "the threads ended %r, want %r" % (outcomes, want))
     except Fail as e:
-        print("FAIL: %s" % e)
-        sys.exit(1)
+        pktest.fail(str(e))
     finally:
         if t is not None:
-            t.kill()
+            t.close()
         shutil.rmtree(tmp, ignore_errors=True)
     for n in notes:
         print("note: " + n)

@@ -19,7 +19,6 @@ what is missing.
 import fcntl
 import json
 import os
-import select
 import shutil
 import subprocess
 import sys
@@ -27,10 +26,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import pktest  # noqa: E402
+from pktest import resolve_python  # noqa: E402
 
-SKIP = 77
 TOL = 0.05  # s: the scheduler clock's lag behind pykill's reading, and rounding
 SYSCALLS = {"clock_nanosleep": 230, "nanosleep": 35, "select": 23, "pselect6": 270, "read": 0,
             "recvfrom": 45, "recvmsg": 47, "flock": 73, "futex": 202}
@@ -41,83 +40,48 @@ EXPECT = {"sleeper": ("clock_nanosleep", "nanosleep", "select", "pselect6"),
           "rlock-waiter": ("futex",), "lock-waiter": ("futex",)}
 
 
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
+fail = pktest.fail
 
 
-class Target:
+class Target(pktest.Target):
+    """insight_target.py (in its own network namespace with netns), with a
+    pipe of the driver's whose read end only the target holds."""
+
+    expect_timeout = 30  # s
+
     def __init__(self, python, netns):
-        ev_r, ev_w = os.pipe()
-        cmd_r, cmd_w = os.pipe()
-        argv = [python, os.path.join(HERE, "insight_target.py"), str(ev_w), str(cmd_r)]
-        if netns:
-            argv = ["unshare", "--net"] + argv + ["--lo-up"]
         self.pipe_r, self.pipe_w = os.pipe()
-        self.proc = subprocess.Popen(argv, pass_fds=(ev_w, cmd_r, self.pipe_r), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
-        os.close(ev_w)
-        os.close(cmd_r)
-        self.ev, self.cmd = ev_r, cmd_w
-        self.buf = b""
-        self.said = []
-        self.pid = int(self.expect("ready ").split()[1])
-        if self.pid != self.proc.pid:
-            fail("target pid %d is not the process started (%d)" % (self.pid, self.proc.pid))
+        pktest.Target.__init__(self, python, os.path.join(HERE, "insight_target.py"),
+                               args=["--lo-up"] if netns else [], prefix=["unshare", "--net"] if netns else [],
+                               env=dict(os.environ), pass_fds=(self.pipe_r,), on_line=self.error_line)
+        if int(self.ready_text.split()[0]) != self.proc.pid:
+            fail("target pid %s is not the process started (%d)" % (self.ready_text, self.proc.pid))
         os.close(self.pipe_r)  # only the target reads; this driver holds the write end
 
-    def expect(self, prefix, timeout=30):
-        """The first line starting with prefix; other lines are kept for later."""
-        deadline = time.time() + timeout
-        while True:
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                line = line.decode()
-                if line.startswith("error"):
-                    fail("target: " + line)
-                self.said.append(line)
-            for i, line in enumerate(self.said):
-                if line.startswith(prefix):
-                    return self.said.pop(i)
-            left = deadline - time.time()
-            if left <= 0:
-                fail("target never said %r" % prefix)
-            r, _, _ = select.select([self.ev], [], [], left)
-            data = os.read(self.ev, 65536) if r else b""
-            if r and not data:
-                out = self.proc.communicate(timeout=10)[0].decode(errors="replace")
-                fail("target exited (%s): %s" % (self.proc.returncode, out[-2000:]))
-            self.buf += data
+    @staticmethod
+    def error_line(line):
+        if line.startswith("error"):
+            fail("target: " + line)
 
     def block(self, command, name):
         """Send a command, wait for its thread to block in its system call.
         Returns (info, sent, seen): the thread blocked after `sent` and before `seen`."""
         sent = time.monotonic()
-        os.write(self.cmd, (command + "\n").encode())
+        self.send(command)
         info = json.loads(self.expect("started %s " % name).split(" ", 2)[2])
-        want = set(SYSCALLS[n] for n in EXPECT[name])
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with open("/proc/%d/task/%d/syscall" % (self.pid, info["tid"])) as f:
-                    nr = f.read().split()[0]
-                with open("/proc/%d/task/%d/stat" % (self.pid, info["tid"])) as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
-            except IOError:
-                fail("thread %s ended" % name)
-            if nr.isdigit() and int(nr) in want and state == "S":
-                return info, sent, time.monotonic()
-            time.sleep(0.001)
-        fail("thread %s never blocked in %s" % (name, EXPECT[name]))
+        pktest.wait_blocked(self.pid, info["tid"], "thread " + name, syscall=[SYSCALLS[n] for n in EXPECT[name]],
+                            sleeping=True, limit=30)
+        return info, sent, time.monotonic()
 
-    def close(self):
-        if self.proc.poll() is None:
-            os.write(self.cmd, b"quit\n")
+    def close(self, quit=True):
+        """Ask it to quit (killed after 10 s), or with quit=False kill it."""
+        if quit and self.proc.poll() is None:
+            self.send("quit")
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+        pktest.Target.close(self)
 
 
 def run(pykill, *args):
@@ -265,9 +229,8 @@ def check_gil(pykill, python):
             if got["python"]["version"].endswith("t") and w["gil_state"] == "absent":
                 break  # free-threaded: no GIL to wait for (checked below)
         else:
-            print("SKIP: pykill never saw the spinning thread wait for the GIL on Python %s (gil_state %r)" % (
+            pktest.skip("pykill never saw the spinning thread wait for the GIL on Python %s (gil_state %r)" % (
                 got["python"]["version"], w["gil_state"]))
-            sys.exit(SKIP)
         if w["gil_state"] == "absent":
             # A free-threaded build without its GIL: the spinner runs beside
             # the thread sleeping in C; no one holds or waits for a GIL.
@@ -294,8 +257,7 @@ def check_gil(pykill, python):
                 break
         print("ok: %s, gil-waiter waits for the GIL held by %r" % (got["python"]["version"], w["gil_holder"]))
     finally:
-        t.proc.kill()
-        t.proc.wait()
+        t.close(quit=False)
 
 
 def check_rlock(pykill, python):
@@ -325,22 +287,12 @@ def check_rlock(pykill, python):
             fail("human output and the RLock holder (%s):\n%s" % (said, out))
         print("ok: %s, rlock-waiter waits for an RLock held by %r" % (got["python"]["version"], w.get("rlock_holder")))
     finally:
-        t.proc.kill()
-        t.proc.wait()
+        t.close(quit=False)
 
 
 def wait_syscall(pid, tid, nr, name):
-    """Poll /proc until the thread sleeps in system call nr."""
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
-            now = f.read().split()[0]
-        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        if now == str(nr) and state == "S":
-            return
-        time.sleep(0.001)
-    fail("thread %s never blocked in system call %d" % (name, nr))
+    """Until the thread sleeps in system call nr."""
+    pktest.wait_blocked(pid, tid, "thread " + name, syscall=nr, sleeping=True, limit=30)
 
 
 def main():
@@ -354,12 +306,10 @@ def main():
     netns = len(sys.argv) > 3 and sys.argv[3] == "netns"
     if netns:
         if shutil.which("unshare") is None:
-            print("SKIP: no unshare(1) to start a target in its own network namespace")
-            sys.exit(SKIP)
+            pktest.skip("no unshare(1) to start a target in its own network namespace")
         probe = subprocess.run(["unshare", "--net", "true"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if probe.returncode != 0:
-            print("SKIP: unshare --net fails here: %s" % probe.stdout.decode(errors="replace").strip())
-            sys.exit(SKIP)
+            pktest.skip("unshare --net fails here: %s" % probe.stdout.decode(errors="replace").strip())
     tmp = tempfile.mkdtemp(prefix="pykill-insight-")
     locked = os.path.join(tmp, "locked")
     with open(locked, "wb") as f:

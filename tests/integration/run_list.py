@@ -12,49 +12,13 @@ success, 1 on failure, 77 (ctest's skip code) when the interpreter is absent.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def resolve_python(spec):
-    """A path, sid:3.X read from the fetch cache's STATUS, or ft:3.Xt (a
-    free-threaded build) from its STATUS-ft (tests/build-ft-pythons.sh)."""
-    if spec.startswith("sid:"):
-        ver, status, what = spec[4:], "STATUS", "Debian sid python%s"
-        how = "could not be fetched"
-        run = "tests/fetch-pythons.sh"
-    elif spec.startswith("ft:"):
-        ver, status, what = spec[3:], "STATUS-ft", "free-threaded python%s"
-        how = "could not be built"
-        run = "tests/build-ft-pythons.sh"
-    else:
-        if not os.path.exists(spec):
-            print("SKIP: %s is not installed" % spec)
-            sys.exit(SKIP)
-        return spec
-    cache = os.environ.get("PYKILL_PYTHONS", os.path.expanduser("~/.cache/pykill-pythons"))
-    try:
-        with open(os.path.join(cache, status)) as f:
-            for line in f:
-                parts = line.split()
-                if parts and parts[0] == ver:
-                    if parts[1] == "ok":
-                        return parts[3]
-                    print("SKIP: %s %s: %s" % (what % ver, how, " ".join(parts[2:])))
-                    sys.exit(SKIP)
-    except IOError:
-        pass
-    print("SKIP: %s not there (run %s %s)" % (what % ver, run, cache))
-    sys.exit(SKIP)
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import pktest  # noqa: E402
+from pktest import fail, resolve_python  # noqa: E402
 
 
 EXPECT_SYSCALL = {
@@ -70,66 +34,34 @@ def main():
     pykill, python = sys.argv[1], resolve_python(sys.argv[2])
     tmp = tempfile.mkdtemp(prefix="pykill-it-")
     truth_path = os.path.join(tmp, "truth.json")
-    ready_r, ready_w = os.pipe()
-    cmd_r, cmd_w = os.pipe()
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    proc = subprocess.Popen([python, os.path.join(HERE, "target.py"), str(ready_w), str(cmd_r), truth_path],
-                            pass_fds=(ready_w, cmd_r), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    os.close(ready_w)
-    os.close(cmd_r)
+    t = pktest.Target(python, os.path.join(HERE, "target.py"), args=[truth_path])
+    proc = t.proc
     try:
-        line = os.read(ready_r, 100).decode()
-        if not line.startswith("ready"):
-            out = proc.communicate(timeout=10)[0].decode(errors="replace")
-            fail("target did not get ready: %r %s" % (line, out))
         with open(truth_path) as f:
             truth = json.load(f)
-        wait_parked_in_read(proc.pid)
-        res = subprocess.run([pykill, "list", "--json", str(proc.pid)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, timeout=60)
-        if res.returncode != 0:
-            fail("pykill list exited %d: %s" % (res.returncode, res.stderr.decode(errors="replace")))
-        got = json.loads(res.stdout.decode("utf-8"))
+        # The target says "ready" just before its main thread calls read():
+        # wait until the kernel shows it blocked there.
+        pktest.wait_blocked(proc.pid, proc.pid, "target's main thread in read()", syscall=0, sleeping=True)
+        rc, out, err = pktest.run_pykill(pykill, "list", "--json", proc.pid)
+        if rc != 0:
+            fail("pykill list exited %d: %s" % (rc, err))
+        got = json.loads(out)
         check(truth, got, proc.pid)
-        human = subprocess.run([pykill, "list", "--stacks", str(proc.pid)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=60)
-        if human.returncode != 0 or b"MainThread" not in human.stdout or b"long-sleeper" not in human.stdout:
-            fail("human output (exit %d): %s %s" % (human.returncode, human.stdout.decode(errors="replace"),
-                                                     human.stderr.decode(errors="replace")))
-        check_columns(human.stdout.decode("utf-8", errors="replace"))
+        rc, out, err = pktest.run_pykill(pykill, "list", "--stacks", proc.pid)
+        if rc != 0 or "MainThread" not in out or "long-sleeper" not in out:
+            fail("human output (exit %d): %s %s" % (rc, out, err))
+        check_columns(out)
         with open("/proc/%d/status" % proc.pid) as f:
             status = f.read()
         if "TracerPid:\t0" not in status:
             fail("target still traced after pykill: %s" % status)
-        os.write(cmd_w, b"quit\n")
+        t.send("quit")
         out = proc.communicate(timeout=30)[0].decode(errors="replace")
         if proc.returncode != 0 or "target ok" not in out:
             fail("target harmed (exit %s): %s" % (proc.returncode, out))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        t.close()
     print("ok: %s, %d threads, freeze %d us" % (got["python"]["version"], len(got["threads"]), got["freeze_us"]))
-
-
-def wait_parked_in_read(pid, limit=20.0):
-    """The target says "ready" just before its main thread calls read(): wait
-    until the kernel shows it blocked there (a condition, polled; not a guess)."""
-    import time
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        try:
-            with open("/proc/%d/task/%d/syscall" % (pid, pid)) as f:
-                fields = f.read().split()
-            with open("/proc/%d/task/%d/stat" % (pid, pid)) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except IOError:
-            fail("target exited before parking")
-        if fields and fields[0] == "0" and state == "S":
-            return
-        time.sleep(0.001)
-    fail("target's main thread never blocked in read()")
 
 
 def check_columns(text):

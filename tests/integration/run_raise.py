@@ -10,60 +10,20 @@ pykill's exit status, verdict, path and reason. Exits 0/1, 77 to skip.
 """
 import json
 import os
-import select
-import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import pktest  # noqa: E402
+from pktest import fail, resolve_python  # noqa: E402
 
 
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
+class Target(pktest.Target):
+    """raise_target.py: its ready line names its threads (name -> [ident, TID])."""
 
-
-class Target:
     def __init__(self, python):
-        ev_r, ev_w = os.pipe()
-        cmd_r, cmd_w = os.pipe()
-        self.proc = subprocess.Popen([python, os.path.join(HERE, "raise_target.py"), str(ev_w), str(cmd_r)],
-                                     pass_fds=(ev_w, cmd_r), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        os.close(ev_w)
-        os.close(cmd_r)
-        self.ev, self.cmd = ev_r, cmd_w
-        self.buf = b""
-        self.events = []
-        ready = self.expect("ready ", 30)
-        self.info = json.loads(ready[len("ready "):])
-
-    def lines(self, timeout):
-        r, _, _ = select.select([self.ev], [], [], timeout)
-        if r:
-            data = os.read(self.ev, 65536)
-            if not data:
-                out = self.proc.communicate(timeout=5)[0].decode(errors="replace")
-                fail("target exited (%s): %s" % (self.proc.returncode, out))
-            self.buf += data
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            self.events.append(line.decode())
-
-    def expect(self, prefix, timeout):
-        deadline = time.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.startswith(prefix):
-                    return self.events.pop(i)
-            left = deadline - time.time()
-            if left <= 0:
-                fail("target never said %r; events: %r" % (prefix, self.events))
-            self.lines(left)
-
-    def send(self, cmd):
-        os.write(self.cmd, (cmd + "\n").encode())
+        pktest.Target.__init__(self, python, os.path.join(HERE, "raise_target.py"))
+        self.info = json.loads(self.ready_text)
 
     def tid(self, name):
         return self.info["threads"][name][1]
@@ -72,29 +32,9 @@ class Target:
         self.send("status")
         return json.loads(self.expect("status ", 10)[len("status "):])
 
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def pykill(binary, *args):
-    res = subprocess.run([binary] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-    return res.returncode, res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
-
-
-def wait_blocked(pid, tid, limit=10):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
-            s = f.read().split()
-        if s[0] not in ("running", "-1"):
-            return
-        time.sleep(0.001)
-
 
 def raise_json(binary, pid, tid, *extra):
-    rc, out, err = pykill(binary, "raise", "--json", *(list(extra) + [str(pid), str(tid)]))
+    rc, out, err = pktest.run_pykill(binary, "raise", "--json", *(list(extra) + [str(pid), str(tid)]))
     if rc not in (0, 3, 7, 8):
         fail("pykill raise %s exited %d: %s" % (tid, rc, err))
     return rc, json.loads(out)
@@ -124,13 +64,13 @@ def main():
             fail("short-sleep: exit %d %r" % (rc, r))
         t.expect("finally short-sleep SystemExit", 10)
         # Long sleep: pending, and says why.
-        wait_blocked(pid, t.tid("long-sleep"))
+        pktest.wait_blocked(pid, t.tid("long-sleep"), limit=10)
         rc, r = raise_json(binary, pid, t.tid("long-sleep"), "--wait", "0.3")
         if rc != 3 or r["verdict"] != "pending" or not r["syscall"] or \
                 r["syscall"]["name"] not in ("clock_nanosleep", "select", "pselect6", "nanosleep"):
             fail("long-sleep: exit %d %r" % (rc, r))
         # Socket receive: pending in recvfrom; fires when the call returns.
-        wait_blocked(pid, t.tid("receiver"))
+        pktest.wait_blocked(pid, t.tid("receiver"), limit=10)
         rc, r = raise_json(binary, pid, t.tid("receiver"), "--wait", "0.3")
         if rc != 3 or not r["syscall"] or r["syscall"]["name"] not in ("recvfrom", "recvmsg", "read") \
                 or "socket:" not in json.dumps(r["syscall"]["fds"]):
@@ -138,27 +78,27 @@ def main():
         if "blocked in system call" not in r["reason"] or "fires when the call returns" not in r["reason"]:
             fail("receiver: the pending reason %r" % r["reason"])
         # list shows it queued: flag X in the row, async_exc_pending in JSON.
-        rc, out, err = pykill(binary, "list", str(pid))
+        rc, out, err = pktest.run_pykill(binary, "list", str(pid))
         row = [l for l in out.splitlines() if l.split()[:1] == [str(t.tid("receiver"))]]
         if rc != 0 or len(row) != 1 or not any(f.endswith("X") and len(f) == 3 for f in row[0].split()):
             fail("list does not flag the queued exception (X): exit %d %s %s" % (rc, out, err))
         # A pending exception is never replaced (issue #10.6): a second raise
         # is refused, exit 7, and nothing changes.
-        rc, out, err = pykill(binary, "raise", str(pid), str(t.tid("receiver")), "KeyError")
+        rc, out, err = pktest.run_pykill(binary, "raise", str(pid), str(t.tid("receiver")), "KeyError")
         if rc != 7 or "already queued" not in err or "SystemExit" not in err:
             fail("second raise into a pending thread: exit %d %s %s" % (rc, out, err))
         # With --json, a refusal found before any verdict is one JSON object
         # too: a runbook branches on it (it printed nothing before).
-        rc, out, err = pykill(binary, "raise", "--json", str(pid), str(t.tid("receiver")), "KeyError")
+        rc, out, err = pktest.run_pykill(binary, "raise", "--json", str(pid), str(t.tid("receiver")), "KeyError")
         r = json.loads(out or "{}")
         if rc != 7 or r.get("verdict") != "refused" or r.get("exit") != 7 or "already queued" not in r.get("error", "") \
                 or r.get("thread") != str(t.tid("receiver")) or r.get("pid") != pid:
             fail("second raise --json into a pending thread: exit %d %r" % (rc, r))
         # withdraw takes it back, and says what it was (issue #11.6).
-        rc, out, err = pykill(binary, "withdraw", "--json", str(pid), str(t.tid("receiver")))
+        rc, out, err = pktest.run_pykill(binary, "withdraw", "--json", str(pid), str(t.tid("receiver")))
         if rc != 0 or json.loads(out)["withdrawn"] != "SystemExit":
             fail("withdraw: exit %d %s %s" % (rc, out, err))
-        rc, out, err = pykill(binary, "withdraw", "--json", str(pid), str(t.tid("receiver")))
+        rc, out, err = pktest.run_pykill(binary, "withdraw", "--json", str(pid), str(t.tid("receiver")))
         if rc != 0 or json.loads(out)["withdrawn"] is not None:
             fail("withdraw of nothing: exit %d %s %s" % (rc, out, err))
         # Now or never: still pending at the end of --wait, so taken back.
@@ -166,7 +106,7 @@ def main():
         if rc != 8 or r["verdict"] != "withdrawn":
             fail("receiver --withdraw-if-pending: exit %d %r" % (rc, r))
         # Said in words: why it did not fire, never that it "stays queued".
-        rc, out, err = pykill(binary, "raise", "--wait", "0.2", "--withdraw-if-pending", str(pid), str(t.tid("receiver")))
+        rc, out, err = pktest.run_pykill(binary, "raise", "--wait", "0.2", "--withdraw-if-pending", str(pid), str(t.tid("receiver")))
         if rc != 8 or "withdrawn (it will not fire): blocked in system call" not in out or "queued and fires" in out:
             fail("receiver --withdraw-if-pending in words: exit %d %s %s" % (rc, out, err))
         # --interrupt: the call returns EINTR. 3.15+ raises on that path at
@@ -186,18 +126,15 @@ def main():
             else:
                 # 2.7: recv raised EINTR and the queued SystemExit fired inside the
                 # handler of that: the thread ends either way.
-                deadline = time.time() + 10
-                while t.status()["alive"]["receiver"]:
-                    if time.time() > deadline:
-                        fail("receiver --interrupt on 2.7: thread still alive")
-                    time.sleep(0.01)
+                pktest.wait_until(lambda: not t.status()["alive"]["receiver"],
+                                  "receiver --interrupt on 2.7: the thread ending", 10, interval=0.01)
         else:
             if rc != 3 or "retried" not in r["reason"]:
                 fail("receiver --interrupt on %s: exit %d %r" % (ver, rc, r))
             t.send("send")
             t.expect("finally receiver SystemExit", 10)
         # Lock wait: pending in futex; fires when the lock is released.
-        wait_blocked(pid, t.tid("lock-waiter"))
+        pktest.wait_blocked(pid, t.tid("lock-waiter"), limit=10)
         rc, r = raise_json(binary, pid, t.tid("lock-waiter"), "--wait", "0.3")
         if rc != 3 or not r["syscall"] or r["syscall"]["name"] != "futex":
             fail("lock-waiter: exit %d %r" % (rc, r))
@@ -206,18 +143,18 @@ def main():
         # By Python ident in hex, with another exception class.
         t.send("spawn")
         fresh = json.loads(t.expect("spawned ", 10)[len("spawned "):])
-        rc, out, err = pykill(binary, "raise", str(pid), hex(fresh["ident"]), "KeyboardInterrupt")
+        rc, out, err = pktest.run_pykill(binary, "raise", str(pid), hex(fresh["ident"]), "KeyboardInterrupt")
         if rc != 0 or "delivered" not in out:
             fail("by ident: exit %d %s %s" % (rc, out, err))
         t.expect("finally %s KeyboardInterrupt" % fresh["name"], 10)
         # An ident that just ended: no such thread.
         t.send("join")
         t.expect("joined ", 10)
-        rc, out, err = pykill(binary, "raise", str(pid), str(fresh["ident"]))
+        rc, out, err = pktest.run_pykill(binary, "raise", str(pid), str(fresh["ident"]))
         if rc != 4:
             fail("ended ident: exit %d %s %s" % (rc, out, err))
         # Unknown exception: usage error with close matches.
-        rc, out, err = pykill(binary, "raise", str(pid), str(t.tid("survivor")), "SystemExitt")
+        rc, out, err = pktest.run_pykill(binary, "raise", str(pid), str(t.tid("survivor")), "SystemExitt")
         if rc != 2 or "SystemExit" not in err:
             fail("unknown exception: exit %d %s" % (rc, err))
         st = t.status()

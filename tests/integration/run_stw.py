@@ -18,8 +18,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from pktest import fail, resolve_python  # noqa: E402
 
 TARGET = r'''
 import gc, os, sys, sysconfig, threading
@@ -45,9 +45,6 @@ TRIES_DEFAULT = 8  # a default build: the flag must stay off
 RAISES = 10
 
 
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
 
 
 def pykill(binary, *args):

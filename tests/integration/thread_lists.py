@@ -24,78 +24,34 @@ Exits 0 on success, 1 on failure, 77 when the interpreter is absent.
 """
 import json
 import os
-import select
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import pktest  # noqa: E402
+from pktest import check, resolve_python, stat_fields  # noqa: E402
 
 PYKILL = None
 
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
+Fail = pktest.Fail
+throw = pktest.throw
 
 
-class Target:
+class Target(pktest.Target):
+    """thread_lists_target.py in one mode; its ready line carries the threads' TIDs."""
+
+    expect_timeout = 20  # s
+
     def __init__(self, python, mode, *args):
-        ev_r, ev_w = os.pipe()
-        self.proc = subprocess.Popen([python, os.path.join(HERE, "thread_lists_target.py"), str(ev_w), mode] +
-                                     [str(a) for a in args],
-                                     pass_fds=(ev_w,), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        os.close(ev_w)
-        self.pid = self.proc.pid
-        self.ev = ev_r
-        self.buf = b""
-        self.events = []
-        self.info = json.loads(self.expect("ready ", 120)[len("ready "):])
+        pktest.Target.__init__(self, python, os.path.join(HERE, "thread_lists_target.py"), args=[mode] + list(args),
+                               ready="ready ", ready_timeout=120, error=throw,
+                               details=lambda: threads_state(self.pid))
+        self.info = json.loads(self.ready_text)
         self.version = tuple(self.info["version"])
-
-    def lines(self, timeout):
-        r, _, _ = select.select([self.ev], [], [], timeout)
-        if r:
-            data = os.read(self.ev, 65536)
-            if not data:
-                out = self.proc.communicate(timeout=5)[0].decode(errors="replace")
-                raise Fail("target exited (%s): %s" % (self.proc.returncode, out[-2000:]))
-            self.buf += data
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            self.events.append(line.decode())
-
-    def expect(self, prefix, timeout=20):
-        deadline = time.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.startswith(prefix):
-                    return self.events.pop(i)
-            left = deadline - time.time()
-            if left <= 0:
-                raise Fail("target never said %r; threads: %s" % (prefix, threads_state(self.pid)))
-            self.lines(min(left, 1.0))
 
     def tid(self, name):
         return self.info["threads"][name]
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        os.close(self.ev)
-
-
-def stat_fields(pid, tid=None):
-    with open("/proc/%d/task/%d/stat" % (pid, tid or pid)) as f:
-        st = f.read()
-    return st[st.rindex(")") + 2:].split()
 
 
 def threads_state(pid):
@@ -109,25 +65,15 @@ def threads_state(pid):
 
 
 def wait_until(cond, what, limit=20):
-    deadline = time.time() + limit
-    while not cond():
-        if time.time() > deadline:
-            raise Fail("%s did not happen within %d s" % (what, limit))
-        time.sleep(0.001)
+    pktest.wait_until(cond, what, limit, error=throw)
 
 
 def wait_blocked(pid, tid, limit=20):
-    def blocked():
-        with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
-            w = f.read().split()[0]
-        return w.isdigit()
-    wait_until(blocked, "thread %d blocking in a system call" % tid, limit)
+    pktest.wait_blocked(pid, tid, what="thread %d blocking in a system call" % tid, limit=limit, error=throw)
 
 
 def pykill(*args, timeout=120):
-    p = subprocess.run([PYKILL] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=timeout)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    return pktest.run_pykill(PYKILL, *args, timeout=timeout, error=throw)
 
 
 def list_json(t, *extra, pid=None):
@@ -138,14 +84,8 @@ def list_json(t, *extra, pid=None):
 
 def untouched(t):
     """Nothing left stopped or traced."""
-    for tid in os.listdir("/proc/%d/task" % t.pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (t.pid, tid)) as f:
-                s = f.read()
-        except FileNotFoundError:
-            continue
-        check("TracerPid:\t0" in s, "thread %s left traced" % tid)
-        check("State:\tt" not in s and "State:\tT" not in s, "thread %s left stopped" % tid)
+    bad = pktest.stopped_or_traced(t.pid)
+    check(not bad, "left stopped or traced: %s" % "; ".join(bad))
 
 
 def by_name(listing):
@@ -230,11 +170,7 @@ CHAIN = 99000
 
 def wait_running(t, name, limit=20):
     """Until the thread has run on a CPU again (utime+stime grew)."""
-    def cpu():
-        f = stat_fields(t.pid, t.tid(name))
-        return int(f[11]) + int(f[12])
-    before = cpu()
-    wait_until(lambda: cpu() > before, "thread %s running" % name, limit)
+    pktest.wait_progress(t.pid, t.tid(name), limit, error=throw)
 
 
 def sc_chain(python, mode="chain"):
@@ -283,8 +219,7 @@ def main():
     try:
         SCENARIOS[name](python)
     except Fail as e:
-        print("FAIL: %s on %s: %s" % (name, python, e))
-        sys.exit(1)
+        pktest.fail("%s on %s: %s" % (name, python, e))
     print("ok: %s on %s (%.1f s)" % (name, python, time.time() - t0))
 
 

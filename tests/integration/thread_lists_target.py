@@ -2,7 +2,9 @@
 """Target for tests/integration/thread_lists.py (2.7 and 3.6+): processes
 whose thread list is not what a normal program has (issue #10).
 
-  thread_lists_target.py EVENT_FD MODE [N]
+  thread_lists_target.py EVENT_FD CMD_FD MODE [N]
+
+CMD_FD (the command pipe pktest.Target gives every target) is not read.
 
 Every mode has thread "busy", which runs bytecode, catches every exception
 and says "exc busy <type>", and thread "sleeper", which sleeps in
@@ -33,8 +35,8 @@ import sys
 import threading
 import time
 
-EVENT_FD, MODE = int(sys.argv[1]), sys.argv[2]
-N = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+EVENT_FD, MODE = int(sys.argv[1]), sys.argv[3]
+N = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 libc = ctypes.CDLL(None, use_errno=True)
 lock = threading.Lock()
 tids = {}

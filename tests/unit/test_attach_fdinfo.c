@@ -37,6 +37,23 @@ static void test_sched_parse(void **state)
 	assert_int_equal(pk_sched_parse("", 0, &ns), -ENOENT);
 }
 
+static void test_sched_offcpu(void **state)
+{
+	uint64_t ns = 7;
+
+	(void)state;
+	assert_int_equal(pk_sched_offcpu(5000, 3000, &ns), 0);
+	assert_true(ns == 2000);
+	/* Another CPU's clock a little behind: 0, not a wrap to 584 years. */
+	assert_int_equal(pk_sched_offcpu(3000, 3001, &ns), 0);
+	assert_true(ns == 0);
+	/* Just migrated, not run since: unknown (the trial saw "1h03m", the
+	 * uptime, for a thread 10 s old). */
+	ns = 7;
+	assert_int_equal(pk_sched_offcpu(3790000000000ull, 0, &ns), -ENODATA);
+	assert_true(ns == 7);
+}
+
 static void test_sched_self(void **state)
 {
 	uint64_t now = 0, off = 1;
@@ -152,6 +169,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sched_parse),
+		cmocka_unit_test(test_sched_offcpu),
 		cmocka_unit_test(test_sched_self),
 		cmocka_unit_test(test_inet_lines),
 		cmocka_unit_test(test_unix_lines),

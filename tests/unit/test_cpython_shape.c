@@ -1,6 +1,6 @@
 /* Worker shapes (cpython/shape.c): stacks as pykill read them from real
  * servers (gunicorn gthread, celery's threads pool, asyncio, gevent pywsgi,
- * uwsgi, plain threads; qualified names of 3.11+ and the bare names of
+ * uwsgi, waitress, cheroot, twisted's thread pool, plain threads; qualified names of 3.11+ and the bare names of
  * older versions), what each is recognised as, and what each kind of
  * exception is said to do there. */
 #include <stdarg.h>
@@ -244,6 +244,56 @@ static void test_servers(void **state)
 	expect_shape(false, 0, asyncio_thread37, PK_SHAPE_ASYNCIO, false);
 }
 
+/* waitress 2.1, cheroot 9.0 and twisted 22.4 (WSGIResource) on 3.11, as
+ * pykill read them: busy in a request, idle in their queues. */
+#define BOOT "Thread.run|" PY311 "threading.py", "Thread._bootstrap_inner|" PY311 "threading.py", \
+	"Thread._bootstrap|" PY311 "threading.py"
+static const char *const waitress_busy[] = {
+	"app|/srv/app.py", "WSGITask.execute|" DIST "waitress/task.py", "Task.service|" DIST "waitress/task.py",
+	"HTTPChannel.service|" DIST "waitress/channel.py",
+	"ThreadedTaskDispatcher.handler_thread|" DIST "waitress/task.py", BOOT, NULL,
+};
+static const char *const waitress_idle[] = {
+	"Condition.wait|" PY311 "threading.py", "ThreadedTaskDispatcher.handler_thread|" DIST "waitress/task.py",
+	BOOT, NULL,
+};
+static const char *const cheroot_busy[] = {
+	"app|/srv/app.py", "Gateway.respond|" DIST "cheroot/wsgi.py", "HTTPRequest.respond|" DIST "cheroot/server.py",
+	"HTTPConnection.communicate|" DIST "cheroot/server.py", "WorkerThread.run|" DIST "cheroot/workers/threadpool.py",
+	"Thread._bootstrap_inner|" PY311 "threading.py", "Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+static const char *const cheroot_idle[] = {
+	"Condition.wait|" PY311 "threading.py", "Queue.get|" PY311 "queue.py",
+	"WorkerThread.run|" DIST "cheroot/workers/threadpool.py", "Thread._bootstrap_inner|" PY311 "threading.py",
+	"Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+static const char *const twisted_busy[] = {
+	"app|/srv/app.py", "_WSGIResponse.run|" DIST "twisted/web/wsgi.py",
+	"ContextTracker.callWithContext|" DIST "twisted/python/context.py",
+	"ThreadPool.callInThreadWithCallback.<locals>.<lambda>|" DIST "twisted/python/threadpool.py",
+	"ThreadPool.callInThreadWithCallback.<locals>.inContext|" DIST "twisted/python/threadpool.py",
+	"Team._coordinateThisTask.<locals>.doWork|" DIST "twisted/_threads/_team.py",
+	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
+};
+static const char *const twisted_idle[] = {
+	"Condition.wait|" PY311 "threading.py", "Queue.get|" PY311 "queue.py",
+	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
+};
+
+static void test_thread_servers(void **state)
+{
+	(void)state;
+	expect_shape(false, 0, waitress_busy, PK_SHAPE_WAITRESS, false);
+	expect_shape(false, 0, waitress_idle, PK_SHAPE_WAITRESS, true);
+	expect_shape(false, 0, cheroot_busy, PK_SHAPE_CHEROOT, false);
+	expect_shape(false, 0, cheroot_idle, PK_SHAPE_CHEROOT, true);
+	expect_shape(false, 0, twisted_busy, PK_SHAPE_TWISTED, false);
+	expect_shape(false, 0, twisted_idle, PK_SHAPE_TWISTED, true);
+	/* The innermost frame is the loop itself (between two requests, or in
+	 * a lock taken in C): idle too. */
+	expect_shape(false, 0, waitress_idle + 1, PK_SHAPE_WAITRESS, true);
+}
+
 static void test_gevent(void **state)
 {
 	(void)state;
@@ -415,10 +465,23 @@ static const struct want table[] = {
 	{ PK_SHAPE_GREENLET, false, "TimeoutError", PK_HARM_NOTE, "IndexError" },
 	{ PK_SHAPE_GEVENT_HUB, true, "RuntimeError", PK_HARM_REFUSE, "hub" },
 	{ PK_SHAPE_GEVENT_HUB, true, "SystemExit", PK_HARM_REFUSE, "hub" },
-	{ PK_SHAPE_UWSGI, false, "SystemExit", PK_HARM_REFUSE, "stops serving" },
+	{ PK_SHAPE_UWSGI, false, "SystemExit", PK_HARM_REFUSE, "this core stops serving for good" },
 	{ PK_SHAPE_UWSGI, false, "KeyboardInterrupt", PK_HARM_NONE, "this request only" },
 	{ PK_SHAPE_UWSGI, false, "RuntimeError", PK_HARM_NONE, "this request only" },
 	{ PK_SHAPE_UWSGI, true, "RuntimeError", PK_HARM_REFUSE, "next request" },
+	{ PK_SHAPE_WAITRESS, false, "SystemExit", PK_HARM_REFUSE, "never gets an answer" },
+	{ PK_SHAPE_WAITRESS, false, "KeyboardInterrupt", PK_HARM_REFUSE, "never gets an answer" },
+	{ PK_SHAPE_WAITRESS, false, "RuntimeError", PK_HARM_NONE, "500" },
+	{ PK_SHAPE_WAITRESS, false, "TimeoutError", PK_HARM_NONE, "500" },
+	{ PK_SHAPE_WAITRESS, true, "RuntimeError", PK_HARM_REFUSE, "for good" },
+	{ PK_SHAPE_CHEROOT, false, "SystemExit", PK_HARM_REFUSE, "whole server" },
+	{ PK_SHAPE_CHEROOT, true, "KeyboardInterrupt", PK_HARM_REFUSE, "whole server" },
+	{ PK_SHAPE_CHEROOT, false, "RuntimeError", PK_HARM_NONE, "500" },
+	{ PK_SHAPE_CHEROOT, false, "TimeoutError", PK_HARM_REFUSE, "IndexError" },
+	{ PK_SHAPE_CHEROOT, true, "RuntimeError", PK_HARM_REFUSE, "for good" },
+	{ PK_SHAPE_TWISTED, false, "SystemExit", PK_HARM_NONE, "500" },
+	{ PK_SHAPE_TWISTED, false, "RuntimeError", PK_HARM_NONE, "500" },
+	{ PK_SHAPE_TWISTED, true, "RuntimeError", PK_HARM_REFUSE, "for good" },
 	{ PK_SHAPE_MAIN, false, "SystemExit", PK_HARM_REFUSE, "ends the program" },
 	{ PK_SHAPE_MAIN, false, "KeyboardInterrupt", PK_HARM_REFUSE, "ends the program" },
 	{ PK_SHAPE_MAIN, false, "RuntimeError", PK_HARM_NOTE, "main thread" },
@@ -473,6 +536,9 @@ static void test_defaults(void **state)
 	assert_string_equal(pk_shape_default_exception(PK_SHAPE_ASYNCIO, false), "RuntimeError");
 	assert_string_equal(pk_shape_default_exception(PK_SHAPE_GREENLET, false), "RuntimeError");
 	assert_string_equal(pk_shape_default_exception(PK_SHAPE_UWSGI, false), "RuntimeError");
+	assert_string_equal(pk_shape_default_exception(PK_SHAPE_WAITRESS, false), "RuntimeError");
+	assert_string_equal(pk_shape_default_exception(PK_SHAPE_CHEROOT, false), "RuntimeError");
+	assert_string_equal(pk_shape_default_exception(PK_SHAPE_TWISTED, false), "RuntimeError");
 	assert_string_equal(pk_shape_default_exception(PK_SHAPE_THREAD, false), "SystemExit");
 	assert_string_equal(pk_shape_default_exception(PK_SHAPE_UNKNOWN, false), "SystemExit");
 	assert_string_equal(pk_shape_default_exception(PK_SHAPE_MAIN, false), "SystemExit");
@@ -495,6 +561,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_servers),
+		cmocka_unit_test(test_thread_servers),
 		cmocka_unit_test(test_gevent),
 		cmocka_unit_test(test_uwsgi),
 		cmocka_unit_test(test_threads),

@@ -17,9 +17,10 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from run_list import resolve_python  # noqa: E402
-from run_raise import Target, fail  # noqa: E402
+from pktest import fail, resolve_python  # noqa: E402
+from run_raise import Target  # noqa: E402
 
 MEMCHECK = ["--error-exitcode=99", "--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
             "--errors-for-leak-kinds=definite,indirect,possible", "--track-origins=yes", "--num-callers=30", "-q"]

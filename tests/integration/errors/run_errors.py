@@ -23,35 +23,14 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+import pktest  # noqa: E402
+from pktest import fail, run, show, skip, stat_fields, started, wait_progress  # noqa: E402
+
 NOBODY = 65534
 TRY_HELP = "Try 'pykill --help' for more information."
 EXIT_OK, EXIT_USAGE, EXIT_NO_PROCESS, EXIT_PERMISSION, EXIT_NOT_PYTHON = 0, 2, 4, 5, 6
 PF_KTHREAD = 0x00200000
-
-started = []  # every process this script started, killed at exit
-made_dirs = []  # temporary directories of world-readable copies, removed at exit
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def skip(msg):
-    print("SKIP: " + msg)
-    sys.exit(SKIP)
-
-
-def run(argv, **kw):
-    res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, **kw)
-    res.out = res.stdout.decode("utf-8", "replace")
-    res.err = res.stderr.decode("utf-8", "replace")
-    return res
-
-
-def show(argv, res):
-    return "`%s` exited %d\n  stdout: %r\n  stderr: %r" % (" ".join(argv), res.returncode, res.out, res.err)
 
 
 def check_failure(argv, res, status, contains=(), hint=None):
@@ -104,115 +83,42 @@ def pick_python(pythons, runnable_by=None):
 
 
 def as_user(uid):
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        skip("setpriv (util-linux) is not installed: needed to run pykill as an unprivileged user")
-    return [setpriv, "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups", "--inh-caps=-all"]
+    return pktest.as_user(uid, "needed to run pykill as an unprivileged user")
 
 
-def world_copy(path):
-    """A copy of path in a fresh 0755 directory: the checkout may sit under a
-    0700 directory (a clone in /root) that another user cannot enter."""
-    d = tempfile.mkdtemp(prefix="pykill-err-")
-    made_dirs.append(d)
-    os.chmod(d, 0o755)
-    copy = os.path.join(d, os.path.basename(path))
-    shutil.copy(path, copy)
-    os.chmod(copy, 0o755)
-    return copy
-
-
-class Target(object):
+class Target(pktest.Target):
     """target.py under python, optionally through a prefix (setpriv).
     other_user: the prefix runs it as another user, who reads a copy."""
 
     def __init__(self, python, prefix=(), other_user=False):
-        ready_r, ready_w = os.pipe()
-        cmd_r, cmd_w = os.pipe()
-        env = dict(os.environ)
-        env.pop("PYTHONPATH", None)
         script = os.path.join(HERE, "target.py")
         if other_user:
-            script = world_copy(script)
-        self.proc = subprocess.Popen(list(prefix) + [python, script, str(ready_w), str(cmd_r)],
-                                     pass_fds=(ready_w, cmd_r), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env=env, cwd="/")
-        started.append(self.proc)
-        os.close(ready_w)
-        os.close(cmd_r)
-        self.answers = os.fdopen(ready_r, "rb", 0)
-        self.cmd = cmd_w
-        self.pid = self.proc.pid
-        line = self.answers.readline().decode()
-        if not line.startswith("ready %d " % self.pid):
-            out = self.finish_output()
-            fail("target did not get ready: %r %s" % (line, out))
-        self.busy_tid = int(line.split()[2])
+            script = pktest.world_copy(script)
+        pktest.Target.__init__(self, python, script, prefix=prefix, cwd="/")
+        if not self.ready_text.startswith("%d " % self.pid):
+            fail("target did not get ready: %r %s" % (self.ready_text, self.output()))
+        self.busy_tid = int(self.ready_text.split()[1])
         wait_blocked(self.pid, self.pid, "main thread of the target in read()", want_syscall=0)
 
     def ping(self):
         """The busy thread must be making progress and the main thread answering."""
         counts = []
         for _ in range(2):
-            os.write(self.cmd, b"ping\n")
-            line = self.answers.readline().decode()
-            parts = line.split()
+            line = self.ask("ping")
+            parts = (line or "").split()
             if len(parts) != 3 or parts[0] != "pong" or parts[2] != "alive":
-                fail("target does not answer properly: %r %s" % (line, self.finish_output()))
+                fail("target does not answer properly: %r %s" % (line, self.output()))
             counts.append(int(parts[1]))
             if len(counts) == 1:
                 wait_progress(self.pid, self.busy_tid)
         if counts[1] <= counts[0]:
             fail("target's busy thread made no progress: %r" % counts)
 
-    def quit(self):
-        os.write(self.cmd, b"quit\n")
-        out = self.finish_output()
-        if self.proc.returncode != 0:
-            fail("target exited %d: %s" % (self.proc.returncode, out))
-
-    def finish_output(self):
-        try:
-            return self.proc.communicate(timeout=20)[0].decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.communicate()[0].decode(errors="replace")
-
-
-def stat_fields(pid, tid):
-    with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
-        return f.read().rsplit(")", 1)[1].split()
-
 
 def wait_blocked(pid, tid, what, want_syscall=None, limit=20.0):
     """Poll /proc until the thread sleeps in a system call (in want_syscall
     if given): a condition the kernel reports, not a guess at a delay."""
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        try:
-            with open("/proc/%d/task/%d/syscall" % (pid, tid)) as f:
-                fields = f.read().split()
-            state = stat_fields(pid, tid)[0]
-        except (IOError, OSError):
-            fail("%s: process %d exited" % (what, pid))
-        if state == "S" and fields and fields[0] not in ("running", "-1") and \
-                (want_syscall is None or fields[0] == str(want_syscall)):
-            return
-        time.sleep(0.001)
-    fail("%s never blocked in a system call" % what)
-
-
-def wait_progress(pid, tid, limit=20.0):
-    """Until the thread has run on a CPU again (utime+stime grew)."""
-    f = stat_fields(pid, tid)
-    before = int(f[11]) + int(f[12])
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        f = stat_fields(pid, tid)
-        if int(f[11]) + int(f[12]) > before:
-            return
-        time.sleep(0.005)
-    fail("thread %d of %d did not run for %.0f s" % (tid, pid, limit))
+    pktest.wait_blocked(pid, tid, what, syscall=want_syscall, sleeping=True, limit=limit)
 
 
 def check_untouched(pid):
@@ -344,11 +250,14 @@ def case_usage(pykill, args):
             fail("message does not name %r: %s" % (word, what))
         if len(lines[0]) > 300:
             fail("usage error of %d characters: what is echoed must be bounded: %s" % (len(lines[0]), what[:600]))
-    for opt in ("--help", "-h"):
-        res = run([pykill, opt])
-        if res.returncode != EXIT_OK or res.err or not res.out.startswith("Usage: pykill") \
-                or "list PID" not in res.out:
-            fail("help: %s" % show([pykill, opt], res))
+    # Asked for after a command as well (`pykill raise --help`): it is help,
+    # not a usage error, whatever else is on the line.
+    for argv in ([], ["ps"], ["list"], ["raise"], ["withdraw"], ["list", "1"], ["raise", "1", "2"]):
+        for opt in ("--help", "-h"):
+            res = run([pykill] + argv + [opt])
+            if res.returncode != EXIT_OK or res.err or not res.out.startswith("Usage: pykill") \
+                    or "list PID" not in res.out:
+                fail("help: %s" % show([pykill] + argv + [opt], res))
     for opt in ("--version", "-V"):
         res = run([pykill, opt])
         out = res.out.splitlines()
@@ -641,9 +550,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        for p in started:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for d in made_dirs:
-            shutil.rmtree(d, ignore_errors=True)
+        pktest.cleanup()

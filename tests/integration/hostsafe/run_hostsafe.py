@@ -46,25 +46,16 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+import pktest  # noqa: E402
+from pktest import fail, run, skip, started  # noqa: E402
+
 NOBODY = 65534
 RUN_TIMEOUT = 30
 IN_ACCESS, IN_OPEN, IN_DONT_FOLLOW = 0x1, 0x20, 0x02000000
 EXIT_OK, EXIT_FAILURE, EXIT_NOT_DELIVERED = 0, 1, 8
 
-started = []  # processes this script started, killed at exit
-cleanup_dirs = []
 libc = ctypes.CDLL(None, use_errno=True)
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def skip(msg):
-    print("SKIP: " + msg)
-    sys.exit(SKIP)
 
 
 def show(argv, res):
@@ -72,18 +63,8 @@ def show(argv, res):
                                                           res.err[-2000:])
 
 
-def run(argv, **kw):
-    res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, **kw)
-    res.out = res.stdout.decode("utf-8", "replace")
-    res.err = res.stderr.decode("utf-8", "replace")
-    return res
-
-
 def as_user(uid):
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        skip("setpriv (util-linux) is not installed: needed to run processes as another user")
-    return [setpriv, "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups", "--inh-caps=-all"]
+    return pktest.as_user(uid, "needed to run processes as another user")
 
 
 def without_map_files():
@@ -133,44 +114,21 @@ def runnable_by_nobody(python):
     return res.returncode == 0
 
 
-class Target(object):
+class Target(pktest.Target):
+    """target.py with its actions, as uid (setpriv) unless 0, from /; argv0
+    runs another file as the interpreter. Its ready line is "ready PID SLEEPER"."""
+
     def __init__(self, python, script, actions, uid, env=None, argv0=None):
-        ready_r, ready_w = os.pipe()
-        cmd_r, cmd_w = os.pipe()
-        full_env = dict(os.environ)
-        full_env.pop("PYTHONPATH", None)
-        full_env.update(env or {})
-        prefix = as_user(uid) if uid != 0 else []
-        self.proc = subprocess.Popen(prefix + [argv0 or python, script, str(ready_w), str(cmd_r)] + actions,
-                                     pass_fds=(ready_w, cmd_r), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=full_env, cwd="/")
-        started.append(self.proc)
-        os.close(ready_w)
-        os.close(cmd_r)
-        self.answers = os.fdopen(ready_r, "rb", 0)
-        self.cmd = cmd_w
-        self.pid = self.proc.pid
-        line = self.answers.readline().decode()
-        if not line.startswith("ready %d " % self.pid):
-            fail("target did not get ready: %r %s" % (line, self.output()))
-        self.sleeper = int(line.split()[2])
+        pktest.Target.__init__(self, argv0 or python, script, args=actions, prefix=as_user(uid) if uid != 0 else [],
+                               env=pktest.clean_env(**(env or {})), cwd="/", ready="ready ")
+        words = self.ready_text.split()
+        if words[0] != str(self.pid):
+            fail("target did not get ready: %r %s" % ("ready " + self.ready_text, self.output()))
+        self.sleeper = int(words[1])
 
     def maps(self):
         with open("/proc/%d/maps" % self.pid) as f:
             return f.read()
-
-    def quit(self):
-        os.write(self.cmd, b"quit\n")
-        out = self.output()
-        if self.proc.returncode != 0:
-            fail("target exited %s: %s" % (self.proc.returncode, out))
-
-    def output(self):
-        try:
-            return self.proc.communicate(timeout=20)[0].decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.communicate()[0].decode(errors="replace")
 
 
 def check_untouched(pid):
@@ -195,7 +153,7 @@ class Bed(object):
         self.pykill = pykill
         self.python = python
         self.dir = tempfile.mkdtemp(prefix="pykill-hostsafe-")
-        cleanup_dirs.append(self.dir)
+        pktest.at_cleanup(lambda: shutil.rmtree(self.dir, ignore_errors=True))
         os.chmod(self.dir, 0o755)
         self.script = os.path.join(self.dir, "target.py")
         shutil.copy(os.path.join(HERE, "target.py"), self.script)
@@ -501,9 +459,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        for p in started:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for d in cleanup_dirs:
-            shutil.rmtree(d, ignore_errors=True)
+        pktest.cleanup()

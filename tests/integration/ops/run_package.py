@@ -23,19 +23,12 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
+from pktest import fail, skip  # noqa: E402
+
 FILES = {"usr/bin/pykill": 0o755, "usr/share/man/man1/pykill.1.gz": 0o644,
          "usr/share/bash-completion/completions/pykill": 0o644,
          "usr/share/doc/pykill/copyright": 0o644, "usr/share/doc/pykill/changelog.gz": 0o644}
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def skip(msg):
-    print("SKIP: " + msg)
-    sys.exit(77)
 
 
 def run(argv, **kw):

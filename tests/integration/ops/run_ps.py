@@ -14,7 +14,6 @@ thread of any target was woken, stopped or traced by it.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -34,9 +33,9 @@ def version_of(python, prefix=()):
     return res.out.strip()
 
 
-def ps_json(argv):
+def ps_json(argv, status=0, says=()):
     res = run(argv)
-    if res.returncode != 0:
+    if res.returncode != status or any(s not in res.err for s in says):
         fail(show(argv, res))
     try:
         got = json.loads(res.out)
@@ -143,10 +142,8 @@ def main():
     for p in others:
         if os.path.exists(p):
             targets.append((p, start(p, 1)))
-    copies = []
     if os.path.exists(STATIC_PY):
-        d, worker = world_copy(STATIC_PY, "worker")
-        copies.append(d)
+        worker = world_copy(STATIC_PY, "worker")
         for i in range(2):
             targets.append(("renamed static %d" % i, start(worker, 1, path_suffix=worker)))
     else:
@@ -184,7 +181,9 @@ def main():
         # A PID filter: a Python PID, a non-Python PID, a TID of a Python process.
         main = targets[0][1]
         other_tid = main.ns_tids["sleeper-0"]
-        got = ps_json([pykill, "ps", "--json", str(sleeper.pid), str(main.proc.pid), str(other_tid)])
+        # The two it leaves out are said (6: not Python).
+        got = ps_json([pykill, "ps", "--json", str(sleeper.pid), str(main.proc.pid), str(other_tid)], status=6,
+                      says=["process %d: not a Python process" % p for p in (sleeper.pid, other_tid)])
         if [p["pid"] for p in got["processes"]] != [main.proc.pid]:
             fail("ps --json %d %d %d listed %r, want only %d" % (sleeper.pid, main.proc.pid, other_tid,
                                                                got["processes"], main.proc.pid))
@@ -229,8 +228,7 @@ def main():
 
         # What nobody sees: its own target, none of root's, and how many it skipped.
         if nobody is not None:
-            d, copy = world_copy(pykill)
-            copies.append(d)
+            copy = world_copy(pykill)
             argv = as_user(NOBODY) + [copy, "ps", "--json"]
             got = ps_json(argv)
             check_entry(got, nobody, "nobody's target seen by nobody")
@@ -248,6 +246,29 @@ def main():
         # left out.
         if version_of(python) >= "3":
             check_stuck(pykill, python)
+
+        # Named PIDs it leaves out are said, with a status to branch on:
+        # 4 for one that names no process (a child that has been reaped),
+        # 6 for one that is not Python; those it lists are still listed.
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        other = subprocess.Popen(["sleep", "600"])
+        try:
+            py = targets[0][1].proc.pid
+            for named, status, says in (([gone.pid], 4, "no process %d" % gone.pid),
+                                        ([other.pid], 6, "process %d: not a Python process" % other.pid),
+                                        ([py, other.pid, gone.pid], 4, "no process %d" % gone.pid)):
+                for fmt in ([], ["--json"]):
+                    argv = [pykill, "ps"] + fmt + [str(p) for p in named]
+                    res = run(argv)
+                    listed = [int(l.split()[0]) for l in res.out.splitlines()[1:] if l.split()[:1] != []
+                              and l.split()[0].isdigit()] if not fmt else \
+                        [p["pid"] for p in json.loads(res.out)["processes"]]
+                    if res.returncode != status or says not in res.err or listed != [p for p in named if p == py]:
+                        fail("ps with a PID it leaves out: %s" % show(argv, res))
+        finally:
+            other.kill()
+            other.wait()
 
         # Usage errors.
         for bad in (["--json", "--pids"], ["abc"], ["--frobnicate"], ["0"], ["--stuck=0"], ["--stuck=x"]):
@@ -271,8 +292,6 @@ def main():
                 fail("the fake Python exited %d" % fake.returncode)
     finally:
         cleanup()
-        for d in copies:
-            shutil.rmtree(d, ignore_errors=True)
     print("ok: ps on %d targets%s" % (len(targets), " and nobody's" if nobody else ""))
 
 

@@ -45,8 +45,10 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+import pktest  # noqa: E402
 CORES = 4
+ANSWER_WAIT = 3  # seconds a client waits for an answer that should not come
 APP = os.path.join(HERE, "uwsgi_app.py")
 CASES = {
     "master": dict(master=True, lazy=False, mounts=False, single=False),
@@ -58,8 +60,7 @@ CASES = {
 }
 
 
-class Failed(Exception):
-    pass
+Failed = pktest.Fail
 
 
 class Skipped(Exception):
@@ -73,8 +74,10 @@ def task_tids(pid):
         return set()
 
 
-class Server:
+class Server(pktest.Events):
     """uwsgi on a socket bound here; its events FIFO; its clients."""
+
+    expect_timeout = 30  # s
 
     def __init__(self, case, tmp):
         self.case = case
@@ -186,19 +189,14 @@ class Server:
             line, self.buf = self.buf.split(b"\n", 1)
             self.events.append(line.decode())
 
-    def expect(self, prefix, timeout=30):
-        deadline = time.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.startswith(prefix):
-                    return self.events.pop(i)
-            left = deadline - time.time()
-            if left <= 0:
-                raise Failed("no event %r within %d s (events: %s)\nuwsgi log:\n%s"
-                             % (prefix, timeout, self.events, self.log_tail()))
-            if self.proc.poll() is not None:
-                raise Failed("uwsgi exited (%s):\n%s" % (self.proc.returncode, self.log_tail()))
-            self.read_events(min(left, 1.0))
+    def lines(self, timeout):
+        if self.proc.poll() is not None:
+            raise Failed("uwsgi exited (%s):\n%s" % (self.proc.returncode, self.log_tail()))
+        self.read_events(min(timeout, 1.0))
+
+    def missing(self, prefix, timeout, about):
+        raise Failed("no event %r within %d s (events: %s)\nuwsgi log:\n%s"
+                     % (prefix, timeout, self.events, self.log_tail()))
 
     def drain(self):
         self.read_events(0)
@@ -225,10 +223,8 @@ class Server:
 
 
 def pykill(argv, timeout=120):
-    res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    res.out = res.stdout.decode("utf-8", "replace")
-    res.err = res.stderr.decode("utf-8", "replace")
-    return res
+    """pktest.run: the CompletedProcess with .out and .err."""
+    return pktest.run(argv, timeout=timeout)
 
 
 def show(argv, res):
@@ -443,8 +439,85 @@ def check(pk, srv):
     caught = [e for e in srv.drain() if e.startswith("caught ")]
     if caught:
         raise Failed("exceptions landed where none was raised: %s" % caught)
+    if srv.case == "master":
+        refusals.append(uncaught(pk, srv))
     print("ok: %s: %d exceptions, each in its own request (%s); checked: %s" % (
         srv.case, len(expected_caught), ", ".join(expected_caught), ", ".join(refusals) or "no refusal case"))
+
+
+def one_request(srv, path):
+    """A request in its own thread, sent once (a closed connection is an
+    answer here, not a reason to send it again): .result is (status, body)
+    or (None, what happened)."""
+    def go():
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            c.result = (resp.status, resp.read().decode("utf-8", "replace"))
+        except (OSError, http.client.HTTPException) as e:
+            c.result = (None, type(e).__name__)
+        finally:
+            conn.close()
+    c = threading.Thread(target=go, daemon=True)
+    c.result = None
+    c.start()
+    return c
+
+
+def uncaught(pk, srv):
+    """What uwsgi does with each exception the application does not catch
+    (/hang), raised by pykill into the request: the client's answer, the
+    request's finally block, the core and the worker afterwards. SystemExit
+    is refused, then forced, last (it takes the core away)."""
+    W = srv.worker
+    table = []
+    for exc in ("RuntimeError", "TimeoutError", "KeyboardInterrupt", "SystemExit"):
+        c = one_request(srv, "/hang")
+        ev = srv.expect("hang ").split()
+        tid = int(ev[3])
+        argv = [pk, "raise", "--json", str(W), str(tid), exc]
+        res = pykill(argv)
+        if exc == "SystemExit":
+            if res.returncode != 7 or "this core stops serving for good" not in res.err:
+                raise Failed("SystemExit into a uwsgi core should be refused: " + show(argv, res))
+            argv.append("--force")
+            res = pykill(argv)
+        if res.returncode != 0 or json.loads(res.out)["verdict"] != "delivered":
+            raise Failed("%s into a uwsgi core: %s" % (exc, show(argv, res)))
+        srv.expect("done / %d" % tid)
+        # An answer comes as the request unwinds; one that has not come
+        # within ANSWER_WAIT after its finally block ran is not coming.
+        c.join(ANSWER_WAIT)
+        answer = c.result or (None, "no answer")
+        # The worker afterwards (the same process): 2 * CORES requests,
+        # one after the other.
+        served = sum(1 for _ in range(2 * CORES) if one_request_now(srv, "/ok") == W)
+        snap, _, _ = list_json(pk, W)
+        row = [t for t in snap["threads"] if t["tid"] == tid and not t.get("idle")]
+        where = [f["function"] for f in row[0]["frames"]] if row else []
+        table.append((exc, answer, served, where))
+        if exc != "SystemExit":
+            # uwsgi logs the traceback and closes the connection.
+            if answer != (None, "RemoteDisconnected") or served != 2 * CORES or where:
+                raise Failed("%s into a uwsgi core: the client got %r, the worker served %d of %d, the core is "
+                             "in %r\nuwsgi log:\n%s" % (exc, answer, served, 2 * CORES, where, srv.log_tail()))
+        # Forced: uwsgi finalizes Python in that core, which waits in
+        # threading._shutdown for good; the other cores go on.
+        elif answer != (None, "no answer") or served != 2 * CORES or "_shutdown" not in where:
+            raise Failed("SystemExit (forced) into a uwsgi core: the client got %r, the worker served %d of %d, "
+                         "the core is in %r\nuwsgi log:\n%s" % (answer, served, 2 * CORES, where, srv.log_tail()))
+    return "uncaught: " + "; ".join("%s: client %s, worker served %d/%d, core %s" % (
+        exc, answer[0] or answer[1], served, 2 * CORES, "in " + where[0] if where else "free")
+        for exc, answer, served, where in table)
+
+
+def one_request_now(srv, path):
+    """The PID that answered path with 200, or None."""
+    c = one_request(srv, path)
+    c.join(60)
+    status, body = c.result or (None, "")
+    return int(body.split()[1]) if status == 200 else None
 
 
 def main():
@@ -452,19 +525,16 @@ def main():
         sys.exit("usage: run_uwsgi.py PYKILL {%s}" % ",".join(CASES))
     pk, case = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
-        print("SKIP: needs root (ptrace of uwsgi's worker, a child of the master)")
-        sys.exit(SKIP)
+        pktest.skip("needs root (ptrace of uwsgi's worker, a child of the master)")
     tmp = tempfile.mkdtemp(prefix="pykill-uwsgi-")
     # A SIGTERM from ctest's timeout still stops uwsgi (run's finally).
     signal.signal(signal.SIGTERM, lambda *a: sys.exit("FAIL: terminated"))
     try:
         run(pk, case, tmp)
     except Skipped as e:
-        print("SKIP: %s" % e)
-        sys.exit(SKIP)
+        pktest.skip(str(e))
     except Failed as e:
-        print("FAIL: %s: %s" % (case, e))
-        sys.exit(1)
+        pktest.fail("%s: %s" % (case, e))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

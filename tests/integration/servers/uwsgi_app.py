@@ -11,6 +11,9 @@ line, shorter than PIPE_BUF: atomic among the worker's threads):
                    landing in it is reported
                    "caught SCRIPT TID EXCEPTION" and answered 500 "EXCEPTION in
                    TID"; "done SCRIPT TID" from its finally block
+  GET .../hang     "hang SCRIPT PID TID", then the same loop, catching
+                   nothing: what uwsgi itself does with the exception is
+                   what the client sees; "done SCRIPT TID" from its finally
   GET .../barrier  waits at a threading.Barrier of PK_SERVERS_CORES parties:
                    200 only when that many requests are served at once
 INTERP is the interpreter's ID (_xxsubinterpreters), -1 where it cannot be
@@ -59,12 +62,27 @@ def spin(script):
         announce("done %s %d" % (script, tid))
 
 
+def hang(script):
+    tid = threading.get_native_id()
+    announce("hang %s %d %d" % (script, os.getpid(), tid))
+    try:
+        n = 0
+        while True:
+            n += 1
+            if n % 20000 == 0:
+                time.sleep(0.0005)
+    finally:
+        announce("done %s %d" % (script, tid))
+
+
 def application(environ, start_response):
     script = environ.get("SCRIPT_NAME") or "/"
     path = environ.get("PATH_INFO", "")
     tid = threading.get_native_id()
     if path == "/spin":
         status, body = spin(script)
+    elif path == "/hang":
+        hang(script)
     elif path == "/barrier":
         barrier.wait()
         status, body = "200 OK", "barrier %d %d\n" % (os.getpid(), tid)

@@ -7,7 +7,6 @@ its group, on every path out (normal exit, failure, signal)."""
 import atexit
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -16,25 +15,14 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SKIP = 77
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+import pktest  # noqa: E402
+from pktest import Fail, check, skip  # noqa: E402,F401
+
 _servers = []  # Server objects to stop on the way out
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def skip(msg):
-    print("SKIP: " + msg)
-    cleanup()
-    sys.exit(SKIP)
-
-
+@pktest.at_cleanup  # pktest.skip and fail run it
 def cleanup():
     for s in list(_servers):
         s.stop()
@@ -69,9 +57,12 @@ def listener():
     return s
 
 
-class Server(object):
+class Server(pktest.Events):
     """A server process (its own session: killpg reaches its children too)
-    writing "EVENT ARGS..." lines to the pipe whose fd is PK_SHAPES_EV."""
+    writing "EVENT ARGS..." lines to the pipe whose fd is PK_SHAPES_EV.
+    expect(prefix, timeout, what) names who should have said it."""
+
+    expect_timeout = 30  # s
 
     def __init__(self, argv, env=None, pass_fds=(), cwd=None, log_path=None):
         ev_r, ev_w = os.pipe()
@@ -88,39 +79,21 @@ class Server(object):
                                      start_new_session=True)
         _servers.append(self)
         os.close(ev_w)
-        self.ev = ev_r
-        self.buf = b""
+        self.reader = pktest.LineReader(ev_r)  # at its end every process holding the pipe has exited
         self.events = []
-        self.eof = False
 
     def _read(self, timeout):
-        if self.eof:
-            return False
-        r, _, _ = select.select([self.ev], [], [], max(0.0, timeout))
-        if not r:
-            return False
-        data = os.read(self.ev, 65536)
-        if not data:
-            self.eof = True  # every process holding the pipe has exited
-            return False
-        self.buf += data
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            self.events.append(line.decode(errors="replace"))
-        return True
+        """Whether lines came within timeout."""
+        got = self.reader.read(timeout)
+        self.events.extend(self.reader.take())
+        return bool(got)
 
-    def expect(self, prefix, timeout=30, what=None):
-        """The first event starting with prefix (taken off the list), or Fail."""
-        deadline = time.time() + timeout
-        while True:
-            for i, e in enumerate(self.events):
-                if e.startswith(prefix):
-                    return self.events.pop(i)
-            left = deadline - time.time()
-            if left <= 0 or (self.eof and not self._read(0)):
-                raise Fail("%s never said %r (events: %r)%s" % (what or "the server", prefix, self.events,
-                                                                self.tail()))
-            self._read(left)
+    def lines(self, timeout):
+        self._read(timeout)
+        return not self.reader.eof
+
+    def missing(self, prefix, timeout, what):
+        raise Fail("%s never said %r (events: %r)%s" % (what or "the server", prefix, self.events, self.tail()))
 
     def saw(self, prefix, timeout=0.0):
         """Whether an event starting with prefix comes within timeout (not taken)."""
@@ -129,7 +102,7 @@ class Server(object):
             if any(e.startswith(prefix) for e in self.events):
                 return True
             left = deadline - time.time()
-            if left <= 0 or self.eof:
+            if left <= 0 or self.reader.eof:
                 self._read(0)
                 return any(e.startswith(prefix) for e in self.events)
             self._read(left)
@@ -187,7 +160,7 @@ class Server(object):
             except OSError:
                 pass
         self.proc.wait()
-        os.close(self.ev)
+        os.close(self.reader.fd)
         if self.log is not subprocess.DEVNULL:
             self.log.close()
 
@@ -259,9 +232,8 @@ def together(port, n, round_id, timeout=20):
 
 
 def pykill(binary, *args, **kw):
-    res = subprocess.run([binary] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         timeout=kw.get("timeout", 60))
-    return res.returncode, res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
+    """pktest.run_pykill: (exit code, stdout, stderr); a hang is a Fail."""
+    return pktest.run_pykill(binary, *args, timeout=kw.get("timeout", 60), error=pktest.throw)
 
 
 def list_threads(binary, pid):

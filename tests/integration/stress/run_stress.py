@@ -4,7 +4,7 @@
   run_stress.py CASE PYKILL PYTHON
 
 CASE is one of the case_* functions below; PYTHON a path or "sid:3.X"
-(tests/integration/run_list.py:resolve_python).
+(tests/lib/pktest.py:resolve_python).
   kill        SIGKILL `pykill list` (--freeze=auto and all) at random instants
   signals     SIGINT / SIGTERM likewise: pykill ends by the signal once every
               thread is released, or finishes; it never hangs
@@ -52,32 +52,16 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from run_list import resolve_python  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
+import pktest  # noqa: E402
+from pktest import cleanup, fail, resolve_python  # noqa: E402
 
 EXIT_OK, EXIT_FAILURE, EXIT_PENDING, EXIT_NO_PROCESS, EXIT_PERMISSION = 0, 1, 3, 4, 5
 PYKILL_LIMIT = 60.0  # a pykill run longer than this is a hang
 LONG_LIVED = ("busy", "short-sleep", "long-sleep", "recv", "lock-wait", "heartbeat", "MainThread")
 
-started = []  # every process started here
+started = pktest.started  # every process started here, killed by pktest.cleanup()
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.stdout.flush()
-    cleanup()
-    sys.exit(1)
-
-
-def cleanup():
-    for p in started:
-        if p.poll() is None:
-            try:
-                p.kill()
-            except OSError:
-                pass
-            p.wait()
 
 
 def die_with_us():
@@ -103,57 +87,32 @@ def nkills(default):
 
 # ------------------------------------------------------------------ target
 
-class Target(object):
+class Target(pktest.Target):
+    """stress_target.py in mode (with arg): its ready line on one pipe, one
+    JSON reply per command on another (self.rep)."""
+
     def __init__(self, python, mode, arg=None, extra_fds=()):
-        ready_r, ready_w = os.pipe()
-        cmd_r, cmd_w = os.pipe()
         rep_r, rep_w = os.pipe()
-        argv = [python, os.path.join(HERE, "stress_target.py"), str(ready_w), str(cmd_r), str(rep_w), mode]
-        if arg is not None:
-            argv.append(str(arg))
-        env = dict(os.environ)
-        env.pop("PYTHONPATH", None)
-        self.proc = popen(argv, pass_fds=(ready_w, cmd_r, rep_w) + tuple(extra_fds), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        for fd in (ready_w, cmd_r, rep_w) + tuple(extra_fds):
+        args = [rep_w, mode] + ([] if arg is None else [arg])
+        pktest.Target.__init__(self, python, os.path.join(HERE, "stress_target.py"), args=args,
+                               pass_fds=(rep_w,) + tuple(extra_fds),
+                               # see stress_target.py: 5000 threads start slowly on free-threaded builds
+                               ready_timeout=300.0 if mode == "scale" else 120.0, preexec_fn=die_with_us)
+        for fd in (rep_w,) + tuple(extra_fds):
             os.close(fd)
-        self.pid = self.proc.pid
         self.mode = mode
-        self.cmd_w, self.rep_r = cmd_w, rep_r
-        self.rbuf = b""
-        line = self._line(ready_r, 300.0 if mode == "scale" else 120.0)  # see stress_target.py
-        os.close(ready_r)
-        if line is None or not line.startswith("ready "):
-            self.proc.kill()
-            out = self.proc.communicate()[0].decode(errors="replace")
-            fail("target (%s %s) did not get ready: %r\n%s" % (python, mode, line, out))
-        self.info = json.loads(line[6:])
+        self.rep = pktest.LineReader(rep_r)
+        self.info = json.loads(self.ready_text)
         self.book = SleepBook()
         self.threads = self.info["threads"]
-
-    def _line(self, fd, limit, keep=None):
-        buf = keep if keep is not None else b""
-        deadline = time.monotonic() + limit
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                return None
-            data = os.read(fd, 1 << 16)
-            if not data:
-                return None
-            buf += data
-        line, rest = buf.split(b"\n", 1)
-        if keep is not None:
-            self.rbuf = rest
-        return line.decode()
 
     def request(self, cmd, limit=30.0):
         """One command, one JSON reply; None if the target does not answer."""
         try:
-            os.write(self.cmd_w, (cmd + "\n").encode())
+            self.send(cmd)
         except OSError:
             return None
-        line = self._line(self.rep_r, limit, keep=self.rbuf)
+        line = self.rep.readline(limit)
         return json.loads(line) if line else None
 
     def tid(self, name):
@@ -162,7 +121,7 @@ class Target(object):
     def output(self):
         if self.proc.poll() is None:
             self.proc.kill()
-        return self.proc.communicate()[0].decode(errors="replace")
+        return pktest.Target.output(self)
 
     def quit(self):
         rep = self.request("quit", 60.0)
@@ -174,14 +133,11 @@ class Target(object):
         return rep
 
     def close(self):
-        for fd in (self.cmd_w, self.rep_r):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        pktest.Target.close(self)
+        try:
+            os.close(self.rep.fd)
+        except OSError:
+            pass
 
 
 def task_problems(pid):
@@ -532,7 +488,7 @@ def case_exit(pykill, python):
         if how == "sigkill":
             t.proc.kill()
         else:
-            os.write(t.cmd_w, (how + "\n").encode())
+            t.send(how)
         if not p.finish():
             p.kill()
             fail("exit run %d (seed %d): pykill hung while the target exited (%s): %s" % (i, seed, how, " ".join(argv)))
@@ -625,7 +581,7 @@ def exec_argv(pykill, t, run):
 
 def new_program(t, what, p):
     """Read the ready line of the program the target became."""
-    line = t._line(t.rep_r, 120.0, keep=t.rbuf)
+    line = t.rep.readline(120.0)
     if line is None or not line.startswith("ready "):
         fail("%s: no new program after the exec (pykill exited %s, stderr %r): %r\n%s" % (
             what, p.returncode, p.err, line, t.output()))
@@ -675,7 +631,7 @@ def case_exec(pykill, python):
                 time.sleep(0.0002)
             time.sleep(rng.uniform(0, 1.2 * walls[kind]))
         if run[2] == "main":
-            os.write(t.cmd_w, b"exec\n")
+            t.send("exec")
         else:
             os.write(exec_w, b"x")
         os.close(exec_w)
