@@ -494,7 +494,7 @@ static void print_notes(const struct row *r)
 		printf("    on no live thread (%s)\n", t->native_tid > 0 ? "its native_thread_id and its ident name none"
 							  : "its ident names none");
 	if (t->stw_suspended)
-		printf("    paused: its interpreter stops the world (a free-threaded build's GC, fork, finalisation); it "
+		printf("    paused: its interpreter stops the world (a free-threaded build's GC, fork or finalisation); it "
 		       "runs again when the world restarts\n");
 	if (t->ambiguous)
 		printf("    %zu thread states on this thread and nothing tells which one is active (none is seen running "

@@ -551,16 +551,21 @@ static int signal_async_exc(struct pk_py *py, uint64_t tstate, uint64_t interp, 
 		return rc < 0 || !set ? rc : write_u32(py, interp + (uint64_t)L->is_ceval_eval_breaker, 1);
 	}
 	if (L->ts_eval_breaker >= 0) {
-		/* 3.13+: a per-thread word; high bits hold the instrumentation
-		 * version: OR the bit in (or out). Everything is stopped, and the
-		 * target's own updates of it are compare-and-swap loops, so a
-		 * thread stopped inside one retries with our value. */
+		/* 3.13+: a per-thread word whose high bits hold the
+		 * instrumentation version: only its low byte, which holds the
+		 * bit, is written, so a version another thread set meanwhile is
+		 * never written back stale (free-threaded builds do not recopy
+		 * it: a stale one makes RESUME loop). The target's own updates
+		 * of the word are compare-and-swap loops: a thread stopped inside
+		 * one retries with our value. */
 		uint64_t eb = 0;
+		uint8_t low;
 		rc = pk_rd_u64(py, tstate + (uint64_t)L->ts_eval_breaker, &eb);
 		if (rc < 0)
 			return rc;
-		eb = set ? eb | 0x8 : eb & ~(uint64_t)0x8; /* _PY_ASYNC_EXCEPTION_BIT */
-		return pk_mem_write(py->mem, tstate + (uint64_t)L->ts_eval_breaker, &eb, sizeof(eb));
+		low = (uint8_t)(eb & 0xffu); /* little-endian: x86_64, aarch64 */
+		low = set ? (uint8_t)(low | 0x8u) : (uint8_t)(low & ~0x8u); /* _PY_ASYNC_EXCEPTION_BIT */
+		return pk_mem_write(py->mem, tstate + (uint64_t)L->ts_eval_breaker, &low, sizeof(low));
 	}
 	return -ENOTSUP;
 }
@@ -700,12 +705,15 @@ static bool inside_handle_pending(struct pk_py *py, struct pk_freeze *fz, pid_t 
  * reason, NULL when the thread may be written to. */
 #define AWAKE_SINCE "awake since it was found asleep (unstopped, it may be past _Py_HandlePending's read)"
 
-static const char *asleep_on_gil(struct pk_py *py, struct pk_freeze *fz, pid_t tid, uint64_t interp)
+static const char *asleep_on_gil(struct pk_py *py, struct pk_freeze *fz, pid_t tid, uint64_t tstate,
+				 uint64_t interp)
 {
+	const struct pk_layout *L = &py->layout;
 	struct pk_gil_info gil;
 	struct pk_syscall sc;
+	int32_t state = 0;
 
-	if (tid <= 0 || py->layout.is_ceval_gil < 0 || pk_freeze_has(fz, tid))
+	if (tid <= 0 || pk_freeze_has(fz, tid))
 		return NULL;
 	if (pk_proc_syscall(py->pid, tid, &sc) < 0) {
 		pk_error_clear();
@@ -714,6 +722,18 @@ static const char *asleep_on_gil(struct pk_py *py, struct pk_freeze *fz, pid_t t
 	if (sc.nr < 0)
 		return task_exited(py->pid, tid) ? NULL : AWAKE_SINCE;
 	if (sc.nr != pk_syscall_number("futex"))
+		return NULL;
+	/* Free-threaded: parked by a stop-the-world (_Py_THREAD_SUSPENDED, 2).
+	 * A thread running Python parks from _Py_HandlePending's check of
+	 * the stop bit, and carries on with the bits it read before: the
+	 * same as a pass that waited for the GIL (review). Pauses last
+	 * milliseconds: the next try finds it running. */
+	if (L->free_threaded && L->ts_state >= 0 && pk_rd_i32(py, tstate + (uint64_t)L->ts_state, &state) == 0 &&
+	    state == 2)
+		return "parked by a stop-the-world pause (free-threaded: the pass of its eval loop's check that "
+		       "parked it takes a new exception only after the job)";
+	pk_error_clear();
+	if (L->is_ceval_gil < 0)
 		return NULL;
 	pk_gil_read(py, interp, &gil);
 	if (pk_gil_wait_on(&gil, sc.args[0]) != PK_GIL_WAIT_NONE)
@@ -1022,7 +1042,7 @@ static int write_once(struct pk_py *py, struct write_job *job, const struct asyn
 			why = "inside the eval loop's check of its signals (_Py_HandlePending), which has read them "
 			      "already";
 		else
-			why = asleep_on_gil(py, fz, job->os_tid, interp);
+			why = asleep_on_gil(py, fz, job->os_tid, job->tstate, interp);
 		if (why != NULL) {
 			snprintf(job->busy, sizeof(job->busy), "%s", why);
 			job->busy_handle_pending = true;
@@ -1342,7 +1362,7 @@ static void explain_pending(struct pk_py *py, uint64_t ident, struct pk_raise_re
 		snprintf(res->reason, sizeof(res->reason), "blocked in system call %s%s%s", sc ? sc : "?",
 			 t->gil == PK_GIL_HOLDS ? " while holding the GIL" : "",
 			 t->stw_suspended ? ", paused while its interpreter stops the world (a free-threaded build's GC, "
-					    "fork, finalisation)" : "");
+					    "fork or finalisation)" : "");
 		snprintf(next, next_cap, "%s", t->stw_suspended
 			 ? "the exception stays queued and fires once the world restarts and the call has returned"
 			 : "the exception stays queued and fires when the call returns");

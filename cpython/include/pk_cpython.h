@@ -121,8 +121,8 @@ struct pk_py_thread {
 	bool is_main;            /* the interpreter's main thread */
 	enum pk_gil_role gil;
 	bool has_async_exc;      /* an async exception is pending */
-	bool stw_suspended;      /* 3.13+: its state is suspended for a stop-the-world pause (the GC of a
-				  * free-threaded build, fork, finalisation): it waits for the world to restart */
+	bool stw_suspended;      /* free-threaded: its state is suspended for a stop-the-world pause (the
+				  * GC, fork, finalisation; 3.13 compiles pauses only into these builds): it waits for the world to restart */
 	char state;              /* /proc state letter: R S D T t Z I ..., '?' unknown; 'X' also for a
 				  * thread whose state is left behind after it exited, TID unknown */
 	long syscall_nr;         /* -1 none, PK_PY_SYSCALL_RUNNING */

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
@@ -42,7 +43,8 @@ while True:
 '''
 TRIES = 40  # free-threaded: collecting 3M objects is most of the target's time
 TRIES_DEFAULT = 8  # a default build: the flag must stay off
-RAISES = 10
+RAISE_SECONDS = 30  # free-threaded: raises until one is pending in a pause (most are; a loaded
+                    # machine may run the GC's pauses less often between two raises)
 
 
 
@@ -93,7 +95,10 @@ def main():
         # raise into the spinner, not waiting: while it is paused the
         # pending verdict must say so, not only that it sits in a futex.
         raise_seen = False
-        for k in range(RAISES if free_threaded else 0):
+        deadline = time.time() + RAISE_SECONDS
+        raises = 0
+        while free_threaded and time.time() < deadline:
+            raises += 1
             p = subprocess.run([binary, "raise", "--json", "--wait=0", str(proc.pid), str(spinner), "BufferError"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
             if p.returncode == 7:
@@ -108,8 +113,8 @@ def main():
                 raise_seen = True
                 break
         if free_threaded and not raise_seen:
-            fail("%d raises into the spinner of a target that keeps stopping the world: none was pending "
-                 "for the pause" % RAISES)
+            fail("%d raises in %d s into the spinner of a target that keeps stopping the world: none was "
+                 "pending for the pause" % (raises, RAISE_SECONDS))
         if free_threaded and not (json_seen and human_seen):
             fail("in %d lists each of a target that collects a large heap without a pause, the spinner was "
                  "listed as paused for the stop-the-world: JSON %s, table %s" % (TRIES, json_seen, human_seen))
