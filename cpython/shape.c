@@ -315,8 +315,8 @@ struct outcome {
 /* First match wins. Measured by tests/integration/shapes (gunicorn 20.1
  * gthread, celery 5.2 threads pool, asyncio and gevent 22.10 pywsgi on
  * Python 3.11, plain threads, a ThreadPoolExecutor server, and the servers
- * below); uwsgi 2.0.21
- * by hand. "it" is the exception. */
+ * below); uwsgi 2.0.21 by tests/integration/servers (servers.uwsgi.master:
+ * an application that catches nothing). "it" is the exception. */
 static const struct outcome outcomes[] = {
 	{ PK_SHAPE_GUNICORN, EITHER, EXC_NOT_EXCEPTION, PK_HARM_REFUSE,
 	  "ends this pool thread for good: concurrent.futures stores it in the job's future, gunicorn's "
@@ -377,7 +377,8 @@ static const struct outcome outcomes[] = {
 	  "forever, and the client gets no answer; the worker's other cores go on (one fewer until it is "
 	  "reloaded)" },
 	{ PK_SHAPE_UWSGI, BUSY, EXC_ANY, PK_HARM_NONE,
-	  "fails this request only (uwsgi logs a 500 and closes the connection); the core takes the next one" },
+	  "fails this request only (uwsgi logs the traceback and closes the connection); the core takes the "
+	  "next one" },
 
 	/* waitress 2.1, cheroot 9.0, twisted 22.4 (WSGIResource): measured by
 	 * tests/integration/shapes. None of them replaces a worker thread that
