@@ -550,6 +550,27 @@ def sc_sigint(binary, python):
               "the claim's holder, SIGINT in its watch: exit %d %r %r" % (holder.returncode, out, err))
         queued[name] = True
         started.append(name)
+        # --withdraw-if-pending: Ctrl-C in the watch is "now or never" too:
+        # taken back (8), said in the JSON, and nothing fires later.
+        name = "sl-withdraw"
+        t.send("sleep %s %s" % (name, length))
+        sl = t.expect_json("sleeping")
+        wait_in_syscall(t.pid, sl["tid"])
+        wait_in_syscall(t.pid, t.main_tid, SYSCALLS["read"])
+        p = subprocess.Popen([binary, "raise", "--json", "--wait", "8", "--withdraw-if-pending", str(t.pid),
+                              str(sl["tid"])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        pktest.wait_until(lambda: any(r["tid"] == sl["tid"] and r.get("async_exc_pending")
+                                      for r in (pktest.pykill_json(binary, "list", "--json", str(t.pid))[1] or
+                                                {"threads": []})["threads"]),
+                          "--withdraw-if-pending's exception queued", limit=10, error=throw)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=5)
+        r = json.loads(out.decode()) if out.strip() else {}
+        check(p.returncode == 8 and r.get("verdict") == "withdrawn" and r.get("stopped_by") == "SIGINT",
+              "SIGINT in --withdraw-if-pending's watch: exit %d %r %r" % (p.returncode, out, err))
+        queued[name] = False
+        started.append(name)
         # Each sleep ran its full length; an exception queued in it fired after.
         allowed = {}
         for name in started:
