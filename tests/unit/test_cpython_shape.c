@@ -280,6 +280,42 @@ static const char *const twisted_idle[] = {
 	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
 };
 
+/* Between requests outside the queue: waitress logging a failure, cheroot 9
+ * closing a connection in run's finally, twisted's onResult; and cheroot
+ * 10+, whose run calls the loop that calls communicate. */
+static const char *const waitress_logging[] = {
+	"Logger.exception|" PY311 "logging/__init__.py",
+	"ThreadedTaskDispatcher.handler_thread|" DIST "waitress/task.py", BOOT, NULL,
+};
+static const char *const cheroot9_close[] = {
+	"HTTPConnection.close|" DIST "cheroot/server.py", "WorkerThread.run|" DIST "cheroot/workers/threadpool.py",
+	"Thread._bootstrap_inner|" PY311 "threading.py", "Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+static const char *const cheroot9_put_conn[] = {
+	"HTTPServer.put_conn|" DIST "cheroot/server.py", "WorkerThread.run|" DIST "cheroot/workers/threadpool.py",
+	"Thread._bootstrap_inner|" PY311 "threading.py", "Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+#define SITE "/usr/lib/python3.12/site-packages/"
+static const char *const cheroot10_idle[] = {
+	"Condition.wait|" PY311 "threading.py", "Queue.get|" PY311 "queue.py",
+	"WorkerThread._process_connections_until_interrupted|" SITE "cheroot/workers/threadpool.py",
+	"WorkerThread.run|" SITE "cheroot/workers/threadpool.py", "Thread._bootstrap_inner|" PY311 "threading.py",
+	"Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+static const char *const cheroot10_busy[] = {
+	"app|/srv/app.py", "Gateway.respond|" SITE "cheroot/wsgi.py", "HTTPRequest.respond|" SITE "cheroot/server.py",
+	"HTTPConnection.communicate|" SITE "cheroot/server.py",
+	"WorkerThread._process_connections_until_interrupted|" SITE "cheroot/workers/threadpool.py",
+	"WorkerThread.run|" SITE "cheroot/workers/threadpool.py", "Thread._bootstrap_inner|" PY311 "threading.py",
+	"Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+static const char *const twisted_on_result[] = {
+	"_WSGIResponse.run.<locals>.onResult|" DIST "twisted/web/wsgi.py",
+	"ThreadPool.callInThreadWithCallback.<locals>.inContext|" DIST "twisted/python/threadpool.py",
+	"Team._coordinateThisTask.<locals>.doWork|" DIST "twisted/_threads/_team.py",
+	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
+};
+
 static void test_thread_servers(void **state)
 {
 	(void)state;
@@ -292,6 +328,28 @@ static void test_thread_servers(void **state)
 	/* The innermost frame is the loop itself (between two requests, or in
 	 * a lock taken in C): idle too. */
 	expect_shape(false, 0, waitress_idle + 1, PK_SHAPE_WAITRESS, true);
+	/* Only the job frame is busy: the loop's other callees are not. */
+	expect_shape(false, 0, waitress_logging, PK_SHAPE_WAITRESS, true);
+	expect_shape(false, 0, cheroot9_close, PK_SHAPE_CHEROOT, true);
+	expect_shape(false, 0, cheroot9_put_conn, PK_SHAPE_CHEROOT, true);
+	expect_shape(false, 0, cheroot10_idle, PK_SHAPE_CHEROOT, true);
+	expect_shape(false, 0, cheroot10_busy, PK_SHAPE_CHEROOT, false);
+	expect_shape(false, 0, twisted_on_result, PK_SHAPE_TWISTED, true);
+	/* The anchor is the job frame: communicate, service, the lambda. */
+	{
+		struct pk_py_thread t = thread_of(false, cheroot10_busy);
+		assert_int_equal(pk_shape_anchor(&t, 0), 3);
+		thread_free(&t);
+		t = thread_of(false, waitress_busy);
+		assert_int_equal(pk_shape_anchor(&t, 0), 3);
+		thread_free(&t);
+		t = thread_of(false, twisted_busy);
+		assert_int_equal(pk_shape_anchor(&t, 0), 3);
+		thread_free(&t);
+		t = thread_of(false, cheroot9_close);
+		assert_int_equal(pk_shape_anchor(&t, 0), -1);
+		thread_free(&t);
+	}
 }
 
 static void test_gevent(void **state)
