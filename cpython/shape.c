@@ -399,8 +399,9 @@ static const struct outcome outcomes[] = {
 	  "the thread is between requests in waitress's own code (waiting for one, or logging the last one's "
 	  "failure): it would fire there, at once or when the next request comes, end the thread for good "
 	  "(waitress never starts another) and leave that client without an answer" },
-	{ PK_SHAPE_WAITRESS, BUSY, EXC_EXIT | EXC_INTERRUPT, PK_HARM_REFUSE,
-	  "the client never gets an answer: waitress's handler_thread catches every BaseException, logs "
+	{ PK_SHAPE_WAITRESS, BUSY, EXC_NOT_EXCEPTION, PK_HARM_REFUSE,
+	  "the client never gets an answer: it is not an Exception, so HTTPChannel.service (which answers 500 "
+	  "to those) lets it through; waitress's handler_thread catches every BaseException, logs "
 	  "\"Exception when servicing\" and leaves the connection open without a response; the thread takes "
 	  "the next request" },
 	{ PK_SHAPE_WAITRESS, BUSY, EXC_ANY, PK_HARM_NONE,
@@ -417,6 +418,10 @@ static const struct outcome outcomes[] = {
 	  "it is an OSError: cheroot takes it for a socket error and fails on its empty arguments "
 	  "(IndexError), which ends this worker thread for good (cheroot does not replace it); the "
 	  "connection is closed without an answer" },
+	{ PK_SHAPE_CHEROOT, BUSY, EXC_BASE, PK_HARM_REFUSE,
+	  "it is not an Exception: cheroot's communicate catches only Exception (and hands SystemExit and "
+	  "KeyboardInterrupt on), so it escapes the worker's loop: the connection is closed without an answer "
+	  "and this worker thread ends for good (cheroot does not replace it)" },
 	{ PK_SHAPE_CHEROOT, BUSY, EXC_ANY, PK_HARM_NONE,
 	  "cheroot answers 500 to this request only; the thread takes the next one" },
 
