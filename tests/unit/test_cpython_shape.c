@@ -316,6 +316,20 @@ static const char *const twisted_on_result[] = {
 	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
 };
 
+/* twisted's inContext outside its try: building the Failure, logging it. */
+static const char *const twisted_failure[] = {
+	"Failure.__init__|" DIST "twisted/python/failure.py",
+	"ThreadPool.callInThreadWithCallback.<locals>.inContext|" DIST "twisted/python/threadpool.py",
+	"Team._coordinateThisTask.<locals>.doWork|" DIST "twisted/_threads/_team.py",
+	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
+};
+static const char *const twisted_log_err[] = {
+	"err|" DIST "twisted/python/log.py",
+	"ThreadPool.callInThreadWithCallback.<locals>.inContext|" DIST "twisted/python/threadpool.py",
+	"Team._coordinateThisTask.<locals>.doWork|" DIST "twisted/_threads/_team.py",
+	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
+};
+
 static void test_thread_servers(void **state)
 {
 	(void)state;
@@ -335,6 +349,17 @@ static void test_thread_servers(void **state)
 	expect_shape(false, 0, cheroot10_idle, PK_SHAPE_CHEROOT, true);
 	expect_shape(false, 0, cheroot10_busy, PK_SHAPE_CHEROOT, false);
 	expect_shape(false, 0, twisted_on_result, PK_SHAPE_TWISTED, true);
+	expect_shape(false, 0, twisted_failure, PK_SHAPE_TWISTED, true);
+	expect_shape(false, 0, twisted_log_err, PK_SHAPE_TWISTED, true);
+	/* Before 3.11 a frame has its bare name: the lambda is "<lambda>". */
+	{
+		static const char *const bare[] = {
+			"app|/srv/app.py", "<lambda>|" DIST "twisted/python/threadpool.py",
+			"inContext|" DIST "twisted/python/threadpool.py", "doWork|" DIST "twisted/_threads/_team.py",
+			"work|" DIST "twisted/_threads/_threadworker.py", "run|/usr/lib/python3.9/threading.py", NULL,
+		};
+		expect_shape(false, 0, bare, PK_SHAPE_TWISTED, false);
+	}
 	/* The anchor is the job frame: communicate, service, the lambda. */
 	{
 		struct pk_py_thread t = thread_of(false, cheroot10_busy);
