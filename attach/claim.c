@@ -17,7 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-int pk_thread_claim(pid_t pid, uint64_t ident, unsigned timeout_ms, int *fd_out)
+int pk_thread_claim(pid_t pid, uint64_t ident, unsigned timeout_ms, const volatile sig_atomic_t *stop, int *fd_out)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
@@ -46,6 +46,12 @@ int pk_thread_claim(pid_t pid, uint64_t ident, unsigned timeout_ms, int *fd_out)
 			close(fd);
 			pk_error("claim thread 0x%llx of process %d: bind: %s", (unsigned long long)ident, (int)pid, strerror(err));
 			return -err;
+		}
+		/* The other pykill may hold it for its whole --wait: a Ctrl-C
+		 * here must not wait that out. */
+		if (stop != NULL && *stop != 0) {
+			close(fd);
+			return -EINTR;
 		}
 		if (pk_now_ns() >= deadline) {
 			close(fd);

@@ -1547,7 +1547,7 @@ int pk_py_withdraw(struct pk_py *py, uint64_t thread, int64_t interp, struct pk_
 	res->ident = target->ident;
 	res->interp_id = target->interp_id;
 	res->name = target->name ? strdup(target->name) : NULL;
-	rc = pk_thread_claim(py->pid, target->ident, 5000u, &claim);
+	rc = pk_thread_claim(py->pid, target->ident, 5000u, NULL, &claim);
 	if (rc < 0)
 		goto out;
 	w.tstate = target->tstate;
@@ -1807,18 +1807,15 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		 * ours could not tell "replaced" from "taken, then another
 		 * queued". */
 		if (claim < 0) {
-			rc = pk_thread_claim(py->pid, target->ident, opts->wait_ms + 5000u, &claim);
+			rc = pk_thread_claim(py->pid, target->ident, opts->wait_ms + 5000u, opts->stop, &claim);
+			if (rc == -EINTR)
+				goto interrupted;
 			if (rc < 0)
 				goto out;
 		}
 		/* Interrupted before anything is queued: nothing done. */
-		if (opts->stop != NULL && *opts->stop != 0) {
-			pk_error("raise in thread %d of process %d: interrupted by signal %d (%s) before anything "
-				 "was queued; nothing done", (int)res->tid, (int)py->pid, (int)*opts->stop,
-				 strsignal((int)*opts->stop));
-			rc = -EINTR;
-			goto out;
-		}
+		if (opts->stop != NULL && *opts->stop != 0)
+			goto interrupted;
 		rc = queue_exception(py, opts, snap, target, exc, res, &job, &framed_at_queue);
 		if (rc != -ESTALE || reading >= 2)
 			break;
@@ -1945,6 +1942,11 @@ int pk_py_raise(struct pk_py *py, const struct pk_raise_opts *opts, struct pk_ra
 		}
 	}
 	rc = 0;
+	goto out;
+interrupted:
+	pk_error("raise in thread %d of process %d: interrupted by signal %d (%s) before anything was queued; "
+		 "nothing done", (int)res->tid, (int)py->pid, (int)*opts->stop, strsignal((int)*opts->stop));
+	rc = -EINTR;
 out:
 	pk_thread_unclaim(claim);
 	pk_py_snapshot_free(snap);

@@ -39,10 +39,14 @@ enum {
  * from, and the job is the frame that one calls -- unless that is the
  * framework's own bookkeeping (a future's set_result and its callbacks),
  * where an exception escapes the framework's handler as in its waiting
- * code. No job frame: idle (between jobs). */
+ * code. Where the loop calls more than the job (its queue, its logging,
+ * closing the connection), the job frame itself is named: any other callee
+ * is bookkeeping, outside the handler that catches the job's exceptions.
+ * No job frame: idle (between jobs). */
 struct job_mark {
 	struct frame_mark caller;
 	const char *not_job;            /* a file whose frames are not the job */
+	struct frame_mark job;          /* when listed: the job is this callee only */
 };
 
 struct shape_rule {
@@ -56,9 +60,9 @@ struct shape_rule {
 
 #define NO_MARK { NULL, NULL }
 #define NO_MARKS { NO_MARK }
-#define NO_JOB { NO_MARK, NULL }
+#define NO_JOB { NO_MARK, NULL, NO_MARK }
 /* concurrent.futures: _WorkItem.run calls the job, then set_result. */
-#define POOL_JOB { { "run", "concurrent/futures/thread.py" }, "concurrent/futures/_base.py" }
+#define POOL_JOB { { "run", "concurrent/futures/thread.py" }, "concurrent/futures/_base.py", NO_MARK }
 
 /* First match wins: the most specific shapes first. */
 static const struct shape_rule rules[] = {
@@ -76,7 +80,7 @@ static const struct shape_rule rules[] = {
 	/* An event loop: in a callback or a task's step (Handle._run calls
 	 * it), or in the loop's own code (_run_once, the selector). */
 	{ PK_SHAPE_ASYNCIO, { { "run_forever", "asyncio/base_events.py" } }, NO_MARK,
-	  { { "_run", "asyncio/events.py" }, NULL }, 0, 0 },
+	  { { "_run", "asyncio/events.py" }, NULL, NO_MARK }, 0, 0 },
 	/* celery's threads pool and gunicorn's gthread worker run their jobs in
 	 * a ThreadPoolExecutor: their frames above the pool's tell them apart. */
 	{ PK_SHAPE_CELERY,
@@ -88,16 +92,20 @@ static const struct shape_rule rules[] = {
 	 * the queue, or handing a result over). */
 	{ PK_SHAPE_POOL, { { "_worker", "concurrent/futures/thread.py" } }, NO_MARK, POOL_JOB, 0, 0 },
 	/* Servers whose worker threads loop over a queue of their own and call
-	 * the request from one frame: idle while that frame calls the queue's
-	 * wait (waitress: its Condition; cheroot: a queue.Queue) or nothing.
-	 * twisted's pool runs each job inside inContext; outside it (in the
-	 * queue, or in the team's bookkeeping) the thread is between jobs. */
+	 * the request from one frame: busy only inside that call -- waitress's
+	 * handler_thread calling HTTPChannel.service, cheroot's worker calling
+	 * HTTPConnection.communicate (from WorkerThread.run in cheroot 9, from
+	 * _process_connections_until_interrupted in 10+), twisted's inContext
+	 * calling the job's lambda. Anywhere else (the queue's wait, logging a
+	 * failure, put_conn or close, onResult) the thread is between jobs,
+	 * outside the handler that would catch the exception. */
 	{ PK_SHAPE_WAITRESS, { { "handler_thread", "waitress/task.py" } }, NO_MARK,
-	  { { "handler_thread", "waitress/task.py" }, "threading.py" }, 0, 0 },
+	  { { "handler_thread", "waitress/task.py" }, NULL, { "service", "waitress/channel.py" } }, 0, 0 },
 	{ PK_SHAPE_CHEROOT, { { "run", "cheroot/workers/threadpool.py" } }, NO_MARK,
-	  { { "run", "cheroot/workers/threadpool.py" }, "queue.py" }, 0, 0 },
+	  { { NULL, "cheroot/workers/threadpool.py" }, NULL, { "communicate", "cheroot/server.py" } }, 0, 0 },
 	{ PK_SHAPE_TWISTED, { { "work", "twisted/_threads/_threadworker.py" } }, NO_MARK,
-	  { { "inContext", "twisted/python/threadpool.py" }, NULL }, 0, 0 },
+	  { { "inContext", "twisted/python/threadpool.py" }, NULL, { "<lambda>", "twisted/python/threadpool.py" } },
+	  0, 0 },
 	/* uwsgi calls the app from C in every core; an idle core has no frame. */
 	{ PK_SHAPE_UWSGI, NO_MARKS, NO_MARK, NO_JOB, PK_PYMOD_UWSGI, RULE_CALLED_FROM_C | RULE_JOB_IS_STACK },
 	{ PK_SHAPE_MAIN, NO_MARKS, NO_MARK, NO_JOB, 0, RULE_MAIN_ONLY },
@@ -202,6 +210,11 @@ static int job_frame(const struct pk_py_thread *t, const struct shape_rule *rule
 		const struct pk_py_frame *callee = &t->frames[i - 1];
 		if (!frame_is(&t->frames[i], &rule->job.caller))
 			continue;
+		if (rule->job.job.file != NULL) {
+			if (frame_is(callee, &rule->job.job))
+				return (int)i - 1;
+			continue;
+		}
 		if (rule->job.not_job != NULL && callee->file != NULL && path_ends_with(callee->file, rule->job.not_job))
 			return -1;
 		return (int)i - 1;
@@ -315,8 +328,8 @@ struct outcome {
 /* First match wins. Measured by tests/integration/shapes (gunicorn 20.1
  * gthread, celery 5.2 threads pool, asyncio and gevent 22.10 pywsgi on
  * Python 3.11, plain threads, a ThreadPoolExecutor server, and the servers
- * below); uwsgi 2.0.21
- * by hand. "it" is the exception. */
+ * below); uwsgi 2.0.21 by tests/integration/servers (servers.uwsgi.master:
+ * an application that catches nothing). "it" is the exception. */
 static const struct outcome outcomes[] = {
 	{ PK_SHAPE_GUNICORN, EITHER, EXC_NOT_EXCEPTION, PK_HARM_REFUSE,
 	  "ends this pool thread for good: concurrent.futures stores it in the job's future, gunicorn's "
@@ -377,17 +390,19 @@ static const struct outcome outcomes[] = {
 	  "forever, and the client gets no answer; the worker's other cores go on (one fewer until it is "
 	  "reloaded)" },
 	{ PK_SHAPE_UWSGI, BUSY, EXC_ANY, PK_HARM_NONE,
-	  "fails this request only (uwsgi logs a 500 and closes the connection); the core takes the next one" },
+	  "fails this request only (uwsgi logs the traceback and closes the connection); the core takes the "
+	  "next one" },
 
 	/* waitress 2.1, cheroot 9.0, twisted 22.4 (WSGIResource): measured by
 	 * tests/integration/shapes. None of them replaces a worker thread that
 	 * ends: each is one request fewer at once for good. */
 	{ PK_SHAPE_WAITRESS, IDLE, EXC_ANY, PK_HARM_REFUSE,
-	  "the thread waits for a request in waitress's own code: it would fire there when the next request "
-	  "comes, end the thread for good (waitress never starts another) and leave that client without an "
-	  "answer" },
-	{ PK_SHAPE_WAITRESS, BUSY, EXC_EXIT | EXC_INTERRUPT, PK_HARM_REFUSE,
-	  "the client never gets an answer: waitress's handler_thread catches every BaseException, logs "
+	  "the thread is between requests in waitress's own code (waiting for one, or logging the last one's "
+	  "failure): it would fire there, at once or when the next request comes, end the thread for good "
+	  "(waitress never starts another) and leave that client without an answer" },
+	{ PK_SHAPE_WAITRESS, BUSY, EXC_NOT_EXCEPTION, PK_HARM_REFUSE,
+	  "the client never gets an answer: it is not an Exception, so HTTPChannel.service (which answers 500 "
+	  "to those) lets it through; waitress's handler_thread catches every BaseException, logs "
 	  "\"Exception when servicing\" and leaves the connection open without a response; the thread takes "
 	  "the next request" },
 	{ PK_SHAPE_WAITRESS, BUSY, EXC_ANY, PK_HARM_NONE,
@@ -397,17 +412,23 @@ static const struct outcome outcomes[] = {
 	  "ends the whole server: cheroot's WorkerThread.run catches SystemExit and KeyboardInterrupt and "
 	  "hands them to the server (server.interrupt), which stops, and the process exits" },
 	{ PK_SHAPE_CHEROOT, IDLE, EXC_ANY, PK_HARM_REFUSE,
-	  "the thread waits for a connection in cheroot's queue: it would fire there when the next one comes, "
-	  "end the thread for good (cheroot does not replace it) and leave that client without an answer" },
+	  "the thread is between connections in cheroot's own code (waiting in its queue, or closing or keeping "
+	  "the last one): it would fire there, at once or when the next one comes, end the thread for good "
+	  "(cheroot does not replace it) and leave that client without an answer" },
 	{ PK_SHAPE_CHEROOT, BUSY, EXC_OS, PK_HARM_REFUSE,
 	  "it is an OSError: cheroot takes it for a socket error and fails on its empty arguments "
 	  "(IndexError), which ends this worker thread for good (cheroot does not replace it); the "
 	  "connection is closed without an answer" },
+	{ PK_SHAPE_CHEROOT, BUSY, EXC_BASE, PK_HARM_REFUSE,
+	  "it is not an Exception: cheroot's communicate catches only Exception (and hands SystemExit and "
+	  "KeyboardInterrupt on), so it escapes the worker's loop: the connection is closed without an answer "
+	  "and this worker thread ends for good (cheroot does not replace it)" },
 	{ PK_SHAPE_CHEROOT, BUSY, EXC_ANY, PK_HARM_NONE,
 	  "cheroot answers 500 to this request only; the thread takes the next one" },
 
 	{ PK_SHAPE_TWISTED, IDLE, EXC_ANY, PK_HARM_REFUSE,
-	  "the thread is between jobs (in the pool's queue, or the team's bookkeeping): it would fire there, "
+	  "the thread is between jobs (in the pool's queue, handing a result over, or the team's bookkeeping): "
+	  "it would fire there, "
 	  "end the thread for good (twisted's pool does not replace it) and lose the job it takes next: that "
 	  "client gets no answer" },
 	{ PK_SHAPE_TWISTED, BUSY, EXC_ANY, PK_HARM_NONE,

@@ -8,6 +8,7 @@
 #define PK_ATTACH_H
 
 #include "pk_clock.h"
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -314,9 +315,10 @@ void pk_freeze_free(struct pk_freeze *fz); /* ends it first if still active */
 
 /* Claim the thread of pid with this Python ident (unique among its live
  * threads) for this pykill (claim.c): waits up to timeout_ms
- * while another pykill holds it (-EBUSY then). Released by
- * pk_thread_unclaim() or when pykill exits, however it exits. */
-int pk_thread_claim(pid_t pid, uint64_t ident, unsigned timeout_ms, int *fd);
+ * while another pykill holds it (-EBUSY then), or until *stop (if not
+ * NULL) is set by the caller's signal handler (-EINTR, no message).
+ * Released by pk_thread_unclaim() or when pykill exits, however it exits. */
+int pk_thread_claim(pid_t pid, uint64_t ident, unsigned timeout_ms, const volatile sig_atomic_t *stop, int *fd);
 void pk_thread_unclaim(int fd);
 
 /* The end of the user address space of this architecture: no pointer of a

@@ -50,8 +50,8 @@ import pktest  # noqa: E402
 from pktest import check, resolve_python  # noqa: E402
 
 SEED = int(os.environ.get("PYKILL_TEST_SEED", "4"))
-SYSCALLS = {"x86_64": {"read": 0, "futex": 202, "restart_syscall": 219},
-            "aarch64": {"read": 63, "futex": 98, "restart_syscall": 128}}[platform.machine()]
+SYSCALLS = {"x86_64": {"read": 0, "futex": 202, "restart_syscall": 219, "clock_nanosleep": 230},
+            "aarch64": {"read": 63, "futex": 98, "restart_syscall": 128, "clock_nanosleep": 115}}[platform.machine()]
 
 
 Fail = pktest.Fail
@@ -518,6 +518,59 @@ def sc_sigint(binary, python):
             started.append(name)
             proc_health(t.pid, "after SIGINT at %.1f ms" % (delay * 1e3))
             target_health(t, "after SIGINT at %.1f ms" % (delay * 1e3))
+        # Waiting for another pykill's claim on the thread (it holds it for
+        # its whole --wait): SIGINT ends the wait at once, nothing done.
+        name = "sl-claim"
+        t.send("sleep %s %s" % (name, length))
+        sl = t.expect_json("sleeping")
+        wait_in_syscall(t.pid, sl["tid"])
+        wait_in_syscall(t.pid, t.main_tid, SYSCALLS["read"])
+        holder = subprocess.Popen([binary, "raise", "--wait", "8", str(t.pid), str(sl["tid"])],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        # The holder has queued once the thread's state says so (list's X flag).
+        pktest.wait_until(lambda: any(r["tid"] == sl["tid"] and r.get("async_exc_pending")
+                                      for r in (pktest.pykill_json(binary, "list", "--json", str(t.pid))[1] or
+                                                {"threads": []})["threads"]),
+                          "the first pykill queued its exception", limit=10, error=throw)
+        waiter = subprocess.Popen([binary, "raise", "--wait", "8", str(t.pid), str(sl["tid"]), "KeyError"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        # Waiting on the claim: asleep between its tries to bind it.
+        pktest.wait_blocked(waiter.pid, waiter.pid, syscall=SYSCALLS["clock_nanosleep"], limit=10, error=throw)
+        t0 = time.time()
+        waiter.send_signal(signal.SIGINT)
+        out, err = waiter.communicate(timeout=5)
+        check(waiter.returncode == 130 and b"nothing done" in err and time.time() - t0 < 2,
+              "SIGINT while waiting for another pykill's claim: exit %d after %.1f s: %r" % (
+                  waiter.returncode, time.time() - t0, err))
+        holder.send_signal(signal.SIGINT)
+        out, err = holder.communicate(timeout=5)
+        check(holder.returncode == 3 and b"SIGINT stopped the watch" in out,
+              "the claim's holder, SIGINT in its watch: exit %d %r %r" % (holder.returncode, out, err))
+        queued[name] = True
+        started.append(name)
+        # --withdraw-if-pending: Ctrl-C in the watch is "now or never" too:
+        # taken back (8), said in the JSON, and nothing fires later.
+        name = "sl-withdraw"
+        t.send("sleep %s %s" % (name, length))
+        sl = t.expect_json("sleeping")
+        wait_in_syscall(t.pid, sl["tid"])
+        wait_in_syscall(t.pid, t.main_tid, SYSCALLS["read"])
+        p = subprocess.Popen([binary, "raise", "--json", "--wait", "8", "--withdraw-if-pending", str(t.pid),
+                              str(sl["tid"])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        pktest.wait_until(lambda: any(r["tid"] == sl["tid"] and r.get("async_exc_pending")
+                                      for r in (pktest.pykill_json(binary, "list", "--json", str(t.pid))[1] or
+                                                {"threads": []})["threads"]),
+                          "--withdraw-if-pending's exception queued", limit=10, error=throw)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=5)
+        r = json.loads(out.decode()) if out.strip() else {}
+        check(p.returncode == 8 and r.get("verdict") == "withdrawn" and r.get("stopped_by") == "SIGINT",
+              "SIGINT in --withdraw-if-pending's watch: exit %d %r %r" % (p.returncode, out, err))
+        queued[name] = False
+        started.append(name)
         # Each sleep ran its full length; an exception queued in it fired after.
         allowed = {}
         for name in started:

@@ -280,6 +280,56 @@ static const char *const twisted_idle[] = {
 	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
 };
 
+/* Between requests outside the queue: waitress logging a failure, cheroot 9
+ * closing a connection in run's finally, twisted's onResult; and cheroot
+ * 10+, whose run calls the loop that calls communicate. */
+static const char *const waitress_logging[] = {
+	"Logger.exception|" PY311 "logging/__init__.py",
+	"ThreadedTaskDispatcher.handler_thread|" DIST "waitress/task.py", BOOT, NULL,
+};
+static const char *const cheroot9_close[] = {
+	"HTTPConnection.close|" DIST "cheroot/server.py", "WorkerThread.run|" DIST "cheroot/workers/threadpool.py",
+	"Thread._bootstrap_inner|" PY311 "threading.py", "Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+static const char *const cheroot9_put_conn[] = {
+	"HTTPServer.put_conn|" DIST "cheroot/server.py", "WorkerThread.run|" DIST "cheroot/workers/threadpool.py",
+	"Thread._bootstrap_inner|" PY311 "threading.py", "Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+#define SITE "/usr/lib/python3.12/site-packages/"
+static const char *const cheroot10_idle[] = {
+	"Condition.wait|" PY311 "threading.py", "Queue.get|" PY311 "queue.py",
+	"WorkerThread._process_connections_until_interrupted|" SITE "cheroot/workers/threadpool.py",
+	"WorkerThread.run|" SITE "cheroot/workers/threadpool.py", "Thread._bootstrap_inner|" PY311 "threading.py",
+	"Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+static const char *const cheroot10_busy[] = {
+	"app|/srv/app.py", "Gateway.respond|" SITE "cheroot/wsgi.py", "HTTPRequest.respond|" SITE "cheroot/server.py",
+	"HTTPConnection.communicate|" SITE "cheroot/server.py",
+	"WorkerThread._process_connections_until_interrupted|" SITE "cheroot/workers/threadpool.py",
+	"WorkerThread.run|" SITE "cheroot/workers/threadpool.py", "Thread._bootstrap_inner|" PY311 "threading.py",
+	"Thread._bootstrap|" PY311 "threading.py", NULL,
+};
+static const char *const twisted_on_result[] = {
+	"_WSGIResponse.run.<locals>.onResult|" DIST "twisted/web/wsgi.py",
+	"ThreadPool.callInThreadWithCallback.<locals>.inContext|" DIST "twisted/python/threadpool.py",
+	"Team._coordinateThisTask.<locals>.doWork|" DIST "twisted/_threads/_team.py",
+	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
+};
+
+/* twisted's inContext outside its try: building the Failure, logging it. */
+static const char *const twisted_failure[] = {
+	"Failure.__init__|" DIST "twisted/python/failure.py",
+	"ThreadPool.callInThreadWithCallback.<locals>.inContext|" DIST "twisted/python/threadpool.py",
+	"Team._coordinateThisTask.<locals>.doWork|" DIST "twisted/_threads/_team.py",
+	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
+};
+static const char *const twisted_log_err[] = {
+	"err|" DIST "twisted/python/log.py",
+	"ThreadPool.callInThreadWithCallback.<locals>.inContext|" DIST "twisted/python/threadpool.py",
+	"Team._coordinateThisTask.<locals>.doWork|" DIST "twisted/_threads/_team.py",
+	"ThreadWorker.__init__.<locals>.work|" DIST "twisted/_threads/_threadworker.py", BOOT, NULL,
+};
+
 static void test_thread_servers(void **state)
 {
 	(void)state;
@@ -292,6 +342,39 @@ static void test_thread_servers(void **state)
 	/* The innermost frame is the loop itself (between two requests, or in
 	 * a lock taken in C): idle too. */
 	expect_shape(false, 0, waitress_idle + 1, PK_SHAPE_WAITRESS, true);
+	/* Only the job frame is busy: the loop's other callees are not. */
+	expect_shape(false, 0, waitress_logging, PK_SHAPE_WAITRESS, true);
+	expect_shape(false, 0, cheroot9_close, PK_SHAPE_CHEROOT, true);
+	expect_shape(false, 0, cheroot9_put_conn, PK_SHAPE_CHEROOT, true);
+	expect_shape(false, 0, cheroot10_idle, PK_SHAPE_CHEROOT, true);
+	expect_shape(false, 0, cheroot10_busy, PK_SHAPE_CHEROOT, false);
+	expect_shape(false, 0, twisted_on_result, PK_SHAPE_TWISTED, true);
+	expect_shape(false, 0, twisted_failure, PK_SHAPE_TWISTED, true);
+	expect_shape(false, 0, twisted_log_err, PK_SHAPE_TWISTED, true);
+	/* Before 3.11 a frame has its bare name: the lambda is "<lambda>". */
+	{
+		static const char *const bare[] = {
+			"app|/srv/app.py", "<lambda>|" DIST "twisted/python/threadpool.py",
+			"inContext|" DIST "twisted/python/threadpool.py", "doWork|" DIST "twisted/_threads/_team.py",
+			"work|" DIST "twisted/_threads/_threadworker.py", "run|/usr/lib/python3.9/threading.py", NULL,
+		};
+		expect_shape(false, 0, bare, PK_SHAPE_TWISTED, false);
+	}
+	/* The anchor is the job frame: communicate, service, the lambda. */
+	{
+		struct pk_py_thread t = thread_of(false, cheroot10_busy);
+		assert_int_equal(pk_shape_anchor(&t, 0), 3);
+		thread_free(&t);
+		t = thread_of(false, waitress_busy);
+		assert_int_equal(pk_shape_anchor(&t, 0), 3);
+		thread_free(&t);
+		t = thread_of(false, twisted_busy);
+		assert_int_equal(pk_shape_anchor(&t, 0), 3);
+		thread_free(&t);
+		t = thread_of(false, cheroot9_close);
+		assert_int_equal(pk_shape_anchor(&t, 0), -1);
+		thread_free(&t);
+	}
 }
 
 static void test_gevent(void **state)
@@ -471,11 +554,15 @@ static const struct want table[] = {
 	{ PK_SHAPE_UWSGI, true, "RuntimeError", PK_HARM_REFUSE, "next request" },
 	{ PK_SHAPE_WAITRESS, false, "SystemExit", PK_HARM_REFUSE, "never gets an answer" },
 	{ PK_SHAPE_WAITRESS, false, "KeyboardInterrupt", PK_HARM_REFUSE, "never gets an answer" },
+	{ PK_SHAPE_WAITRESS, false, "GeneratorExit", PK_HARM_REFUSE, "never gets an answer" },
+	{ PK_SHAPE_WAITRESS, false, "BaseException", PK_HARM_REFUSE, "never gets an answer" },
 	{ PK_SHAPE_WAITRESS, false, "RuntimeError", PK_HARM_NONE, "500" },
 	{ PK_SHAPE_WAITRESS, false, "TimeoutError", PK_HARM_NONE, "500" },
 	{ PK_SHAPE_WAITRESS, true, "RuntimeError", PK_HARM_REFUSE, "for good" },
 	{ PK_SHAPE_CHEROOT, false, "SystemExit", PK_HARM_REFUSE, "whole server" },
 	{ PK_SHAPE_CHEROOT, true, "KeyboardInterrupt", PK_HARM_REFUSE, "whole server" },
+	{ PK_SHAPE_CHEROOT, false, "GeneratorExit", PK_HARM_REFUSE, "for good" },
+	{ PK_SHAPE_CHEROOT, false, "BaseException", PK_HARM_REFUSE, "for good" },
 	{ PK_SHAPE_CHEROOT, false, "RuntimeError", PK_HARM_NONE, "500" },
 	{ PK_SHAPE_CHEROOT, false, "TimeoutError", PK_HARM_REFUSE, "IndexError" },
 	{ PK_SHAPE_CHEROOT, true, "RuntimeError", PK_HARM_REFUSE, "for good" },

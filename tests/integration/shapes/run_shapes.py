@@ -162,6 +162,23 @@ def idle_worker(pid, shape, timeout=10):
                 return tid
         if time.time() > deadline:
             raise Fail("no idle %s thread in %d: %r" % (shape, pid, seen))
+        time.sleep(0.05)
+
+
+def all_idle(s, shape, timeout=10):
+    """The threads once all s.workers workers of that shape are idle and the
+    main thread is in its own loop. Polled: after the last answer some
+    workers may still be finishing (cheroot closing the connection, twisted
+    handing the result to the reactor, waitress ending its service)."""
+    deadline = time.time() + timeout
+    while True:
+        shapes = shapes_of(s.pid)
+        workers = sorted(v for k, v in shapes.items() if k != s.pid)
+        if workers == [(shape, "idle")] * s.workers and shapes.get(s.pid) == ("main", None):
+            return shapes
+        if time.time() > deadline:
+            raise Fail("%s's threads are not all idle within %d s: %r" % (shape, timeout, shapes))
+        time.sleep(0.05)
 
 
 def check_request_only(s, tid, what):
@@ -682,6 +699,7 @@ def no_idle_stuck(s):
         if len(blocked) >= s.workers:
             break
         check(time.time() < deadline, "the idle %s workers are not blocked: %s" % (s.kind, out))
+        time.sleep(0.1)
     rc, out, err = pykill(PYKILL, "ps", "--json", "--stuck=0.3s", s.pid)
     got = json.loads(out)["processes"][0]["stuck"]
     check(rc == 0 and got <= 1, "ps --stuck counts %r threads of %s (its idle workers among them): %s" % (
@@ -736,11 +754,7 @@ def sc_thread_server(kind, python):
     results = {}
     try:
         check(s.capacity(N, "fill") == N, "%s does not serve %d requests at once" % (kind, N))
-        idle_worker(s.pid, kind)
-        shapes = shapes_of(s.pid)
-        workers = sorted(v for k, v in shapes.items() if k != s.pid)
-        check(workers == [(kind, "idle")] * N and shapes[s.pid] == ("main", None), "%s's threads: %r" % (
-            kind, shapes))
+        all_idle(s, kind)
         no_idle_stuck(s)
         h, tid = s.hang("shape")
         check(shapes_of(s.pid)[tid] == (kind, "busy"), "the hung worker: %r" % (shapes_of(s.pid)[tid],))
