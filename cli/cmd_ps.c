@@ -130,8 +130,8 @@ static void print_table(const struct pk_ps *ps, uint64_t stuck_ns)
 
 /* PIDs named on the command line that the table leaves out: each said on
  * stderr, as every other command says it; the status is the worst of them
- * (no such process before not a Python process), so that a runbook can
- * branch on it. */
+ * (no such process, then permission denied, then not a Python process), so
+ * that a runbook can branch on it. */
 static int named_left_out(const pid_t *pids, size_t n, const struct pk_ps *ps)
 {
 	int code = PK_EXIT_OK;
@@ -142,9 +142,17 @@ static int named_left_out(const pid_t *pids, size_t n, const struct pk_ps *ps)
 			listed = ps->v[k].pid == pids[i];
 		if (listed)
 			continue;
+		bool unreadable = false;
+		for (size_t k = 0; k < ps->nskipped_pids && !unreadable; k++)
+			unreadable = ps->skipped_pids[k] == pids[i];
 		if (kill(pids[i], 0) < 0 && errno == ESRCH) {
 			fprintf(stderr, "pykill: ps: no process %d\n", (int)pids[i]);
 			code = PK_EXIT_NO_PROCESS;
+		} else if (unreadable) {
+			fprintf(stderr, "pykill: ps: process %d: its memory map may not be read: permission denied\n"
+				"pykill: hint: run as root or the process's user (CAP_SYS_PTRACE)\n", (int)pids[i]);
+			if (code != PK_EXIT_NO_PROCESS)
+				code = PK_EXIT_PERMISSION;
 		} else {
 			fprintf(stderr, "pykill: ps: process %d: not a Python process this user may read (or a thread "
 				"ID, not a process's)\n", (int)pids[i]);

@@ -344,6 +344,20 @@ static int list_pids(const struct pk_ps_opts *opts, pid_t **out, size_t *nout)
 	return 0;
 }
 
+/* A process that could not be read: counted; with PIDs named, which one
+ * (the caller says why it is not listed). At most npids of them: the
+ * array is allocated once, for all. */
+static void skipped(struct pk_ps *res, const struct pk_ps_opts *opts, pid_t pid)
+{
+	res->skipped++;
+	if (opts->pids == NULL)
+		return;
+	if (res->skipped_pids == NULL)
+		res->skipped_pids = calloc(opts->npids ? opts->npids : 1, sizeof(*res->skipped_pids));
+	if (res->skipped_pids != NULL && res->nskipped_pids < opts->npids)
+		res->skipped_pids[res->nskipped_pids++] = pid;
+}
+
 int pk_py_ps(const struct pk_ps_opts *opts, struct pk_ps *out)
 {
 	struct exe_cache cache = { 0 };
@@ -382,7 +396,7 @@ int pk_py_ps(const struct pk_ps_opts *opts, struct pk_ps *out)
 		rc = pk_proc_maps(pid, &maps);
 		if (rc < 0) {
 			if (is_permission(rc))
-				res.skipped++;
+				skipped(&res, opts, pid);
 			pk_error_clear();
 			continue;
 		}
@@ -396,7 +410,7 @@ int pk_py_ps(const struct pk_ps_opts *opts, struct pk_ps *out)
 		if (rc == -ENOMEM)
 			goto fail;
 		if (rc == -EPERM)
-			res.skipped++;
+			skipped(&res, opts, pid);
 		if (rc != 1) {
 			proc_clear(&p);
 			continue;
@@ -446,5 +460,6 @@ void pk_ps_free(struct pk_ps *ps)
 	for (size_t i = 0; i < ps->n; i++)
 		proc_clear(&ps->v[i]);
 	free(ps->v);
+	free(ps->skipped_pids);
 	memset(ps, 0, sizeof(*ps));
 }

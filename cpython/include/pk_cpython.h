@@ -444,6 +444,8 @@ struct pk_ps {
 	size_t n;
 	size_t scanned;          /* processes looked at */
 	size_t skipped;          /* processes that could not be read (permission) */
+	pid_t *skipped_pids;     /* with opts->pids: which of them were skipped, nskipped_pids of them */
+	size_t nskipped_pids;
 };
 
 /* Every Python process the caller may read, without stopping anything and

@@ -14,7 +14,8 @@ no-cap-sys-ptrace: as root with only CAP_SYS_PTRACE dropped (setpriv
   --inh-caps=-sys_ptrace --bounding-set=-sys_ptrace), as in a container
   started without --cap-add SYS_PTRACE: list and raise of the namespaced
   target must fail with exit 5, one message saying permission denied and a
-  hint naming CAP_SYS_PTRACE; ps must not list it and count it as skipped;
+  hint naming CAP_SYS_PTRACE; ps must not list it, count it as skipped and, as it
+  was named, say so (exit 5);
   the target must be untouched.
 Exits 0 on success, 1 on failure, 77 naming what is missing.
 """
@@ -152,7 +153,8 @@ def case_no_cap_sys_ptrace(pykill, python):
         check_denied(argv, run(argv))
     argv = drop + [pykill, "ps", "--json", str(t.host_pid)]
     res = run(argv)
-    if res.returncode != EXIT_OK:
+    # Named, and not readable: said, and the status tells it (5).
+    if res.returncode != 5 or "permission denied" not in res.err or "CAP_SYS_PTRACE" not in res.err:
         fail(show(argv, res))
     ps = json.loads(res.out)
     if ps["processes"] or ps["skipped"] != 1:
