@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach: internals shared by proc.c, mapfile.c, mem.c, freeze.c, inject.c and syscalls.c. */
 #ifndef PK_ATTACH_PRIV_H
 #define PK_ATTACH_PRIV_H

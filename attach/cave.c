@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Code caves for the remote-call trampoline.
  *
  * A cave is the tail of the last page of an executable PT_LOAD: the loader

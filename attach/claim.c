@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One pykill at a time per thread of a target.
  *
  * Two pykills raising into one thread would see each other's exception:

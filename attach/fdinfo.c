@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What a file descriptor of a process leads to: the other end of a pipe or
  * a unix socket, a TCP/UDP connection's addresses and state, a file's
  * offset. Only /proc (and, for a unix socket's peer, sock_diag) is read;

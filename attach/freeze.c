@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Freezes: threads held in ptrace stops.
  *
  * PTRACE_SEIZE (no options: no EXITKILL, and never PTRACE_ATTACH, whose

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Writes the system call name table for the target architecture.
 #
 # Run at build time: cmake -DCC=<compiler> [-DCC_ARGS=<;-list>] -DOUT=<file.c> -P gen-syscall-table.cmake

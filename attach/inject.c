@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Remote function calls in one thread of a live process (pk_inject.h).
  *
  * Arch-neutral sequence; the register-level work is in arch/<arch>/.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Interrupting a blocked system call from outside: the thread is stopped
  * with PTRACE_SEIZE + PTRACE_INTERRUPT (which interrupts the call, as any
  * stop does), and its pending result is changed from "restart" to -EINTR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach: open the file behind a mapping of the target.
  *
  * pykill usually runs as root and the target may be anyone: every name on

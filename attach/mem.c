@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory of the target: process_vm_readv (batched), /proc/PID/mem as the
  * fallback, an optional page cache, and writes.
  *

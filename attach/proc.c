@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* /proc parsers and readers.
  *
  * The parsers (pk_*_parse) take arbitrary bytes: they never read past len,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* How long a thread has been off CPU, from the scheduler's own clock.
  *
  * /proc/PID/task/TID/sched (CONFIG_SCHED_DEBUG) prints se.exec_start: the

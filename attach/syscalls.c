@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* System call names (generated table) and what pykill knows of their
  * arguments: which ones are file descriptors and how many are meaningful. */
 #include "pk_attach.h"

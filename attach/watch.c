@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Watching threads for having run, cheaply: each thread's schedstat file is
  * opened once and re-read with pread(), which regenerates it (one system
  * call instead of open/read/close, ~15x cheaper). The sample is the CPU

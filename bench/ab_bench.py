@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """What a change costs: two pykill binaries, the same commands, interleaved.
 
   ab_bench.py OLD_PYKILL NEW_PYKILL [--python PY] [--threads N] [--runs R]

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Fetch Debian sid's austin (3.x, which has the -w/--where mode that Debian
 # 12's austin 1.0.1 lacks) into a private directory, without installing
 # anything into the system: it needs sid's libc, so the binary is patched

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Fetch Debian sid's gdb into a private directory, without installing
 # anything into the system, for the gdb rows of bench/raise-bench.sh.
 #

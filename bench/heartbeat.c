@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Native heartbeat for bench/target.py, loaded with ctypes.
  *
  * A plain pthread (not a Python thread: it never takes the GIL) loops on a

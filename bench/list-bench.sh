@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Benchmark of `pykill list`; see bench/README.md and `list-bench.sh --help`.
 # A thin wrapper: the harness is bench/list_bench.py (needs python3 >= 3.8
 # on the host, for os.posix_spawn; the target Python is chosen by --python).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Benchmark of `pykill list`: wall time, reported freeze, and the latency the
 target itself sees, for several thread counts, thread mixes and freeze modes,
 beside austin's where mode (-w) when it is available.

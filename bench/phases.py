@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Where the time of one `pykill list` goes, phase by phase, from uprobes.
 
   phases.py [--pykill PATH] [--runs N] PID [pykill list options...]

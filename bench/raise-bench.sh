@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Benchmark of `pykill raise` beside gdb; see bench/README.md and `raise-bench.sh --help`.
 # A thin wrapper: the harness is bench/raise_bench.py (needs python3 >= 3.9
 # on the host, for os.posix_spawn and os.waitstatus_to_exitcode; the target

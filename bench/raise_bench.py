@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Benchmark of `pykill raise`: time to the verdict, the freeze pykill
 reports and the freeze the target saw, for --via call and --via write, beside
 gdb making the same C-API calls (`gdb -p PID -batch -ex 'call ...'`).

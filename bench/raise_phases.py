@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Where the time of one `pykill raise` goes, phase by phase, from uprobes.
 
   raise_phases.py [--pykill PATH] [--python PATH] [--runs N] [--via VIA] [--no-probes]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Benchmark target for bench/raise_bench.py (runs under the Python measured).
 
   raise_target.py --hb-lib PATH --event-fd N

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cost of process_vm_readv on this machine, the way pykill's page cache
  * uses it (one 4 KiB page per call) and batched (64 pages per call).
  *

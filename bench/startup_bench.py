@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Start-up and `list --json` of several pykill binaries, interleaved.
 
   startup_bench.py PYKILL [PYKILL...] [--runs R] [--threads N] [--python PY]

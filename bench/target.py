@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Benchmark target for bench/list_bench.py (runs under the Python measured).
 
   target.py --threads N --mix sleep|busy|stacks [--busy K] [--depth D]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals of the command-line front end. */
 #ifndef PK_CLI_H
 #define PK_CLI_H

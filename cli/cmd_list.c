@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pykill list PID: every Python thread of a live process. */
 #include "cli.h"
 #include "pk_clock.h"

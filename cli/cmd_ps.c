@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pykill ps [PID]...: every Python process this user can see, without
  * stopping anything. */
 #include "cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pykill raise PID THREAD [EXCEPTION]: stop one thread with an exception. */
 #include "cli.h"
 #include "pk_log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pykill withdraw PID THREAD: remove the exception queued for one thread. */
 #include "cli.h"
 #include "pk_log.h"

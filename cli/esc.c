@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The escaper of the human output (esc.h). Every string pykill did not write
  * itself goes through pk_esc() before it reaches a terminal: a thread name
  * with a newline would otherwise forge a row of the table, and an escape

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Text from outside pykill (thread, function, file and exception names, file
  * descriptor targets, command lines, the arguments being complained about)
  * made safe to print: the one escaper of the human output, and the UTF-8

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A minimal streaming JSON writer: enough for pykill's documented schemas. */
 #ifndef PK_CLI_JSON_H
 #define PK_CLI_JSON_H

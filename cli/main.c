@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pykill: inspect and stop threads of a live CPython process. */
 #include "cli.h"
 #include "pk_log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pk_parse_num (num.h). strtol and friends accept leading blanks, a sign,
  * "1e3" (strtod), "0x10" (strtod) and wrap or clamp on overflow: an argument
  * with a stray blank or one digit too many was then taken for another

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one parser of numeric command-line arguments: PIDs, THREAD (a TID or a
  * Python ident), --max-frames, --wait; and durations (--stuck). */
 #ifndef PK_CLI_NUM_H

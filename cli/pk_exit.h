@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Exit statuses of pykill. Listed in man/pykill.1 under EXIT STATUS; a test
  * checks the two agree. */
 #ifndef PK_EXIT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pk_clock.h: CLOCK_MONOTONIC in nanoseconds. */
 #include "pk_clock.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The clock every room measures with: freeze budgets, verdict waits, the
  * times pykill reports. */
 #ifndef PK_CLOCK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "pk_log.h"
 
 #include <errno.h>

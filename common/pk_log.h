@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging and error reporting shared by the pykill libraries.
  *
  * Libraries never print and never exit: they return 0 or -errno and describe

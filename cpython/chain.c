@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one walker of linked lists in target memory (see struct pk_chain in
  * py-priv.h). The target's memory is untrusted: a list may come back on
  * itself (corrupt, torn, forged) or merely go on, so every walk is bounded

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* _Py_DebugOffsets (3.13+): the target publishes the offsets of the
  * structures an out-of-process reader needs, at the start of _PyRuntime.
  * Where the target says something, the target is right: its values replace

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Python stacks: walk a thread's frame chain and resolve each frame to
  * function, file and line, the way the interpreter itself reports them
  * (sys._current_frames(), tracebacks).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The GIL of an interpreter, read from the target: who holds it, and the
  * addresses of the futex words its waiters sleep on. Shared by `list`
  * (who waits for it) and the write path of `raise` (a job's thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An interpreter model around a memory image instead of a live process.
  *
  * Target memory is untrusted, and the only way to show that the walker

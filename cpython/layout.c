@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Lookup in the generated per-version table (cpython/layouts_gen.c), and the
  * check of a table entry against the interpreter binary it is used for.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Per-minor-version memory layout of the CPython structures pykill reads.
  *
  * Private to cpython/. The numbers are generated from real CPython headers by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Line numbers from the three line-table formats CPython has used.
  *
  * Each function mirrors the interpreter's own lookup for that format

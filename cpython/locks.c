@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Which threading.RLock a thread blocked in futex() waits for, and who holds
  * it (issue #13): read after the snapshot, nothing stopped (the waiter is
  * asleep in the kernel, its stack does not move).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread names: threading.Thread.name lives only in Python objects. Read it
  * the way py-spy does: interp->modules["threading"].__dict__["_active"] maps
  * idents to Thread objects, whose instance attribute "_name" (2.7:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What /proc says about the target, handed on to the CLI (pk_cpython.h):
  * attach/ reads it; this file only translates, so that cli/ sees one
  * module's header and attach/ stays free to change its own types. */

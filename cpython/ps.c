@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every Python process the caller can see, for `pykill ps`.
  *
  * Nothing is stopped and no binary is run: /proc is walked, a process is a

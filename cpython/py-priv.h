@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals of the cpython module, shared by its .c files. */
 #ifndef PK_CPYTHON_PRIV_H
 #define PK_CPYTHON_PRIV_H

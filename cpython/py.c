@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Finding the interpreter in a live process, without stopping it and without
  * running any of its binaries: /proc/PID/maps → the ELF object that defines
  * the interpreter's globals → version → memory layout. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pykill raise: queue an asynchronous exception in one thread, then watch it.
  *
  * Two ways to queue it:

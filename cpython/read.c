@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Typed reads of target memory: integers, strings, bytes. Every length that
  * comes from the target is bounded before it sizes an allocation. */
 #include "py-priv.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Worker shapes: what a thread is, told from its Python stack, and what an
  * exception raised in it does there.
  *

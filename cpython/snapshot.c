@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A consistent picture of every Python thread, for as short a freeze as we
  * can manage.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread identity: which live OS thread each thread state is on, and which
  * state is the active one where a thread holds several.
  *

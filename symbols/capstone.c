@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: capstone, bound on first use.
  *
  * Debian's libcapstone.so.4 holds every architecture capstone knows: linked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: code inspection with capstone (bound on first use, capstone.c).
  * The architecture comes from the object's e_machine at run time, so one
  * pykill binary can reason about the code of whichever machine the file was

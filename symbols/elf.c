@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: open, index and query an ELF object on disk (libelf).
  *
  * The file comes from the target's file system and is not trusted: every

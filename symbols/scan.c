@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: the memory accesses of a small function, for checking structure
  * offsets against the code that uses them (cpython/layout.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: internals shared by elf.c, version.c, code.c, scan.c and capstone.c. */
 #ifndef PK_SYMBOLS_PRIV_H
 #define PK_SYMBOLS_PRIV_H

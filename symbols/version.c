@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: find CPython's version string ("3.12.1", "3.13.0rc2") in an
  * object's read-only data, for builds where neither Py_Version (3.11+) nor
  * the exact file name tells the patch level. */

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Build free-threaded CPython (PEP 703, ./configure --disable-gil) 3.13t,
 # 3.14t and 3.15t from Debian's source packages, for the integration tests.
 # No Debian package ships a free-threaded interpreter (sid, forky,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Keep `pykill --help`, man/pykill.1 and cli/pk_exit.h in step.
 
   check_docs.py PYKILL SOURCE_DIR

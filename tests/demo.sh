@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Start a small Python program with a few threads, show `pykill list` on it, end it.
 #   tests/demo.sh PYKILL [PYTHON]
 set -eu

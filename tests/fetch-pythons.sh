@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Fetch CPython 3.13, 3.14 and 3.15 from Debian sid into a private directory,
 # without installing anything into the system: they need sid's libc, so the
 # interpreters are patched (PT_INTERP + DT_RPATH) to use the sid ld.so and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Install what pykill needs to build and test on Debian (run as root).
 # Build: a C11 compiler, CMake, pkg-config, libelf, capstone.
 # Tests: cmocka, python3 (drives the integration tests; pykill itself never

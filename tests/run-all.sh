@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The whole test suite from a fresh Debian machine: dependencies, the Debian sid
 # interpreters (3.13-3.15), the free-threaded ones built from Debian's sources
 # (3.13t-3.15t, once per machine: see tests/build-ft-pythons.sh), a -Werror

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach: the live process. /proc parsing, memory reads, ptrace stops.
  *
  * Every function returns 0 (or a count) on success and -errno on failure,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach: remote function calls in one thread of a live process.
  *
  * pk_rcall_run() makes one thread of the target execute

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Regenerates cpython/layouts_gen.c from real CPython headers by compiling
 # and running cpython/gen/offsets.c once per header set. See README.md.
 #

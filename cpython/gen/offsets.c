@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Prints one initializer of struct pk_layout (cpython/layout.h) for the
  * CPython whose headers it is compiled against.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cpython: the interpreter model of a live CPython process.
  *
  * pk_py_open() finds the interpreter in the target (maps + ELF symbols, never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: what an ELF object on disk says about itself.
  *
  * Works on the file only (never on the live process), from a descriptor the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the symbols module: arbitrary bytes as an ELF file.
  *
  * The input goes to a memfd, handed over as pykill hands over a descriptor

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the /proc parsers of the attach module: arbitrary
  * bytes as the text of maps, status, stat, syscall and sched files, and as
  * lines of /proc/net/{tcp,tcp6,udp,udp6,unix}.

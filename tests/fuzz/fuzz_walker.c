@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the interpreter walk (cpython/): arbitrary bytes as
  * the memory of a Python process.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Fake CPython memory images, for the walker's unit tests
  * (tests/unit/test_cpython_hostile.c) and its fuzzer (tests/fuzz/fuzz_walker.c).
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Run a libFuzzer target for the fuzz.* tests (tests/fuzz/CMakeLists.txt).
 #   run-fuzzer.sh replay FUZZER CORPUS WORKDIR MAX_LEN
 #       run every committed input once

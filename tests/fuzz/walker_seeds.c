@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Seeds for fuzz_walker: for every layout of the table, the well-formed
  * image of tests/fuzz/pyimage.h (two threads with stacks and names) in
  * fuzz_walker's input format. Regenerate the committed corpus with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers for the remote-call tests against live targets (tests/inject). */
 #ifndef PK_INJECT_HARNESS_H
 #define PK_INJECT_HARNESS_H

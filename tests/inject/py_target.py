@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python target for test_inject_python: the main thread sleeps in
 time.sleep() (clock_nanosleep, a safe hijack point) and reports how long
 each sleep lasted; a worker loops calling a function (a loop shape that

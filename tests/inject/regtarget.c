@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* regtarget: a target for the remote-call engine that checks, after every
  * blocking system call, that nothing of its state changed.
  *

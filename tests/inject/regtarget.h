@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Layout of struct rt_probe, shared by regtarget.c and regtarget_x86_64.S. */
 #ifndef REGTARGET_H
 #define REGTARGET_H

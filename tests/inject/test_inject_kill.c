@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SIGKILL of the injector at every phase and at random instants: the
  * target must stay healthy (not stopped, not traced, alive, every check of
  * regtarget PASS, sleeps exact) and no call may run twice.

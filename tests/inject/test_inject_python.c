@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A real CPython: borrow the main thread (asleep in time.sleep) to call
  *     g = PyGILState_Ensure(); PyThreadState_SetAsyncExc(worker, SystemExit);
  *     PyGILState_Release(g);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Remote calls into every blocked thread of regtarget, twice per sleep,
  * checking the results and that each thread finds all its state intact and
  * its sleep exactly as long as asked (regtarget checks, we read its verdict).

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: MIT
 """Target for tests/integration/run_escape.py (2.7 and 3.6+): a process whose
 names are hostile to whoever prints them (issue #10, item 5).
 

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: MIT
 """Target of run_insight.py: threads blocked on peers the driver knows.
 
 Runs on every interpreter of the suite (2.7 and 3.6+).

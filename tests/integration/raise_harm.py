@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """pykill raise must never harm the target, whatever the target does
 (issue #10: seccomp filters, tiny stacks, threads that depend on each
 other) and must say the truth about what it did.

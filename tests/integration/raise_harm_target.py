@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: MIT
 """Target for tests/integration/raise_harm.py (2.7 and 3.6+): programs that
 broke pykill's promise never to harm the target (issue #10).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """More integration tests of `pykill raise` (issue #4) on a real CPython.
 
   raise_more.py PYKILL PYTHON [SCENARIO]...

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: MIT
 """Target for the raise tests (2.7 and 3.6+).
 
   raise_target.py EVENT_FD CMD_FD

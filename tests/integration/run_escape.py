@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration test: what a target names cannot spoof pykill's output
 (issue #10, item 5), and AT_FDCWD is printed as such (item 10).
 

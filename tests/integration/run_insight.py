@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration test of what `pykill list` says about blocked threads: how long
 each has been blocked, and what its file descriptor leads to.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration test of `pykill raise` against a real CPython process.
 
   run_raise.py PYKILL PYTHON

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """`pykill list` during a stop-the-world pause (issue #14).
 
   run_stw.py PYKILL PYTHON

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """pykill on processes whose thread list is not a normal program's (issue
 #10): it must read what is there, stop nothing it must not, and say what
 it could not do.

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: MIT
 """Target for tests/integration/thread_lists.py (2.7 and 3.6+): processes
 whose thread list is not what a normal program has (issue #10).
 

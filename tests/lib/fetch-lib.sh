@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared by the scripts that fetch Debian sid binaries into a private
 # directory without installing anything (tests/fetch-pythons.sh,
 # bench/fetch-austin.sh, bench/fetch-gdb.sh): the private apt state, the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The helpers every integration driver and bench harness shares.
 
 A driver finds this file by a path relative to its own file, never the cwd:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach: the parsers behind list's blocked time and fd descriptions
  * (sched's se.exec_start, /proc/net/{tcp,udp,unix} lines), and what a live
  * fd of this test resolves to. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach: freezing the threads of a child process with ptrace stops.
  *
  * The child is a small C program (fork + pthreads) whose threads either

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach: memory of another process (process_vm_readv, /proc/PID/mem),
  * the page cache, writes, and the ops backend. */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach: /proc parsers on crafted text and on this process's own files. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach: the generated system call table and pykill's argument knowledge. */
 #include <stdarg.h>
 #include <stddef.h>

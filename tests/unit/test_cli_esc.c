@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The escaper of the human output (cli/esc.c) and the strings of the JSON
  * writer (cli/json.c): what a target's names can contain (newlines, escape
  * sequences, bytes that are not UTF-8) must reach neither a terminal nor a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one parser of numeric arguments (cli/num.c): digits only, no sign, no
  * blank, no exponent, overflow refused, never wrapped or clamped. */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The chain walker (cpython/chain.c) on lists made of array indices: item
  * i's link is next[i], 0 ends the list. What it must hand out, and where it
  * must stop, whatever shape the list has. */

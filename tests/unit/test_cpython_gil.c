@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cpython/gil.c: which wait on a GIL a futex address is. The ranges are
  * half-open, a slot whose start is 0 is no range, and taking the GIL is
  * told before handing it over (as list shows it). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The interpreter walk on hostile memory: fake images (tests/fuzz/pyimage.h)
  * behind pk_mem_open_ops(), built for every layout of the generated table,
  * then broken on purpose. Each case names the clean outcome it expects: an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cpython/layout: the generated table (cpython/layouts_gen.c) and its lookup.
  *
  * The table comes from headers; these tests hold it against the compiled

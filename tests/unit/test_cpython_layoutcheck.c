@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cpython/layout.c: the table held against the interpreter binaries.
  *
  * pk_py_open compares the layout table with what the binary says (its

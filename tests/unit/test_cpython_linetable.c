@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Line-number decoding for the three table formats, on hand-built tables
  * whose meaning is worked out in the comments from CPython's format notes
  * (Objects/lnotab_notes.txt, Objects/locations.md). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Worker shapes (cpython/shape.c): stacks as pykill read them from real
  * servers (gunicorn gthread, celery's threads pool, asyncio, gevent pywsgi,
  * uwsgi, waitress, cheroot, twisted's thread pool, plain threads; qualified names of 3.11+ and the bare names of

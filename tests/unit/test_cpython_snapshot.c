@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The snapshot's reading, and its bounds.
  *
  * pk_py_snapshot() on a live process whose memory is a fake image: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Thread identity (cpython/threadid.c) on a fake process: C library thread
  * descriptors in a memory image (tests/fuzz/pyimage.h), thread states and
  * live threads given directly. Each case is a shape seen in real servers:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach/cave.c: code caves found in a fake memory image (pk_mem_open_ops)
  * holding an ELF header, program headers and an executable segment whose
  * last page has a tail: zero, too small, dirty, already holding the

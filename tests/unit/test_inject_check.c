@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Hijack-point checks and refusals of the remote-call engine on forked
  * children (same addresses as this process): asleep in nanosleep (safe),
  * in futex, running, stopped, a thread of another process; bad function

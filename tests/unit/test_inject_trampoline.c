@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The trampoline as linked into pykill, decoded with capstone: position
  * independent (every RIP-relative operand and branch stays inside the
  * blob, calls only through registers), exactly one system call, ends with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: "is the instruction before rip a system call?" and the
  * disassembly text, on byte patterns and on real code of this process. */
 #include <stdarg.h>

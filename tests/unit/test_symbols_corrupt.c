@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: damaged objects must fail cleanly (an error code and a message)
  * or open and answer; never crash, hang or read out of bounds. The base
  * object is this test's own executable (symbols, notes, debug info) and, when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: the ELF reader against real objects on this machine (pyenv
  * libpythons, Debian's static non-PIE python3.11, the libraries this test is
  * linked with). A test whose file is absent is skipped. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* symbols: small ELF objects built by the test, byte by byte, to reach the
  * cases real files do not show on this machine (versioned .symtab names,
  * 32-bit objects, segments whose file image ends early, tail-merged version

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the unit tests (included by a test_*.c, after cmocka). */
 #ifndef PK_UNIT_UTIL_H
 #define PK_UNIT_UTIL_H

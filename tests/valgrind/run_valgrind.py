@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """pykill under valgrind against a real CPython process.
 
   run_valgrind.py VALGRIND PYKILL PYTHON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attach/arch/x86_64: what the remote-call engine (inject.c) needs from the
  * architecture. Every architecture provides the same functions (pk_arch_*)
  * and the frame contract below; inject.c holds the arch-neutral logic.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* x86_64 part of the remote-call engine: registers, extended state, the
  * system-call restart rules, the frame and the trampoline's bytes. */
 #include "arch-priv.h"

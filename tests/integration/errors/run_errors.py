@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of pykill's failures: exit status and message.
 
   run_errors.py CASE PYKILL [PYTHON...] [--tracer=TRACER]

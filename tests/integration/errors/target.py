@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A small CPython process for the error-case tests: one busy thread.
 
   target.py READY_FD CMD_FD

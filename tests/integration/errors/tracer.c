@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Test helper: hold a process traced, like a debugger left attached would.
  *
  *   tracer PID

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests: a target must not turn pykill, run as root, against its host.
 
   run_hostsafe.py SCENARIO PYKILL PYTHON

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A Python process that turns the paths of its own mappings against pykill.
 
   target.py READY_FD CMD_FD ACTION...

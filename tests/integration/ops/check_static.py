@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A PYKILL_STATIC build needs neither libelf, nor capstone, nor their
 compression libraries at run time.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A program that looks like a CPython pykill has no layout for: it exports
  * _PyRuntime and Py_Version (3.99.0 final) and has no _Py_DebugOffsets
  * cookie. `pykill ps` must list it with the reason, not hide it. Built

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared helpers of the ops tests: targets, /proc polling, failing and skipping."""
 import os
 import sys

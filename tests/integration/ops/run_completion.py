@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The bash completion of pykill, driven as readline drives it.
 
   run_completion.py PYKILL COMPLETION_FILE PYTHON

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """pykill against a target in its own PID and mount namespaces (a container
 as the kernel sees one), from the host.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The install tree and the Debian package.
 
   run_package.py BUILD_DIR SOURCE_DIR CPACK STATIC(ON|OFF)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration test of `pykill ps`.
 
   run_ps.py PYKILL PYTHON [OTHER_PYTHON...] [--unsupported=FAKEPY]

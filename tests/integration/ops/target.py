@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A small Python worker for the ops tests (2.7 and 3.x).
 
   target.py READY_FD CMD_FD SLEEPERS

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Thread identity against a real uwsgi (issue #11): list and raise in its worker.
 
   run_uwsgi.py PYKILL CASE

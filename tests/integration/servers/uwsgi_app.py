@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The WSGI application run_uwsgi.py serves through a real uwsgi (mounted once,
 or twice as /a and /b: then each mount has its own interpreter unless
 --single-interpreter).

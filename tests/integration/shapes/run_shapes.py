@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """pykill raise against real servers: it must say what an exception does in
 the thread's shape before doing anything, refuse what ends a pool thread for
 good or the server (issue #11, items 5 and 7), and what it says must be what

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The request handlers every shapes server runs (WSGI for gunicorn and
 gevent; the asyncio, thread and pool servers and celery call handle_hang and
 barrier_wait directly).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A celery app on kombu's filesystem transport (no broker), its folder from
 PK_SHAPES_CELERY_DIR, for the threads pool. Tasks run the handlers of
 shapes_app; events also say when the worker is ready and when a task ends."""

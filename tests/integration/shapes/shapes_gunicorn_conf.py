@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """gunicorn hooks of the shapes test: say when the worker is ready, and when
 the arbiter sees a worker exit."""
 import os

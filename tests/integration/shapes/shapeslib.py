@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared helpers of the shapes tests: real servers started on a loopback
 listener chosen at run time, an event pipe every server process writes its
 events to (ready, hang, landed, finally...), HTTP requests, and pykill.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """An asyncio HTTP/1.0 server on the listening socket whose fd is argv[1]:
 the routes of shapes_app, each request a task of one event loop (the main
 thread's). A handler that raises an Exception answers 500."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """cheroot's WSGI server (CherryPy's: argv[2] WorkerThreads) on the
 listening socket whose fd is argv[1], running shapes_app."""
 import socket

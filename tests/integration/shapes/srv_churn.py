@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A ThreadPoolExecutor of one worker kept busy with short jobs (2 ms of
 Python, then 2 ms between jobs, back to back): a raise may find the worker
 in a job or between two, and between the reading and the write the job may

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """gevent's pywsgi server, monkey-patched, on the listening socket whose fd is
 argv[1], running shapes_app (every request a greenlet of the main thread)."""
 from gevent import monkey

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A pool worker in a pure-Python job while the main thread holds the GIL
 in a C call for 6 s (ctypes.PyDLL: the call keeps it): the worker sleeps
 on the GIL. Says "ready <worker TID>" once the job runs and the hold

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A threaded HTTP/1.0 server on the listening socket whose fd is argv[2],
 with argv[3] workers, of one of two kinds (argv[1]):
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """twisted.web's WSGIResource on the reactor's thread pool (argv[2]
 threads) on the listening socket whose fd is argv[1], running shapes_app."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """waitress (its ThreadedTaskDispatcher: argv[2] handler threads) on the
 listening socket whose fd is argv[1], running shapes_app."""
 import socket

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Stress and fault tests of `pykill list` against real CPython targets.
 
   run_stress.py CASE PYKILL PYTHON

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# SPDX-License-Identifier: MIT
 """A CPython process that watches itself while pykill is done to it.
 
 Runs on every interpreter of the suite (2.7 and 3.6+). Protocol:
