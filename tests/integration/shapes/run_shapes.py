@@ -345,6 +345,13 @@ def sc_pool(python):
 SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(os.uname()[4])
 
 
+def gil_disabled(python):
+    """A free-threaded build running without its GIL (3.13t+)."""
+    out = __import__("subprocess").check_output(
+        [python, "-c", "import sys; print(int(not getattr(sys, '_is_gil_enabled', lambda: True)()))"])
+    return out.strip() == b"1"
+
+
 def version_tuple(python):
     out = __import__("subprocess").check_output([python, "-c", "import sys; print('%d %d' % sys.version_info[:2])"])
     return tuple(int(x) for x in out.split())
@@ -356,12 +363,19 @@ def pool_gil_held(python):
     --force writes anyway (the worker may be in the eval loop's check that
     takes a new exception only after the job); --force queues it. Older
     versions queue it at once. Either way it fails the job once the GIL
-    is free, and the worker lives."""
+    is free, and the worker lives. A free-threaded build without its GIL:
+    nothing waits, the job fails at once."""
     tmp = tempfile.mkdtemp(prefix="pk-shapes-gilheld-")
     srv = Server([python, os.path.join(HERE, "srv_gilheld.py")], log_path=os.path.join(tmp, "gilheld.log"))
     try:
         worker = int(srv.expect("ready ", 60, "the GIL-holding program").split()[1])
         pid = srv.proc.pid
+        if gil_disabled(python):
+            rc, r, err = raise_json(pid, worker, "RuntimeError")
+            check(rc == 0 and r["verdict"] == "delivered", "no GIL: want delivered at once: %d %r %s" % (rc, r, err))
+            srv.expect("job-failed RuntimeError", 10, "the GIL-holding program")
+            check(thread_alive(pid, worker), "no GIL: the worker ended: %s" % srv.tail(12))
+            return "no GIL (free-threaded): delivered at once beside the C call, the worker lives"
         wait_blocked(pid, worker, "the worker, waiting for the GIL", syscall=SYS_FUTEX, limit=5,
                      error=lambda msg: check(False, msg))
         rc, r, err = raise_json(pid, worker, "RuntimeError", "--wait", "0.3")
