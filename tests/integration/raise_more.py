@@ -464,6 +464,21 @@ def sc_samethread(binary, python):
     print("  samethread: (exception, exit status) counts %r" % dict(counts))
 
 
+def interruptible(argv):
+    """pykill started with SIGINT's default action, as from a terminal, even
+    if this test runs with it ignored."""
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_queued(binary, pid, tid, what):
+    """Until list says an exception is queued for tid (its X flag)."""
+    pktest.wait_until(lambda: any(r["tid"] == tid and r.get("async_exc_pending")
+                                  for r in (pktest.pykill_json(binary, "list", "--json", str(pid))[1] or
+                                            {"threads": []})["threads"]),
+                      what, limit=10, error=throw)
+
+
 def sc_sigint(binary, python):
     """Ctrl-C of pykill while it raises into a thread in a long sleep."""
     rng = random.Random(SEED)
@@ -482,10 +497,7 @@ def sc_sigint(binary, python):
             sl = t.expect_json("sleeping")
             wait_in_syscall(t.pid, sl["tid"])
             wait_in_syscall(t.pid, t.main_tid, SYSCALLS["read"])
-            # SIGINT as from a terminal, even if this test runs with it ignored.
-            p = subprocess.Popen([binary, "raise", "--wait", "5", str(t.pid), str(sl["tid"])],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            p = interruptible([binary, "raise", "--wait", "5", str(t.pid), str(sl["tid"])])
             time.sleep(delay)
             p.send_signal(signal.SIGINT)
             try:
@@ -526,17 +538,10 @@ def sc_sigint(binary, python):
         sl = t.expect_json("sleeping")
         wait_in_syscall(t.pid, sl["tid"])
         wait_in_syscall(t.pid, t.main_tid, SYSCALLS["read"])
-        holder = subprocess.Popen([binary, "raise", "--wait", "8", str(t.pid), str(sl["tid"])],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        holder = interruptible([binary, "raise", "--wait", "8", str(t.pid), str(sl["tid"])])
         # The holder has queued once the thread's state says so (list's X flag).
-        pktest.wait_until(lambda: any(r["tid"] == sl["tid"] and r.get("async_exc_pending")
-                                      for r in (pktest.pykill_json(binary, "list", "--json", str(t.pid))[1] or
-                                                {"threads": []})["threads"]),
-                          "the first pykill queued its exception", limit=10, error=throw)
-        waiter = subprocess.Popen([binary, "raise", "--wait", "8", str(t.pid), str(sl["tid"]), "KeyError"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        wait_queued(binary, t.pid, sl["tid"], "the first pykill queued its exception")
+        waiter = interruptible([binary, "raise", "--wait", "8", str(t.pid), str(sl["tid"]), "KeyError"])
         # Waiting on the claim: asleep between its tries to bind it.
         pktest.wait_blocked(waiter.pid, waiter.pid, syscall=SYSCALLS["clock_nanosleep"], limit=10, error=throw)
         t0 = time.time()
@@ -558,13 +563,9 @@ def sc_sigint(binary, python):
         sl = t.expect_json("sleeping")
         wait_in_syscall(t.pid, sl["tid"])
         wait_in_syscall(t.pid, t.main_tid, SYSCALLS["read"])
-        p = subprocess.Popen([binary, "raise", "--json", "--wait", "8", "--withdraw-if-pending", str(t.pid),
-                              str(sl["tid"])], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        pktest.wait_until(lambda: any(r["tid"] == sl["tid"] and r.get("async_exc_pending")
-                                      for r in (pktest.pykill_json(binary, "list", "--json", str(t.pid))[1] or
-                                                {"threads": []})["threads"]),
-                          "--withdraw-if-pending's exception queued", limit=10, error=throw)
+        p = interruptible([binary, "raise", "--json", "--wait", "8", "--withdraw-if-pending", str(t.pid),
+                           str(sl["tid"])])
+        wait_queued(binary, t.pid, sl["tid"], "--withdraw-if-pending's exception queued")
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=5)
         r = json.loads(out.decode()) if out.strip() else {}
