@@ -10,26 +10,25 @@
 
 #include <string.h>
 
+/* The field at off in the GIL struct at gil, size bytes (the table's; else
+ * glibc's pthread_cond_t, 48, or pthread_mutex_t, 40): [*lo, *hi). A field
+ * the table does not have is left empty. */
+static void field_range(uint64_t gil, int32_t off, int32_t size, uint64_t size_default, uint64_t *lo, uint64_t *hi)
+{
+	if (off < 0)
+		return;
+	*lo = gil + (uint64_t)off;
+	*hi = *lo + (size > 0 ? (uint64_t)size : size_default);
+}
+
 static void gil_from_struct(struct pk_py *py, uint64_t gil, struct pk_gil_info *g)
 {
 	const struct pk_layout *L = &py->layout;
 
-	if (L->gil_cond >= 0) {
-		g->wait_lo[0] = gil + (uint64_t)L->gil_cond;
-		g->wait_hi[0] = g->wait_lo[0] + (uint64_t)(L->gil_cond_size > 0 ? L->gil_cond_size : 48);
-	}
-	if (L->gil_mutex >= 0) {
-		g->wait_lo[1] = gil + (uint64_t)L->gil_mutex;
-		g->wait_hi[1] = g->wait_lo[1] + (uint64_t)(L->gil_mutex_size > 0 ? L->gil_mutex_size : 40);
-	}
-	if (L->gil_switch_cond >= 0) {
-		g->drop_lo[0] = gil + (uint64_t)L->gil_switch_cond;
-		g->drop_hi[0] = g->drop_lo[0] + (uint64_t)(L->gil_switch_cond_size > 0 ? L->gil_switch_cond_size : 48);
-	}
-	if (L->gil_switch_mutex >= 0) {
-		g->drop_lo[1] = gil + (uint64_t)L->gil_switch_mutex;
-		g->drop_hi[1] = g->drop_lo[1] + (uint64_t)(L->gil_switch_mutex_size > 0 ? L->gil_switch_mutex_size : 40);
-	}
+	field_range(gil, L->gil_cond, L->gil_cond_size, 48, &g->wait_lo[0], &g->wait_hi[0]);
+	field_range(gil, L->gil_mutex, L->gil_mutex_size, 40, &g->wait_lo[1], &g->wait_hi[1]);
+	field_range(gil, L->gil_switch_cond, L->gil_switch_cond_size, 48, &g->drop_lo[0], &g->drop_hi[0]);
+	field_range(gil, L->gil_switch_mutex, L->gil_switch_mutex_size, 40, &g->drop_lo[1], &g->drop_hi[1]);
 }
 
 static void read_gil(struct pk_py *py, uint64_t interp, struct pk_gil_info *g)
